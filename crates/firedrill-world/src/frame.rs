@@ -1,0 +1,278 @@
+//! Per-tick telemetry frames: the compact state record that every metric, log and trace is rendered from.
+//!
+//! One [`ServiceFrame`] per service per tick, plain data of fixed size, kept in a ring of bounded retention that
+//! is allocated once. Rendering series from frames on demand (rather than writing every series every tick) keeps
+//! the tick free of allocation and hashing.
+
+use crate::topology::MAX_REPLICAS;
+
+/// Health of a service, derived from its frame (never set directly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[repr(u8)]
+pub enum Health {
+    /// Within objectives.
+    #[default]
+    Healthy = 0,
+    /// Noticeably worse: some errors, slow, or short of replicas.
+    Degraded = 1,
+    /// Failing a large share of requests or very slow.
+    Unhealthy = 2,
+    /// No ready replica.
+    Down = 3,
+}
+
+impl Health {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "healthy",
+            Health::Degraded => "degraded",
+            Health::Unhealthy => "unhealthy",
+            Health::Down => "down",
+        }
+    }
+}
+
+/// Why most failed requests of a service failed this tick (drives log lines and status codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(u8)]
+pub enum ErrorCause {
+    /// No notable failures.
+    #[default]
+    None = 0,
+    /// Its own background errors or a bad version.
+    Internal,
+    /// Overloaded: requests shed or timed out in its own queue.
+    Overload,
+    /// No ready replica.
+    Unavailable,
+    /// A dependency timed out (see `err_dep`).
+    UpstreamTimeout,
+    /// A dependency answered with errors (see `err_dep`).
+    UpstreamError,
+    /// Waiting for a pooled connection timed out (see `err_dep`).
+    PoolTimeout,
+    /// The volume is full.
+    DiskFull,
+    /// TLS handshakes to a dependency failed (see `err_dep`).
+    TlsHandshake,
+    /// Name resolution failed (see `err_dep`).
+    DnsResolution,
+    /// A dependency could not be reached (see `err_dep`).
+    Unreachable,
+    /// Waiting on a row lock timed out.
+    LockTimeout,
+    /// Rejected by the rate limiter.
+    RateLimited,
+}
+
+/// One service's state at the end of one tick.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ServiceFrame {
+    /// Requests per second arriving.
+    pub offered_rps: f32,
+    /// Requests per second admitted past the rate limiter to a ready replica.
+    pub admitted_rps: f32,
+    /// Requests per second answered with a server error (5xx).
+    pub error_rps: f32,
+    /// Requests per second rejected by the rate limiter (429).
+    pub rejected_rps: f32,
+    /// Median latency of answered requests, in ms.
+    pub latency_median_ms: f32,
+    /// Log-normal spread of latency.
+    pub latency_sigma: f32,
+    /// CPU in use, in cores, over all replicas.
+    pub cpu_cores: f32,
+    /// CPU limit per replica, in cores.
+    pub cpu_limit_cores: f32,
+    /// Memory limit per replica, in MiB.
+    pub memory_limit_mb: f32,
+    /// Working set per replica slot, in MiB (0 for an empty or dead slot).
+    pub replica_memory_mb: [f32; MAX_REPLICAS],
+    /// Ready replicas.
+    pub ready: u8,
+    /// Desired replicas.
+    pub desired: u8,
+    /// Pods that exist (any phase but empty).
+    pub pods: u8,
+    /// Pods waiting for cluster quota.
+    pub pending: u8,
+    /// Index of the version most replicas run.
+    pub version: u8,
+    /// Why most failures happened.
+    pub err_cause: ErrorCause,
+    /// The dependency involved in `err_cause`, if any (`u16::MAX` if none).
+    pub err_dep: u16,
+    /// Derived health.
+    pub health: Health,
+    /// Pooled connections in use (sum over the service's pools, per replica average).
+    pub pool_in_use: f32,
+    /// Pool size per replica (sum over the service's pools).
+    pub pool_max: f32,
+    /// Calls per second that gave up waiting for a pooled connection.
+    pub pool_timeouts_rps: f32,
+    /// Mean wait for a pooled connection, in ms.
+    pub pool_wait_ms: f32,
+    /// Mean wait on row locks per query (databases), in ms.
+    pub lock_wait_ms: f32,
+    /// Volume used, in GiB.
+    pub disk_used_gb: f32,
+    /// Volume size, in GiB (0 without a volume).
+    pub disk_size_gb: f32,
+    /// Seconds until the certificate loaded by the oldest ready replica expires (negative once expired; NaN
+    /// without TLS).
+    pub cert_expires_in_s: f32,
+    /// Outgoing calls per second that failed name resolution.
+    pub dns_failures_rps: f32,
+    /// Outgoing calls per second that failed the TLS handshake.
+    pub tls_failures_rps: f32,
+    /// Messages per second published.
+    pub published_hz: f32,
+    /// Messages per second delivered to this service as a reader.
+    pub delivered_hz: f32,
+    /// Messages per second consumed.
+    pub consumed_hz: f32,
+    /// Messages waiting in this service's subscriptions.
+    pub queue_depth: f32,
+    /// Subscriptions with no matching writer (QoS incompatible).
+    pub qos_mismatches: u8,
+    /// Cache hit ratio (caches).
+    pub cache_hit_ratio: f32,
+    /// Database connections open (databases).
+    pub db_connections: f32,
+    /// Log lines per second written (before any pipeline drop).
+    pub log_lines_per_s: f32,
+    /// Share of log lines the telemetry pipeline drops, in [0, 1].
+    pub log_drop_ratio: f32,
+    /// Requests answered since the world began (all outcomes).
+    pub requests_total: f64,
+    /// Server errors since the world began.
+    pub errors_total: f64,
+    /// Rate-limited requests since the world began.
+    pub rejected_total: f64,
+    /// CPU seconds since the world began.
+    pub cpu_seconds_total: f64,
+    /// Container restarts since the world began.
+    pub restarts_total: u32,
+    /// OOM kills since the world began.
+    pub oom_kills_total: u32,
+}
+
+impl ServiceFrame {
+    /// Share of offered requests that failed (5xx or 429).
+    pub fn error_ratio(&self) -> f64 {
+        if self.offered_rps <= 0.0 {
+            0.0
+        } else {
+            ((self.error_rps + self.rejected_rps) / self.offered_rps).clamp(0.0, 1.0) as f64
+        }
+    }
+
+    /// 99th percentile latency, in ms.
+    pub fn p99_ms(&self) -> f64 {
+        self.latency_median_ms as f64 * (2.326_347_874 * self.latency_sigma as f64).exp()
+    }
+
+    /// Average working set over live replicas, in MiB.
+    pub fn memory_mb_avg(&self) -> f64 {
+        let (sum, n) = self
+            .replica_memory_mb
+            .iter()
+            .filter(|m| **m > 0.0)
+            .fold((0.0f64, 0u32), |(s, n), m| (s + *m as f64, n + 1));
+        if n == 0 { 0.0 } else { sum / n as f64 }
+    }
+
+    /// Highest working set over replicas, in MiB.
+    pub fn memory_mb_max(&self) -> f64 {
+        self.replica_memory_mb.iter().fold(0.0f64, |m, x| m.max(*x as f64))
+    }
+
+    /// CPU utilisation of the limit, in [0, 1].
+    pub fn cpu_utilisation(&self) -> f64 {
+        let limit = self.cpu_limit_cores as f64 * self.ready.max(1) as f64;
+        if limit <= 0.0 { 0.0 } else { (self.cpu_cores as f64 / limit).clamp(0.0, 1.0) }
+    }
+}
+
+/// A ring of frames: `capacity_ticks` ticks of `n` services, allocated once.
+#[derive(Debug)]
+pub struct FrameRing {
+    n: usize,
+    capacity_ticks: usize,
+    /// Frames, tick-major; slot `(tick % capacity) * n + service`.
+    frames: Vec<ServiceFrame>,
+    /// The first tick still held.
+    first_tick: u64,
+    /// One past the last tick held.
+    end_tick: u64,
+}
+
+impl Clone for FrameRing {
+    // Cloning keeps the full capacity, so a forked world's ticks do not allocate either.
+    fn clone(&self) -> Self {
+        let mut frames = Vec::with_capacity(self.frames.capacity());
+        frames.extend_from_slice(&self.frames);
+        FrameRing { n: self.n, capacity_ticks: self.capacity_ticks, frames, first_tick: self.first_tick, end_tick: self.end_tick }
+    }
+}
+
+impl FrameRing {
+    /// An empty ring for `n` services holding `capacity_ticks` ticks.
+    pub fn new(n: usize, capacity_ticks: usize) -> FrameRing {
+        let capacity_ticks = capacity_ticks.max(1);
+        FrameRing { n, capacity_ticks, frames: Vec::with_capacity(n * capacity_ticks), first_tick: 0, end_tick: 0 }
+    }
+
+    /// Stores the frames of tick `tick` (must be the next tick), evicting the oldest tick when full (callers
+    /// that keep baselines read [`FrameRing::oldest`] first).
+    pub fn push(&mut self, tick: u64, frames: &[ServiceFrame]) {
+        debug_assert_eq!(frames.len(), self.n);
+        debug_assert!(self.end_tick == 0 || tick == self.end_tick);
+        if self.end_tick == 0 && self.frames.is_empty() {
+            self.first_tick = tick;
+        }
+        let slot = (tick as usize % self.capacity_ticks) * self.n;
+        if self.frames.len() < self.n * self.capacity_ticks {
+            self.frames.extend_from_slice(frames);
+        } else {
+            self.frames[slot..slot + self.n].copy_from_slice(frames);
+            self.first_tick += 1;
+        }
+        self.end_tick = tick + 1;
+    }
+
+    /// Whether the next push evicts a tick.
+    pub fn is_full(&self) -> bool {
+        self.frames.len() >= self.n * self.capacity_ticks
+    }
+
+    /// The frames of the oldest tick held.
+    pub fn oldest(&self) -> Option<&[ServiceFrame]> {
+        self.tick(self.first_tick)
+    }
+
+    /// First tick held.
+    pub fn first_tick(&self) -> u64 {
+        self.first_tick
+    }
+
+    /// One past the last tick held.
+    pub fn end_tick(&self) -> u64 {
+        self.end_tick
+    }
+
+    /// All services' frames at a tick, if held.
+    pub fn tick(&self, tick: u64) -> Option<&[ServiceFrame]> {
+        if tick < self.first_tick || tick >= self.end_tick {
+            return None;
+        }
+        let slot = (tick as usize % self.capacity_ticks) * self.n;
+        self.frames.get(slot..slot + self.n)
+    }
+
+    /// One service's frame at a tick, if held.
+    pub fn get(&self, tick: u64, service: usize) -> Option<&ServiceFrame> {
+        self.tick(tick).and_then(|f| f.get(service))
+    }
+}

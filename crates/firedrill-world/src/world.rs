@@ -1,0 +1,1470 @@
+//! The world: per-service state, the tick that advances it, and its read accessors.
+//!
+//! Everything here is causal: a tick computes load, capacity, latency and errors from state and topology, then
+//! evolves resources (memory, pools, disks, certificates, queues) from those. Health is derived in the frame and
+//! never stored. All randomness comes from the world's one seeded generator.
+
+// Per-slot arrays (replicas, frames, scratch) are walked together by index, which reads better than zips.
+#![allow(clippy::needless_range_loop)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+
+use crate::changes::ChangeRecord;
+use crate::config::ConfigEffects;
+use crate::events::{Event, EventKind, EventLog};
+use crate::frame::{ErrorCause, FrameRing, Health, ServiceFrame};
+use crate::spec::{Behaviour, Qos, ServiceKind};
+use crate::topology::{MAX_REPLICAS, ServiceId, Topology};
+
+/// Upper bounds of the latency histogram buckets, in seconds (the classic Prometheus defaults).
+pub const LATENCY_BUCKETS_S: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// How a world is built.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorldOptions {
+    /// Ticks of frames kept (default: 6 hours at 15 s).
+    pub retention_ticks: usize,
+    /// Events kept.
+    pub event_capacity: usize,
+    /// Unix time of the world's second zero, for rendering timestamps.
+    pub epoch_unix_s: i64,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        WorldOptions { retention_ticks: 1440, event_capacity: 16_384, epoch_unix_s: 1_772_434_800 }
+    }
+}
+
+/// Lifecycle phase of a replica slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// No pod.
+    #[default]
+    Empty,
+    /// Waiting for cluster quota.
+    Pending,
+    /// Process started, not yet ready.
+    Starting,
+    /// Ready and serving.
+    Running,
+    /// Crashed; waiting for the next start.
+    BackOff,
+    /// Shutting down.
+    Terminating,
+}
+
+/// One replica slot.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Replica {
+    /// Phase.
+    pub phase: Phase,
+    /// When the current phase ends (Starting, BackOff, Terminating).
+    pub until_s: f64,
+    /// When the current process started.
+    pub started_s: f64,
+    /// Version index it runs.
+    pub version: u8,
+    /// Steady (non-leaked) working set, MiB.
+    pub mem_base_mb: f64,
+    /// Leaked memory, MiB.
+    pub leaked_mb: f64,
+    /// Leaked pooled connections.
+    pub leaked_conns: f64,
+    /// Container restarts of this pod.
+    pub restarts: u32,
+    /// Next back-off, seconds.
+    pub backoff_s: f64,
+    /// Expiry of the certificate this process loaded.
+    pub cert_expiry_s: f64,
+    /// Pod serial number (names the pod).
+    pub serial: u32,
+    /// Per-replica jitter in [-1, 1], fixed at creation, so replicas do not move in lock-step.
+    pub jitter: f64,
+}
+
+impl Replica {
+    /// Whether the pod exists and counts against quota.
+    pub fn is_scheduled(&self) -> bool {
+        matches!(self.phase, Phase::Starting | Phase::Running | Phase::BackOff | Phase::Terminating)
+    }
+
+    /// Whether the pod exists and is not going away.
+    pub fn is_live(&self) -> bool {
+        !matches!(self.phase, Phase::Empty | Phase::Terminating)
+    }
+}
+
+/// Mutable state of one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceState {
+    /// Replica slots.
+    pub replicas: [Replica; MAX_REPLICAS],
+    /// Desired replicas.
+    pub desired: u32,
+    /// Version index the deployment targets.
+    pub version: u8,
+    /// Memory limit per pod, MiB (pod template).
+    pub memory_mb: u32,
+    /// CPU limit per pod, millicores (pod template).
+    pub cpu_millis: u32,
+    /// Configuration.
+    pub config: BTreeMap<String, String>,
+    /// Parsed effect of the configuration.
+    pub fx: ConfigEffects,
+    /// Enabled flags, bit per flag index.
+    pub flags: u64,
+    /// Autoscaler floor (raised when someone scales by hand).
+    pub hpa_min: u32,
+    /// Since when the autoscaler has wanted fewer replicas.
+    pub hpa_low_since: Option<f64>,
+    /// Volume size, GiB.
+    pub disk_size_gb: f64,
+    /// Data on the volume, GiB.
+    pub disk_data_gb: f64,
+    /// Logs on the volume, GiB.
+    pub disk_log_gb: f64,
+    /// Share of its CPU limit the service actually gets (noisy neighbours).
+    pub cpu_share: f64,
+    /// Whether its network is detached.
+    pub detached: bool,
+    /// Extra error ratio (external dependency outage).
+    pub outage_error_ratio: f64,
+    /// Latency factor (external dependency degradation).
+    pub outage_latency_factor: f64,
+    /// Expiry of the certificate currently in the secret.
+    pub secret_cert_expiry_s: f64,
+    /// When a renewed certificate lands in the secret, and its expiry.
+    pub cert_renewal: Option<(f64, f64)>,
+    /// Rate limiter tokens.
+    pub tokens: f64,
+    /// Cumulative counters.
+    pub requests_total: f64,
+    /// Cumulative server errors.
+    pub errors_total: f64,
+    /// Cumulative rate-limited requests.
+    pub rejected_total: f64,
+    /// Cumulative CPU seconds.
+    pub cpu_seconds_total: f64,
+    /// Cumulative restarts.
+    pub restarts_total: u32,
+    /// Cumulative OOM kills.
+    pub oom_kills_total: u32,
+    /// When each throttled event kind was last logged (see `EVENT_SLOTS`).
+    last_event_s: [f64; EVENT_SLOTS],
+}
+
+const EVENT_SLOTS: usize = 8;
+const SLOT_POOL: usize = 0;
+const SLOT_DISK: usize = 1;
+const SLOT_CERT: usize = 2;
+const SLOT_LOCK: usize = 3;
+const SLOT_QUEUE: usize = 4;
+const SLOT_RATE: usize = 5;
+const SLOT_SCHED: usize = 6;
+const SLOT_TELEMETRY: usize = 7;
+
+/// How often a condition that persists is logged again, in seconds.
+const EVENT_REPEAT_S: f64 = 60.0;
+
+/// Per-reader subscription state (flattened over topics).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Subscription {
+    /// Topic index.
+    pub topic: u16,
+    /// Reader index within the topic.
+    pub reader: u16,
+    /// Reading service.
+    pub service: ServiceId,
+    /// Requested QoS (a fault can change it).
+    pub qos: Qos,
+    /// Messages waiting.
+    pub depth: f64,
+}
+
+/// Per-writer publication state (flattened over topics).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Publication {
+    /// Topic index.
+    pub topic: u16,
+    /// Writing service.
+    pub service: ServiceId,
+    /// Offered QoS (a fault can change it).
+    pub qos: Qos,
+    /// Nominal rate.
+    pub rate_hz: f64,
+}
+
+/// Scratch arrays reused every tick, so ticking never allocates.
+#[derive(Debug, Clone, Default)]
+struct Scratch {
+    offered: Vec<f64>,
+    admitted: Vec<f64>,
+    rejected: Vec<f64>,
+    unavailable: Vec<f64>,
+    err_seen: Vec<f64>,
+    median_ms: Vec<f64>,
+    sigma: Vec<f64>,
+    ready: Vec<u32>,
+    lock_load: Vec<f64>,
+    lock_hold_sum: Vec<f64>,
+    behaviour: Vec<Behaviour>,
+    edge_calls: Vec<f64>,
+    tls_bad: Vec<f64>,
+}
+
+/// The simulated system.
+#[derive(Debug, Clone)]
+pub struct World {
+    topology: Arc<Topology>,
+    seed: u64,
+    rng: ChaCha8Rng,
+    tick: u64,
+    now_s: f64,
+    epoch_unix_s: i64,
+    services: Vec<ServiceState>,
+    /// Per edge: probability an attempt failed last tick (drives retries).
+    edge_pfail: Vec<f64>,
+    subscriptions: Vec<Subscription>,
+    publications: Vec<Publication>,
+    traffic_factor: f64,
+    pod_serial: u32,
+    frames: Vec<ServiceFrame>,
+    ring: FrameRing,
+    /// Latency-histogram counts of evicted ticks, per service and bucket (plus +Inf last).
+    bucket_baseline: Vec<[f64; LATENCY_BUCKETS_S.len() + 1]>,
+    /// Latency sum of evicted ticks, per service, in seconds.
+    latency_sum_baseline: Vec<f64>,
+    events: EventLog,
+    changes: Vec<ChangeRecord>,
+    scratch: Scratch,
+}
+
+impl World {
+    /// Builds a world in its initial steady state at second zero. Nothing has been simulated yet.
+    pub fn new(topology: Arc<Topology>, seed: u64, options: WorldOptions) -> World {
+        let n = topology.len();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(1);
+        let mut world = World {
+            seed,
+            rng,
+            tick: 0,
+            now_s: 0.0,
+            epoch_unix_s: options.epoch_unix_s,
+            services: Vec::with_capacity(n),
+            edge_pfail: vec![0.0; topology.edges.len()],
+            subscriptions: Vec::new(),
+            publications: Vec::new(),
+            traffic_factor: 1.0,
+            pod_serial: 0,
+            frames: vec![ServiceFrame::default(); n],
+            ring: FrameRing::new(n, options.retention_ticks),
+            bucket_baseline: vec![[0.0; LATENCY_BUCKETS_S.len() + 1]; n],
+            latency_sum_baseline: vec![0.0; n],
+            events: EventLog::new(options.event_capacity),
+            changes: Vec::new(),
+            scratch: Scratch::default(),
+            topology: topology.clone(),
+        };
+        for (ti, topic) in topology.topics.iter().enumerate() {
+            for (ri, r) in topic.readers.iter().enumerate() {
+                world.subscriptions.push(Subscription {
+                    topic: ti as u16,
+                    reader: ri as u16,
+                    service: r.service,
+                    qos: r.qos,
+                    depth: 0.0,
+                });
+            }
+            for w in &topic.writers {
+                world.publications.push(Publication {
+                    topic: ti as u16,
+                    service: w.service,
+                    qos: w.qos,
+                    rate_hz: w.rate_hz,
+                });
+            }
+        }
+        for svc in &topology.services {
+            let spec = &svc.spec;
+            let version = svc.version_index(&spec.version).unwrap_or(0) as u8;
+            let mut flags = 0u64;
+            for (i, f) in spec.flags.iter().enumerate() {
+                if f.enabled && i < 64 {
+                    flags |= 1 << i;
+                }
+            }
+            let desired = match spec.autoscale {
+                Some(a) => spec.replicas.clamp(a.min, a.max),
+                None => spec.replicas,
+            };
+            let (secret_cert_expiry_s, cert_renewal) = match spec.tls {
+                Some(t) => (t.expires_at_s, t.renewed_at_s.map(|at| (at, t.expires_at_s + 90.0 * 86_400.0))),
+                None => (f64::INFINITY, None),
+            };
+            let disk = spec.disk;
+            let mut state = ServiceState {
+                replicas: [Replica::default(); MAX_REPLICAS],
+                desired,
+                version,
+                memory_mb: spec.memory_mb,
+                cpu_millis: spec.cpu_millis,
+                fx: ConfigEffects::from_config(&spec.config),
+                config: spec.config.clone(),
+                flags,
+                hpa_min: spec.autoscale.map(|a| a.min).unwrap_or(0),
+                hpa_low_since: None,
+                disk_size_gb: disk.map(|d| d.size_gb).unwrap_or(0.0),
+                disk_data_gb: disk.map(|d| d.data_gb).unwrap_or(0.0),
+                disk_log_gb: 0.0,
+                cpu_share: 1.0,
+                detached: false,
+                outage_error_ratio: 0.0,
+                outage_latency_factor: 1.0,
+                secret_cert_expiry_s,
+                cert_renewal,
+                tokens: 0.0,
+                requests_total: 0.0,
+                errors_total: 0.0,
+                rejected_total: 0.0,
+                cpu_seconds_total: 0.0,
+                restarts_total: 0,
+                oom_kills_total: 0,
+                last_event_s: [f64::NEG_INFINITY; EVENT_SLOTS],
+            };
+            if let Some(d) = disk {
+                // Logs already on the volume: what retention keeps at the configured level.
+                state.disk_log_gb = d.log_mb_per_min
+                    * desired as f64
+                    * state.fx.log_level.volume_factor()
+                    * state.fx.log_retention_min
+                    / 1024.0;
+            }
+            // Pods already up and warmed, started at staggered times in the past.
+            for r in 0..desired as usize {
+                let jitter = uniform(&mut world.rng) * 2.0 - 1.0;
+                world.pod_serial += 1;
+                state.replicas[r] = Replica {
+                    phase: Phase::Running,
+                    until_s: 0.0,
+                    started_s: -86_400.0 * (1.0 + uniform(&mut world.rng) * 6.0),
+                    version,
+                    mem_base_mb: spec.base_memory_mb * (1.0 + 0.05 * jitter),
+                    leaked_mb: 0.0,
+                    leaked_conns: 0.0,
+                    restarts: 0,
+                    backoff_s: 10.0,
+                    cert_expiry_s: secret_cert_expiry_s,
+                    serial: world.pod_serial,
+                    jitter,
+                };
+            }
+            world.services.push(state);
+        }
+        let s = &mut world.scratch;
+        s.offered = vec![0.0; n];
+        s.admitted = vec![0.0; n];
+        s.rejected = vec![0.0; n];
+        s.unavailable = vec![0.0; n];
+        s.err_seen = vec![0.0; n];
+        s.median_ms = vec![0.0; n];
+        s.sigma = vec![0.0; n];
+        s.ready = vec![0; n];
+        s.lock_load = vec![0.0; n];
+        s.lock_hold_sum = vec![0.0; n];
+        s.behaviour = vec![Behaviour::default(); n];
+        s.edge_calls = vec![0.0; topology.edges.len()];
+        s.tls_bad = vec![0.0; n];
+        world
+    }
+
+    /// The topology.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    /// The shared topology handle.
+    pub fn topology_arc(&self) -> &Arc<Topology> {
+        &self.topology
+    }
+
+    /// The episode seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Ticks simulated so far.
+    pub fn tick_count(&self) -> u64 {
+        self.tick
+    }
+
+    /// Simulated seconds since the world began.
+    pub fn now_s(&self) -> f64 {
+        self.now_s
+    }
+
+    /// Seconds per tick.
+    pub fn tick_s(&self) -> f64 {
+        self.topology.tick_s
+    }
+
+    /// Unix time of second zero.
+    pub fn epoch_unix_s(&self) -> i64 {
+        self.epoch_unix_s
+    }
+
+    /// State of a service.
+    pub fn service(&self, id: ServiceId) -> &ServiceState {
+        &self.services[id.index()]
+    }
+
+    pub(crate) fn service_mut(&mut self, id: ServiceId) -> &mut ServiceState {
+        &mut self.services[id.index()]
+    }
+
+    /// The latest frame of every service (all zero before the first tick).
+    pub fn frames(&self) -> &[ServiceFrame] {
+        &self.frames
+    }
+
+    /// The latest frame of one service.
+    pub fn frame(&self, id: ServiceId) -> &ServiceFrame {
+        &self.frames[id.index()]
+    }
+
+    /// Stored frames.
+    pub fn history(&self) -> &FrameRing {
+        &self.ring
+    }
+
+    /// Histogram counts and latency sum from ticks already evicted from the ring.
+    pub fn latency_baseline(&self, id: ServiceId) -> (&[f64; LATENCY_BUCKETS_S.len() + 1], f64) {
+        (&self.bucket_baseline[id.index()], self.latency_sum_baseline[id.index()])
+    }
+
+    /// Events, oldest first.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// Change history, oldest first.
+    pub fn changes(&self) -> &[ChangeRecord] {
+        &self.changes
+    }
+
+    pub(crate) fn changes_mut(&mut self) -> &mut Vec<ChangeRecord> {
+        &mut self.changes
+    }
+
+    /// Subscriptions (one per reader per topic).
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
+    }
+
+    pub(crate) fn subscriptions_mut(&mut self) -> &mut [Subscription] {
+        &mut self.subscriptions
+    }
+
+    /// Publications (one per writer per topic).
+    pub fn publications(&self) -> &[Publication] {
+        &self.publications
+    }
+
+    pub(crate) fn publications_mut(&mut self) -> &mut [Publication] {
+        &mut self.publications
+    }
+
+    /// Entry traffic multiplier.
+    pub fn traffic_factor(&self) -> f64 {
+        self.traffic_factor
+    }
+
+    pub(crate) fn set_traffic_factor(&mut self, f: f64) {
+        self.traffic_factor = f;
+    }
+
+    /// The behaviour of a version of a service combined with the service's enabled flags.
+    pub fn behaviour(&self, id: ServiceId, version: u8) -> Behaviour {
+        let svc = &self.topology.services[id.index()];
+        let state = &self.services[id.index()];
+        let mut b = svc.version_behaviours.get(version as usize).copied().unwrap_or_default();
+        for (i, f) in svc.spec.flags.iter().enumerate() {
+            if i < 64 && state.flags & (1 << i) != 0 {
+                b = b.combine(&f.when_on);
+            }
+        }
+        b
+    }
+
+    /// Whether the flag at `index` is on.
+    pub fn flag_enabled(&self, id: ServiceId, index: usize) -> bool {
+        index < 64 && self.services[id.index()].flags & (1 << index) != 0
+    }
+
+    /// Index of the version most live replicas run (the deployment target if none is live).
+    pub fn running_version(&self, id: ServiceId) -> u8 {
+        let st = &self.services[id.index()];
+        let mut counts = [0u8; 256];
+        let mut best = (0u8, st.version);
+        for r in st.replicas.iter().filter(|r| r.is_live()) {
+            let c = &mut counts[r.version as usize];
+            *c += 1;
+            if *c > best.0 || (*c == best.0 && r.version == st.version) {
+                best = (*c, r.version);
+            }
+        }
+        best.1
+    }
+
+    /// Whether any live replica runs `version`.
+    pub fn runs_version(&self, id: ServiceId, version: u8) -> bool {
+        self.services[id.index()].replicas.iter().any(|r| r.is_live() && r.version == version)
+    }
+
+    pub(crate) fn next_serial(&mut self) -> u32 {
+        self.pod_serial += 1;
+        self.pod_serial
+    }
+
+    pub(crate) fn next_jitter(&mut self) -> f64 {
+        uniform(&mut self.rng) * 2.0 - 1.0
+    }
+
+    pub(crate) fn log(&mut self, service: ServiceId, replica: u8, kind: EventKind, a: f64, b: f64, c: u32) {
+        self.events.push(Event {
+            t_ms: (self.now_s * 1000.0).round() as i64,
+            service: service.0,
+            replica,
+            kind,
+            a: a as f32,
+            b: b as f32,
+            c,
+        });
+    }
+
+    /// Logs a condition at most once per [`EVENT_REPEAT_S`] while it persists.
+    fn log_throttled(&mut self, id: ServiceId, slot: usize, kind: EventKind, a: f64, b: f64, c: u32) {
+        let now = self.now_s;
+        let last = &mut self.services[id.index()].last_event_s[slot];
+        if now - *last >= EVENT_REPEAT_S {
+            *last = now;
+            self.log(id, u8::MAX, kind, a, b, c);
+        }
+    }
+
+    /// Quota in use: (CPU millicores, MiB) over scheduled pods.
+    pub fn quota_used(&self) -> (u64, u64) {
+        let mut cpu = 0u64;
+        let mut mem = 0u64;
+        for st in &self.services {
+            let pods = st.replicas.iter().filter(|r| r.is_scheduled()).count() as u64;
+            cpu += pods * st.cpu_millis as u64;
+            mem += pods * st.memory_mb as u64;
+        }
+        (cpu, mem)
+    }
+
+    /// Advances the world by one tick.
+    pub fn step(&mut self) {
+        let dt = self.topology.tick_s;
+        self.now_s += dt;
+        self.tick += 1;
+        let topo = Arc::clone(&self.topology);
+        self.lifecycle(&topo, dt);
+        self.traffic(&topo, dt);
+        self.resources(&topo, dt);
+        self.topics(&topo, dt);
+        self.telemetry_pipeline(&topo);
+        if self.ring.is_full() {
+            self.fold_oldest_tick(dt);
+        }
+        self.ring.push(self.tick, &self.frames);
+    }
+
+    /// Advances the world by `n` ticks.
+    pub fn run(&mut self, n: u64) {
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
+    /// Pod lifecycle: phase transitions, reconciling replicas with the desired count, rollouts, autoscaling and
+    /// scheduling against the cluster quota.
+    fn lifecycle(&mut self, topo: &Topology, dt: f64) {
+        let now = self.now_s;
+        for i in 0..topo.len() {
+            let id = ServiceId(i as u16);
+            let spec = &topo.services[i].spec;
+            for r in 0..MAX_REPLICAS {
+                let rep = self.services[i].replicas[r];
+                match rep.phase {
+                    Phase::Starting if now >= rep.until_s => {
+                        if self.behaviour(id, rep.version).crash_on_start {
+                            self.crash(id, r, EventKind::ContainerExited, 0.0, 0.0, rep.version as u32);
+                        } else {
+                            self.services[i].replicas[r].phase = Phase::Running;
+                            self.log(id, r as u8, EventKind::ContainerReady, spec.startup_s, 0.0, 0);
+                        }
+                    }
+                    Phase::Running if now - rep.started_s >= 600.0 => {
+                        // Kubernetes forgets the back-off after ten minutes of good running.
+                        self.services[i].replicas[r].backoff_s = 10.0;
+                    }
+                    Phase::BackOff if now >= rep.until_s => {
+                        self.start_process(id, r);
+                    }
+                    Phase::Terminating if now >= rep.until_s => {
+                        self.services[i].replicas[r] = Replica::default();
+                    }
+                    _ => {}
+                }
+            }
+            self.autoscale(id, dt);
+            self.reconcile(id);
+        }
+        self.schedule_pending(topo);
+    }
+
+    fn autoscale(&mut self, id: ServiceId, _dt: f64) {
+        let Some(hpa) = self.topology.services[id.index()].spec.autoscale else { return };
+        let frame = self.frames[id.index()];
+        let st = &self.services[id.index()];
+        if frame.ready == 0 {
+            return;
+        }
+        let util = frame.cpu_utilisation();
+        let current = st.desired.max(1) as f64;
+        let floor = st.hpa_min.max(hpa.min);
+        let want = ((current * util / hpa.target_cpu).ceil() as u32).clamp(floor, hpa.max);
+        let now = self.now_s;
+        let from = st.desired;
+        if want > from {
+            let to = want.min(from * 2).max(from + 1).min(hpa.max);
+            self.services[id.index()].desired = to;
+            self.services[id.index()].hpa_low_since = None;
+            self.log(id, u8::MAX, EventKind::Autoscaled, from as f64, to as f64, (util * 100.0) as u32);
+        } else if want < from {
+            let since = *self.services[id.index()].hpa_low_since.get_or_insert(now);
+            // The scale-down stabilisation window of the Kubernetes autoscaler: five minutes.
+            if now - since >= 300.0 {
+                self.services[id.index()].desired = want;
+                self.services[id.index()].hpa_low_since = None;
+                self.log(id, u8::MAX, EventKind::Autoscaled, from as f64, want as f64, (util * 100.0) as u32);
+            }
+        } else {
+            self.services[id.index()].hpa_low_since = None;
+        }
+    }
+
+    /// Creates or removes pods so the live count matches the desired count, and drives rollouts (surge one new
+    /// pod, retire one old pod once it is ready).
+    fn reconcile(&mut self, id: ServiceId) {
+        let i = id.index();
+        let target = self.services[i].version;
+        let desired = self.services[i].desired as usize;
+        let reps = self.services[i].replicas;
+        let live = reps.iter().filter(|r| r.is_live()).count();
+        let old_live = reps.iter().filter(|r| r.is_live() && r.version != target).count();
+        let new_live = live - old_live;
+        let new_ready = reps.iter().filter(|r| r.phase == Phase::Running && r.version == target).count();
+        let new_unready = new_live - new_ready;
+
+        if old_live > 0 {
+            // Rolling update: max surge 1, max unavailable 0.
+            if new_unready == 0 && live <= desired {
+                self.create_pod(id, target);
+            } else if new_unready == 0 && live > desired {
+                self.terminate_one(id, |r| r.version != target);
+                if old_live == 1 {
+                    self.log(id, u8::MAX, EventKind::RolloutFinished, 0.0, target as f64, 0);
+                }
+            }
+            return;
+        }
+        if live < desired {
+            for _ in live..desired {
+                self.create_pod(id, target);
+            }
+        } else if live > desired {
+            for _ in desired..live {
+                // Scale down the least useful pods first: pending, then not ready, then the newest.
+                if !self.terminate_one(id, |r| r.phase == Phase::Pending)
+                    && !self.terminate_one(id, |r| r.phase != Phase::Running)
+                {
+                    self.terminate_one(id, |_| true);
+                }
+            }
+        }
+    }
+
+    fn create_pod(&mut self, id: ServiceId, version: u8) -> bool {
+        let Some(slot) = self.services[id.index()].replicas.iter().position(|r| r.phase == Phase::Empty) else {
+            return false;
+        };
+        let serial = self.next_serial();
+        let jitter = self.next_jitter();
+        self.services[id.index()].replicas[slot] = Replica {
+            phase: Phase::Pending,
+            version,
+            serial,
+            jitter,
+            backoff_s: 10.0,
+            ..Replica::default()
+        };
+        true
+    }
+
+    /// Terminates the newest live pod matching `pred`; false if none matched.
+    fn terminate_one(&mut self, id: ServiceId, pred: impl Fn(&Replica) -> bool) -> bool {
+        let reps = &self.services[id.index()].replicas;
+        let pick = (0..MAX_REPLICAS)
+            .filter(|&r| reps[r].is_live() && pred(&reps[r]))
+            .max_by_key(|&r| reps[r].serial);
+        match pick {
+            Some(r) => {
+                self.terminate(id, r);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn terminate(&mut self, id: ServiceId, r: usize) {
+        let rep = &mut self.services[id.index()].replicas[r];
+        if rep.phase == Phase::Pending {
+            *rep = Replica::default();
+            return;
+        }
+        let version = rep.version;
+        rep.phase = Phase::Terminating;
+        rep.until_s = self.now_s + 5.0;
+        self.log(id, r as u8, EventKind::PodTerminated, 0.0, 0.0, version as u32);
+    }
+
+    fn schedule_pending(&mut self, topo: &Topology) {
+        let (mut cpu, mut mem) = self.quota_used();
+        let quota_cpu = topo.cluster.cpu_millis as u64;
+        let quota_mem = topo.cluster.memory_mb as u64;
+        for i in 0..topo.len() {
+            let id = ServiceId(i as u16);
+            for r in 0..MAX_REPLICAS {
+                if self.services[i].replicas[r].phase != Phase::Pending {
+                    continue;
+                }
+                let need_cpu = self.services[i].cpu_millis as u64;
+                let need_mem = self.services[i].memory_mb as u64;
+                if cpu + need_cpu <= quota_cpu && mem + need_mem <= quota_mem {
+                    cpu += need_cpu;
+                    mem += need_mem;
+                    self.start_process(id, r);
+                } else {
+                    self.log_throttled(id, SLOT_SCHED, EventKind::FailedScheduling, need_cpu as f64, need_mem as f64, 0);
+                }
+            }
+        }
+    }
+
+    /// Starts (or restarts) the process in a slot.
+    fn start_process(&mut self, id: ServiceId, r: usize) {
+        let i = id.index();
+        let spec = &self.topology.services[i].spec;
+        let startup = spec.startup_s;
+        let base = spec.base_memory_mb;
+        let now = self.now_s;
+        let expiry = self.current_secret_expiry(id);
+        let rep = &mut self.services[i].replicas[r];
+        rep.phase = Phase::Starting;
+        rep.started_s = now;
+        rep.until_s = now + startup * (1.0 + 0.15 * rep.jitter.abs());
+        rep.mem_base_mb = base * 0.4;
+        rep.leaked_mb = 0.0;
+        rep.leaked_conns = 0.0;
+        rep.cert_expiry_s = expiry;
+        let version = rep.version;
+        self.log(id, r as u8, EventKind::ContainerStarted, 0.0, 0.0, version as u32);
+    }
+
+    fn current_secret_expiry(&self, id: ServiceId) -> f64 {
+        let st = &self.services[id.index()];
+        match st.cert_renewal {
+            Some((at, expiry)) if self.now_s >= at => expiry,
+            _ => st.secret_cert_expiry_s,
+        }
+    }
+
+    /// Kills the process in a slot; it comes back after the back-off.
+    fn crash(&mut self, id: ServiceId, r: usize, kind: EventKind, a: f64, b: f64, c: u32) {
+        let now = self.now_s;
+        let st = &mut self.services[id.index()];
+        st.restarts_total += 1;
+        if kind == EventKind::OomKilled {
+            st.oom_kills_total += 1;
+        }
+        let rep = &mut st.replicas[r];
+        rep.restarts += 1;
+        let backoff = rep.backoff_s;
+        rep.phase = Phase::BackOff;
+        rep.until_s = now + backoff;
+        rep.backoff_s = (backoff * 2.0).min(300.0);
+        let restarts = rep.restarts;
+        let c = if kind == EventKind::OomKilled { restarts } else { c };
+        self.log(id, r as u8, kind, a, b, c);
+        if restarts >= 2 {
+            self.log(id, r as u8, EventKind::CrashLoopBackOff, backoff, 0.0, restarts);
+        }
+    }
+
+    /// Entry load, forward propagation along calls, then latency and errors from the leaves back up.
+    fn traffic(&mut self, topo: &Topology, dt: f64) {
+        let n = topo.len();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let s = &mut scratch;
+        s.offered.iter_mut().for_each(|x| *x = 0.0);
+        s.lock_load.iter_mut().for_each(|x| *x = 0.0);
+        s.lock_hold_sum.iter_mut().for_each(|x| *x = 0.0);
+        let tod_h = ((self.epoch_unix_s as f64 + self.now_s) / 3600.0).rem_euclid(24.0);
+        // Daily cycle: trough around 04:00, peak around 16:00 (UTC of the simulated clock).
+        let daily = ((tod_h - 10.0) / 24.0 * std::f64::consts::TAU).sin();
+        for e in &topo.entries {
+            let noise = 1.0 + e.noise * gaussian(&mut self.rng);
+            s.offered[e.service.index()] +=
+                (e.rps * (1.0 + e.daily_amplitude * daily) * noise * self.traffic_factor).max(0.0);
+        }
+        for i in 0..n {
+            let st = &self.services[i];
+            s.ready[i] = st.replicas.iter().filter(|r| r.phase == Phase::Running).count() as u32;
+            let id = ServiceId(i as u16);
+            let v = self.running_version(id);
+            s.behaviour[i] = self.behaviour(id, v);
+            let now = self.now_s;
+            let ready_reps = st.replicas.iter().filter(|r| r.phase == Phase::Running);
+            let (bad, total) = ready_reps.fold((0u32, 0u32), |(b, t), r| (b + (r.cert_expiry_s <= now) as u32, t + 1));
+            s.tls_bad[i] = if total == 0 { 0.0 } else { bad as f64 / total as f64 };
+        }
+
+        // Forward: callers before callees.
+        for &id in &topo.call_order {
+            let i = id.index();
+            let st = &mut self.services[i];
+            let offered = s.offered[i];
+            let ready = s.ready[i];
+            let mut admitted = offered;
+            let mut rejected = 0.0;
+            if let Some(rl) = topo.services[i].spec.rate_limit {
+                let per_replica = st.fx.rate_limit_rps.unwrap_or(rl.rps_per_replica);
+                let limit = per_replica * ready as f64;
+                let burst_cap = rl.burst * ready as f64;
+                let allowed = limit + st.tokens / dt;
+                if offered > allowed {
+                    admitted = allowed;
+                    rejected = offered - allowed;
+                    st.tokens = 0.0;
+                } else {
+                    st.tokens = (st.tokens + (limit - offered).max(0.0) * dt).min(burst_cap);
+                }
+            }
+            let unavailable = if ready == 0 { admitted } else { 0.0 };
+            if ready == 0 {
+                admitted = 0.0;
+            }
+            s.admitted[i] = admitted;
+            s.rejected[i] = rejected;
+            s.unavailable[i] = unavailable;
+            let fx = st.fx;
+            let detached = st.detached;
+            let lock_hold = s.behaviour[i].lock_hold_ms;
+            for &e in &topo.services[i].out_edges {
+                let edge = &topo.edges[e];
+                let retries = fx.retries.unwrap_or(edge.retries);
+                let p = self.edge_pfail[e];
+                let mut amp = 1.0;
+                let mut pk = 1.0;
+                for _ in 0..retries {
+                    pk *= p;
+                    amp += pk;
+                }
+                let calls = admitted * edge.per_request * amp;
+                s.edge_calls[e] = calls;
+                let to = edge.to.index();
+                if !fx.resolver_ok || detached || self.services[to].detached {
+                    continue;
+                }
+                match edge.via_cache {
+                    Some(c) if !self.services[c.index()].detached => {
+                        s.offered[c.index()] += calls;
+                        let hit = self.frames[c.index()].cache_hit_ratio as f64;
+                        s.offered[to] += calls * (1.0 - hit);
+                        s.lock_load[to] += calls * (1.0 - hit) * lock_hold / 1000.0;
+                        s.lock_hold_sum[to] += calls * (1.0 - hit) * lock_hold;
+                    }
+                    _ => {
+                        s.offered[to] += calls;
+                        s.lock_load[to] += calls * lock_hold / 1000.0;
+                        s.lock_hold_sum[to] += calls * lock_hold;
+                    }
+                }
+            }
+        }
+
+        // Backward: callees before callers, so a caller sees this tick's dependency latency and errors.
+        for &id in topo.call_order.iter().rev() {
+            let i = id.index();
+            let svc = &topo.services[i];
+            let spec = &svc.spec;
+            let b = s.behaviour[i];
+            let ready = s.ready[i] as f64;
+            let st = &self.services[i];
+            let fx = st.fx;
+            let admitted = s.admitted[i];
+            let cpu_scale = st.cpu_millis as f64 / spec.cpu_millis as f64;
+            let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / b.cpu_factor;
+            let rho = if capacity > 0.0 { admitted / capacity } else { 0.0 };
+            let shed = if rho > 1.0 { 1.0 - 1.0 / rho } else { 0.0 };
+            let rho_q = rho.min(0.95);
+            let jitter = 1.0 + 0.03 * gaussian(&mut self.rng);
+            let mut own_ms = spec.latency_ms * b.latency_factor * st.outage_latency_factor * jitter / (1.0 - rho_q);
+            let mut own_err = spec.error_ratio + b.error_ratio + st.outage_error_ratio;
+            let mut cause = ErrorCause::Internal;
+            let mut cause_weight = own_err;
+
+            // Row locks (databases): utilisation of the hot rows from the locking queries of all clients.
+            let mut lock_wait_ms = 0.0;
+            if s.lock_load[i] > 0.0 {
+                const HOT_ROWS: f64 = 4.0;
+                let rho_l = s.lock_load[i] / HOT_ROWS;
+                let mean_hold = s.lock_hold_sum[i] / (s.lock_load[i] * 1000.0);
+                lock_wait_ms = if rho_l < 0.98 { mean_hold * rho_l / (1.0 - rho_l) } else { 30_000.0 };
+                lock_wait_ms = lock_wait_ms.min(30_000.0);
+                // Half the queries touch the hot table; those wait.
+                own_ms += 0.5 * lock_wait_ms;
+                if rho_l > 0.9 {
+                    let timeouts = 0.5 * ((rho_l - 0.9) * 5.0).min(1.0);
+                    own_err += timeouts;
+                    if timeouts > cause_weight {
+                        cause = ErrorCause::LockTimeout;
+                        cause_weight = timeouts;
+                    }
+                }
+            }
+
+            // A full volume fails the requests that write.
+            if let Some(d) = spec.disk
+                && st.disk_size_gb > 0.0
+                && st.disk_data_gb + st.disk_log_gb >= st.disk_size_gb * 0.999
+            {
+                own_err += d.write_ratio;
+                if d.write_ratio > cause_weight {
+                    cause = ErrorCause::DiskFull;
+                    cause_weight = d.write_ratio;
+                }
+            }
+            if shed > cause_weight {
+                cause = ErrorCause::Overload;
+                cause_weight = shed;
+            }
+
+            // Dependencies.
+            let mut dep_ms = 0.0;
+            let mut q_ok = 1.0;
+            let mut pool_in_use = 0.0;
+            let mut pool_max = 0.0;
+            let mut pool_timeouts = 0.0;
+            let mut pool_wait = 0.0;
+            let mut dns_fail = 0.0;
+            let mut tls_fail = 0.0;
+            let mut dep_cause = (0.0, ErrorCause::None, u16::MAX);
+            for &e in &svc.out_edges {
+                let edge = &topo.edges[e];
+                let to = edge.to.index();
+                let timeout = fx.timeout_ms.unwrap_or(edge.timeout_ms);
+                let retries = fx.retries.unwrap_or(edge.retries);
+                let calls = s.edge_calls[e];
+                let (p, fail_ms, kind) = if !fx.resolver_ok {
+                    dns_fail += calls;
+                    (1.0, 5.0, ErrorCause::DnsResolution)
+                } else if st.detached || self.services[to].detached {
+                    (1.0, timeout, ErrorCause::Unreachable)
+                } else if s.tls_bad[to] > 0.0 {
+                    tls_fail += calls * s.tls_bad[to];
+                    let p_err = s.err_seen[to];
+                    (s.tls_bad[to] + (1.0 - s.tls_bad[to]) * p_err, 3.0, ErrorCause::TlsHandshake)
+                } else {
+                    let m = s.median_ms[to];
+                    let p_slow = lognormal_tail(m, s.sigma[to], timeout);
+                    let p_err = s.err_seen[to];
+                    let p = p_err + (1.0 - p_err) * p_slow;
+                    let kind = if p_slow > p_err { ErrorCause::UpstreamTimeout } else { ErrorCause::UpstreamError };
+                    (p, if p_slow > p_err { timeout } else { m.min(timeout) }, kind)
+                };
+                let mut p = p;
+                let mut kind = kind;
+                let mut call_ok_ms = match edge.via_cache {
+                    Some(c) => {
+                        let hit = self.frames[c.index()].cache_hit_ratio as f64;
+                        hit * s.median_ms[c.index()] + (1.0 - hit) * s.median_ms[to]
+                    }
+                    None => s.median_ms[to],
+                };
+                if let Some(size) = edge.pool {
+                    let size = fx.pool_max.unwrap_or(size) as f64;
+                    let reps = &self.services[i].replicas;
+                    let (leak_sum, n_ready) = reps
+                        .iter()
+                        .filter(|r| r.phase == Phase::Running)
+                        .fold((0.0, 0.0), |(l, n), r| (l + r.leaked_conns.min(size), n + 1.0));
+                    let leaked = if n_ready > 0.0 { leak_sum / n_ready } else { 0.0 };
+                    let hold_s = (call_ok_ms + edge.hold_ms) / 1000.0;
+                    let demand = if ready > 0.0 { calls / ready * hold_s } else { 0.0 };
+                    let available = (size - leaked).max(0.0);
+                    let in_use = (demand.min(available) + leaked).min(size);
+                    pool_in_use += in_use;
+                    pool_max += size;
+                    if demand > available {
+                        let p_pool = if demand > 0.0 { 1.0 - available / demand } else { 1.0 };
+                        pool_timeouts += calls * p_pool;
+                        pool_wait += timeout * p_pool;
+                        call_ok_ms += timeout * 0.5 * p_pool;
+                        p = 1.0 - (1.0 - p) * (1.0 - p_pool);
+                        if p_pool > 0.5 * p {
+                            kind = ErrorCause::PoolTimeout;
+                        }
+                    } else if available > 0.0 {
+                        // Waiting in the pool rises steeply as it fills.
+                        let u = (demand / available).min(0.99);
+                        pool_wait += call_ok_ms * u * u / (1.0 - u) * 0.1;
+                    }
+                }
+                self.edge_pfail[e] = p;
+                let attempts = {
+                    let mut a = 1.0;
+                    let mut pk = 1.0;
+                    for _ in 0..retries {
+                        pk *= p;
+                        a += pk;
+                    }
+                    a
+                };
+                let mut p_final = 1.0;
+                for _ in 0..=retries {
+                    p_final *= p;
+                }
+                dep_ms += edge.per_request * attempts * ((1.0 - p) * call_ok_ms + p * fail_ms);
+                let fail_share = 1.0 - (1.0 - p_final).powf(edge.per_request.min(50.0));
+                q_ok *= 1.0 - fail_share;
+                if fail_share > dep_cause.0 {
+                    dep_cause = (fail_share, kind, edge.to.0);
+                }
+            }
+            let f_dep = 1.0 - q_ok;
+            let mut err_dep_id = u16::MAX;
+            if f_dep > cause_weight {
+                cause = dep_cause.1;
+                err_dep_id = dep_cause.2;
+            }
+            let err = (1.0 - (1.0 - own_err.min(1.0)) * (1.0 - f_dep) * (1.0 - shed)).clamp(0.0, 1.0);
+            let error_rps = admitted * err + s.unavailable[i];
+            let rejected = s.rejected[i];
+            let offered = s.offered[i];
+            let err_seen = if offered > 0.0 { ((error_rps + rejected) / offered).min(1.0) } else if ready == 0.0 { 1.0 } else { 0.0 };
+            let median = own_ms + dep_ms + pool_wait;
+            let sigma = (spec.latency_sigma + 0.25 * rho_q).min(2.0);
+            s.err_seen[i] = err_seen;
+            s.median_ms[i] = median;
+            s.sigma[i] = sigma;
+            if s.unavailable[i] > 0.0 && s.unavailable[i] >= admitted * err {
+                cause = ErrorCause::Unavailable;
+                err_dep_id = u16::MAX;
+            }
+            if rejected > error_rps {
+                cause = ErrorCause::RateLimited;
+                err_dep_id = u16::MAX;
+            }
+            if err_seen < 0.005 {
+                cause = ErrorCause::None;
+                err_dep_id = u16::MAX;
+            }
+
+            let served = admitted.min(capacity);
+            let cost = (spec.cpu_millis as f64 / 1000.0) / spec.capacity_rps * b.cpu_factor;
+            let cpu_limit = st.cpu_millis as f64 / 1000.0;
+            let cpu = (served * cost + 0.02 * ready).min(ready * cpu_limit * st.cpu_share);
+
+            let f = &mut self.frames[i];
+            f.offered_rps = offered as f32;
+            f.admitted_rps = admitted as f32;
+            f.error_rps = error_rps as f32;
+            f.rejected_rps = rejected as f32;
+            f.latency_median_ms = median as f32;
+            f.latency_sigma = sigma as f32;
+            f.cpu_cores = cpu as f32;
+            f.cpu_limit_cores = cpu_limit as f32;
+            f.ready = ready as u8;
+            f.err_cause = cause;
+            f.err_dep = err_dep_id;
+            f.pool_in_use = pool_in_use as f32;
+            f.pool_max = pool_max as f32;
+            f.pool_timeouts_rps = pool_timeouts as f32;
+            f.pool_wait_ms = pool_wait as f32;
+            f.lock_wait_ms = lock_wait_ms as f32;
+            f.dns_failures_rps = dns_fail as f32;
+            f.tls_failures_rps = tls_fail as f32;
+
+            let st = &mut self.services[i];
+            st.requests_total += offered * dt;
+            st.errors_total += error_rps * dt;
+            st.rejected_total += rejected * dt;
+            st.cpu_seconds_total += cpu * dt;
+        }
+        self.scratch = scratch;
+
+        // Conditions worth a log line, throttled.
+        for i in 0..n {
+            let id = ServiceId(i as u16);
+            let f = self.frames[i];
+            if f.pool_max > 0.0 && f.pool_in_use >= f.pool_max * 0.999 {
+                let dep = topo.services[i]
+                    .out_edges
+                    .iter()
+                    .find(|&&e| topo.edges[e].pool.is_some())
+                    .map(|&e| topo.edges[e].to.0 as u32)
+                    .unwrap_or(0);
+                if f.pool_timeouts_rps > 0.0 {
+                    self.log_throttled(id, SLOT_POOL, EventKind::PoolTimeout, f.pool_timeouts_rps as f64, f.pool_wait_ms as f64, dep);
+                } else {
+                    self.log_throttled(id, SLOT_POOL, EventKind::PoolExhausted, f.pool_in_use as f64, f.pool_max as f64, dep);
+                }
+            }
+            if f.lock_wait_ms > 200.0 {
+                let holder = self.top_lock_holder(topo, id);
+                self.log_throttled(id, SLOT_LOCK, EventKind::LockWaits, f.lock_wait_ms as f64, 0.0, holder);
+            }
+            if f.rejected_rps > 0.01 * f.offered_rps && f.rejected_rps > 0.0 {
+                let limit = f.admitted_rps as f64;
+                self.log_throttled(id, SLOT_RATE, EventKind::RateLimited, f.rejected_rps as f64, limit, 0);
+            }
+        }
+    }
+
+    fn top_lock_holder(&self, topo: &Topology, db: ServiceId) -> u32 {
+        let mut best = (0.0, u32::MAX);
+        for &e in &topo.services[db.index()].in_edges {
+            let from = topo.edges[e].from;
+            let hold = self.scratch.behaviour.get(from.index()).map(|b| b.lock_hold_ms).unwrap_or(0.0);
+            let load = self.scratch.edge_calls.get(e).copied().unwrap_or(0.0) * hold;
+            if load > best.0 {
+                best = (load, from.0 as u32);
+            }
+        }
+        best.1
+    }
+
+    /// Memory, leaks and OOM kills; pool leaks; disks; certificates; caches.
+    fn resources(&mut self, topo: &Topology, dt: f64) {
+        let now = self.now_s;
+        for i in 0..topo.len() {
+            let id = ServiceId(i as u16);
+            let spec = &topo.services[i].spec;
+            let ready = self.frames[i].ready.max(1) as f64;
+            let rps_per_replica = self.frames[i].admitted_rps as f64 / ready;
+            let load_ratio = (rps_per_replica / (spec.capacity_rps * 0.35)).clamp(0.0, 3.0);
+            let limit = self.services[i].memory_mb as f64;
+            let warm = 1.0 - (-dt / 180.0f64).exp();
+            let mut oom: [bool; MAX_REPLICAS] = [false; MAX_REPLICAS];
+            for r in 0..MAX_REPLICAS {
+                let rep = self.services[i].replicas[r];
+                if !matches!(rep.phase, Phase::Running | Phase::Starting) {
+                    self.frames[i].replica_memory_mb[r] = 0.0;
+                    continue;
+                }
+                let b = self.behaviour(id, rep.version);
+                let target = (spec.base_memory_mb + b.extra_memory_mb) * (1.0 + 0.04 * rep.jitter)
+                    + spec.memory_per_rps_mb * rps_per_replica;
+                let rep = &mut self.services[i].replicas[r];
+                rep.mem_base_mb += (target - rep.mem_base_mb) * warm;
+                if rep.phase == Phase::Running {
+                    rep.leaked_mb += b.leak_mb_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio) * (1.0 + 0.1 * rep.jitter);
+                    rep.leaked_conns += b.conn_leak_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio) * (1.0 + 0.1 * rep.jitter);
+                }
+                let mem = rep.mem_base_mb + rep.leaked_mb;
+                self.frames[i].replica_memory_mb[r] = mem as f32;
+                if mem > limit {
+                    oom[r] = true;
+                }
+            }
+            for (r, killed) in oom.iter().enumerate() {
+                if *killed {
+                    let mem = self.services[i].replicas[r].mem_base_mb + self.services[i].replicas[r].leaked_mb;
+                    self.frames[i].replica_memory_mb[r] = 0.0;
+                    self.crash(id, r, EventKind::OomKilled, mem, limit, 0);
+                }
+            }
+
+            // Volume: data grows slowly; logs grow with volume and level, and rotation deletes what is older
+            // than the retention (a first-order decay with that time constant).
+            if let Some(d) = spec.disk {
+                let st = &mut self.services[i];
+                let live = st.replicas.iter().filter(|r| r.phase == Phase::Running).count() as f64;
+                let full = st.disk_data_gb + st.disk_log_gb >= st.disk_size_gb * 0.999;
+                st.disk_data_gb += d.growth_gb_per_day * dt / 86_400.0;
+                let write_gb = d.log_mb_per_min * live * st.fx.log_level.volume_factor() * dt / 60.0 / 1024.0;
+                let retention_s = st.fx.log_retention_min * 60.0;
+                st.disk_log_gb -= st.disk_log_gb * (dt / retention_s).min(1.0);
+                if !full {
+                    st.disk_log_gb += write_gb;
+                }
+                let cap = (st.disk_size_gb - st.disk_data_gb).max(0.0);
+                st.disk_log_gb = st.disk_log_gb.min(cap);
+                let used = st.disk_data_gb + st.disk_log_gb;
+                let size = st.disk_size_gb;
+                self.frames[i].disk_used_gb = used as f32;
+                self.frames[i].disk_size_gb = size as f32;
+                if used >= size * 0.999 {
+                    self.log_throttled(id, SLOT_DISK, EventKind::DiskFull, used, size, 0);
+                } else if used >= size * 0.9 {
+                    self.log_throttled(id, SLOT_DISK, EventKind::DiskPressure, used, size, 0);
+                }
+            }
+
+            // Certificates: the expiry of the oldest ready process's certificate.
+            if spec.tls.is_some() {
+                if let Some((at, _)) = self.services[i].cert_renewal
+                    && now >= at
+                    && now - dt < at
+                {
+                    self.log(id, u8::MAX, EventKind::CertRenewed, 0.0, 0.0, 0);
+                }
+                let expiry = self.services[i]
+                    .replicas
+                    .iter()
+                    .filter(|r| r.phase == Phase::Running)
+                    .map(|r| r.cert_expiry_s)
+                    .fold(f64::INFINITY, f64::min);
+                let left = if expiry.is_finite() { expiry - now } else { self.current_secret_expiry(id) - now };
+                self.frames[i].cert_expires_in_s = left as f32;
+                if left <= 0.0 {
+                    self.log_throttled(id, SLOT_CERT, EventKind::CertExpired, -left, 0.0, 0);
+                }
+            } else {
+                self.frames[i].cert_expires_in_s = f32::NAN;
+            }
+
+            // Caches: each ready replica warms up over minutes; a fresh or missing replica misses.
+            if spec.kind == ServiceKind::Cache {
+                let st = &self.services[i];
+                let slots = st.desired.max(1) as f64;
+                let warmth: f64 = st
+                    .replicas
+                    .iter()
+                    .filter(|r| r.phase == Phase::Running)
+                    .map(|r| 1.0 - (-(now - r.started_s) / 300.0).exp())
+                    .sum();
+                self.frames[i].cache_hit_ratio = (0.9 * (warmth / slots).min(1.0)) as f32;
+            }
+
+            let st = &self.services[i];
+            let f = &mut self.frames[i];
+            f.desired = st.desired as u8;
+            f.pods = st.replicas.iter().filter(|r| r.is_live()).count() as u8;
+            f.pending = st.replicas.iter().filter(|r| r.phase == Phase::Pending).count() as u8;
+            f.memory_limit_mb = st.memory_mb as f32;
+            f.requests_total = st.requests_total;
+            f.errors_total = st.errors_total;
+            f.rejected_total = st.rejected_total;
+            f.cpu_seconds_total = st.cpu_seconds_total;
+            f.restarts_total = st.restarts_total;
+            f.oom_kills_total = st.oom_kills_total;
+        }
+        // Versions after the loop: `running_version` borrows the whole world.
+        for i in 0..topo.len() {
+            let v = self.running_version(ServiceId(i as u16));
+            self.frames[i].version = v;
+        }
+        // Databases: connections open from every client pool.
+        for i in 0..topo.len() {
+            if topo.services[i].spec.kind == ServiceKind::Database {
+                let mut conns = 0.0;
+                for &e in &topo.services[i].in_edges {
+                    let from = topo.edges[e].from.index();
+                    if topo.edges[e].pool.is_some() {
+                        conns += self.frames[from].pool_in_use as f64 * self.frames[from].ready as f64;
+                    }
+                }
+                self.frames[i].db_connections = conns as f32;
+            }
+        }
+    }
+
+    /// Publish/subscribe: delivery needs a QoS match and reachability; backlogs grow when readers fall behind.
+    fn topics(&mut self, topo: &Topology, dt: f64) {
+        for f in self.frames.iter_mut() {
+            f.published_hz = 0.0;
+            f.delivered_hz = 0.0;
+            f.consumed_hz = 0.0;
+            f.queue_depth = 0.0;
+            f.qos_mismatches = 0;
+        }
+        for p in 0..self.publications.len() {
+            let pub_ = self.publications[p];
+            let w = pub_.service.index();
+            if self.frames[w].ready > 0 {
+                let v = self.running_version(pub_.service);
+                let rate = pub_.rate_hz * self.behaviour(pub_.service, v).publish_factor;
+                self.frames[w].published_hz += rate as f32;
+            }
+        }
+        for k in 0..self.subscriptions.len() {
+            let sub = self.subscriptions[k];
+            let reader = sub.service.index();
+            let mut delivered = 0.0;
+            let mut matched = 0;
+            for p in 0..self.publications.len() {
+                let pub_ = self.publications[p];
+                if pub_.topic != sub.topic {
+                    continue;
+                }
+                if !pub_.qos.satisfies(&sub.qos) {
+                    continue;
+                }
+                matched += 1;
+                let w = pub_.service.index();
+                if self.frames[w].ready == 0 || self.services[w].detached || self.services[reader].detached {
+                    continue;
+                }
+                let v = self.running_version(pub_.service);
+                delivered += pub_.rate_hz * self.behaviour(pub_.service, v).publish_factor;
+            }
+            let cap_per = topo.topics[sub.topic as usize].readers[sub.reader as usize].capacity_hz_per_replica;
+            let st = &self.services[reader];
+            let capacity = cap_per * self.frames[reader].ready as f64 * st.cpu_share
+                / self.scratch.behaviour.get(reader).map(|b| b.cpu_factor).unwrap_or(1.0);
+            let backlog = sub.depth + delivered * dt;
+            let consumed = backlog.min(capacity * dt);
+            let limit = match sub.qos.reliability {
+                crate::spec::Reliability::Reliable => 1_000_000.0,
+                crate::spec::Reliability::BestEffort => 1_000.0,
+            };
+            let depth = (backlog - consumed).min(limit);
+            self.subscriptions[k].depth = depth;
+            let f = &mut self.frames[reader];
+            f.delivered_hz += delivered as f32;
+            f.consumed_hz += (consumed / dt) as f32;
+            f.queue_depth += depth as f32;
+            let id = sub.service;
+            if matched == 0 {
+                self.frames[reader].qos_mismatches += 1;
+                self.log_throttled(id, SLOT_QUEUE, EventKind::QosIncompatible, 0.0, 0.0, sub.topic as u32);
+            } else if depth > capacity.max(1.0) * 60.0 {
+                self.log_throttled(id, SLOT_QUEUE, EventKind::QueueBacklog, depth, delivered, sub.topic as u32);
+            }
+        }
+    }
+
+    /// Log volume into the observability pipeline; a saturated pipeline drops a share of every service's logs.
+    fn telemetry_pipeline(&mut self, topo: &Topology) {
+        let mut total = 0.0;
+        for i in 0..topo.len() {
+            let spec = &topo.services[i].spec;
+            let f = &self.frames[i];
+            let lines = spec.log_lines_per_s * f.ready as f64 * self.services[i].fx.log_level.volume_factor()
+                + (f.error_rps as f64).min(500.0);
+            self.frames[i].log_lines_per_s = lines as f32;
+            total += lines;
+        }
+        let mut capacity = f64::INFINITY;
+        let mut collector = None;
+        for (i, svc) in topo.services.iter().enumerate() {
+            if svc.spec.kind == ServiceKind::Observability {
+                let st = &self.services[i];
+                let cap = self.frames[i].ready as f64 * svc.spec.capacity_rps * st.cpu_share;
+                capacity = if capacity.is_finite() { capacity + cap } else { cap };
+                collector = Some(ServiceId(i as u16));
+            }
+        }
+        let drop = if capacity.is_finite() && total > capacity { 1.0 - capacity / total } else { 0.0 };
+        for f in self.frames.iter_mut() {
+            f.log_drop_ratio = drop as f32;
+        }
+        if let Some(c) = collector {
+            if drop > 0.01 {
+                self.log_throttled(c, SLOT_TELEMETRY, EventKind::TelemetryDropping, drop, total, 0);
+            }
+            let f = &mut self.frames[c.index()];
+            f.offered_rps = total as f32;
+            f.admitted_rps = total.min(capacity) as f32;
+        }
+        // Health last: it reads every other field of the frame.
+        for i in 0..topo.len() {
+            let f = &mut self.frames[i];
+            f.health = derive_health(f);
+        }
+    }
+
+    /// Folds the oldest held tick into the histogram baselines before the ring overwrites it.
+    fn fold_oldest_tick(&mut self, dt: f64) {
+        let Some(oldest) = self.ring.oldest() else { return };
+        for (i, f) in oldest.iter().enumerate() {
+            let answered = (f.admitted_rps - f.error_rps).max(0.0) as f64 * dt;
+            for (b, le) in LATENCY_BUCKETS_S.iter().enumerate() {
+                self.bucket_baseline[i][b] += answered * lognormal_cdf(f.latency_median_ms as f64, f.latency_sigma as f64, le * 1000.0);
+            }
+            self.bucket_baseline[i][LATENCY_BUCKETS_S.len()] += answered;
+            let mean_s = f.latency_median_ms as f64 / 1000.0 * (0.5 * (f.latency_sigma as f64).powi(2)).exp();
+            self.latency_sum_baseline[i] += answered * mean_s;
+        }
+    }
+}
+
+/// Health from a frame: down without ready replicas; otherwise by error ratio, tail latency and missing replicas.
+pub fn derive_health(f: &ServiceFrame) -> Health {
+    if f.desired > 0 && f.ready == 0 {
+        return Health::Down;
+    }
+    let err = f.error_ratio();
+    let p99 = f.p99_ms();
+    let queue_stuck = f.qos_mismatches > 0 || (f.delivered_hz > 0.0 && f.queue_depth > f.delivered_hz * 120.0);
+    if err >= 0.2 || p99 >= 5_000.0 || f.qos_mismatches > 0 {
+        Health::Unhealthy
+    } else if err >= 0.02 || p99 >= 1_000.0 || f.ready < f.desired || queue_stuck || f.disk_size_gb > 0.0 && f.disk_used_gb >= 0.9 * f.disk_size_gb {
+        Health::Degraded
+    } else {
+        Health::Healthy
+    }
+}
+
+/// A uniform draw in [0, 1).
+#[inline]
+pub(crate) fn uniform(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// An approximately standard normal draw (sum of four uniforms, rescaled). Cheaper than Box-Muller and the tails
+/// it cuts off at ±3.5 sigma do not matter for load noise.
+#[inline]
+pub(crate) fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
+    let s = uniform(rng) + uniform(rng) + uniform(rng) + uniform(rng);
+    (s - 2.0) * 3.0f64.sqrt()
+}
+
+/// P(X > threshold) for a log-normal latency with this median and sigma.
+#[inline]
+pub fn lognormal_tail(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
+    1.0 - lognormal_cdf(median_ms, sigma, threshold_ms)
+}
+
+/// P(X <= threshold) for a log-normal latency with this median and sigma.
+#[inline]
+pub fn lognormal_cdf(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
+    if median_ms <= 0.0 {
+        return 1.0;
+    }
+    if threshold_ms <= 0.0 {
+        return 0.0;
+    }
+    let z = (threshold_ms / median_ms).ln() / (sigma * std::f64::consts::SQRT_2);
+    0.5 * libm::erfc(-z)
+}
