@@ -375,6 +375,20 @@ pub enum Perturbation {
         /// Latency multiple.
         latency_factor: f64,
     },
+    /// Multiply the load arriving at one service (a client hammering its API).
+    Load {
+        /// Service.
+        service: ServiceId,
+        /// Factor.
+        factor: f64,
+    },
+    /// Raise the load arriving at a rate-limited service to a multiple of its current total limit.
+    LoadOverLimit {
+        /// Service.
+        service: ServiceId,
+        /// Load as a multiple of the limit (above 1 means rejections).
+        multiple: f64,
+    },
     /// Multiply all entry traffic.
     Traffic {
         /// Factor.
@@ -426,6 +440,21 @@ impl World {
             }
             Perturbation::Traffic { factor } => {
                 self.set_traffic_factor(factor.max(0.0));
+                self.log(ServiceId(0), u8::MAX, EventKind::TrafficShift, *factor, 0.0, 0);
+            }
+            Perturbation::LoadOverLimit { service, multiple } => {
+                let frame = *self.frame(*service);
+                let st = self.service(*service);
+                let per_replica = self.topology().service(*service).spec.rate_limit.map(|r| r.rps_per_replica);
+                let limit = st.fx.rate_limit_rps.or(per_replica).unwrap_or(0.0) * frame.ready as f64;
+                let arriving = frame.offered_rps as f64 / st.load_factor.max(1e-9);
+                let factor = if arriving > 0.0 && limit > 0.0 { (multiple * limit / arriving).max(1.0) } else { 1.0 };
+                self.service_mut(*service).load_factor = factor;
+                self.log(*service, u8::MAX, EventKind::TrafficShift, factor, 0.0, 0);
+            }
+            Perturbation::Load { service, factor } => {
+                self.service_mut(*service).load_factor = factor.max(0.0);
+                self.log(*service, u8::MAX, EventKind::TrafficShift, *factor, 0.0, 0);
             }
             Perturbation::ReaderQos { service, qos } => {
                 for s in self.subscriptions_mut().iter_mut().filter(|s| s.service == *service) {

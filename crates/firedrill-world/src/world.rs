@@ -132,6 +132,8 @@ pub struct ServiceState {
     pub cpu_share: f64,
     /// Whether its network is detached.
     pub detached: bool,
+    /// Multiple of the load arriving at the service (a client hammering one API).
+    pub load_factor: f64,
     /// Extra error ratio (external dependency outage).
     pub outage_error_ratio: f64,
     /// Latency factor (external dependency degradation).
@@ -215,6 +217,7 @@ struct Scratch {
     behaviour: Vec<Behaviour>,
     edge_calls: Vec<f64>,
     tls_bad: Vec<f64>,
+    entry: Vec<f64>,
 }
 
 /// The simulated system.
@@ -324,6 +327,7 @@ impl World {
                 disk_log_gb: 0.0,
                 cpu_share: 1.0,
                 detached: false,
+                load_factor: 1.0,
                 outage_error_ratio: 0.0,
                 outage_latency_factor: 1.0,
                 secret_cert_expiry_s,
@@ -380,6 +384,7 @@ impl World {
         s.behaviour = vec![Behaviour::default(); n];
         s.edge_calls = vec![0.0; topology.edges.len()];
         s.tls_bad = vec![0.0; n];
+        s.entry = vec![0.0; n];
         world
     }
 
@@ -675,7 +680,20 @@ impl World {
         let new_unready = new_live - new_ready;
 
         if old_live > 0 {
-            // Rolling update: max surge 1, max unavailable 0.
+            // Rolling update with the Kubernetes defaults: max surge 25 % (at least one), max unavailable 25 %
+            // (rounded down). Old pods that are not ready serve nothing, so they go first.
+            if let Some(r) = (0..MAX_REPLICAS)
+                .find(|&r| reps[r].is_live() && reps[r].version != target && reps[r].phase != Phase::Running)
+            {
+                self.terminate(id, r);
+                if new_live < desired {
+                    self.create_pod(id, target);
+                }
+                return;
+            }
+            let max_unavailable = desired / 4;
+            let new_pending = reps.iter().any(|r| r.phase == Phase::Pending && r.version == target);
+            let ready = reps.iter().filter(|r| r.phase == Phase::Running).count();
             if new_unready == 0 && live <= desired {
                 self.create_pod(id, target);
             } else if new_unready == 0 && live > desired {
@@ -683,6 +701,9 @@ impl World {
                 if old_live == 1 {
                     self.log(id, u8::MAX, EventKind::RolloutFinished, 0.0, target as f64, 0);
                 }
+            } else if new_pending && max_unavailable > 0 && ready + max_unavailable > desired {
+                // The surge pod waits for quota: make room by retiring an old pod within the unavailability budget.
+                self.terminate_one(id, |r| r.version != target && r.phase == Phase::Running);
             }
             return;
         }
@@ -825,6 +846,7 @@ impl World {
         let mut scratch = std::mem::take(&mut self.scratch);
         let s = &mut scratch;
         s.offered.iter_mut().for_each(|x| *x = 0.0);
+        s.entry.iter_mut().for_each(|x| *x = 0.0);
         s.lock_load.iter_mut().for_each(|x| *x = 0.0);
         s.lock_hold_sum.iter_mut().for_each(|x| *x = 0.0);
         let tod_h = ((self.epoch_unix_s as f64 + self.now_s) / 3600.0).rem_euclid(24.0);
@@ -832,8 +854,9 @@ impl World {
         let daily = ((tod_h - 10.0) / 24.0 * std::f64::consts::TAU).sin();
         for e in &topo.entries {
             let noise = 1.0 + e.noise * gaussian(&mut self.rng);
-            s.offered[e.service.index()] +=
-                (e.rps * (1.0 + e.daily_amplitude * daily) * noise * self.traffic_factor).max(0.0);
+            let rps = (e.rps * (1.0 + e.daily_amplitude * daily) * noise * self.traffic_factor).max(0.0);
+            s.offered[e.service.index()] += rps;
+            s.entry[e.service.index()] += rps;
         }
         for i in 0..n {
             let st = &self.services[i];
@@ -851,24 +874,27 @@ impl World {
         for &id in &topo.call_order {
             let i = id.index();
             let st = &mut self.services[i];
+            s.offered[i] *= st.load_factor;
             let offered = s.offered[i];
             let ready = s.ready[i];
-            let mut admitted = offered;
+            // External clients whose TLS handshake fails never reach the service.
+            let handshake_failed = s.entry[i] * st.load_factor * s.tls_bad[i];
+            let mut admitted = offered - handshake_failed;
             let mut rejected = 0.0;
             if let Some(rl) = topo.services[i].spec.rate_limit {
                 let per_replica = st.fx.rate_limit_rps.unwrap_or(rl.rps_per_replica);
                 let limit = per_replica * ready as f64;
                 let burst_cap = rl.burst * ready as f64;
                 let allowed = limit + st.tokens / dt;
-                if offered > allowed {
+                if admitted > allowed {
+                    rejected = admitted - allowed;
                     admitted = allowed;
-                    rejected = offered - allowed;
                     st.tokens = 0.0;
                 } else {
-                    st.tokens = (st.tokens + (limit - offered).max(0.0) * dt).min(burst_cap);
+                    st.tokens = (st.tokens + (limit - admitted).max(0.0) * dt).min(burst_cap);
                 }
             }
-            let unavailable = if ready == 0 { admitted } else { 0.0 };
+            let unavailable = if ready == 0 { admitted + handshake_failed } else { handshake_failed };
             if ready == 0 {
                 admitted = 0.0;
             }

@@ -1,0 +1,58 @@
+//! The built-in library, embedded in the binary: topologies (with their standard alert rules) and scenarios.
+
+use firedrill_telemetry::alerts::AlertRuleSpec;
+use firedrill_world::spec::TopologySpec;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A built-in topology file: the system and the alert rules its operators run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopologyFile {
+    /// Name scenarios refer to.
+    pub name: String,
+    /// What it is, for humans.
+    #[serde(default)]
+    pub description: String,
+    /// The system.
+    pub topology: TopologySpec,
+    /// The standard alert rules.
+    #[serde(default)]
+    pub alerts: Vec<AlertRuleSpec>,
+}
+
+/// Names of the built-in topologies.
+pub const TOPOLOGY_NAMES: &[&str] = &["shop"];
+
+const TOPOLOGIES: &[(&str, &str)] = &[("shop", include_str!("../library/topologies/shop.yaml"))];
+
+/// Built-in scenario sources: (file name, YAML).
+pub const SCENARIOS: &[(&str, &str)] = &[
+    ("oom_crash.yaml", include_str!("../library/scenarios/oom_crash.yaml")),
+    ("db_pool_exhaustion.yaml", include_str!("../library/scenarios/db_pool_exhaustion.yaml")),
+    ("bad_deployment_cascade.yaml", include_str!("../library/scenarios/bad_deployment_cascade.yaml")),
+    ("disk_full.yaml", include_str!("../library/scenarios/disk_full.yaml")),
+    ("slow_query.yaml", include_str!("../library/scenarios/slow_query.yaml")),
+    ("cert_expiry.yaml", include_str!("../library/scenarios/cert_expiry.yaml")),
+    ("dns_failure.yaml", include_str!("../library/scenarios/dns_failure.yaml")),
+    ("rate_limit_exhaustion.yaml", include_str!("../library/scenarios/rate_limit_exhaustion.yaml")),
+    ("no_fault_control.yaml", include_str!("../library/scenarios/no_fault_control.yaml")),
+];
+
+/// The source of a built-in topology file.
+pub fn topology_source(name: &str) -> Option<&'static str> {
+    TOPOLOGIES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// A built-in topology and its alert rules: `None` if there is no such name, `Some(Err)` if the embedded file
+/// does not parse (a build defect the test suite catches; reported, never a panic).
+pub fn builtin_topology(name: &str) -> Option<Result<(TopologySpec, Vec<AlertRuleSpec>), String>> {
+    let src = topology_source(name)?;
+    Some(match serde_saphyr::from_str::<TopologyFile>(src) {
+        Ok(file) => Ok((file.topology, file.alerts)),
+        Err(e) => {
+            let at = e.location().map(|l| format!("{}:{}: ", l.line(), l.column())).unwrap_or_default();
+            Err(format!("built-in topology {name}.yaml: {at}{}", crate::load::first_line(&e.to_string())))
+        }
+    })
+}

@@ -1,0 +1,12 @@
+//! Telemetry rendered from a [`firedrill_world::World`]: key signals, alert rules with Prometheus `for`
+//! semantics, Prometheus-style metric series, structured logs and traces.
+//!
+//! Nothing here stores telemetry tick by tick: series, log lines and spans are rendered from the world's frames
+//! and events when they are read, so ticking stays cheap and the text is always consistent with the state.
+
+pub mod alerts;
+pub mod duration;
+pub mod key;
+
+pub use alerts::{AlertEngine, AlertRule, AlertRuleSpec, AlertState};
+pub use key::KeyMetric;
