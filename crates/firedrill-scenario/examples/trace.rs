@@ -3,7 +3,14 @@ use firedrill_scenario::{Catalog, Incident};
 fn main() {
     let cat = Catalog::builtin().expect("library");
     let a: Vec<String> = std::env::args().collect();
-    let inst = cat.instance(&a[1], a[2].parse().unwrap_or(0), 0.5).expect("instance");
+    let d: f64 = std::env::var("D")
+        .ok()
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0.5);
+    let inst = cat
+        .instance(&a[1], a[2].parse().unwrap_or(0), d)
+        .expect("instance");
+    println!("{:?}", inst.root_causes());
     let svc: Vec<String> = a[3].split(',').map(|s| s.to_string()).collect();
     let fix_at: Option<u64> = a.get(4).and_then(|x| x.parse().ok());
     let remediation = inst.truth.remediation.clone();
@@ -11,10 +18,33 @@ fn main() {
     for tick in 0..480 {
         if fix_at == Some(tick) {
             for op in &remediation {
-                println!("apply {op:?}: {:?}", inc.apply(op, &firedrill_world::Actor::oncall()));
+                println!(
+                    "apply {op:?}: {:?}",
+                    inc.apply(op, &firedrill_world::Actor::oncall())
+                );
             }
         }
         inc.step();
+        if fix_at.is_some_and(|f| tick >= f) && tick % 4 == 0 {
+            let w = inc.world();
+            let bad: Vec<String> = (0..w.topology().len())
+                .filter(|&i| w.frames()[i].error_ratio() > 0.02)
+                .map(|i| {
+                    format!(
+                        "{}={:.3}",
+                        w.topology().services[i].spec.name,
+                        w.frames()[i].error_ratio()
+                    )
+                })
+                .collect();
+            println!(
+                "t={:.1} mitigated_now={} cleared={} over-slo={:?}",
+                w.now_s() / 60.0,
+                inc.mitigated_now(),
+                (0..inc.instance().faults.len()).all(|k| inc.fault_cleared(k)),
+                bad
+            );
+        }
     }
     let world = inc.world();
     let ring = world.history();
@@ -25,8 +55,19 @@ fn main() {
             let f = ring.get(t, id.index()).expect("frame");
             line += &format!(
                 " | {s}: off {:.0} adm {:.0} err {:.3} rej {:.0} p50 {:.0} p99 {:.0} rdy {}/{} cpu {:.2} pool {:.1}/{:.0} mem {:.0} {:?}",
-                f.offered_rps, f.admitted_rps, f.error_ratio(), f.rejected_rps, f.latency_median_ms, f.p99_ms(),
-                f.ready, f.desired, f.cpu_utilisation(), f.pool_in_use, f.pool_max, f.memory_mb_max(), f.health
+                f.offered_rps,
+                f.admitted_rps,
+                f.error_ratio(),
+                f.rejected_rps,
+                f.latency_median_ms,
+                f.p99_ms(),
+                f.ready,
+                f.desired,
+                f.cpu_utilisation(),
+                f.pool_in_use,
+                f.pool_max,
+                f.memory_mb_max(),
+                f.health
             );
         }
         println!("{line}");

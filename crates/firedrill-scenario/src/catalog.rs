@@ -50,7 +50,11 @@ impl Catalog {
                 Err(d) => diags.extend(d),
             }
         }
-        if diags.is_empty() { Ok(Catalog { scenarios }) } else { Err(diags) }
+        if diags.is_empty() {
+            Ok(Catalog { scenarios })
+        } else {
+            Err(diags)
+        }
     }
 
     /// Adds every scenario file under a path.
@@ -79,16 +83,31 @@ impl Catalog {
     pub fn require(&self, id: &str) -> Result<&Scenario, CatalogError> {
         self.get(id).ok_or_else(|| CatalogError::Unknown {
             id: id.to_string(),
-            known: self.scenarios.iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", "),
+            known: self
+                .scenarios
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         })
     }
 
     /// Builds an instance.
-    pub fn instance(&self, id: &str, seed: u64, difficulty: f64) -> Result<Arc<Instance>, CatalogError> {
+    pub fn instance(
+        &self,
+        id: &str,
+        seed: u64,
+        difficulty: f64,
+    ) -> Result<Arc<Instance>, CatalogError> {
         let s = self.require(id)?;
-        instantiate(s, seed, difficulty)
-            .map(Arc::new)
-            .map_err(|e| CatalogError::Instance(e.iter().map(|x| x.to_string()).collect::<Vec<_>>().join("; ")))
+        instantiate(s, seed, difficulty).map(Arc::new).map_err(|e| {
+            CatalogError::Instance(
+                e.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        })
     }
 
     /// Builds an instance and runs it to the page.

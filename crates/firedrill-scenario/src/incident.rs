@@ -57,13 +57,17 @@ impl Incident {
                     .rev()
                     .take_while(|t| t.t_s >= now)
                     .any(|t| t.to == AlertState::Firing);
-                if fired_now || (incident.alerts.any_firing() && incident.injected.iter().any(|x| *x)) {
+                if fired_now
+                    || (incident.alerts.any_firing() && incident.injected.iter().any(|x| *x))
+                {
                     incident.page_s = Some(now);
                     return Ok(incident);
                 }
             }
             if now > incident.instance.page_deadline_s {
-                return Err(StartError::NeverPaged { deadline_min: incident.instance.page_deadline_s / 60.0 });
+                return Err(StartError::NeverPaged {
+                    deadline_min: incident.instance.page_deadline_s / 60.0,
+                });
             }
         }
     }
@@ -71,7 +75,10 @@ impl Incident {
     /// Builds the world at second zero without running anything (for tools that replay a whole timeline; the
     /// page time stays unset).
     pub fn build(instance: Arc<Instance>) -> Incident {
-        let options = WorldOptions { epoch_unix_s: epoch_for(instance.seed), ..WorldOptions::default() };
+        let options = WorldOptions {
+            epoch_unix_s: epoch_for(instance.seed),
+            ..WorldOptions::default()
+        };
         let world = World::new(instance.topology.clone(), instance.seed, options);
         let alerts = AlertEngine::new(instance.alerts.clone());
         let n = instance.faults.len();
@@ -220,8 +227,12 @@ impl Incident {
         let id = f.service;
         let frame = w.frame(id);
         match &f.clear {
-            ClearCondition::VersionGone(v) => !w.runs_version(id, *v) && w.service(id).version != *v,
-            ClearCondition::ConfigNot { key, value } => w.service(id).config.get(key) != Some(value),
+            ClearCondition::VersionGone(v) => {
+                !w.runs_version(id, *v) && w.service(id).version != *v
+            }
+            ClearCondition::ConfigNot { key, value } => {
+                w.service(id).config.get(key) != Some(value)
+            }
             ClearCondition::MemoryFits => {
                 let spec = &w.topology().service(id).spec;
                 let per_replica = frame.admitted_rps as f64 / frame.ready.max(1) as f64;
@@ -249,7 +260,8 @@ impl Incident {
         truth.slo.iter().all(|slo| {
             slo.services.iter().all(|&s| {
                 let f = self.world.frame(s);
-                slo.max_error_ratio.is_none_or(|m| f.error_ratio() <= m) && slo.max_p99_ms.is_none_or(|m| f.p99_ms() <= m)
+                slo.max_error_ratio.is_none_or(|m| f.error_ratio() <= m)
+                    && slo.max_p99_ms.is_none_or(|m| f.p99_ms() <= m)
             })
         })
     }
@@ -373,9 +385,23 @@ impl TrajectoryHasher {
         for x in floats.iter().chain(f.replica_memory_mb.iter()) {
             self.write(&x.to_bits().to_le_bytes());
         }
-        self.write(&[f.ready, f.desired, f.pods, f.pending, f.version, f.err_cause as u8, f.health as u8, f.qos_mismatches]);
+        self.write(&[
+            f.ready,
+            f.desired,
+            f.pods,
+            f.pending,
+            f.version,
+            f.err_cause as u8,
+            f.health as u8,
+            f.qos_mismatches,
+        ]);
         self.write(&f.err_dep.to_le_bytes());
-        for x in [f.requests_total, f.errors_total, f.rejected_total, f.cpu_seconds_total] {
+        for x in [
+            f.requests_total,
+            f.errors_total,
+            f.rejected_total,
+            f.cpu_seconds_total,
+        ] {
             self.write(&x.to_bits().to_le_bytes());
         }
         self.write(&f.restarts_total.to_le_bytes());

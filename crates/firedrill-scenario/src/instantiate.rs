@@ -16,8 +16,8 @@ use serde::Serialize;
 
 use crate::library;
 use crate::model::{
-    BehaviourField, BenignEventSpec, EvidenceKind, Feature, Mechanism, Parameter, QosSide, RemediationSpec, Scenario,
-    TopologyRef, Trigger, Value,
+    BehaviourField, BenignEventSpec, EvidenceKind, Feature, Mechanism, Parameter, QosSide,
+    RemediationSpec, Scenario, TopologyRef, Trigger, Value,
 };
 
 /// A drawn parameter value.
@@ -109,7 +109,12 @@ pub enum PhaseTrigger {
     /// After an operation by name, optionally on a service.
     AfterOperation(String, Option<ServiceId>),
     /// When a key signal crosses a threshold.
-    When(ServiceId, firedrill_telemetry::KeyMetric, firedrill_telemetry::alerts::Comparison, f64),
+    When(
+        ServiceId,
+        firedrill_telemetry::KeyMetric,
+        firedrill_telemetry::alerts::Comparison,
+        f64,
+    ),
 }
 
 /// A phase, resolved.
@@ -266,7 +271,10 @@ pub fn topology_spec(scenario: &Scenario) -> Result<(TopologySpec, Vec<AlertRule
             Some(Err(message)) => Err(SpecError::new(SpecPath::root().key("topology"), message)),
             None => Err(SpecError::new(
                 SpecPath::root().key("topology"),
-                format!("unknown built-in topology {name:?} (known: {})", library::TOPOLOGY_NAMES.join(", ")),
+                format!(
+                    "unknown built-in topology {name:?} (known: {})",
+                    library::TOPOLOGY_NAMES.join(", ")
+                ),
             )),
         },
     }
@@ -283,11 +291,9 @@ impl Ctx<'_> {
             Value::Bool(b) => Ok(Scalar::Bool(*b)),
             Value::Text(t) => {
                 if let Some(name) = t.strip_prefix('$').filter(|n| !n.starts_with('{')) {
-                    return self
-                        .params
-                        .get(name)
-                        .cloned()
-                        .ok_or_else(|| SpecError::new(path.clone(), format!("unknown parameter ${name}")));
+                    return self.params.get(name).cloned().ok_or_else(|| {
+                        SpecError::new(path.clone(), format!("unknown parameter ${name}"))
+                    });
                 }
                 let mut out = String::new();
                 let mut rest = t.as_str();
@@ -297,10 +303,9 @@ impl Ctx<'_> {
                         return Err(SpecError::new(path.clone(), "unclosed ${ in text"));
                     };
                     let name = &rest[start + 2..start + end];
-                    let v = self
-                        .params
-                        .get(name)
-                        .ok_or_else(|| SpecError::new(path.clone(), format!("unknown parameter ${{{name}}}")))?;
+                    let v = self.params.get(name).ok_or_else(|| {
+                        SpecError::new(path.clone(), format!("unknown parameter ${{{name}}}"))
+                    })?;
                     out.push_str(&v.to_string());
                     rest = &rest[start + end + 1..];
                 }
@@ -313,10 +318,18 @@ impl Ctx<'_> {
     fn num(&self, v: &Value, path: &SpecPath) -> Result<f64, SpecError> {
         match self.scalar(v, path)? {
             Scalar::Num(n) if n.is_finite() => Ok(n),
-            Scalar::Text(t) => t.trim().parse::<f64>().ok().filter(|n| n.is_finite()).ok_or_else(|| {
-                SpecError::new(path.clone(), format!("expected a number, got {t:?}"))
-            }),
-            other => Err(SpecError::new(path.clone(), format!("expected a number, got {other}"))),
+            Scalar::Text(t) => t
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .ok_or_else(|| {
+                    SpecError::new(path.clone(), format!("expected a number, got {t:?}"))
+                }),
+            other => Err(SpecError::new(
+                path.clone(),
+                format!("expected a number, got {other}"),
+            )),
         }
     }
 
@@ -326,13 +339,23 @@ impl Ctx<'_> {
 
     fn service(&self, v: &Value, spec: &TopologySpec, path: &SpecPath) -> Result<usize, SpecError> {
         let name = self.text(v, path)?;
-        spec.services.iter().position(|s| s.name == name).ok_or_else(|| {
-            let known: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
-            SpecError::new(path.clone(), format!("unknown service {name:?} (known: {})", known.join(", ")))
-        })
+        spec.services
+            .iter()
+            .position(|s| s.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = spec.services.iter().map(|s| s.name.as_str()).collect();
+                SpecError::new(
+                    path.clone(),
+                    format!("unknown service {name:?} (known: {})", known.join(", ")),
+                )
+            })
     }
 
-    fn behaviour(&self, fields: &BTreeMap<BehaviourField, Value>, path: &SpecPath) -> Result<Behaviour, SpecError> {
+    fn behaviour(
+        &self,
+        fields: &BTreeMap<BehaviourField, Value>,
+        path: &SpecPath,
+    ) -> Result<Behaviour, SpecError> {
         let mut b = Behaviour::default();
         for (field, v) in fields {
             let p = path.key(&format!("{field:?}").to_lowercase());
@@ -366,14 +389,21 @@ impl Ctx<'_> {
 
 fn has_feature(spec: &TopologySpec, i: usize, f: Feature) -> bool {
     let s = &spec.services[i];
-    let is_db = |name: &str| spec.services.iter().any(|x| x.name == name && x.kind == ServiceKind::Database);
+    let is_db = |name: &str| {
+        spec.services
+            .iter()
+            .any(|x| x.name == name && x.kind == ServiceKind::Database)
+    };
     match f {
         Feature::Pool => s.calls.iter().any(|c| c.pool.is_some()),
         Feature::Disk => s.disk.is_some(),
         Feature::Tls => s.tls.is_some(),
         Feature::RateLimit => s.rate_limit.is_some(),
         Feature::Calls => !s.calls.is_empty(),
-        Feature::Callers => spec.services.iter().any(|x| x.calls.iter().any(|c| c.to == s.name)),
+        Feature::Callers => spec
+            .services
+            .iter()
+            .any(|x| x.calls.iter().any(|c| c.to == s.name)),
         Feature::DatabaseClient => s.calls.iter().any(|c| is_db(&c.to)),
     }
 }
@@ -402,11 +432,17 @@ fn draw_param(
     let mut rng = stream(seed, &format!("param/{name}"));
     let given = p.choice.is_some() as u8 + p.range.is_some() as u8 + p.service.is_some() as u8;
     if given != 1 {
-        return Err(SpecError::new(path.clone(), "a parameter needs exactly one of choice, range or service"));
+        return Err(SpecError::new(
+            path.clone(),
+            "a parameter needs exactly one of choice, range or service",
+        ));
     }
     if let Some(choices) = &p.choice {
         if choices.is_empty() {
-            return Err(SpecError::new(path.key("choice"), "choice needs at least one value"));
+            return Err(SpecError::new(
+                path.key("choice"),
+                "choice needs at least one value",
+            ));
         }
         let v = &choices[pick(&mut rng, choices.len())];
         return Ok(match v {
@@ -419,7 +455,10 @@ fn draw_param(
         let hard = p.hard.unwrap_or(range);
         for (key, r) in [("range", range), ("hard", hard)] {
             if !(r[0].is_finite() && r[1].is_finite() && r[0] <= r[1]) {
-                return Err(SpecError::new(path.key(key), "a range is [low, high] with low <= high"));
+                return Err(SpecError::new(
+                    path.key(key),
+                    "a range is [low, high] with low <= high",
+                ));
             }
         }
         let lo = lerp([range[0], hard[0]], difficulty);
@@ -430,13 +469,20 @@ fn draw_param(
     let filter = p.service.as_ref().expect("checked above");
     let cands = candidates(spec, filter);
     if cands.is_empty() {
-        return Err(SpecError::new(path.key("service"), "no service of the topology fits this filter"));
+        return Err(SpecError::new(
+            path.key("service"),
+            "no service of the topology fits this filter",
+        ));
     }
     let weights: Vec<f64> = cands
         .iter()
         .map(|&i| {
             let d = depth.get(i).copied().unwrap_or(0).min(8) as f64;
-            if filter.prefer_deep { 1.0 + 2.0 * difficulty * d } else { 1.0 }
+            if filter.prefer_deep {
+                1.0 + 2.0 * difficulty * d
+            } else {
+                1.0
+            }
         })
         .collect();
     let total: f64 = weights.iter().sum();
@@ -447,7 +493,11 @@ fn draw_param(
         }
         x -= w;
     }
-    Ok(Scalar::Text(spec.services[*cands.last().expect("non-empty")].name.clone()))
+    Ok(Scalar::Text(
+        spec.services[*cands.last().expect("non-empty")]
+            .name
+            .clone(),
+    ))
 }
 
 /// The next version name after `current` that is not taken: `v2.3.1` becomes `v2.4.0`.
@@ -472,8 +522,16 @@ pub fn bump_version(current: &str, taken: &[String], step: u32) -> String {
 }
 
 /// Builds one instance. Every error carries the path of the scenario field responsible.
-pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<Instance, Vec<SpecError>> {
-    let difficulty = if difficulty.is_finite() { difficulty.clamp(0.0, 1.0) } else { 0.0 };
+pub fn instantiate(
+    scenario: &Scenario,
+    seed: u64,
+    difficulty: f64,
+) -> Result<Instance, Vec<SpecError>> {
+    let difficulty = if difficulty.is_finite() {
+        difficulty.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
     let root = SpecPath::root();
     let (mut spec, builtin_alerts) = topology_spec(scenario).map_err(|e| vec![e])?;
     let topo_path = root.key("topology");
@@ -487,7 +545,15 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
     let mut errors = Vec::new();
     let mut params = BTreeMap::new();
     for (name, p) in &scenario.parameters {
-        match draw_param(name, p, &spec, &depth, seed, difficulty, &root.key("parameters").key(name)) {
+        match draw_param(
+            name,
+            p,
+            &spec,
+            &depth,
+            seed,
+            difficulty,
+            &root.key("parameters").key(name),
+        ) {
             Ok(v) => {
                 params.insert(name.clone(), v);
             }
@@ -540,7 +606,11 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
         if let Some(o) = onset_s {
             first_onset = first_onset.min(o);
         }
-        let actor = Actor(f.actor.clone().unwrap_or_else(|| "deploy-pipeline".to_string()));
+        let actor = Actor(
+            f.actor
+                .clone()
+                .unwrap_or_else(|| "deploy-pipeline".to_string()),
+        );
         let mut new_version = None;
         let mut flag = None;
         let svc = &mut spec.services[target];
@@ -549,7 +619,8 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                 let mp = p.key("mechanism").key("deploy_version");
                 let name = match ctx.text(version, &mp.key("version")) {
                     Ok(n) if n == "next" => {
-                        let taken: Vec<String> = svc.versions.iter().map(|v| v.name.clone()).collect();
+                        let taken: Vec<String> =
+                            svc.versions.iter().map(|v| v.name.clone()).collect();
                         bump_version(&svc.version, &taken, 1)
                     }
                     Ok(n) => n,
@@ -559,23 +630,39 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                     }
                 };
                 if svc.versions.iter().any(|v| v.name == name) {
-                    errors.push(SpecError::new(mp.key("version"), format!("{} already has a version {name}", svc.name)));
+                    errors.push(SpecError::new(
+                        mp.key("version"),
+                        format!("{} already has a version {name}", svc.name),
+                    ));
                     continue;
                 }
                 match ctx.behaviour(behaviour, &mp.key("behaviour")) {
-                    Ok(b) => svc.versions.push(VersionSpec { name: name.clone(), behaviour: b }),
+                    Ok(b) => svc.versions.push(VersionSpec {
+                        name: name.clone(),
+                        behaviour: b,
+                    }),
                     Err(e) => errors.push(e),
                 }
                 new_version = Some(name);
             }
-            Mechanism::FlagOn { flag: name, behaviour } => {
+            Mechanism::FlagOn {
+                flag: name,
+                behaviour,
+            } => {
                 let mp = p.key("mechanism").key("flag_on");
                 match ctx.behaviour(behaviour, &mp.key("behaviour")) {
                     Ok(b) => {
                         if svc.flags.iter().any(|x| x.name == *name) {
-                            errors.push(SpecError::new(mp.key("flag"), format!("{} already has a flag {name}", svc.name)));
+                            errors.push(SpecError::new(
+                                mp.key("flag"),
+                                format!("{} already has a flag {name}", svc.name),
+                            ));
                         } else {
-                            svc.flags.push(FlagSpec { name: name.clone(), enabled: false, when_on: b });
+                            svc.flags.push(FlagSpec {
+                                name: name.clone(),
+                                enabled: false,
+                                when_on: b,
+                            });
                         }
                     }
                     Err(e) => errors.push(e),
@@ -583,7 +670,10 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                 flag = Some(name.clone());
             }
             Mechanism::CertificateExpiry { .. } if svc.tls.is_none() => {
-                errors.push(SpecError::new(p.key("target"), format!("{} serves no certificate", svc.name)));
+                errors.push(SpecError::new(
+                    p.key("target"),
+                    format!("{} serves no certificate", svc.name),
+                ));
             }
             _ => {}
         }
@@ -609,22 +699,37 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
     let mut scheduled_ops: Vec<(f64, usize, DistractorOp)> = Vec::new();
     let bystanders: Vec<usize> = (0..spec.services.len())
         .filter(|i| !targets.contains(i))
-        .filter(|&i| matches!(spec.services[i].kind, ServiceKind::Service | ServiceKind::Gateway | ServiceKind::Edge | ServiceKind::Worker))
+        .filter(|&i| {
+            matches!(
+                spec.services[i].kind,
+                ServiceKind::Service
+                    | ServiceKind::Gateway
+                    | ServiceKind::Edge
+                    | ServiceKind::Worker
+            )
+        })
         .collect();
     let window = (first_onset - 100.0 * 60.0).max(5.0 * 60.0)..(first_onset + 3.0 * 60.0);
     let mut rng = stream(seed, "distractors");
     if !bystanders.is_empty() {
-        let n_deploys = lerp(scenario.difficulty.distractor_deploys, difficulty).round().max(0.0) as usize;
+        let n_deploys = lerp(scenario.difficulty.distractor_deploys, difficulty)
+            .round()
+            .max(0.0) as usize;
         for _ in 0..n_deploys {
             let s = bystanders[pick(&mut rng, bystanders.len())];
             let t = window.start + unit(&mut rng) * (window.end - window.start);
             let svc = &mut spec.services[s];
             let taken: Vec<String> = svc.versions.iter().map(|v| v.name.clone()).collect();
             let name = bump_version(&svc.version, &taken, 1);
-            svc.versions.push(VersionSpec { name: name.clone(), behaviour: Behaviour::default() });
+            svc.versions.push(VersionSpec {
+                name: name.clone(),
+                behaviour: Behaviour::default(),
+            });
             scheduled_ops.push((t, s, DistractorOp::Deploy(name)));
         }
-        let n_configs = lerp(scenario.difficulty.distractor_configs, difficulty).round().max(0.0) as usize;
+        let n_configs = lerp(scenario.difficulty.distractor_configs, difficulty)
+            .round()
+            .max(0.0) as usize;
         const INERT: [(&str, &[&str]); 5] = [
             ("feature.recommendations.limit", &["10", "12", "20", "24"]),
             ("cache.ttl_seconds", &["60", "120", "300"]),
@@ -637,25 +742,32 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
             let t = window.start + unit(&mut rng) * (window.end - window.start);
             let (key, values) = INERT[pick(&mut rng, INERT.len())];
             let value = values[pick(&mut rng, values.len())];
-            scheduled_ops.push((t, s, DistractorOp::Config(key.to_string(), value.to_string())));
+            scheduled_ops.push((
+                t,
+                s,
+                DistractorOp::Config(key.to_string(), value.to_string()),
+            ));
         }
-        let n_benign = lerp(scenario.difficulty.benign_events, difficulty).round().max(0.0) as usize;
-        for k in 0..n_benign {
+        let n_benign = lerp(scenario.difficulty.benign_events, difficulty)
+            .round()
+            .max(0.0) as usize;
+        for _ in 0..n_benign {
+            // Small traffic swings: visible in the metrics, harmless, and never enough to page by themselves.
             let t = window.start + unit(&mut rng) * (window.end - window.start);
-            if k % 2 == 0 {
-                let s = bystanders[pick(&mut rng, bystanders.len())];
-                scheduled_ops.push((t, s, DistractorOp::Restart));
-            } else {
-                let factor = 1.08 + 0.1 * unit(&mut rng);
-                scheduled_ops.push((t, 0, DistractorOp::Traffic(factor)));
-                scheduled_ops.push((t + 600.0, 0, DistractorOp::Traffic(1.0)));
-            }
+            let factor = 1.06 + 0.1 * unit(&mut rng);
+            let minutes = 5.0 + 10.0 * unit(&mut rng);
+            scheduled_ops.push((t, 0, DistractorOp::Traffic(factor)));
+            scheduled_ops.push((t + minutes * 60.0, 0, DistractorOp::Traffic(1.0 / factor)));
         }
     }
     for (i, e) in scenario.events.iter().enumerate() {
         let p = root.key("events").index(i);
         match e {
-            BenignEventSpec::TrafficBurst { at_minutes, factor, duration_minutes } => {
+            BenignEventSpec::TrafficBurst {
+                at_minutes,
+                factor,
+                duration_minutes,
+            } => {
                 let p = p.key("traffic_burst");
                 let at = ctx.num(at_minutes, &p.key("at_minutes"));
                 let f = ctx.num(factor, &p.key("factor"));
@@ -663,15 +775,23 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                 match (at, f, d) {
                     (Ok(at), Ok(f), Ok(d)) if f > 0.0 && d > 0.0 => {
                         scheduled_ops.push((at * 60.0, 0, DistractorOp::Traffic(f)));
-                        scheduled_ops.push(((at + d) * 60.0, 0, DistractorOp::Traffic(1.0)));
+                        scheduled_ops.push(((at + d) * 60.0, 0, DistractorOp::Traffic(1.0 / f)));
                     }
-                    (Ok(_), Ok(_), Ok(_)) => errors.push(SpecError::new(p, "factor and duration must be > 0")),
+                    (Ok(_), Ok(_), Ok(_)) => {
+                        errors.push(SpecError::new(p, "factor and duration must be > 0"))
+                    }
                     (a, b, c) => errors.extend([a.err(), b.err(), c.err()].into_iter().flatten()),
                 }
             }
-            BenignEventSpec::RoutineRestart { at_minutes, service } => {
+            BenignEventSpec::RoutineRestart {
+                at_minutes,
+                service,
+            } => {
                 let p = p.key("routine_restart");
-                match (ctx.num(at_minutes, &p.key("at_minutes")), ctx.service(service, &spec, &p.key("service"))) {
+                match (
+                    ctx.num(at_minutes, &p.key("at_minutes")),
+                    ctx.service(service, &spec, &p.key("service")),
+                ) {
                     (Ok(at), Ok(s)) => scheduled_ops.push((at * 60.0, s, DistractorOp::Restart)),
                     (a, b) => errors.extend([a.err(), b.err()].into_iter().flatten()),
                 }
@@ -714,7 +834,13 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                     let name = pf.new_version.as_deref().unwrap_or_default();
                     let v = svc.version_index(name).expect("added above") as u8;
                     (
-                        vec![FaultAction::Operation(Operation::Deploy { service, version: v }, pf.actor.clone())],
+                        vec![FaultAction::Operation(
+                            Operation::Deploy {
+                                service,
+                                version: v,
+                            },
+                            pf.actor.clone(),
+                        )],
                         ClearCondition::VersionGone(v),
                     )
                 }
@@ -724,21 +850,37 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                         .map_err(|m| SpecError::new(p.key("set_config").key("value"), m))?;
                     (
                         vec![FaultAction::Operation(
-                            Operation::SetConfig { service, key: key.clone(), value: value.clone() },
+                            Operation::SetConfig {
+                                service,
+                                key: key.clone(),
+                                value: value.clone(),
+                            },
                             pf.actor.clone(),
                         )],
-                        ClearCondition::ConfigNot { key: key.clone(), value },
+                        ClearCondition::ConfigNot {
+                            key: key.clone(),
+                            value,
+                        },
                     )
                 }
                 Mechanism::LowerMemoryLimit { ratio } => {
                     let r = ctx.num(ratio, &p.key("lower_memory_limit").key("ratio"))?;
                     if !(r > 0.05 && r < 1.0) {
-                        return Err(SpecError::new(p.key("lower_memory_limit").key("ratio"), "ratio must be in (0.05, 1)"));
+                        return Err(SpecError::new(
+                            p.key("lower_memory_limit").key("ratio"),
+                            "ratio must be in (0.05, 1)",
+                        ));
                     }
-                    let mb = ((s.base_memory_mb * r).round() as u32).max(firedrill_world::ops::MEMORY_RANGE_MB.0);
+                    let mb = ((s.base_memory_mb * r).round() as u32)
+                        .max(firedrill_world::ops::MEMORY_RANGE_MB.0);
                     (
                         vec![FaultAction::Operation(
-                            Operation::SetLimits { service, memory_mb: Some(mb), cpu_millis: None, disk_gb: None },
+                            Operation::SetLimits {
+                                service,
+                                memory_mb: Some(mb),
+                                cpu_millis: None,
+                                disk_gb: None,
+                            },
                             pf.actor.clone(),
                         )],
                         ClearCondition::MemoryFits,
@@ -748,7 +890,14 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                     let _ = &pf.flag;
                     let idx = svc.flag_index(flag).expect("added above") as u8;
                     (
-                        vec![FaultAction::Operation(Operation::SetFlag { service, flag: idx, enabled: true }, pf.actor.clone())],
+                        vec![FaultAction::Operation(
+                            Operation::SetFlag {
+                                service,
+                                flag: idx,
+                                enabled: true,
+                            },
+                            pf.actor.clone(),
+                        )],
                         ClearCondition::FlagOff(idx),
                     )
                 }
@@ -766,9 +915,17 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                 Mechanism::TrafficSurge { factor } => {
                     let f = ctx.num(factor, &p.key("traffic_surge").key("factor"))?;
                     if !(f > 0.0 && f <= 100.0) {
-                        return Err(SpecError::new(p.key("traffic_surge").key("factor"), "factor must be in (0, 100]"));
+                        return Err(SpecError::new(
+                            p.key("traffic_surge").key("factor"),
+                            "factor must be in (0, 100]",
+                        ));
                     }
-                    (vec![FaultAction::Perturbation(Perturbation::Traffic { factor: f })], ClearCondition::NotRateLimited)
+                    (
+                        vec![FaultAction::Perturbation(Perturbation::Traffic {
+                            factor: f,
+                        })],
+                        ClearCondition::NotRateLimited,
+                    )
                 }
                 Mechanism::LoadSurge { factor, over_limit } => {
                     let lp = p.key("load_surge");
@@ -776,56 +933,102 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                         (Some(f), None) => {
                             let f = ctx.num(f, &lp.key("factor"))?;
                             if !(f > 0.0 && f <= 100.0) {
-                                return Err(SpecError::new(lp.key("factor"), "factor must be in (0, 100]"));
+                                return Err(SpecError::new(
+                                    lp.key("factor"),
+                                    "factor must be in (0, 100]",
+                                ));
                             }
                             Perturbation::Load { service, factor: f }
                         }
                         (None, Some(m)) => {
                             let m = ctx.num(m, &lp.key("over_limit"))?;
                             if !(m > 0.0 && m <= 100.0) {
-                                return Err(SpecError::new(lp.key("over_limit"), "over_limit must be in (0, 100]"));
+                                return Err(SpecError::new(
+                                    lp.key("over_limit"),
+                                    "over_limit must be in (0, 100]",
+                                ));
                             }
                             if s.rate_limit.is_none() {
-                                return Err(SpecError::new(lp.key("over_limit"), format!("{} has no rate limiter", s.name)));
+                                return Err(SpecError::new(
+                                    lp.key("over_limit"),
+                                    format!("{} has no rate limiter", s.name),
+                                ));
                             }
-                            Perturbation::LoadOverLimit { service, multiple: m }
+                            Perturbation::LoadOverLimit {
+                                service,
+                                multiple: m,
+                            }
                         }
-                        _ => return Err(SpecError::new(lp, "give exactly one of factor or over_limit")),
+                        _ => {
+                            return Err(SpecError::new(
+                                lp,
+                                "give exactly one of factor or over_limit",
+                            ));
+                        }
                     };
-                    (vec![FaultAction::Perturbation(perturbation)], ClearCondition::NotRateLimited)
+                    (
+                        vec![FaultAction::Perturbation(perturbation)],
+                        ClearCondition::NotRateLimited,
+                    )
                 }
                 Mechanism::NetworkPartition {} => (
-                    vec![FaultAction::Perturbation(Perturbation::DetachNetwork { service })],
+                    vec![FaultAction::Perturbation(Perturbation::DetachNetwork {
+                        service,
+                    })],
                     ClearCondition::NetworkAttached,
                 ),
                 Mechanism::CpuStarvation { share } => {
                     let sh = ctx.num(share, &p.key("cpu_starvation").key("share"))?;
                     if !(sh > 0.0 && sh <= 1.0) {
-                        return Err(SpecError::new(p.key("cpu_starvation").key("share"), "share must be in (0, 1]"));
+                        return Err(SpecError::new(
+                            p.key("cpu_starvation").key("share"),
+                            "share must be in (0, 1]",
+                        ));
                     }
-                    (vec![FaultAction::Perturbation(Perturbation::CpuShare { service, share: sh })], ClearCondition::CpuHeadroom)
+                    (
+                        vec![FaultAction::Perturbation(Perturbation::CpuShare {
+                            service,
+                            share: sh,
+                        })],
+                        ClearCondition::CpuHeadroom,
+                    )
                 }
-                Mechanism::DependencyOutage { error_ratio, latency_factor } => {
+                Mechanism::DependencyOutage {
+                    error_ratio,
+                    latency_factor,
+                } => {
                     let e = ctx.num(error_ratio, &p.key("dependency_outage").key("error_ratio"))?;
                     let l = match latency_factor {
                         Some(v) => ctx.num(v, &p.key("dependency_outage").key("latency_factor"))?,
                         None => 1.0,
                     };
                     (
-                        vec![FaultAction::Perturbation(Perturbation::Outage { service, error_ratio: e, latency_factor: l })],
+                        vec![FaultAction::Perturbation(Perturbation::Outage {
+                            service,
+                            error_ratio: e,
+                            latency_factor: l,
+                        })],
                         ClearCondition::OutageOver,
                     )
                 }
-                Mechanism::QosChange { side, reliability, durability } => {
+                Mechanism::QosChange {
+                    side,
+                    reliability,
+                    durability,
+                } => {
                     let qos = Qos {
                         reliability: *reliability,
-                        durability: durability.unwrap_or(firedrill_world::spec::Durability::Volatile),
+                        durability: durability
+                            .unwrap_or(firedrill_world::spec::Durability::Volatile),
                     };
                     let p = match side {
                         QosSide::Reader => Perturbation::ReaderQos { service, qos },
                         QosSide::Writer => Perturbation::WriterQos { service, qos },
                     };
-                    (vec![FaultAction::Perturbation(p)], ClearCondition::QosMatched)
+                    (
+                        vec![FaultAction::Perturbation(p)],
+                        ClearCondition::QosMatched,
+                    )
                 }
             })
         })();
@@ -848,28 +1051,52 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
     for (i, ph) in scenario.phases.iter().enumerate() {
         let p = root.key("phases").index(i);
         let trigger = match &ph.trigger {
-            Trigger::AtMinutes(v) => ctx.num(v, &p.key("trigger").key("at_minutes")).map(|m| PhaseTrigger::At(m * 60.0)),
-            Trigger::AfterPageMinutes(v) => {
-                ctx.num(v, &p.key("trigger").key("after_page_minutes")).map(|m| PhaseTrigger::AfterPage(m * 60.0))
-            }
+            Trigger::AtMinutes(v) => ctx
+                .num(v, &p.key("trigger").key("at_minutes"))
+                .map(|m| PhaseTrigger::At(m * 60.0)),
+            Trigger::AfterPageMinutes(v) => ctx
+                .num(v, &p.key("trigger").key("after_page_minutes"))
+                .map(|m| PhaseTrigger::AfterPage(m * 60.0)),
             Trigger::AfterOperation { operation, service } => {
-                const OPS: [&str; 8] =
-                    ["restart", "scale", "deploy", "set_config", "set_limits", "set_flag", "reconnect_network", "drain_queue"];
+                const OPS: [&str; 8] = [
+                    "restart",
+                    "scale",
+                    "deploy",
+                    "set_config",
+                    "set_limits",
+                    "set_flag",
+                    "reconnect_network",
+                    "drain_queue",
+                ];
                 if !OPS.contains(&operation.as_str()) {
                     Err(SpecError::new(
                         p.key("trigger").key("after_operation").key("operation"),
-                        format!("unknown operation {operation:?} (known: {})", OPS.join(", ")),
+                        format!(
+                            "unknown operation {operation:?} (known: {})",
+                            OPS.join(", ")
+                        ),
                     ))
                 } else {
                     match service {
                         Some(v) => ctx
-                            .service(v, &spec, &p.key("trigger").key("after_operation").key("service"))
-                            .map(|s| PhaseTrigger::AfterOperation(operation.clone(), Some(id_of(s)))),
+                            .service(
+                                v,
+                                &spec,
+                                &p.key("trigger").key("after_operation").key("service"),
+                            )
+                            .map(|s| {
+                                PhaseTrigger::AfterOperation(operation.clone(), Some(id_of(s)))
+                            }),
                         None => Ok(PhaseTrigger::AfterOperation(operation.clone(), None)),
                     }
                 }
             }
-            Trigger::When { service, metric, op, value } => ctx
+            Trigger::When {
+                service,
+                metric,
+                op,
+                value,
+            } => ctx
                 .service(service, &spec, &p.key("trigger").key("when").key("service"))
                 .map(|s| PhaseTrigger::When(id_of(s), *metric, *op, *value)),
         };
@@ -888,11 +1115,18 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
                     }
                     idxs.push(k);
                 }
-                None => errors.push(SpecError::new(p.key("faults").index(j), format!("unknown fault {fid:?}"))),
+                None => errors.push(SpecError::new(
+                    p.key("faults").index(j),
+                    format!("unknown fault {fid:?}"),
+                )),
             }
         }
         match trigger {
-            Ok(trigger) => phases.push(Phase { id: ph.id.clone(), trigger, faults: idxs }),
+            Ok(trigger) => phases.push(Phase {
+                id: ph.id.clone(),
+                trigger,
+                faults: idxs,
+            }),
             Err(e) => errors.push(e),
         }
     }
@@ -900,14 +1134,20 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
         if f.onset_minutes.is_none() && !in_phase.get(k).copied().unwrap_or(true) {
             errors.push(SpecError::new(
                 root.key("faults").index(k),
-                format!("fault {:?} has no onset_minutes and no phase injects it", f.id),
+                format!(
+                    "fault {:?} has no onset_minutes and no phase injects it",
+                    f.id
+                ),
             ));
         }
     }
     let mut seen = std::collections::BTreeSet::new();
     for (k, f) in scenario.faults.iter().enumerate() {
         if !seen.insert(f.id.as_str()) {
-            errors.push(SpecError::new(root.key("faults").index(k).key("id"), format!("duplicate fault id {:?}", f.id)));
+            errors.push(SpecError::new(
+                root.key("faults").index(k).key("id"),
+                format!("duplicate fault id {:?}", f.id),
+            ));
         }
     }
 
@@ -919,17 +1159,24 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
         Some(ids) => ids
             .iter()
             .enumerate()
-            .filter_map(|(j, id)| match scenario.faults.iter().position(|f| f.id == *id) {
-                Some(k) => Some(k),
-                None => {
-                    errors.push(SpecError::new(gp.key("root_causes").index(j), format!("unknown fault {id:?}")));
-                    None
-                }
-            })
+            .filter_map(
+                |(j, id)| match scenario.faults.iter().position(|f| f.id == *id) {
+                    Some(k) => Some(k),
+                    None => {
+                        errors.push(SpecError::new(
+                            gp.key("root_causes").index(j),
+                            format!("unknown fault {id:?}"),
+                        ));
+                        None
+                    }
+                },
+            )
             .collect(),
     };
-    let reached: Vec<ServiceId> =
-        (0..topology.len()).map(id_of).filter(|id| topology.service(*id).depth != u16::MAX).collect();
+    let reached: Vec<ServiceId> = (0..topology.len())
+        .map(id_of)
+        .filter(|id| topology.service(*id).depth != u16::MAX)
+        .collect();
     let mut slo = Vec::new();
     for (j, s) in gt.mitigated.slo.iter().enumerate() {
         let sp = gp.key("mitigated").key("slo").index(j);
@@ -938,21 +1185,35 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
             Some(list) => list
                 .iter()
                 .enumerate()
-                .filter_map(|(k, v)| match ctx.service(v, &spec, &sp.key("services").index(k)) {
-                    Ok(i) => Some(id_of(i)),
-                    Err(e) => {
-                        errors.push(e);
-                        None
-                    }
-                })
+                .filter_map(
+                    |(k, v)| match ctx.service(v, &spec, &sp.key("services").index(k)) {
+                        Ok(i) => Some(id_of(i)),
+                        Err(e) => {
+                            errors.push(e);
+                            None
+                        }
+                    },
+                )
                 .collect(),
         };
-        slo.push(Slo { services, max_error_ratio: s.max_error_ratio, max_p99_ms: s.max_p99_ms });
+        slo.push(Slo {
+            services,
+            max_error_ratio: s.max_error_ratio,
+            max_p99_ms: s.max_p99_ms,
+        });
     }
     let mut evidence = Vec::new();
     for (j, e) in gt.evidence.iter().enumerate() {
-        match ctx.service(&e.service, &spec, &gp.key("evidence").index(j).key("service")) {
-            Ok(i) => evidence.push(Evidence { kind: e.kind, service: spec.services[i].name.clone(), signal: e.signal.clone() }),
+        match ctx.service(
+            &e.service,
+            &spec,
+            &gp.key("evidence").index(j).key("service"),
+        ) {
+            Ok(i) => evidence.push(Evidence {
+                kind: e.kind,
+                service: spec.services[i].name.clone(),
+                signal: e.signal.clone(),
+            }),
             Err(err) => errors.push(err),
         }
     }
@@ -964,10 +1225,18 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
         }
     }
     if !(scenario.budget_minutes > 0.0 && scenario.budget_minutes <= 24.0 * 60.0) {
-        errors.push(SpecError::new(root.key("budget_minutes"), "budget_minutes must be in (0, 1440]"));
+        errors.push(SpecError::new(
+            root.key("budget_minutes"),
+            "budget_minutes must be in (0, 1440]",
+        ));
     }
-    if !(gt.mitigated.sustain_minutes >= 0.0 && gt.mitigated.sustain_minutes < scenario.budget_minutes.max(0.0)) {
-        errors.push(SpecError::new(gp.key("mitigated").key("sustain_minutes"), "sustain_minutes must be >= 0 and shorter than the budget"));
+    if !(gt.mitigated.sustain_minutes >= 0.0
+        && gt.mitigated.sustain_minutes < scenario.budget_minutes.max(0.0))
+    {
+        errors.push(SpecError::new(
+            gp.key("mitigated").key("sustain_minutes"),
+            "sustain_minutes must be >= 0 and shorter than the budget",
+        ));
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -980,23 +1249,43 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
             let action = match op {
                 DistractorOp::Deploy(name) => {
                     let v = topology.service(service).version_index(&name).unwrap_or(0) as u8;
-                    FaultAction::Operation(Operation::Deploy { service, version: v }, Actor("deploy-pipeline".into()))
+                    FaultAction::Operation(
+                        Operation::Deploy {
+                            service,
+                            version: v,
+                        },
+                        Actor("deploy-pipeline".into()),
+                    )
                 }
-                DistractorOp::Config(key, value) => {
-                    FaultAction::Operation(Operation::SetConfig { service, key, value }, Actor("config-sync".into()))
-                }
+                DistractorOp::Config(key, value) => FaultAction::Operation(
+                    Operation::SetConfig {
+                        service,
+                        key,
+                        value,
+                    },
+                    Actor("config-sync".into()),
+                ),
                 DistractorOp::Restart => FaultAction::Operation(
-                    Operation::Restart { service, memory_mb: None, cpu_millis: None },
+                    Operation::Restart {
+                        service,
+                        memory_mb: None,
+                        cpu_millis: None,
+                    },
                     Actor("node-maintenance".into()),
                 ),
-                DistractorOp::Traffic(f) => FaultAction::Perturbation(Perturbation::Traffic { factor: f }),
+                DistractorOp::Traffic(f) => {
+                    FaultAction::Perturbation(Perturbation::Traffic { factor: f })
+                }
             };
             Scheduled { t_s: t, action }
         })
         .collect();
     scheduled.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
 
-    let last_onset = faults.iter().filter_map(|f| f.onset_s).fold(first_onset, f64::max);
+    let last_onset = faults
+        .iter()
+        .filter_map(|f| f.onset_s)
+        .fold(first_onset, f64::max);
     Ok(Instance {
         scenario_id: scenario.id.clone(),
         title: scenario.title.clone(),
@@ -1018,7 +1307,8 @@ pub fn instantiate(scenario: &Scenario, seed: u64, difficulty: f64) -> Result<In
         },
         budget_s: scenario.budget_minutes * 60.0,
         min_history_s: scenario.page.min_history_minutes * 60.0,
-        page_deadline_s: last_onset.max(scenario.page.min_history_minutes * 60.0) + scenario.page.max_wait_minutes * 60.0,
+        page_deadline_s: last_onset.max(scenario.page.min_history_minutes * 60.0)
+            + scenario.page.max_wait_minutes * 60.0,
         log_noise: lerp(scenario.difficulty.log_noise, difficulty),
     })
 }
@@ -1043,9 +1333,15 @@ fn remedy(
             let i = ctx.service(service, spec, &p.key("rollback").key("service"))?;
             let original = &spec.services[i].version;
             let v = topology.service(id(i)).version_index(original).unwrap_or(0) as u8;
-            Operation::Deploy { service: id(i), version: v }
+            Operation::Deploy {
+                service: id(i),
+                version: v,
+            }
         }
-        RemediationSpec::Restart { service, memory_factor } => {
+        RemediationSpec::Restart {
+            service,
+            memory_factor,
+        } => {
             let i = ctx.service(service, spec, &p.key("restart").key("service"))?;
             let memory_mb = match memory_factor {
                 Some(f) => {
@@ -1054,37 +1350,69 @@ fn remedy(
                 }
                 None => None,
             };
-            Operation::Restart { service: id(i), memory_mb, cpu_millis: None }
+            Operation::Restart {
+                service: id(i),
+                memory_mb,
+                cpu_millis: None,
+            }
         }
         RemediationSpec::Scale { service, factor } => {
             let i = ctx.service(service, spec, &p.key("scale").key("service"))?;
             let f = ctx.num(factor, &p.key("scale").key("factor"))?;
-            let replicas = ((spec.services[i].replicas as f64 * f).ceil() as u32).min(firedrill_world::topology::MAX_REPLICAS as u32);
-            Operation::Scale { service: id(i), replicas }
+            let replicas = ((spec.services[i].replicas as f64 * f).ceil() as u32)
+                .min(firedrill_world::topology::MAX_REPLICAS as u32);
+            Operation::Scale {
+                service: id(i),
+                replicas,
+            }
         }
-        RemediationSpec::SetConfig { service, key, value, restore } => {
+        RemediationSpec::SetConfig {
+            service,
+            key,
+            value,
+            restore,
+        } => {
             let i = ctx.service(service, spec, &p.key("set_config").key("service"))?;
             let value = match (value, restore) {
                 (Some(v), false) => ctx.text(v, &p.key("set_config").key("value"))?,
-                (None, true) => spec.services[i].config.get(key).cloned().unwrap_or_else(|| default_config(key)),
-                _ => return Err(SpecError::new(p.key("set_config"), "give exactly one of value or restore: true")),
+                (None, true) => spec.services[i]
+                    .config
+                    .get(key)
+                    .cloned()
+                    .unwrap_or_else(|| default_config(key)),
+                _ => {
+                    return Err(SpecError::new(
+                        p.key("set_config"),
+                        "give exactly one of value or restore: true",
+                    ));
+                }
             };
-            Operation::SetConfig { service: id(i), key: key.clone(), value }
+            Operation::SetConfig {
+                service: id(i),
+                key: key.clone(),
+                value,
+            }
         }
         RemediationSpec::FlagOff { service, flag } => {
             let i = ctx.service(service, spec, &p.key("flag_off").key("service"))?;
-            let f = topology
-                .service(id(i))
-                .flag_index(flag)
-                .ok_or_else(|| SpecError::new(p.key("flag_off").key("flag"), format!("unknown flag {flag:?}")))?;
-            Operation::SetFlag { service: id(i), flag: f as u8, enabled: false }
+            let f = topology.service(id(i)).flag_index(flag).ok_or_else(|| {
+                SpecError::new(
+                    p.key("flag_off").key("flag"),
+                    format!("unknown flag {flag:?}"),
+                )
+            })?;
+            Operation::SetFlag {
+                service: id(i),
+                flag: f as u8,
+                enabled: false,
+            }
         }
-        RemediationSpec::ReconnectNetwork { service } => {
-            Operation::ReconnectNetwork { service: id(ctx.service(service, spec, &p.key("reconnect_network").key("service"))?) }
-        }
-        RemediationSpec::DrainQueue { service } => {
-            Operation::DrainQueue { service: id(ctx.service(service, spec, &p.key("drain_queue").key("service"))?) }
-        }
+        RemediationSpec::ReconnectNetwork { service } => Operation::ReconnectNetwork {
+            service: id(ctx.service(service, spec, &p.key("reconnect_network").key("service"))?),
+        },
+        RemediationSpec::DrainQueue { service } => Operation::DrainQueue {
+            service: id(ctx.service(service, spec, &p.key("drain_queue").key("service"))?),
+        },
     })
 }
 

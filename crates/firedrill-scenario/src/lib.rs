@@ -27,5 +27,6 @@ pub fn scenario_schema() -> serde_json::Value {
 
 /// The JSON Schema of built-in topology files.
 pub fn topology_schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(library::TopologyFile)).unwrap_or(serde_json::Value::Null)
+    serde_json::to_value(schemars::schema_for!(library::TopologyFile))
+        .unwrap_or(serde_json::Value::Null)
 }

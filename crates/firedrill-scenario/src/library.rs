@@ -28,15 +28,42 @@ const TOPOLOGIES: &[(&str, &str)] = &[("shop", include_str!("../library/topologi
 
 /// Built-in scenario sources: (file name, YAML).
 pub const SCENARIOS: &[(&str, &str)] = &[
-    ("oom_crash.yaml", include_str!("../library/scenarios/oom_crash.yaml")),
-    ("db_pool_exhaustion.yaml", include_str!("../library/scenarios/db_pool_exhaustion.yaml")),
-    ("bad_deployment_cascade.yaml", include_str!("../library/scenarios/bad_deployment_cascade.yaml")),
-    ("disk_full.yaml", include_str!("../library/scenarios/disk_full.yaml")),
-    ("slow_query.yaml", include_str!("../library/scenarios/slow_query.yaml")),
-    ("cert_expiry.yaml", include_str!("../library/scenarios/cert_expiry.yaml")),
-    ("dns_failure.yaml", include_str!("../library/scenarios/dns_failure.yaml")),
-    ("rate_limit_exhaustion.yaml", include_str!("../library/scenarios/rate_limit_exhaustion.yaml")),
-    ("no_fault_control.yaml", include_str!("../library/scenarios/no_fault_control.yaml")),
+    (
+        "oom_crash.yaml",
+        include_str!("../library/scenarios/oom_crash.yaml"),
+    ),
+    (
+        "db_pool_exhaustion.yaml",
+        include_str!("../library/scenarios/db_pool_exhaustion.yaml"),
+    ),
+    (
+        "bad_deployment_cascade.yaml",
+        include_str!("../library/scenarios/bad_deployment_cascade.yaml"),
+    ),
+    (
+        "disk_full.yaml",
+        include_str!("../library/scenarios/disk_full.yaml"),
+    ),
+    (
+        "slow_query.yaml",
+        include_str!("../library/scenarios/slow_query.yaml"),
+    ),
+    (
+        "cert_expiry.yaml",
+        include_str!("../library/scenarios/cert_expiry.yaml"),
+    ),
+    (
+        "dns_failure.yaml",
+        include_str!("../library/scenarios/dns_failure.yaml"),
+    ),
+    (
+        "rate_limit_exhaustion.yaml",
+        include_str!("../library/scenarios/rate_limit_exhaustion.yaml"),
+    ),
+    (
+        "no_fault_control.yaml",
+        include_str!("../library/scenarios/no_fault_control.yaml"),
+    ),
 ];
 
 /// The source of a built-in topology file.
@@ -51,8 +78,14 @@ pub fn builtin_topology(name: &str) -> Option<Result<(TopologySpec, Vec<AlertRul
     Some(match serde_saphyr::from_str::<TopologyFile>(src) {
         Ok(file) => Ok((file.topology, file.alerts)),
         Err(e) => {
-            let at = e.location().map(|l| format!("{}:{}: ", l.line(), l.column())).unwrap_or_default();
-            Err(format!("built-in topology {name}.yaml: {at}{}", crate::load::first_line(&e.to_string())))
+            let at = e
+                .location()
+                .map(|l| format!("{}:{}: ", l.line(), l.column()))
+                .unwrap_or_default();
+            Err(format!(
+                "built-in topology {name}.yaml: {at}{}",
+                crate::load::first_line(&e.to_string())
+            ))
         }
     })
 }

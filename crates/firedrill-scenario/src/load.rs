@@ -47,8 +47,16 @@ const CHECK_DIFFICULTIES: [f64; 3] = [0.0, 0.5, 1.0];
 /// Parses and checks one scenario document.
 pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, Vec<Diagnostic>> {
     let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| {
-        let (line, col) = e.location().map(|l| (l.line() as usize, l.column() as usize)).unwrap_or((0, 0));
-        vec![Diagnostic { file: file.to_string(), line, col, message: first_line(&e.to_string()) }]
+        let (line, col) = e
+            .location()
+            .map(|l| (l.line() as usize, l.column() as usize))
+            .unwrap_or((0, 0));
+        vec![Diagnostic {
+            file: file.to_string(),
+            line,
+            col,
+            message: first_line(&e.to_string()),
+        }]
     })?;
     let locator = Locator::new(text);
     let to_diag = |e: SpecError| {
@@ -57,12 +65,24 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, Vec<Diagnostic
             file: file.to_string(),
             line: pos.map(|p| p.line).unwrap_or(0),
             col: pos.map(|p| p.col).unwrap_or(0),
-            message: if e.path.0.is_empty() { e.message } else { format!("{}: {}", e.path, e.message) },
+            message: if e.path.0.is_empty() {
+                e.message
+            } else {
+                format!("{}: {}", e.path, e.message)
+            },
         }
     };
     let mut diags: Vec<Diagnostic> = Vec::new();
-    if scenario.id.is_empty() || !scenario.id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-        diags.push(to_diag(SpecError::new(crate::locate::path(&["id"]), "ids are lowercase letters, digits and '_'")));
+    if scenario.id.is_empty()
+        || !scenario
+            .id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        diags.push(to_diag(SpecError::new(
+            crate::locate::path(&["id"]),
+            "ids are lowercase letters, digits and '_'",
+        )));
     }
     'outer: for seed in CHECK_SEEDS {
         for d in CHECK_DIFFICULTIES {
@@ -77,7 +97,11 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, Vec<Diagnostic
             }
         }
     }
-    if diags.is_empty() { Ok(scenario) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(scenario)
+    } else {
+        Err(diags)
+    }
 }
 
 /// The message of a serde-saphyr error without its own position prefix and source snippet: the position is
@@ -85,7 +109,10 @@ pub fn parse_scenario(file: &str, text: &str) -> Result<Scenario, Vec<Diagnostic
 pub(crate) fn first_line(s: &str) -> String {
     let line = s.lines().next().unwrap_or(s).trim();
     let line = line.strip_prefix("error: ").unwrap_or(line);
-    match line.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+    match line
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
         Some((pos, msg)) if pos.contains("column") => msg.to_string(),
         _ => line.to_string(),
     }
@@ -93,7 +120,10 @@ pub(crate) fn first_line(s: &str) -> String {
 
 /// Reads one file.
 pub fn load_file(path: &Path) -> Result<Scenario, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     parse_scenario(&path.display().to_string(), &text).map_err(LoadError::Invalid)
 }
 
@@ -105,9 +135,15 @@ pub fn scenario_files(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
     let mut stack = vec![path.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|source| LoadError::Io { path: dir.clone(), source })?;
+        let entries = std::fs::read_dir(&dir).map_err(|source| LoadError::Io {
+            path: dir.clone(),
+            source,
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|source| LoadError::Io { path: dir.clone(), source })?;
+            let entry = entry.map_err(|source| LoadError::Io {
+                path: dir.clone(),
+                source,
+            })?;
             let p = entry.path();
             if p.is_dir() {
                 stack.push(p);

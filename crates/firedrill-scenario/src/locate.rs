@@ -38,8 +38,17 @@ impl Locator {
         let mut stack: Vec<(Frame, SpecPath)> = Vec::new();
         let mut parser = Parser::new_from_str(text);
         while let Some(Ok((event, span))) = parser.next_event() {
-            let pos = Position { line: span.start.line(), col: span.start.col() + 1 };
-            let is_node = matches!(event, Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..) | Event::Alias(..));
+            let pos = Position {
+                line: span.start.line(),
+                col: span.start.col() + 1,
+            };
+            let is_node = matches!(
+                event,
+                Event::Scalar(..)
+                    | Event::SequenceStart(..)
+                    | Event::MappingStart(..)
+                    | Event::Alias(..)
+            );
             let mut node_path = None;
             if is_node {
                 match stack.last_mut() {
@@ -119,12 +128,22 @@ mod tests {
 
     #[test]
     fn locates_keys_values_and_items() {
-        let text = "id: x\nfaults:\n  - id: a\n    target: order-service\n  - id: b\n    target: $t\n";
+        let text =
+            "id: x\nfaults:\n  - id: a\n    target: order-service\n  - id: b\n    target: $t\n";
         let loc = Locator::new(text);
         assert_eq!(loc.find(&path(&["id"])), Some(Position { line: 1, col: 5 }));
-        assert_eq!(loc.find(&path(&["faults", "1", "target"])), Some(Position { line: 6, col: 13 }));
-        assert_eq!(loc.find(&path(&["faults", "0"])), Some(Position { line: 3, col: 5 }));
+        assert_eq!(
+            loc.find(&path(&["faults", "1", "target"])),
+            Some(Position { line: 6, col: 13 })
+        );
+        assert_eq!(
+            loc.find(&path(&["faults", "0"])),
+            Some(Position { line: 3, col: 5 })
+        );
         // A missing child falls back to its parent.
-        assert_eq!(loc.find(&path(&["faults", "1", "nothing"])), Some(Position { line: 5, col: 5 }));
+        assert_eq!(
+            loc.find(&path(&["faults", "1", "nothing"])),
+            Some(Position { line: 5, col: 5 })
+        );
     }
 }

@@ -22,7 +22,9 @@ pub enum Value {
 }
 
 /// Which tier a scenario belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Tier {
     /// Single-fault incidents on a small system.
@@ -290,7 +292,9 @@ pub enum QosSide {
 }
 
 /// A field of [`firedrill_world::spec::Behaviour`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BehaviourField {
     /// MiB per minute leaked per replica.
@@ -522,6 +526,9 @@ pub struct PageSpec {
 
 impl Default for PageSpec {
     fn default() -> Self {
-        PageSpec { min_history_minutes: 60.0, max_wait_minutes: 60.0 }
+        PageSpec {
+            min_history_minutes: 60.0,
+            max_wait_minutes: 60.0,
+        }
     }
 }

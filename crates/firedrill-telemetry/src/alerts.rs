@@ -110,10 +110,22 @@ pub struct AlertRule {
 
 impl AlertRule {
     /// Checks a rule against a topology.
-    pub fn compile(spec: &AlertRuleSpec, topology: &Topology, path: &SpecPath) -> Result<AlertRule, Vec<SpecError>> {
+    pub fn compile(
+        spec: &AlertRuleSpec,
+        topology: &Topology,
+        path: &SpecPath,
+    ) -> Result<AlertRule, Vec<SpecError>> {
         let mut errors = Vec::new();
-        if spec.name.is_empty() || !spec.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            errors.push(SpecError::new(path.key("name"), "alert names are letters, digits and '_'"));
+        if spec.name.is_empty()
+            || !spec
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            errors.push(SpecError::new(
+                path.key("name"),
+                "alert names are letters, digits and '_'",
+            ));
         }
         let for_s = parse_duration_s(&spec.for_).unwrap_or_else(|e| {
             errors.push(SpecError::new(path.key("for"), e));
@@ -124,7 +136,10 @@ impl AlertRule {
             0.0
         });
         if !spec.threshold.value.is_finite() {
-            errors.push(SpecError::new(path.key("threshold").key("value"), "threshold must be finite"));
+            errors.push(SpecError::new(
+                path.key("threshold").key("value"),
+                "threshold must be finite",
+            ));
         }
         let mut services = Vec::new();
         match &spec.services {
@@ -145,7 +160,12 @@ impl AlertRule {
             services.retain(|id| kinds.contains(&topology.service(*id).kind()));
         }
         if errors.is_empty() {
-            Ok(AlertRule { spec: spec.clone(), services, for_s, keep_firing_for_s })
+            Ok(AlertRule {
+                spec: spec.clone(),
+                services,
+                for_s,
+                keep_firing_for_s,
+            })
         } else {
             Err(errors)
         }
@@ -224,8 +244,18 @@ impl AlertEngine {
             offsets.push(n);
             n += r.services.len();
         }
-        let inactive = Instance { state: AlertState::Inactive, active_since: 0.0, last_true: f64::NEG_INFINITY, value: 0.0 };
-        AlertEngine { rules, instances: vec![inactive; n], offsets, history: Vec::new() }
+        let inactive = Instance {
+            state: AlertState::Inactive,
+            active_since: 0.0,
+            last_true: f64::NEG_INFINITY,
+            value: 0.0,
+        };
+        AlertEngine {
+            rules,
+            instances: vec![inactive; n],
+            offsets,
+            history: Vec::new(),
+        }
     }
 
     /// The rules.
@@ -245,7 +275,8 @@ impl AlertEngine {
             for (si, &service) in rule.services.iter().enumerate() {
                 let inst = &mut self.instances[self.offsets[ri] + si];
                 let value = rule.spec.threshold.metric.value(world, service);
-                let holds = value.is_some_and(|v| rule.spec.threshold.op.holds(v, rule.spec.threshold.value));
+                let holds = value
+                    .is_some_and(|v| rule.spec.threshold.op.holds(v, rule.spec.threshold.value));
                 let v = value.unwrap_or(f64::NAN);
                 let before = inst.state;
                 if holds {
@@ -259,12 +290,20 @@ impl AlertEngine {
                         inst.state = AlertState::Firing;
                     }
                 } else if inst.state == AlertState::Pending
-                    || (inst.state == AlertState::Firing && now - inst.last_true >= rule.keep_firing_for_s)
+                    || (inst.state == AlertState::Firing
+                        && now - inst.last_true >= rule.keep_firing_for_s)
                 {
                     inst.state = AlertState::Inactive;
                 }
                 if inst.state != before {
-                    self.history.push(AlertTransition { t_s: now, rule: ri, service, from: before, to: inst.state, value: v });
+                    self.history.push(AlertTransition {
+                        t_s: now,
+                        rule: ri,
+                        service,
+                        from: before,
+                        to: inst.state,
+                        value: v,
+                    });
                 }
             }
         }
@@ -309,7 +348,11 @@ pub fn labels(rule: &AlertRule, service: &str) -> BTreeMap<String, String> {
 /// The annotations of a rule's alert for one service, with templates filled in.
 pub fn annotations(rule: &AlertRule, service: &str, value: f64) -> BTreeMap<String, String> {
     let mut a = BTreeMap::new();
-    let value_text = if value.abs() >= 100.0 { format!("{value:.0}") } else { format!("{value:.3}") };
+    let value_text = if value.abs() >= 100.0 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.3}")
+    };
     let summary = rule
         .spec
         .summary

@@ -12,13 +12,22 @@ pub fn parse_duration_s(text: &str) -> Result<f64, String> {
     let mut total = 0.0;
     let mut rest = t;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("invalid duration {text:?}: expected a number at {:?}", rest));
+            return Err(format!(
+                "invalid duration {text:?}: expected a number at {:?}",
+                rest
+            ));
         }
-        let n: f64 = rest[..digits].parse().map_err(|_| format!("invalid number in duration {text:?}"))?;
+        let n: f64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("invalid number in duration {text:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         let scale = match unit {
             "ms" => 0.001,
@@ -27,7 +36,11 @@ pub fn parse_duration_s(text: &str) -> Result<f64, String> {
             "h" => 3600.0,
             "d" => 86_400.0,
             "w" => 604_800.0,
-            "" => return Err(format!("duration {text:?} needs a unit (ms, s, m, h, d, w)")),
+            "" => {
+                return Err(format!(
+                    "duration {text:?} needs a unit (ms, s, m, h, d, w)"
+                ));
+            }
             other => return Err(format!("unknown unit {other:?} in duration {text:?}")),
         };
         total += n * scale;

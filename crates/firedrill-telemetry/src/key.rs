@@ -6,7 +6,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A per-service signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyMetric {
     /// Requests per second offered.
@@ -46,10 +48,20 @@ pub enum KeyMetric {
 }
 
 /// The frame `seconds` before the latest one (or the oldest held).
-fn window_start(world: &World, service: ServiceId, seconds: f64) -> Option<&firedrill_world::ServiceFrame> {
+fn window_start(
+    world: &World,
+    service: ServiceId,
+    seconds: f64,
+) -> Option<&firedrill_world::ServiceFrame> {
     let ticks = (seconds / world.tick_s()).round() as u64;
     let ring = world.history();
-    ring.get(world.tick_count().saturating_sub(ticks).max(ring.first_tick()), service.index())
+    ring.get(
+        world
+            .tick_count()
+            .saturating_sub(ticks)
+            .max(ring.first_tick()),
+        service.index(),
+    )
 }
 
 impl KeyMetric {
@@ -85,8 +97,14 @@ impl KeyMetric {
                 let past = window_start(world, service, 300.0);
                 let requests = f.requests_total - past.map(|p| p.requests_total).unwrap_or(0.0);
                 let failed = f.errors_total + f.rejected_total
-                    - past.map(|p| p.errors_total + p.rejected_total).unwrap_or(0.0);
-                if requests > 0.0 { (failed / requests).clamp(0.0, 1.0) } else { 0.0 }
+                    - past
+                        .map(|p| p.errors_total + p.rejected_total)
+                        .unwrap_or(0.0);
+                if requests > 0.0 {
+                    (failed / requests).clamp(0.0, 1.0)
+                } else {
+                    0.0
+                }
             }
             KeyMetric::RejectedRatio => {
                 if f.offered_rps > 0.0 {
@@ -105,7 +123,9 @@ impl KeyMetric {
             }
             KeyMetric::Up => (f.ready > 0) as u8 as f64,
             KeyMetric::RestartsIncrease15m => {
-                let past = window_start(world, service, 900.0).map(|p| p.restarts_total).unwrap_or(0);
+                let past = window_start(world, service, 900.0)
+                    .map(|p| p.restarts_total)
+                    .unwrap_or(0);
                 f.restarts_total.saturating_sub(past) as f64
             }
             KeyMetric::CpuUtilisation => f.cpu_utilisation(),

@@ -115,9 +115,13 @@ impl ConfigEffects {
 pub fn check_value(key: &str, value: &str) -> Result<(), String> {
     if key.is_empty()
         || key.len() > 128
-        || !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
     {
-        return Err(format!("config key {key:?} must be lowercase letters, digits, '.', '_' or '-'"));
+        return Err(format!(
+            "config key {key:?} must be lowercase letters, digits, '.', '_' or '-'"
+        ));
     }
     if value.len() > 1024 {
         return Err(format!("value of {key} is longer than 1024 bytes"));
@@ -137,8 +141,14 @@ pub fn check_value(key: &str, value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        let expects = KNOWN_KEYS.iter().find(|(k, _)| *k == key).map(|(_, e)| *e).unwrap_or("");
-        Err(format!("invalid value {value:?} for {key}: expected {expects}"))
+        let expects = KNOWN_KEYS
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, e)| *e)
+            .unwrap_or("");
+        Err(format!(
+            "invalid value {value:?} for {key}: expected {expects}"
+        ))
     }
 }
 

@@ -103,7 +103,12 @@ impl Clone for EventLog {
     fn clone(&self) -> Self {
         let mut events = Vec::with_capacity(self.capacity);
         events.extend_from_slice(&self.events);
-        EventLog { events, capacity: self.capacity, head: self.head, dropped: self.dropped }
+        EventLog {
+            events,
+            capacity: self.capacity,
+            head: self.head,
+            dropped: self.dropped,
+        }
     }
 }
 
@@ -111,7 +116,12 @@ impl EventLog {
     /// An empty log holding at most `capacity` events.
     pub fn new(capacity: usize) -> EventLog {
         let capacity = capacity.max(1);
-        EventLog { events: Vec::with_capacity(capacity), capacity, head: 0, dropped: 0 }
+        EventLog {
+            events: Vec::with_capacity(capacity),
+            capacity,
+            head: 0,
+            dropped: 0,
+        }
     }
 
     /// Appends an event.
@@ -152,7 +162,15 @@ mod tests {
     use super::*;
 
     fn ev(t: i64) -> Event {
-        Event { t_ms: t, service: 0, replica: 0, kind: EventKind::Scaled, a: 0.0, b: 0.0, c: 0 }
+        Event {
+            t_ms: t,
+            service: 0,
+            replica: 0,
+            kind: EventKind::Scaled,
+            a: 0.0,
+            b: 0.0,
+            c: 0,
+        }
     }
 
     #[test]

@@ -185,13 +185,19 @@ impl ServiceFrame {
 
     /// Highest working set over replicas, in MiB.
     pub fn memory_mb_max(&self) -> f64 {
-        self.replica_memory_mb.iter().fold(0.0f64, |m, x| m.max(*x as f64))
+        self.replica_memory_mb
+            .iter()
+            .fold(0.0f64, |m, x| m.max(*x as f64))
     }
 
     /// CPU utilisation of the limit, in [0, 1].
     pub fn cpu_utilisation(&self) -> f64 {
         let limit = self.cpu_limit_cores as f64 * self.ready.max(1) as f64;
-        if limit <= 0.0 { 0.0 } else { (self.cpu_cores as f64 / limit).clamp(0.0, 1.0) }
+        if limit <= 0.0 {
+            0.0
+        } else {
+            (self.cpu_cores as f64 / limit).clamp(0.0, 1.0)
+        }
     }
 }
 
@@ -213,7 +219,13 @@ impl Clone for FrameRing {
     fn clone(&self) -> Self {
         let mut frames = Vec::with_capacity(self.frames.capacity());
         frames.extend_from_slice(&self.frames);
-        FrameRing { n: self.n, capacity_ticks: self.capacity_ticks, frames, first_tick: self.first_tick, end_tick: self.end_tick }
+        FrameRing {
+            n: self.n,
+            capacity_ticks: self.capacity_ticks,
+            frames,
+            first_tick: self.first_tick,
+            end_tick: self.end_tick,
+        }
     }
 }
 
@@ -221,7 +233,13 @@ impl FrameRing {
     /// An empty ring for `n` services holding `capacity_ticks` ticks.
     pub fn new(n: usize, capacity_ticks: usize) -> FrameRing {
         let capacity_ticks = capacity_ticks.max(1);
-        FrameRing { n, capacity_ticks, frames: Vec::with_capacity(n * capacity_ticks), first_tick: 0, end_tick: 0 }
+        FrameRing {
+            n,
+            capacity_ticks,
+            frames: Vec::with_capacity(n * capacity_ticks),
+            first_tick: 0,
+            end_tick: 0,
+        }
     }
 
     /// Stores the frames of tick `tick` (must be the next tick), evicting the oldest tick when full (callers

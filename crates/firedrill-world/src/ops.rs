@@ -166,12 +166,20 @@ impl World {
         }
         let name = self.topology().service(id).name().to_string();
         let kind = match op {
-            Operation::Restart { memory_mb, cpu_millis, .. } => {
+            Operation::Restart {
+                memory_mb,
+                cpu_millis,
+                ..
+            } => {
                 check_limits(*memory_mb, *cpu_millis)?;
                 self.set_template_limits(id, *memory_mb, *cpu_millis);
                 self.replace_all_pods(id);
                 if memory_mb.is_some() || cpu_millis.is_some() {
-                    ChangeKind::Limits { memory_mb: *memory_mb, cpu_millis: *cpu_millis, disk_gb: None }
+                    ChangeKind::Limits {
+                        memory_mb: *memory_mb,
+                        cpu_millis: *cpu_millis,
+                        disk_gb: None,
+                    }
                 } else {
                     ChangeKind::Restart
                 }
@@ -187,17 +195,32 @@ impl World {
                 let st = self.service_mut(id);
                 let from = st.desired;
                 if from == *replicas {
-                    return Err(OpError::NoChange(format!("{name} already has {from} desired replicas")));
+                    return Err(OpError::NoChange(format!(
+                        "{name} already has {from} desired replicas"
+                    )));
                 }
                 st.desired = *replicas;
                 st.hpa_min = *replicas;
-                self.log(id, u8::MAX, EventKind::Scaled, from as f64, *replicas as f64, 0);
-                ChangeKind::Scale { from, to: *replicas }
+                self.log(
+                    id,
+                    u8::MAX,
+                    EventKind::Scaled,
+                    from as f64,
+                    *replicas as f64,
+                    0,
+                );
+                ChangeKind::Scale {
+                    from,
+                    to: *replicas,
+                }
             }
             Operation::Deploy { version, .. } => {
                 let n_versions = self.topology().service(id).spec.versions.len();
                 if *version as usize >= n_versions {
-                    return Err(OpError::UnknownVersion { service: name, index: *version });
+                    return Err(OpError::UnknownVersion {
+                        service: name,
+                        index: *version,
+                    });
                 }
                 let from = self.service(id).version;
                 if from == *version {
@@ -205,23 +228,45 @@ impl World {
                     return Err(OpError::NoChange(format!("{name} already runs {v}")));
                 }
                 self.service_mut(id).version = *version;
-                self.log(id, u8::MAX, EventKind::RolloutStarted, from as f64, *version as f64, 0);
-                ChangeKind::Deploy { from, to: *version, rollback: *version < from }
+                self.log(
+                    id,
+                    u8::MAX,
+                    EventKind::RolloutStarted,
+                    from as f64,
+                    *version as f64,
+                    0,
+                );
+                ChangeKind::Deploy {
+                    from,
+                    to: *version,
+                    rollback: *version < from,
+                }
             }
             Operation::SetConfig { key, value, .. } => {
                 check_value(key, value).map_err(OpError::InvalidConfig)?;
                 let st = self.service_mut(id);
                 let old = st.config.get(key).cloned();
                 if old.as_deref() == Some(value.as_str()) {
-                    return Err(OpError::NoChange(format!("{key} is already {value:?} on {name}")));
+                    return Err(OpError::NoChange(format!(
+                        "{key} is already {value:?} on {name}"
+                    )));
                 }
                 st.config.insert(key.clone(), value.clone());
                 st.fx = ConfigEffects::from_config(&st.config);
                 let idx = self.changes().len() as u32;
                 self.log(id, u8::MAX, EventKind::ConfigChanged, 0.0, 0.0, idx);
-                ChangeKind::Config { key: key.clone(), old, new: value.clone() }
+                ChangeKind::Config {
+                    key: key.clone(),
+                    old,
+                    new: value.clone(),
+                }
             }
-            Operation::SetLimits { memory_mb, cpu_millis, disk_gb, .. } => {
+            Operation::SetLimits {
+                memory_mb,
+                cpu_millis,
+                disk_gb,
+                ..
+            } => {
                 check_limits(*memory_mb, *cpu_millis)?;
                 if memory_mb.is_none() && cpu_millis.is_none() && disk_gb.is_none() {
                     return Err(OpError::NoChange("no limit given".into()));
@@ -234,7 +279,10 @@ impl World {
                     if !(gb.is_finite() && *gb > st.disk_size_gb && *gb <= 65_536.0) {
                         return Err(OpError::OutOfRange {
                             what: "disk_gb",
-                            range: format!("more than the current {:.0} GiB and at most 65536", st.disk_size_gb),
+                            range: format!(
+                                "more than the current {:.0} GiB and at most 65536",
+                                st.disk_size_gb
+                            ),
                             got: gb.to_string(),
                         });
                     }
@@ -252,11 +300,18 @@ impl World {
                     self.service(id).cpu_millis as f64,
                     0,
                 );
-                ChangeKind::Limits { memory_mb: *memory_mb, cpu_millis: *cpu_millis, disk_gb: *disk_gb }
+                ChangeKind::Limits {
+                    memory_mb: *memory_mb,
+                    cpu_millis: *cpu_millis,
+                    disk_gb: *disk_gb,
+                }
             }
             Operation::SetFlag { flag, enabled, .. } => {
                 if *flag as usize >= self.topology().service(id).spec.flags.len().min(64) {
-                    return Err(OpError::UnknownFlag { service: name, index: *flag });
+                    return Err(OpError::UnknownFlag {
+                        service: name,
+                        index: *flag,
+                    });
                 }
                 let was = self.flag_enabled(id, *flag as usize);
                 if was == *enabled {
@@ -274,7 +329,10 @@ impl World {
                 }
                 let idx = self.changes().len() as u32;
                 self.log(id, u8::MAX, EventKind::FlagChanged, 0.0, 0.0, idx);
-                ChangeKind::Flag { flag: *flag, enabled: *enabled }
+                ChangeKind::Flag {
+                    flag: *flag,
+                    enabled: *enabled,
+                }
             }
             Operation::ReconnectNetwork { .. } => {
                 if !self.service(id).detached {
@@ -288,25 +346,48 @@ impl World {
                 let mut dropped = 0.0;
                 let mut any = false;
                 let mut topic = 0;
-                for sub in self.subscriptions_mut().iter_mut().filter(|s| s.service == id) {
+                for sub in self
+                    .subscriptions_mut()
+                    .iter_mut()
+                    .filter(|s| s.service == id)
+                {
                     any = true;
                     dropped += sub.depth;
                     topic = sub.topic;
                     sub.depth = 0.0;
                 }
                 if !any {
-                    return Err(OpError::NotApplicable(format!("{name} subscribes to no topic")));
+                    return Err(OpError::NotApplicable(format!(
+                        "{name} subscribes to no topic"
+                    )));
                 }
-                self.log(id, u8::MAX, EventKind::QueueDrained, dropped, 0.0, topic as u32);
+                self.log(
+                    id,
+                    u8::MAX,
+                    EventKind::QueueDrained,
+                    dropped,
+                    0.0,
+                    topic as u32,
+                );
                 ChangeKind::QueueDrain { dropped }
             }
         };
         let t_s = self.now_s();
-        self.changes_mut().push(ChangeRecord { t_s, actor: actor.clone(), service: id, kind });
+        self.changes_mut().push(ChangeRecord {
+            t_s,
+            actor: actor.clone(),
+            service: id,
+            kind,
+        });
         Ok(self.changes().len() - 1)
     }
 
-    fn set_template_limits(&mut self, id: ServiceId, memory_mb: Option<u32>, cpu_millis: Option<u32>) {
+    fn set_template_limits(
+        &mut self,
+        id: ServiceId,
+        memory_mb: Option<u32>,
+        cpu_millis: Option<u32>,
+    ) {
         let st = self.service_mut(id);
         if let Some(m) = memory_mb {
             st.memory_mb = m;
@@ -389,7 +470,7 @@ pub enum Perturbation {
         /// Load as a multiple of the limit (above 1 means rejections).
         multiple: f64,
     },
-    /// Multiply all entry traffic.
+    /// Multiply all entry traffic by a factor (on top of earlier factors; undo with the inverse).
     Traffic {
         /// Factor.
         factor: f64,
@@ -432,23 +513,56 @@ impl World {
                 self.service_mut(*service).cpu_share = share.clamp(0.01, 1.0);
                 self.log(*service, u8::MAX, EventKind::CpuThrottled, *share, 0.0, 0);
             }
-            Perturbation::Outage { service, error_ratio, latency_factor } => {
+            Perturbation::Outage {
+                service,
+                error_ratio,
+                latency_factor,
+            } => {
                 let st = self.service_mut(*service);
                 st.outage_error_ratio = error_ratio.clamp(0.0, 1.0);
                 st.outage_latency_factor = latency_factor.max(0.01);
-                self.log(*service, u8::MAX, EventKind::DependencyDegraded, *error_ratio, 0.0, 0);
+                self.log(
+                    *service,
+                    u8::MAX,
+                    EventKind::DependencyDegraded,
+                    *error_ratio,
+                    0.0,
+                    0,
+                );
             }
             Perturbation::Traffic { factor } => {
-                self.set_traffic_factor(factor.max(0.0));
-                self.log(ServiceId(0), u8::MAX, EventKind::TrafficShift, *factor, 0.0, 0);
+                let f = if factor.is_finite() && *factor > 0.0 {
+                    *factor
+                } else {
+                    1.0
+                };
+                self.set_traffic_factor(self.traffic_factor() * f);
+                self.log(
+                    ServiceId(0),
+                    u8::MAX,
+                    EventKind::TrafficShift,
+                    *factor,
+                    0.0,
+                    0,
+                );
             }
             Perturbation::LoadOverLimit { service, multiple } => {
                 let frame = *self.frame(*service);
                 let st = self.service(*service);
-                let per_replica = self.topology().service(*service).spec.rate_limit.map(|r| r.rps_per_replica);
-                let limit = st.fx.rate_limit_rps.or(per_replica).unwrap_or(0.0) * frame.ready as f64;
+                let per_replica = self
+                    .topology()
+                    .service(*service)
+                    .spec
+                    .rate_limit
+                    .map(|r| r.rps_per_replica);
+                let limit =
+                    st.fx.rate_limit_rps.or(per_replica).unwrap_or(0.0) * frame.ready as f64;
                 let arriving = frame.offered_rps as f64 / st.load_factor.max(1e-9);
-                let factor = if arriving > 0.0 && limit > 0.0 { (multiple * limit / arriving).max(1.0) } else { 1.0 };
+                let factor = if arriving > 0.0 && limit > 0.0 {
+                    (multiple * limit / arriving).max(1.0)
+                } else {
+                    1.0
+                };
                 self.service_mut(*service).load_factor = factor;
                 self.log(*service, u8::MAX, EventKind::TrafficShift, factor, 0.0, 0);
             }
@@ -457,16 +571,28 @@ impl World {
                 self.log(*service, u8::MAX, EventKind::TrafficShift, *factor, 0.0, 0);
             }
             Perturbation::ReaderQos { service, qos } => {
-                for s in self.subscriptions_mut().iter_mut().filter(|s| s.service == *service) {
+                for s in self
+                    .subscriptions_mut()
+                    .iter_mut()
+                    .filter(|s| s.service == *service)
+                {
                     s.qos = *qos;
                 }
             }
             Perturbation::WriterQos { service, qos } => {
-                for p in self.publications_mut().iter_mut().filter(|p| p.service == *service) {
+                for p in self
+                    .publications_mut()
+                    .iter_mut()
+                    .filter(|p| p.service == *service)
+                {
                     p.qos = *qos;
                 }
             }
-            Perturbation::Certificate { service, expires_at_s, renewed_at_s } => {
+            Perturbation::Certificate {
+                service,
+                expires_at_s,
+                renewed_at_s,
+            } => {
                 let st = self.service_mut(*service);
                 st.secret_cert_expiry_s = *expires_at_s;
                 st.cert_renewal = renewed_at_s.map(|at| (at, now.max(at) + 90.0 * 86_400.0));

@@ -10,7 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The kind of a service, which decides which telemetry it exposes and which mechanics apply to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceKind {
     /// Terminates external traffic (a load balancer or a browser-facing front end).
@@ -451,7 +453,10 @@ pub struct ClusterSpec {
 
 impl Default for ClusterSpec {
     fn default() -> Self {
-        ClusterSpec { cpu_millis: 16_000, memory_mb: 16_384 }
+        ClusterSpec {
+            cpu_millis: 16_000,
+            memory_mb: 16_384,
+        }
     }
 }
 

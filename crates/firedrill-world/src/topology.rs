@@ -76,7 +76,10 @@ pub struct SpecError {
 impl SpecError {
     /// A new error at `path`.
     pub fn new(path: SpecPath, message: impl Into<String>) -> SpecError {
-        SpecError { path, message: message.into() }
+        SpecError {
+            path,
+            message: message.into(),
+        }
     }
 }
 
@@ -214,26 +217,44 @@ impl Topology {
         let services_path = base.key("services");
         let mut by_name: BTreeMap<&str, ServiceId> = BTreeMap::new();
         if spec.services.is_empty() {
-            errors.push(SpecError::new(services_path.clone(), "a topology needs at least one service"));
+            errors.push(SpecError::new(
+                services_path.clone(),
+                "a topology needs at least one service",
+            ));
         }
         if spec.services.len() > u16::MAX as usize / 2 {
             errors.push(SpecError::new(services_path.clone(), "too many services"));
         }
         if !(spec.tick_s >= 1.0 && spec.tick_s <= 300.0) {
-            errors.push(SpecError::new(base.key("tick_s"), "tick_s must be between 1 and 300 seconds"));
+            errors.push(SpecError::new(
+                base.key("tick_s"),
+                "tick_s must be between 1 and 300 seconds",
+            ));
         }
         for (i, s) in spec.services.iter().enumerate() {
             let p = services_path.index(i);
             if s.name.is_empty()
-                || !s.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             {
                 errors.push(SpecError::new(
                     p.key("name"),
-                    format!("service name {:?} must be lowercase letters, digits and '-'", s.name),
+                    format!(
+                        "service name {:?} must be lowercase letters, digits and '-'",
+                        s.name
+                    ),
                 ));
             }
-            if by_name.insert(s.name.as_str(), ServiceId(i as u16)).is_some() {
-                errors.push(SpecError::new(p.key("name"), format!("duplicate service name {:?}", s.name)));
+            if by_name
+                .insert(s.name.as_str(), ServiceId(i as u16))
+                .is_some()
+            {
+                errors.push(SpecError::new(
+                    p.key("name"),
+                    format!("duplicate service name {:?}", s.name),
+                ));
             }
             check_service(s, &p, &mut errors);
         }
@@ -246,7 +267,10 @@ impl Topology {
             for (j, c) in s.calls.iter().enumerate() {
                 let cp = p.key("calls").index(j);
                 let Some(&to) = by_name.get(c.to.as_str()) else {
-                    errors.push(SpecError::new(cp.key("to"), unknown_service(&c.to, &by_name)));
+                    errors.push(SpecError::new(
+                        cp.key("to"),
+                        unknown_service(&c.to, &by_name),
+                    ));
                     continue;
                 };
                 if to.index() == i {
@@ -256,7 +280,9 @@ impl Topology {
                 let via_cache = match &c.via_cache {
                     None => None,
                     Some(name) => match by_name.get(name.as_str()) {
-                        Some(&id) if spec.services[id.index()].kind == ServiceKind::Cache => Some(id),
+                        Some(&id) if spec.services[id.index()].kind == ServiceKind::Cache => {
+                            Some(id)
+                        }
                         Some(_) => {
                             errors.push(SpecError::new(
                                 cp.key("via_cache"),
@@ -265,25 +291,40 @@ impl Topology {
                             None
                         }
                         None => {
-                            errors.push(SpecError::new(cp.key("via_cache"), unknown_service(name, &by_name)));
+                            errors.push(SpecError::new(
+                                cp.key("via_cache"),
+                                unknown_service(name, &by_name),
+                            ));
                             None
                         }
                     },
                 };
                 if !(c.per_request > 0.0 && c.per_request <= 50.0) {
-                    errors.push(SpecError::new(cp.key("per_request"), "per_request must be in (0, 50]"));
+                    errors.push(SpecError::new(
+                        cp.key("per_request"),
+                        "per_request must be in (0, 50]",
+                    ));
                 }
                 if !(c.timeout_ms > 0.0 && c.timeout_ms <= 600_000.0) {
-                    errors.push(SpecError::new(cp.key("timeout_ms"), "timeout_ms must be in (0, 600000]"));
+                    errors.push(SpecError::new(
+                        cp.key("timeout_ms"),
+                        "timeout_ms must be in (0, 600000]",
+                    ));
                 }
                 if c.retries > 10 {
                     errors.push(SpecError::new(cp.key("retries"), "at most 10 retries"));
                 }
                 if c.pool == Some(0) {
-                    errors.push(SpecError::new(cp.key("pool"), "a pool needs at least one connection"));
+                    errors.push(SpecError::new(
+                        cp.key("pool"),
+                        "a pool needs at least one connection",
+                    ));
                 }
                 if !(c.hold_ms >= 0.0 && c.hold_ms.is_finite()) {
-                    errors.push(SpecError::new(cp.key("hold_ms"), "hold_ms must be a finite number >= 0"));
+                    errors.push(SpecError::new(
+                        cp.key("hold_ms"),
+                        "hold_ms must be a finite number >= 0",
+                    ));
                 }
                 let e = edges.len();
                 out_edges[i].push(e);
@@ -306,13 +347,18 @@ impl Topology {
             let p = services_path.index(i);
             for (j, w) in s.publishes.iter().enumerate() {
                 if !(w.rate_hz >= 0.0 && w.rate_hz.is_finite()) {
-                    errors.push(SpecError::new(p.key("publishes").index(j).key("rate_hz"), "rate must be >= 0"));
+                    errors.push(SpecError::new(
+                        p.key("publishes").index(j).key("rate_hz"),
+                        "rate must be >= 0",
+                    ));
                 }
-                topic_entry(&mut topics, &w.topic).writers.push(crate::topology::Writer {
-                    service: ServiceId(i as u16),
-                    rate_hz: w.rate_hz,
-                    qos: w.qos,
-                });
+                topic_entry(&mut topics, &w.topic)
+                    .writers
+                    .push(crate::topology::Writer {
+                        service: ServiceId(i as u16),
+                        rate_hz: w.rate_hz,
+                        qos: w.qos,
+                    });
             }
             for (j, r) in s.subscribes.iter().enumerate() {
                 if !(r.capacity_hz_per_replica > 0.0 && r.capacity_hz_per_replica.is_finite()) {
@@ -332,7 +378,11 @@ impl Topology {
             for (j, r) in s.subscribes.iter().enumerate() {
                 if topics.get(&r.topic).is_some_and(|t| t.writers.is_empty()) {
                     errors.push(SpecError::new(
-                        services_path.index(i).key("subscribes").index(j).key("topic"),
+                        services_path
+                            .index(i)
+                            .key("subscribes")
+                            .index(j)
+                            .key("topic"),
                         format!("no service publishes topic {:?}", r.topic),
                     ));
                 }
@@ -342,30 +392,47 @@ impl Topology {
         let mut entries = Vec::new();
         let entries_path = base.key("entrypoints");
         if spec.entrypoints.is_empty() {
-            errors.push(SpecError::new(entries_path.clone(), "a topology needs at least one entry point"));
+            errors.push(SpecError::new(
+                entries_path.clone(),
+                "a topology needs at least one entry point",
+            ));
         }
         for (i, e) in spec.entrypoints.iter().enumerate() {
             let p = entries_path.index(i);
             let Some(&service) = by_name.get(e.service.as_str()) else {
-                errors.push(SpecError::new(p.key("service"), unknown_service(&e.service, &by_name)));
+                errors.push(SpecError::new(
+                    p.key("service"),
+                    unknown_service(&e.service, &by_name),
+                ));
                 continue;
             };
             if !(e.rps > 0.0 && e.rps <= 1e7) {
                 errors.push(SpecError::new(p.key("rps"), "rps must be in (0, 1e7]"));
             }
             if !(0.0..1.0).contains(&e.daily_amplitude) {
-                errors.push(SpecError::new(p.key("daily_amplitude"), "daily_amplitude must be in [0, 1)"));
+                errors.push(SpecError::new(
+                    p.key("daily_amplitude"),
+                    "daily_amplitude must be in [0, 1)",
+                ));
             }
             if !(0.0..=0.5).contains(&e.noise) {
                 errors.push(SpecError::new(p.key("noise"), "noise must be in [0, 0.5]"));
             }
-            entries.push(Entry { service, rps: e.rps, daily_amplitude: e.daily_amplitude, noise: e.noise });
+            entries.push(Entry {
+                service,
+                rps: e.rps,
+                daily_amplitude: e.daily_amplitude,
+                noise: e.noise,
+            });
         }
 
         let call_order = match topological_order(spec.services.len(), &edges) {
             Some(order) => order,
             None => {
-                errors.push(SpecError::new(services_path.clone(), "the call graph has a cycle"));
+                errors.push(SpecError::new(
+                    services_path.clone(),
+                    "the call graph has a cycle",
+                ));
                 Vec::new()
             }
         };
@@ -400,7 +467,10 @@ impl Topology {
 
     /// Looks a service up by name.
     pub fn service_id(&self, name: &str) -> Option<ServiceId> {
-        self.services.iter().position(|s| s.spec.name == name).map(|i| ServiceId(i as u16))
+        self.services
+            .iter()
+            .position(|s| s.spec.name == name)
+            .map(|i| ServiceId(i as u16))
     }
 
     /// The service with this id.
@@ -425,12 +495,18 @@ impl Topology {
 
     /// Services that call `id` directly.
     pub fn callers(&self, id: ServiceId) -> impl Iterator<Item = ServiceId> + '_ {
-        self.services[id.index()].in_edges.iter().map(|&e| self.edges[e].from)
+        self.services[id.index()]
+            .in_edges
+            .iter()
+            .map(|&e| self.edges[e].from)
     }
 
     /// Services that `id` calls directly.
     pub fn callees(&self, id: ServiceId) -> impl Iterator<Item = ServiceId> + '_ {
-        self.services[id.index()].out_edges.iter().map(|&e| self.edges[e].to)
+        self.services[id.index()]
+            .out_edges
+            .iter()
+            .map(|&e| self.edges[e].to)
     }
 }
 
@@ -484,7 +560,10 @@ fn check_service(s: &ServiceSpec, p: &SpecPath, errors: &mut Vec<SpecError>) {
     }
     if let Some(a) = &s.autoscale {
         if a.min == 0 || a.min > a.max || a.max as usize > MAX_REPLICAS {
-            bad("autoscale", &format!("autoscale needs 1 <= min <= max <= {MAX_REPLICAS}"));
+            bad(
+                "autoscale",
+                &format!("autoscale needs 1 <= min <= max <= {MAX_REPLICAS}"),
+            );
         }
         if !(a.target_cpu > 0.0 && a.target_cpu <= 1.0) {
             bad("autoscale", "autoscale.target_cpu must be in (0, 1]");
@@ -493,18 +572,34 @@ fn check_service(s: &ServiceSpec, p: &SpecPath, errors: &mut Vec<SpecError>) {
     if let Some(r) = &s.rate_limit
         && !(r.rps_per_replica > 0.0 && r.burst >= 0.0)
     {
-        bad("rate_limit", "rate_limit needs rps_per_replica > 0 and burst >= 0");
+        bad(
+            "rate_limit",
+            "rate_limit needs rps_per_replica > 0 and burst >= 0",
+        );
     }
     if let Some(d) = &s.disk
-        && !(d.size_gb > 0.0 && d.data_gb >= 0.0 && d.data_gb < d.size_gb && (0.0..=1.0).contains(&d.write_ratio))
+        && !(d.size_gb > 0.0
+            && d.data_gb >= 0.0
+            && d.data_gb < d.size_gb
+            && (0.0..=1.0).contains(&d.write_ratio))
     {
-        bad("disk", "disk needs size_gb > data_gb >= 0 and write_ratio in [0, 1]");
+        bad(
+            "disk",
+            "disk needs size_gb > data_gb >= 0 and write_ratio in [0, 1]",
+        );
     }
     if s.versions.is_empty() {
         bad("versions", "a service needs at least one version");
     } else if !s.versions.iter().any(|v| v.name == s.version) {
         let names: Vec<&str> = s.versions.iter().map(|v| v.name.as_str()).collect();
-        bad("version", &format!("unknown version {:?} (known: {})", s.version, names.join(", ")));
+        bad(
+            "version",
+            &format!(
+                "unknown version {:?} (known: {})",
+                s.version,
+                names.join(", ")
+            ),
+        );
     }
     let mut seen = std::collections::BTreeSet::new();
     for (i, v) in s.versions.iter().enumerate() {
@@ -514,7 +609,11 @@ fn check_service(s: &ServiceSpec, p: &SpecPath, errors: &mut Vec<SpecError>) {
                 format!("duplicate version {:?}", v.name),
             ));
         }
-        check_behaviour(&v.behaviour, &p.key("versions").index(i).key("behaviour"), errors);
+        check_behaviour(
+            &v.behaviour,
+            &p.key("versions").index(i).key("behaviour"),
+            errors,
+        );
     }
     let mut seen = std::collections::BTreeSet::new();
     for (i, f) in s.flags.iter().enumerate() {
@@ -543,18 +642,29 @@ fn check_behaviour(b: &Behaviour, p: &SpecPath, errors: &mut Vec<SpecError>) {
     ];
     for (name, v) in fields {
         if !(v >= 0.0 && v.is_finite()) {
-            errors.push(SpecError::new(p.key(name), format!("{name} must be a finite number >= 0")));
+            errors.push(SpecError::new(
+                p.key(name),
+                format!("{name} must be a finite number >= 0"),
+            ));
         }
     }
-    for (name, v) in
-        [("cpu_factor", b.cpu_factor), ("latency_factor", b.latency_factor), ("publish_factor", b.publish_factor)]
-    {
+    for (name, v) in [
+        ("cpu_factor", b.cpu_factor),
+        ("latency_factor", b.latency_factor),
+        ("publish_factor", b.publish_factor),
+    ] {
         if !(v > 0.0 && v <= 1000.0) {
-            errors.push(SpecError::new(p.key(name), format!("{name} must be in (0, 1000]")));
+            errors.push(SpecError::new(
+                p.key(name),
+                format!("{name} must be in (0, 1000]"),
+            ));
         }
     }
     if b.error_ratio > 1.0 {
-        errors.push(SpecError::new(p.key("error_ratio"), "error_ratio must be <= 1"));
+        errors.push(SpecError::new(
+            p.key("error_ratio"),
+            "error_ratio must be <= 1",
+        ));
     }
 }
 
@@ -564,7 +674,8 @@ fn topological_order(n: usize, edges: &[Edge]) -> Option<Vec<ServiceId>> {
     for e in edges {
         indegree[e.to.index()] += 1;
     }
-    let mut ready: std::collections::BTreeSet<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut ready: std::collections::BTreeSet<usize> =
+        (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(i) = ready.pop_first() {
         order.push(ServiceId(i as u16));
@@ -579,7 +690,12 @@ fn topological_order(n: usize, edges: &[Edge]) -> Option<Vec<ServiceId>> {
 }
 
 /// Breadth-first depth from entry points over calls and topics (writer to reader).
-fn depths(n: usize, edges: &[Edge], entries: &[Entry], topics: &BTreeMap<String, Topic>) -> Vec<u16> {
+fn depths(
+    n: usize,
+    edges: &[Edge],
+    entries: &[Entry],
+    topics: &BTreeMap<String, Topic>,
+) -> Vec<u16> {
     let mut depth = vec![u16::MAX; n];
     let mut queue = std::collections::VecDeque::new();
     for e in entries {
@@ -595,7 +711,11 @@ fn depths(n: usize, edges: &[Edge], entries: &[Entry], topics: &BTreeMap<String,
         }
     }
     while let Some(i) = queue.pop_front() {
-        let mut next: Vec<usize> = edges.iter().filter(|e| e.from.index() == i).map(|e| e.to.index()).collect();
+        let mut next: Vec<usize> = edges
+            .iter()
+            .filter(|e| e.from.index() == i)
+            .map(|e| e.to.index())
+            .collect();
         for t in topics.values() {
             if t.writers.iter().any(|w| w.service.index() == i) {
                 next.extend(t.readers.iter().map(|r| r.service.index()));

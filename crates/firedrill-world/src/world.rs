@@ -21,7 +21,9 @@ use crate::spec::{Behaviour, Qos, ServiceKind};
 use crate::topology::{MAX_REPLICAS, ServiceId, Topology};
 
 /// Upper bounds of the latency histogram buckets, in seconds (the classic Prometheus defaults).
-pub const LATENCY_BUCKETS_S: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const LATENCY_BUCKETS_S: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// How a world is built.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,7 +38,11 @@ pub struct WorldOptions {
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        WorldOptions { retention_ticks: 1440, event_capacity: 16_384, epoch_unix_s: 1_772_434_800 }
+        WorldOptions {
+            retention_ticks: 1440,
+            event_capacity: 16_384,
+            epoch_unix_s: 1_772_434_800,
+        }
     }
 }
 
@@ -90,7 +96,10 @@ pub struct Replica {
 impl Replica {
     /// Whether the pod exists and counts against quota.
     pub fn is_scheduled(&self) -> bool {
-        matches!(self.phase, Phase::Starting | Phase::Running | Phase::BackOff | Phase::Terminating)
+        matches!(
+            self.phase,
+            Phase::Starting | Phase::Running | Phase::BackOff | Phase::Terminating
+        )
     }
 
     /// Whether the pod exists and is not going away.
@@ -214,6 +223,7 @@ struct Scratch {
     ready: Vec<u32>,
     lock_load: Vec<f64>,
     lock_hold_sum: Vec<f64>,
+    lock_calls: Vec<f64>,
     behaviour: Vec<Behaviour>,
     edge_calls: Vec<f64>,
     tls_bad: Vec<f64>,
@@ -307,7 +317,11 @@ impl World {
                 None => spec.replicas,
             };
             let (secret_cert_expiry_s, cert_renewal) = match spec.tls {
-                Some(t) => (t.expires_at_s, t.renewed_at_s.map(|at| (at, t.expires_at_s + 90.0 * 86_400.0))),
+                Some(t) => (
+                    t.expires_at_s,
+                    t.renewed_at_s
+                        .map(|at| (at, t.expires_at_s + 90.0 * 86_400.0)),
+                ),
                 None => (f64::INFINITY, None),
             };
             let disk = spec.disk;
@@ -381,6 +395,7 @@ impl World {
         s.ready = vec![0; n];
         s.lock_load = vec![0.0; n];
         s.lock_hold_sum = vec![0.0; n];
+        s.lock_calls = vec![0.0; n];
         s.behaviour = vec![Behaviour::default(); n];
         s.edge_calls = vec![0.0; topology.edges.len()];
         s.tls_bad = vec![0.0; n];
@@ -449,7 +464,10 @@ impl World {
 
     /// Histogram counts and latency sum from ticks already evicted from the ring.
     pub fn latency_baseline(&self, id: ServiceId) -> (&[f64; LATENCY_BUCKETS_S.len() + 1], f64) {
-        (&self.bucket_baseline[id.index()], self.latency_sum_baseline[id.index()])
+        (
+            &self.bucket_baseline[id.index()],
+            self.latency_sum_baseline[id.index()],
+        )
     }
 
     /// Events, oldest first.
@@ -497,7 +515,11 @@ impl World {
     pub fn behaviour(&self, id: ServiceId, version: u8) -> Behaviour {
         let svc = &self.topology.services[id.index()];
         let state = &self.services[id.index()];
-        let mut b = svc.version_behaviours.get(version as usize).copied().unwrap_or_default();
+        let mut b = svc
+            .version_behaviours
+            .get(version as usize)
+            .copied()
+            .unwrap_or_default();
         for (i, f) in svc.spec.flags.iter().enumerate() {
             if i < 64 && state.flags & (1 << i) != 0 {
                 b = b.combine(&f.when_on);
@@ -528,7 +550,10 @@ impl World {
 
     /// Whether any live replica runs `version`.
     pub fn runs_version(&self, id: ServiceId, version: u8) -> bool {
-        self.services[id.index()].replicas.iter().any(|r| r.is_live() && r.version == version)
+        self.services[id.index()]
+            .replicas
+            .iter()
+            .any(|r| r.is_live() && r.version == version)
     }
 
     pub(crate) fn next_serial(&mut self) -> u32 {
@@ -540,7 +565,15 @@ impl World {
         uniform(&mut self.rng) * 2.0 - 1.0
     }
 
-    pub(crate) fn log(&mut self, service: ServiceId, replica: u8, kind: EventKind, a: f64, b: f64, c: u32) {
+    pub(crate) fn log(
+        &mut self,
+        service: ServiceId,
+        replica: u8,
+        kind: EventKind,
+        a: f64,
+        b: f64,
+        c: u32,
+    ) {
         self.events.push(Event {
             t_ms: (self.now_s * 1000.0).round() as i64,
             service: service.0,
@@ -553,7 +586,15 @@ impl World {
     }
 
     /// Logs a condition at most once per [`EVENT_REPEAT_S`] while it persists.
-    fn log_throttled(&mut self, id: ServiceId, slot: usize, kind: EventKind, a: f64, b: f64, c: u32) {
+    fn log_throttled(
+        &mut self,
+        id: ServiceId,
+        slot: usize,
+        kind: EventKind,
+        a: f64,
+        b: f64,
+        c: u32,
+    ) {
         let now = self.now_s;
         let last = &mut self.services[id.index()].last_event_s[slot];
         if now - *last >= EVENT_REPEAT_S {
@@ -610,10 +651,24 @@ impl World {
                 match rep.phase {
                     Phase::Starting if now >= rep.until_s => {
                         if self.behaviour(id, rep.version).crash_on_start {
-                            self.crash(id, r, EventKind::ContainerExited, 0.0, 0.0, rep.version as u32);
+                            self.crash(
+                                id,
+                                r,
+                                EventKind::ContainerExited,
+                                0.0,
+                                0.0,
+                                rep.version as u32,
+                            );
                         } else {
                             self.services[i].replicas[r].phase = Phase::Running;
-                            self.log(id, r as u8, EventKind::ContainerReady, spec.startup_s, 0.0, 0);
+                            self.log(
+                                id,
+                                r as u8,
+                                EventKind::ContainerReady,
+                                spec.startup_s,
+                                0.0,
+                                0,
+                            );
                         }
                     }
                     Phase::Running if now - rep.started_s >= 600.0 => {
@@ -636,7 +691,9 @@ impl World {
     }
 
     fn autoscale(&mut self, id: ServiceId, _dt: f64) {
-        let Some(hpa) = self.topology.services[id.index()].spec.autoscale else { return };
+        let Some(hpa) = self.topology.services[id.index()].spec.autoscale else {
+            return;
+        };
         let frame = self.frames[id.index()];
         let st = &self.services[id.index()];
         if frame.ready == 0 {
@@ -652,14 +709,28 @@ impl World {
             let to = want.min(from * 2).max(from + 1).min(hpa.max);
             self.services[id.index()].desired = to;
             self.services[id.index()].hpa_low_since = None;
-            self.log(id, u8::MAX, EventKind::Autoscaled, from as f64, to as f64, (util * 100.0) as u32);
+            self.log(
+                id,
+                u8::MAX,
+                EventKind::Autoscaled,
+                from as f64,
+                to as f64,
+                (util * 100.0) as u32,
+            );
         } else if want < from {
             let since = *self.services[id.index()].hpa_low_since.get_or_insert(now);
             // The scale-down stabilisation window of the Kubernetes autoscaler: five minutes.
             if now - since >= 300.0 {
                 self.services[id.index()].desired = want;
                 self.services[id.index()].hpa_low_since = None;
-                self.log(id, u8::MAX, EventKind::Autoscaled, from as f64, want as f64, (util * 100.0) as u32);
+                self.log(
+                    id,
+                    u8::MAX,
+                    EventKind::Autoscaled,
+                    from as f64,
+                    want as f64,
+                    (util * 100.0) as u32,
+                );
             }
         } else {
             self.services[id.index()].hpa_low_since = None;
@@ -674,17 +745,23 @@ impl World {
         let desired = self.services[i].desired as usize;
         let reps = self.services[i].replicas;
         let live = reps.iter().filter(|r| r.is_live()).count();
-        let old_live = reps.iter().filter(|r| r.is_live() && r.version != target).count();
+        let old_live = reps
+            .iter()
+            .filter(|r| r.is_live() && r.version != target)
+            .count();
         let new_live = live - old_live;
-        let new_ready = reps.iter().filter(|r| r.phase == Phase::Running && r.version == target).count();
+        let new_ready = reps
+            .iter()
+            .filter(|r| r.phase == Phase::Running && r.version == target)
+            .count();
         let new_unready = new_live - new_ready;
 
         if old_live > 0 {
             // Rolling update with the Kubernetes defaults: max surge 25 % (at least one), max unavailable 25 %
             // (rounded down). Old pods that are not ready serve nothing, so they go first.
-            if let Some(r) = (0..MAX_REPLICAS)
-                .find(|&r| reps[r].is_live() && reps[r].version != target && reps[r].phase != Phase::Running)
-            {
+            if let Some(r) = (0..MAX_REPLICAS).find(|&r| {
+                reps[r].is_live() && reps[r].version != target && reps[r].phase != Phase::Running
+            }) {
                 self.terminate(id, r);
                 if new_live < desired {
                     self.create_pod(id, target);
@@ -692,14 +769,23 @@ impl World {
                 return;
             }
             let max_unavailable = desired / 4;
-            let new_pending = reps.iter().any(|r| r.phase == Phase::Pending && r.version == target);
+            let new_pending = reps
+                .iter()
+                .any(|r| r.phase == Phase::Pending && r.version == target);
             let ready = reps.iter().filter(|r| r.phase == Phase::Running).count();
             if new_unready == 0 && live <= desired {
                 self.create_pod(id, target);
             } else if new_unready == 0 && live > desired {
                 self.terminate_one(id, |r| r.version != target);
                 if old_live == 1 {
-                    self.log(id, u8::MAX, EventKind::RolloutFinished, 0.0, target as f64, 0);
+                    self.log(
+                        id,
+                        u8::MAX,
+                        EventKind::RolloutFinished,
+                        0.0,
+                        target as f64,
+                        0,
+                    );
                 }
             } else if new_pending && max_unavailable > 0 && ready + max_unavailable > desired {
                 // The surge pod waits for quota: make room by retiring an old pod within the unavailability budget.
@@ -724,7 +810,11 @@ impl World {
     }
 
     fn create_pod(&mut self, id: ServiceId, version: u8) -> bool {
-        let Some(slot) = self.services[id.index()].replicas.iter().position(|r| r.phase == Phase::Empty) else {
+        let Some(slot) = self.services[id.index()]
+            .replicas
+            .iter()
+            .position(|r| r.phase == Phase::Empty)
+        else {
             return false;
         };
         let serial = self.next_serial();
@@ -764,7 +854,14 @@ impl World {
         let version = rep.version;
         rep.phase = Phase::Terminating;
         rep.until_s = self.now_s + 5.0;
-        self.log(id, r as u8, EventKind::PodTerminated, 0.0, 0.0, version as u32);
+        self.log(
+            id,
+            r as u8,
+            EventKind::PodTerminated,
+            0.0,
+            0.0,
+            version as u32,
+        );
     }
 
     fn schedule_pending(&mut self, topo: &Topology) {
@@ -784,7 +881,14 @@ impl World {
                     mem += need_mem;
                     self.start_process(id, r);
                 } else {
-                    self.log_throttled(id, SLOT_SCHED, EventKind::FailedScheduling, need_cpu as f64, need_mem as f64, 0);
+                    self.log_throttled(
+                        id,
+                        SLOT_SCHED,
+                        EventKind::FailedScheduling,
+                        need_cpu as f64,
+                        need_mem as f64,
+                        0,
+                    );
                 }
             }
         }
@@ -807,7 +911,14 @@ impl World {
         rep.leaked_conns = 0.0;
         rep.cert_expiry_s = expiry;
         let version = rep.version;
-        self.log(id, r as u8, EventKind::ContainerStarted, 0.0, 0.0, version as u32);
+        self.log(
+            id,
+            r as u8,
+            EventKind::ContainerStarted,
+            0.0,
+            0.0,
+            version as u32,
+        );
     }
 
     fn current_secret_expiry(&self, id: ServiceId) -> f64 {
@@ -833,10 +944,21 @@ impl World {
         rep.until_s = now + backoff;
         rep.backoff_s = (backoff * 2.0).min(300.0);
         let restarts = rep.restarts;
-        let c = if kind == EventKind::OomKilled { restarts } else { c };
+        let c = if kind == EventKind::OomKilled {
+            restarts
+        } else {
+            c
+        };
         self.log(id, r as u8, kind, a, b, c);
         if restarts >= 2 {
-            self.log(id, r as u8, EventKind::CrashLoopBackOff, backoff, 0.0, restarts);
+            self.log(
+                id,
+                r as u8,
+                EventKind::CrashLoopBackOff,
+                backoff,
+                0.0,
+                restarts,
+            );
         }
     }
 
@@ -849,25 +971,37 @@ impl World {
         s.entry.iter_mut().for_each(|x| *x = 0.0);
         s.lock_load.iter_mut().for_each(|x| *x = 0.0);
         s.lock_hold_sum.iter_mut().for_each(|x| *x = 0.0);
+        s.lock_calls.iter_mut().for_each(|x| *x = 0.0);
         let tod_h = ((self.epoch_unix_s as f64 + self.now_s) / 3600.0).rem_euclid(24.0);
         // Daily cycle: trough around 04:00, peak around 16:00 (UTC of the simulated clock).
         let daily = ((tod_h - 10.0) / 24.0 * std::f64::consts::TAU).sin();
         for e in &topo.entries {
             let noise = 1.0 + e.noise * gaussian(&mut self.rng);
-            let rps = (e.rps * (1.0 + e.daily_amplitude * daily) * noise * self.traffic_factor).max(0.0);
+            let rps =
+                (e.rps * (1.0 + e.daily_amplitude * daily) * noise * self.traffic_factor).max(0.0);
             s.offered[e.service.index()] += rps;
             s.entry[e.service.index()] += rps;
         }
         for i in 0..n {
             let st = &self.services[i];
-            s.ready[i] = st.replicas.iter().filter(|r| r.phase == Phase::Running).count() as u32;
+            s.ready[i] = st
+                .replicas
+                .iter()
+                .filter(|r| r.phase == Phase::Running)
+                .count() as u32;
             let id = ServiceId(i as u16);
             let v = self.running_version(id);
             s.behaviour[i] = self.behaviour(id, v);
             let now = self.now_s;
             let ready_reps = st.replicas.iter().filter(|r| r.phase == Phase::Running);
-            let (bad, total) = ready_reps.fold((0u32, 0u32), |(b, t), r| (b + (r.cert_expiry_s <= now) as u32, t + 1));
-            s.tls_bad[i] = if total == 0 { 0.0 } else { bad as f64 / total as f64 };
+            let (bad, total) = ready_reps.fold((0u32, 0u32), |(b, t), r| {
+                (b + (r.cert_expiry_s <= now) as u32, t + 1)
+            });
+            s.tls_bad[i] = if total == 0 {
+                0.0
+            } else {
+                bad as f64 / total as f64
+            };
         }
 
         // Forward: callers before callees.
@@ -894,7 +1028,11 @@ impl World {
                     st.tokens = (st.tokens + (limit - admitted).max(0.0) * dt).min(burst_cap);
                 }
             }
-            let unavailable = if ready == 0 { admitted + handshake_failed } else { handshake_failed };
+            let unavailable = if ready == 0 {
+                admitted + handshake_failed
+            } else {
+                handshake_failed
+            };
             if ready == 0 {
                 admitted = 0.0;
             }
@@ -926,12 +1064,18 @@ impl World {
                         let hit = self.frames[c.index()].cache_hit_ratio as f64;
                         s.offered[to] += calls * (1.0 - hit);
                         s.lock_load[to] += calls * (1.0 - hit) * lock_hold / 1000.0;
-                        s.lock_hold_sum[to] += calls * (1.0 - hit) * lock_hold;
+                        if lock_hold > 0.0 {
+                            s.lock_hold_sum[to] += calls * (1.0 - hit) * lock_hold;
+                            s.lock_calls[to] += calls * (1.0 - hit);
+                        }
                     }
                     _ => {
                         s.offered[to] += calls;
                         s.lock_load[to] += calls * lock_hold / 1000.0;
-                        s.lock_hold_sum[to] += calls * lock_hold;
+                        if lock_hold > 0.0 {
+                            s.lock_hold_sum[to] += calls * lock_hold;
+                            s.lock_calls[to] += calls;
+                        }
                     }
                 }
             }
@@ -949,11 +1093,16 @@ impl World {
             let admitted = s.admitted[i];
             let cpu_scale = st.cpu_millis as f64 / spec.cpu_millis as f64;
             let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / b.cpu_factor;
-            let rho = if capacity > 0.0 { admitted / capacity } else { 0.0 };
+            let rho = if capacity > 0.0 {
+                admitted / capacity
+            } else {
+                0.0
+            };
             let shed = if rho > 1.0 { 1.0 - 1.0 / rho } else { 0.0 };
             let rho_q = rho.min(0.95);
             let jitter = 1.0 + 0.03 * gaussian(&mut self.rng);
-            let mut own_ms = spec.latency_ms * b.latency_factor * st.outage_latency_factor * jitter / (1.0 - rho_q);
+            let mut own_ms = spec.latency_ms * b.latency_factor * st.outage_latency_factor * jitter
+                / (1.0 - rho_q);
             let mut own_err = spec.error_ratio + b.error_ratio + st.outage_error_ratio;
             let mut cause = ErrorCause::Internal;
             let mut cause_weight = own_err;
@@ -963,8 +1112,12 @@ impl World {
             if s.lock_load[i] > 0.0 {
                 const HOT_ROWS: f64 = 4.0;
                 let rho_l = s.lock_load[i] / HOT_ROWS;
-                let mean_hold = s.lock_hold_sum[i] / (s.lock_load[i] * 1000.0);
-                lock_wait_ms = if rho_l < 0.98 { mean_hold * rho_l / (1.0 - rho_l) } else { 30_000.0 };
+                let mean_hold = s.lock_hold_sum[i] / s.lock_calls[i].max(1e-9);
+                lock_wait_ms = if rho_l < 0.98 {
+                    mean_hold * rho_l / (1.0 - rho_l)
+                } else {
+                    30_000.0
+                };
                 lock_wait_ms = lock_wait_ms.min(30_000.0);
                 // Half the queries touch the hot table; those wait.
                 own_ms += 0.5 * lock_wait_ms;
@@ -1018,14 +1171,30 @@ impl World {
                 } else if s.tls_bad[to] > 0.0 {
                     tls_fail += calls * s.tls_bad[to];
                     let p_err = s.err_seen[to];
-                    (s.tls_bad[to] + (1.0 - s.tls_bad[to]) * p_err, 3.0, ErrorCause::TlsHandshake)
+                    (
+                        s.tls_bad[to] + (1.0 - s.tls_bad[to]) * p_err,
+                        3.0,
+                        ErrorCause::TlsHandshake,
+                    )
                 } else {
                     let m = s.median_ms[to];
                     let p_slow = lognormal_tail(m, s.sigma[to], timeout);
                     let p_err = s.err_seen[to];
                     let p = p_err + (1.0 - p_err) * p_slow;
-                    let kind = if p_slow > p_err { ErrorCause::UpstreamTimeout } else { ErrorCause::UpstreamError };
-                    (p, if p_slow > p_err { timeout } else { m.min(timeout) }, kind)
+                    let kind = if p_slow > p_err {
+                        ErrorCause::UpstreamTimeout
+                    } else {
+                        ErrorCause::UpstreamError
+                    };
+                    (
+                        p,
+                        if p_slow > p_err {
+                            timeout
+                        } else {
+                            m.min(timeout)
+                        },
+                        kind,
+                    )
                 };
                 let mut p = p;
                 let mut kind = kind;
@@ -1042,16 +1211,30 @@ impl World {
                     let (leak_sum, n_ready) = reps
                         .iter()
                         .filter(|r| r.phase == Phase::Running)
-                        .fold((0.0, 0.0), |(l, n), r| (l + r.leaked_conns.min(size), n + 1.0));
-                    let leaked = if n_ready > 0.0 { leak_sum / n_ready } else { 0.0 };
+                        .fold((0.0, 0.0), |(l, n), r| {
+                            (l + r.leaked_conns.min(size), n + 1.0)
+                        });
+                    let leaked = if n_ready > 0.0 {
+                        leak_sum / n_ready
+                    } else {
+                        0.0
+                    };
                     let hold_s = (call_ok_ms + edge.hold_ms) / 1000.0;
-                    let demand = if ready > 0.0 { calls / ready * hold_s } else { 0.0 };
+                    let demand = if ready > 0.0 {
+                        calls / ready * hold_s
+                    } else {
+                        0.0
+                    };
                     let available = (size - leaked).max(0.0);
                     let in_use = (demand.min(available) + leaked).min(size);
                     pool_in_use += in_use;
                     pool_max += size;
                     if demand > available {
-                        let p_pool = if demand > 0.0 { 1.0 - available / demand } else { 1.0 };
+                        let p_pool = if demand > 0.0 {
+                            1.0 - available / demand
+                        } else {
+                            1.0
+                        };
                         pool_timeouts += calls * p_pool;
                         pool_wait += timeout * p_pool;
                         call_ok_ms += timeout * 0.5 * p_pool;
@@ -1092,11 +1275,18 @@ impl World {
                 cause = dep_cause.1;
                 err_dep_id = dep_cause.2;
             }
-            let err = (1.0 - (1.0 - own_err.min(1.0)) * (1.0 - f_dep) * (1.0 - shed)).clamp(0.0, 1.0);
+            let err =
+                (1.0 - (1.0 - own_err.min(1.0)) * (1.0 - f_dep) * (1.0 - shed)).clamp(0.0, 1.0);
             let error_rps = admitted * err + s.unavailable[i];
             let rejected = s.rejected[i];
             let offered = s.offered[i];
-            let err_seen = if offered > 0.0 { ((error_rps + rejected) / offered).min(1.0) } else if ready == 0.0 { 1.0 } else { 0.0 };
+            let err_seen = if offered > 0.0 {
+                ((error_rps + rejected) / offered).min(1.0)
+            } else if ready == 0.0 {
+                1.0
+            } else {
+                0.0
+            };
             let median = own_ms + dep_ms + pool_wait;
             let sigma = (spec.latency_sigma + 0.25 * rho_q).min(2.0);
             s.err_seen[i] = err_seen;
@@ -1160,18 +1350,46 @@ impl World {
                     .map(|&e| topo.edges[e].to.0 as u32)
                     .unwrap_or(0);
                 if f.pool_timeouts_rps > 0.0 {
-                    self.log_throttled(id, SLOT_POOL, EventKind::PoolTimeout, f.pool_timeouts_rps as f64, f.pool_wait_ms as f64, dep);
+                    self.log_throttled(
+                        id,
+                        SLOT_POOL,
+                        EventKind::PoolTimeout,
+                        f.pool_timeouts_rps as f64,
+                        f.pool_wait_ms as f64,
+                        dep,
+                    );
                 } else {
-                    self.log_throttled(id, SLOT_POOL, EventKind::PoolExhausted, f.pool_in_use as f64, f.pool_max as f64, dep);
+                    self.log_throttled(
+                        id,
+                        SLOT_POOL,
+                        EventKind::PoolExhausted,
+                        f.pool_in_use as f64,
+                        f.pool_max as f64,
+                        dep,
+                    );
                 }
             }
             if f.lock_wait_ms > 200.0 {
                 let holder = self.top_lock_holder(topo, id);
-                self.log_throttled(id, SLOT_LOCK, EventKind::LockWaits, f.lock_wait_ms as f64, 0.0, holder);
+                self.log_throttled(
+                    id,
+                    SLOT_LOCK,
+                    EventKind::LockWaits,
+                    f.lock_wait_ms as f64,
+                    0.0,
+                    holder,
+                );
             }
             if f.rejected_rps > 0.01 * f.offered_rps && f.rejected_rps > 0.0 {
                 let limit = f.admitted_rps as f64;
-                self.log_throttled(id, SLOT_RATE, EventKind::RateLimited, f.rejected_rps as f64, limit, 0);
+                self.log_throttled(
+                    id,
+                    SLOT_RATE,
+                    EventKind::RateLimited,
+                    f.rejected_rps as f64,
+                    limit,
+                    0,
+                );
             }
         }
     }
@@ -1180,7 +1398,12 @@ impl World {
         let mut best = (0.0, u32::MAX);
         for &e in &topo.services[db.index()].in_edges {
             let from = topo.edges[e].from;
-            let hold = self.scratch.behaviour.get(from.index()).map(|b| b.lock_hold_ms).unwrap_or(0.0);
+            let hold = self
+                .scratch
+                .behaviour
+                .get(from.index())
+                .map(|b| b.lock_hold_ms)
+                .unwrap_or(0.0);
             let load = self.scratch.edge_calls.get(e).copied().unwrap_or(0.0) * hold;
             if load > best.0 {
                 best = (load, from.0 as u32);
@@ -1213,8 +1436,12 @@ impl World {
                 let rep = &mut self.services[i].replicas[r];
                 rep.mem_base_mb += (target - rep.mem_base_mb) * warm;
                 if rep.phase == Phase::Running {
-                    rep.leaked_mb += b.leak_mb_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio) * (1.0 + 0.1 * rep.jitter);
-                    rep.leaked_conns += b.conn_leak_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio) * (1.0 + 0.1 * rep.jitter);
+                    rep.leaked_mb += b.leak_mb_per_min * dt / 60.0
+                        * (0.5 + 0.5 * load_ratio)
+                        * (1.0 + 0.1 * rep.jitter);
+                    rep.leaked_conns += b.conn_leak_per_min * dt / 60.0
+                        * (0.5 + 0.5 * load_ratio)
+                        * (1.0 + 0.1 * rep.jitter);
                 }
                 let mem = rep.mem_base_mb + rep.leaked_mb;
                 self.frames[i].replica_memory_mb[r] = mem as f32;
@@ -1224,7 +1451,8 @@ impl World {
             }
             for (r, killed) in oom.iter().enumerate() {
                 if *killed {
-                    let mem = self.services[i].replicas[r].mem_base_mb + self.services[i].replicas[r].leaked_mb;
+                    let mem = self.services[i].replicas[r].mem_base_mb
+                        + self.services[i].replicas[r].leaked_mb;
                     self.frames[i].replica_memory_mb[r] = 0.0;
                     self.crash(id, r, EventKind::OomKilled, mem, limit, 0);
                 }
@@ -1234,10 +1462,15 @@ impl World {
             // than the retention (a first-order decay with that time constant).
             if let Some(d) = spec.disk {
                 let st = &mut self.services[i];
-                let live = st.replicas.iter().filter(|r| r.phase == Phase::Running).count() as f64;
+                let live = st
+                    .replicas
+                    .iter()
+                    .filter(|r| r.phase == Phase::Running)
+                    .count() as f64;
                 let full = st.disk_data_gb + st.disk_log_gb >= st.disk_size_gb * 0.999;
                 st.disk_data_gb += d.growth_gb_per_day * dt / 86_400.0;
-                let write_gb = d.log_mb_per_min * live * st.fx.log_level.volume_factor() * dt / 60.0 / 1024.0;
+                let write_gb =
+                    d.log_mb_per_min * live * st.fx.log_level.volume_factor() * dt / 60.0 / 1024.0;
                 let retention_s = st.fx.log_retention_min * 60.0;
                 st.disk_log_gb -= st.disk_log_gb * (dt / retention_s).min(1.0);
                 if !full {
@@ -1270,7 +1503,11 @@ impl World {
                     .filter(|r| r.phase == Phase::Running)
                     .map(|r| r.cert_expiry_s)
                     .fold(f64::INFINITY, f64::min);
-                let left = if expiry.is_finite() { expiry - now } else { self.current_secret_expiry(id) - now };
+                let left = if expiry.is_finite() {
+                    expiry - now
+                } else {
+                    self.current_secret_expiry(id) - now
+                };
                 self.frames[i].cert_expires_in_s = left as f32;
                 if left <= 0.0 {
                     self.log_throttled(id, SLOT_CERT, EventKind::CertExpired, -left, 0.0, 0);
@@ -1296,7 +1533,11 @@ impl World {
             let f = &mut self.frames[i];
             f.desired = st.desired as u8;
             f.pods = st.replicas.iter().filter(|r| r.is_live()).count() as u8;
-            f.pending = st.replicas.iter().filter(|r| r.phase == Phase::Pending).count() as u8;
+            f.pending = st
+                .replicas
+                .iter()
+                .filter(|r| r.phase == Phase::Pending)
+                .count() as u8;
             f.memory_limit_mb = st.memory_mb as f32;
             f.requests_total = st.requests_total;
             f.errors_total = st.errors_total;
@@ -1317,7 +1558,8 @@ impl World {
                 for &e in &topo.services[i].in_edges {
                     let from = topo.edges[e].from.index();
                     if topo.edges[e].pool.is_some() {
-                        conns += self.frames[from].pool_in_use as f64 * self.frames[from].ready as f64;
+                        conns +=
+                            self.frames[from].pool_in_use as f64 * self.frames[from].ready as f64;
                     }
                 }
                 self.frames[i].db_connections = conns as f32;
@@ -1358,16 +1600,25 @@ impl World {
                 }
                 matched += 1;
                 let w = pub_.service.index();
-                if self.frames[w].ready == 0 || self.services[w].detached || self.services[reader].detached {
+                if self.frames[w].ready == 0
+                    || self.services[w].detached
+                    || self.services[reader].detached
+                {
                     continue;
                 }
                 let v = self.running_version(pub_.service);
                 delivered += pub_.rate_hz * self.behaviour(pub_.service, v).publish_factor;
             }
-            let cap_per = topo.topics[sub.topic as usize].readers[sub.reader as usize].capacity_hz_per_replica;
+            let cap_per = topo.topics[sub.topic as usize].readers[sub.reader as usize]
+                .capacity_hz_per_replica;
             let st = &self.services[reader];
             let capacity = cap_per * self.frames[reader].ready as f64 * st.cpu_share
-                / self.scratch.behaviour.get(reader).map(|b| b.cpu_factor).unwrap_or(1.0);
+                / self
+                    .scratch
+                    .behaviour
+                    .get(reader)
+                    .map(|b| b.cpu_factor)
+                    .unwrap_or(1.0);
             let backlog = sub.depth + delivered * dt;
             let consumed = backlog.min(capacity * dt);
             let limit = match sub.qos.reliability {
@@ -1383,9 +1634,23 @@ impl World {
             let id = sub.service;
             if matched == 0 {
                 self.frames[reader].qos_mismatches += 1;
-                self.log_throttled(id, SLOT_QUEUE, EventKind::QosIncompatible, 0.0, 0.0, sub.topic as u32);
+                self.log_throttled(
+                    id,
+                    SLOT_QUEUE,
+                    EventKind::QosIncompatible,
+                    0.0,
+                    0.0,
+                    sub.topic as u32,
+                );
             } else if depth > capacity.max(1.0) * 60.0 {
-                self.log_throttled(id, SLOT_QUEUE, EventKind::QueueBacklog, depth, delivered, sub.topic as u32);
+                self.log_throttled(
+                    id,
+                    SLOT_QUEUE,
+                    EventKind::QueueBacklog,
+                    depth,
+                    delivered,
+                    sub.topic as u32,
+                );
             }
         }
     }
@@ -1396,7 +1661,9 @@ impl World {
         for i in 0..topo.len() {
             let spec = &topo.services[i].spec;
             let f = &self.frames[i];
-            let lines = spec.log_lines_per_s * f.ready as f64 * self.services[i].fx.log_level.volume_factor()
+            let lines = spec.log_lines_per_s
+                * f.ready as f64
+                * self.services[i].fx.log_level.volume_factor()
                 + (f.error_rps as f64).min(500.0);
             self.frames[i].log_lines_per_s = lines as f32;
             total += lines;
@@ -1407,17 +1674,32 @@ impl World {
             if svc.spec.kind == ServiceKind::Observability {
                 let st = &self.services[i];
                 let cap = self.frames[i].ready as f64 * svc.spec.capacity_rps * st.cpu_share;
-                capacity = if capacity.is_finite() { capacity + cap } else { cap };
+                capacity = if capacity.is_finite() {
+                    capacity + cap
+                } else {
+                    cap
+                };
                 collector = Some(ServiceId(i as u16));
             }
         }
-        let drop = if capacity.is_finite() && total > capacity { 1.0 - capacity / total } else { 0.0 };
+        let drop = if capacity.is_finite() && total > capacity {
+            1.0 - capacity / total
+        } else {
+            0.0
+        };
         for f in self.frames.iter_mut() {
             f.log_drop_ratio = drop as f32;
         }
         if let Some(c) = collector {
             if drop > 0.01 {
-                self.log_throttled(c, SLOT_TELEMETRY, EventKind::TelemetryDropping, drop, total, 0);
+                self.log_throttled(
+                    c,
+                    SLOT_TELEMETRY,
+                    EventKind::TelemetryDropping,
+                    drop,
+                    total,
+                    0,
+                );
             }
             let f = &mut self.frames[c.index()];
             f.offered_rps = total as f32;
@@ -1432,14 +1714,22 @@ impl World {
 
     /// Folds the oldest held tick into the histogram baselines before the ring overwrites it.
     fn fold_oldest_tick(&mut self, dt: f64) {
-        let Some(oldest) = self.ring.oldest() else { return };
+        let Some(oldest) = self.ring.oldest() else {
+            return;
+        };
         for (i, f) in oldest.iter().enumerate() {
             let answered = (f.admitted_rps - f.error_rps).max(0.0) as f64 * dt;
             for (b, le) in LATENCY_BUCKETS_S.iter().enumerate() {
-                self.bucket_baseline[i][b] += answered * lognormal_cdf(f.latency_median_ms as f64, f.latency_sigma as f64, le * 1000.0);
+                self.bucket_baseline[i][b] += answered
+                    * lognormal_cdf(
+                        f.latency_median_ms as f64,
+                        f.latency_sigma as f64,
+                        le * 1000.0,
+                    );
             }
             self.bucket_baseline[i][LATENCY_BUCKETS_S.len()] += answered;
-            let mean_s = f.latency_median_ms as f64 / 1000.0 * (0.5 * (f.latency_sigma as f64).powi(2)).exp();
+            let mean_s = f.latency_median_ms as f64 / 1000.0
+                * (0.5 * (f.latency_sigma as f64).powi(2)).exp();
             self.latency_sum_baseline[i] += answered * mean_s;
         }
     }
@@ -1452,10 +1742,16 @@ pub fn derive_health(f: &ServiceFrame) -> Health {
     }
     let err = f.error_ratio();
     let p99 = f.p99_ms();
-    let queue_stuck = f.qos_mismatches > 0 || (f.delivered_hz > 0.0 && f.queue_depth > f.delivered_hz * 120.0);
+    let queue_stuck =
+        f.qos_mismatches > 0 || (f.delivered_hz > 0.0 && f.queue_depth > f.delivered_hz * 120.0);
     if err >= 0.2 || p99 >= 5_000.0 || f.qos_mismatches > 0 {
         Health::Unhealthy
-    } else if err >= 0.02 || p99 >= 1_000.0 || f.ready < f.desired || queue_stuck || f.disk_size_gb > 0.0 && f.disk_used_gb >= 0.9 * f.disk_size_gb {
+    } else if err >= 0.02
+        || p99 >= 1_000.0
+        || f.ready < f.desired
+        || queue_stuck
+        || f.disk_size_gb > 0.0 && f.disk_used_gb >= 0.9 * f.disk_size_gb
+    {
         Health::Degraded
     } else {
         Health::Healthy

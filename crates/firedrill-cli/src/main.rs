@@ -1,0 +1,61 @@
+//! `firedrill`: the command-line front door.
+
+mod scenarios;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use firedrill_scenario::Catalog;
+
+/// firedrill: an incident-response simulator, RL environment and benchmark for SRE agents.
+#[derive(Debug, Parser)]
+#[command(name = "firedrill", version, about, propagate_version = true)]
+struct Cli {
+    /// Extra scenario directories (or files) to load besides the built-in library.
+    #[arg(long = "scenarios", global = true, value_name = "PATH")]
+    scenario_dirs: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List, show and validate scenarios.
+    Scenarios {
+        #[command(subcommand)]
+        command: scenarios::ScenariosCommand,
+    },
+    /// Run a scenario with no agent and report what happened.
+    Simulate(simulate::SimulateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn catalog(extra: &[PathBuf]) -> Result<Catalog, String> {
+    let mut catalog = Catalog::builtin().map_err(|d| {
+        let lines: Vec<String> = d.iter().map(|x| x.to_string()).collect();
+        format!("the built-in library is invalid:\n{}", lines.join("\n"))
+    })?;
+    for path in extra {
+        catalog.add_path(path).map_err(|e| e.to_string())?;
+    }
+    Ok(catalog)
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Scenarios { command } => scenarios::run(command, &cli.scenario_dirs),
+        Command::Simulate(args) => simulate::run(args, &catalog(&cli.scenario_dirs)?),
+    }
+}
