@@ -463,7 +463,8 @@ pub enum Perturbation {
         /// Factor.
         factor: f64,
     },
-    /// Raise the load arriving at a rate-limited service to a multiple of its current total limit.
+    /// Add outside traffic to a rate-limited service so that its load becomes a multiple of its current total
+    /// limit (a client hammering one API).
     LoadOverLimit {
         /// Service.
         service: ServiceId,
@@ -557,14 +558,10 @@ impl World {
                     .map(|r| r.rps_per_replica);
                 let limit =
                     st.fx.rate_limit_rps.or(per_replica).unwrap_or(0.0) * frame.ready as f64;
-                let arriving = frame.offered_rps as f64 / st.load_factor.max(1e-9);
-                let factor = if arriving > 0.0 && limit > 0.0 {
-                    (multiple * limit / arriving).max(1.0)
-                } else {
-                    1.0
-                };
-                self.service_mut(*service).load_factor = factor;
-                self.log(*service, u8::MAX, EventKind::TrafficShift, factor, 0.0, 0);
+                let arriving = frame.offered_rps as f64 - st.extra_rps;
+                let extra = (multiple * limit - arriving).max(0.0);
+                self.service_mut(*service).extra_rps = extra;
+                self.log(*service, u8::MAX, EventKind::TrafficShift, extra, 0.0, 0);
             }
             Perturbation::Load { service, factor } => {
                 self.service_mut(*service).load_factor = factor.max(0.0);

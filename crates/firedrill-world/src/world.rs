@@ -141,8 +141,10 @@ pub struct ServiceState {
     pub cpu_share: f64,
     /// Whether its network is detached.
     pub detached: bool,
-    /// Multiple of the load arriving at the service (a client hammering one API).
+    /// Multiple of the load arriving at the service.
     pub load_factor: f64,
+    /// Extra requests per second from outside (a client hammering one API).
+    pub extra_rps: f64,
     /// Extra error ratio (external dependency outage).
     pub outage_error_ratio: f64,
     /// Latency factor (external dependency degradation).
@@ -342,6 +344,7 @@ impl World {
                 cpu_share: 1.0,
                 detached: false,
                 load_factor: 1.0,
+                extra_rps: 0.0,
                 outage_error_ratio: 0.0,
                 outage_latency_factor: 1.0,
                 secret_cert_expiry_s,
@@ -1008,11 +1011,12 @@ impl World {
         for &id in &topo.call_order {
             let i = id.index();
             let st = &mut self.services[i];
-            s.offered[i] *= st.load_factor;
+            s.offered[i] = s.offered[i] * st.load_factor + st.extra_rps;
+            s.entry[i] += st.extra_rps;
             let offered = s.offered[i];
             let ready = s.ready[i];
             // External clients whose TLS handshake fails never reach the service.
-            let handshake_failed = s.entry[i] * st.load_factor * s.tls_bad[i];
+            let handshake_failed = s.entry[i] * s.tls_bad[i];
             let mut admitted = offered - handshake_failed;
             let mut rejected = 0.0;
             if let Some(rl) = topo.services[i].spec.rate_limit {
