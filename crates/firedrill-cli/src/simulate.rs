@@ -69,7 +69,7 @@ pub fn run(args: SimulateArgs, catalog: &Catalog) -> Result<ExitCode, String> {
         ));
     }
     if let Some(m) = args.minutes
-        && !(m >= 0.0 && m <= 24.0 * 60.0)
+        && !(0.0..=24.0 * 60.0).contains(&m)
     {
         return Err(format!("--minutes must be in [0, 1440], got {m}"));
     }

@@ -510,7 +510,7 @@ pub fn bump_version(current: &str, taken: &[String], step: u32) -> String {
         format!("{current}-{step}")
     };
     let mut n = step;
-    while taken.iter().any(|t| *t == candidate) {
+    while taken.contains(&candidate) {
         n += 1;
         candidate = if parts.len() == 3 {
             format!("v{}.{}.{}", parts[0], parts[1] + n, 0)

@@ -1,5 +1,5 @@
 //! Telemetry rendered from a [`firedrill_world::World`]: key signals, alert rules with Prometheus `for`
-//! semantics, Prometheus-style metric series, structured logs and traces.
+//! semantics, Prometheus-style metric series, structured logs, change history and traces.
 //!
 //! Nothing here stores telemetry tick by tick: series, log lines and spans are rendered from the world's frames
 //! and events when they are read, so ticking stays cheap and the text is always consistent with the state.
@@ -7,6 +7,9 @@
 pub mod alerts;
 pub mod duration;
 pub mod key;
+pub mod logs;
+pub mod metrics;
+pub mod traces;
 
 pub use alerts::{AlertEngine, AlertRule, AlertRuleSpec, AlertState};
 pub use key::KeyMetric;
