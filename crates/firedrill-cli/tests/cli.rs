@@ -241,3 +241,38 @@ fn bad_arguments_fail_cleanly() {
     let out = firedrill(&["simulate", "nope"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn the_documented_example_validates_runs_and_is_quoted_verbatim() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let example = root.join("docs/examples/checkout_pool_leak.yaml");
+    let out = firedrill(&["scenarios", "validate", example.to_str().expect("utf8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = root.join("docs/examples");
+    let run = firedrill(&[
+        "--scenarios",
+        dir.to_str().expect("utf8"),
+        "simulate",
+        "checkout_pool_leak",
+        "--seed",
+        "2",
+        "--minutes",
+        "10",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout(&run).contains("EdgeErrors"));
+    let doc = std::fs::read_to_string(root.join("docs/scenarios.md")).expect("docs/scenarios.md");
+    let text = std::fs::read_to_string(&example).expect("example");
+    assert!(
+        doc.contains(&text),
+        "docs/scenarios.md no longer quotes the example file verbatim"
+    );
+}

@@ -1,0 +1,55 @@
+//! Reset (world built and run through its history until the page) and one tick, per basic family.
+//!
+//! Run with `cargo bench -p firedrill-scenario --bench world`; results are written up in docs/benchmarks.md.
+
+use std::sync::Arc;
+
+use firedrill_scenario::{Catalog, Incident, Instance};
+
+const FAMILIES: [&str; 9] = [
+    "oom_crash",
+    "db_pool_exhaustion",
+    "bad_deployment_cascade",
+    "disk_full",
+    "slow_query",
+    "cert_expiry",
+    "dns_failure",
+    "rate_limit_exhaustion",
+    "no_fault_control",
+];
+
+fn main() {
+    divan::main();
+}
+
+fn instance(family: &str) -> Arc<Instance> {
+    Catalog::builtin()
+        .expect("library")
+        .instance(family, 1, 0.5)
+        .expect("instance")
+}
+
+/// Reset: build the world and simulate its history (at least 60 minutes) up to the page.
+#[divan::bench(args = FAMILIES)]
+fn reset(bencher: divan::Bencher, family: &str) {
+    let inst = instance(family);
+    bencher.bench(|| Incident::start(Arc::clone(&inst)).expect("start"));
+}
+
+/// One tick of the twelve-service world after the page (world and fault program, no telemetry rendering).
+#[divan::bench(args = FAMILIES)]
+fn tick(bencher: divan::Bencher, family: &str) {
+    let incident = Incident::start(instance(family)).expect("start");
+    bencher
+        .with_inputs(|| incident.clone())
+        .bench_local_refs(|inc| inc.step());
+}
+
+/// One tick of the bare world (no alert evaluation, no fault program).
+#[divan::bench(args = FAMILIES)]
+fn world_step(bencher: divan::Bencher, family: &str) {
+    let incident = Incident::start(instance(family)).expect("start");
+    bencher
+        .with_inputs(|| incident.world().clone())
+        .bench_local_refs(|w| w.step());
+}
