@@ -227,6 +227,7 @@ struct Scratch {
     lock_hold_sum: Vec<f64>,
     lock_calls: Vec<f64>,
     behaviour: Vec<Behaviour>,
+    version: Vec<u8>,
     edge_calls: Vec<f64>,
     tls_bad: Vec<f64>,
     entry: Vec<f64>,
@@ -400,6 +401,7 @@ impl World {
         s.lock_hold_sum = vec![0.0; n];
         s.lock_calls = vec![0.0; n];
         s.behaviour = vec![Behaviour::default(); n];
+        s.version = vec![0; n];
         s.edge_calls = vec![0.0; topology.edges.len()];
         s.tls_bad = vec![0.0; n];
         s.entry = vec![0.0; n];
@@ -746,17 +748,17 @@ impl World {
         let i = id.index();
         let target = self.services[i].version;
         let desired = self.services[i].desired as usize;
-        let reps = self.services[i].replicas;
-        let live = reps.iter().filter(|r| r.is_live()).count();
-        let old_live = reps
-            .iter()
-            .filter(|r| r.is_live() && r.version != target)
-            .count();
+        let reps = &self.services[i].replicas;
+        let (mut live, mut old_live, mut new_ready) = (0usize, 0usize, 0usize);
+        for r in reps.iter().filter(|r| r.is_live()) {
+            live += 1;
+            if r.version != target {
+                old_live += 1;
+            } else if r.phase == Phase::Running {
+                new_ready += 1;
+            }
+        }
         let new_live = live - old_live;
-        let new_ready = reps
-            .iter()
-            .filter(|r| r.phase == Phase::Running && r.version == target)
-            .count();
         let new_unready = new_live - new_ready;
 
         if old_live > 0 {
@@ -868,6 +870,9 @@ impl World {
     }
 
     fn schedule_pending(&mut self, topo: &Topology) {
+        if !self.services.iter().any(|st| st.replicas.iter().any(|r| r.phase == Phase::Pending)) {
+            return;
+        }
         let (mut cpu, mut mem) = self.quota_used();
         let quota_cpu = topo.cluster.cpu_millis as u64;
         let quota_mem = topo.cluster.memory_mb as u64;
@@ -994,6 +999,7 @@ impl World {
                 .count() as u32;
             let id = ServiceId(i as u16);
             let v = self.running_version(id);
+            s.version[i] = v;
             s.behaviour[i] = self.behaviour(id, v);
             let now = self.now_s;
             let ready_reps = st.replicas.iter().filter(|r| r.phase == Phase::Running);
@@ -1267,7 +1273,11 @@ impl World {
                     p_final *= p;
                 }
                 dep_ms += edge.per_request * attempts * ((1.0 - p) * call_ok_ms + p * fail_ms);
-                let fail_share = 1.0 - (1.0 - p_final).powf(edge.per_request.min(50.0));
+                let fail_share = if p_final < 1e-12 {
+                    p_final * edge.per_request
+                } else {
+                    1.0 - (1.0 - p_final).powf(edge.per_request.min(50.0))
+                };
                 q_ok *= 1.0 - fail_share;
                 if fail_share > dep_cause.0 {
                     dep_cause = (fail_share, kind, edge.to.0);
@@ -1426,7 +1436,8 @@ impl World {
             let rps_per_replica = self.frames[i].admitted_rps as f64 / ready;
             let load_ratio = (rps_per_replica / (spec.capacity_rps * 0.35)).clamp(0.0, 3.0);
             let limit = self.services[i].memory_mb as f64;
-            let warm = 1.0 - (-dt / 180.0f64).exp();
+            // Memory warms up towards its target with a three-minute time constant.
+            let warm = dt / (180.0 + dt);
             let mut oom: [bool; MAX_REPLICAS] = [false; MAX_REPLICAS];
             for r in 0..MAX_REPLICAS {
                 let rep = self.services[i].replicas[r];
@@ -1434,7 +1445,12 @@ impl World {
                     self.frames[i].replica_memory_mb[r] = 0.0;
                     continue;
                 }
-                let b = self.behaviour(id, rep.version);
+                // Most replicas run the version computed for this tick; only rollouts mix versions.
+                let b = if rep.version == self.scratch.version[i] {
+                    self.scratch.behaviour[i]
+                } else {
+                    self.behaviour(id, rep.version)
+                };
                 let target = (spec.base_memory_mb + b.extra_memory_mb) * (1.0 + 0.04 * rep.jitter)
                     + spec.memory_per_rps_mb * rps_per_replica;
                 let rep = &mut self.services[i].replicas[r];
@@ -1552,8 +1568,7 @@ impl World {
         }
         // Versions after the loop: `running_version` borrows the whole world.
         for i in 0..topo.len() {
-            let v = self.running_version(ServiceId(i as u16));
-            self.frames[i].version = v;
+            self.frames[i].version = self.scratch.version[i];
         }
         // Databases: connections open from every client pool.
         for i in 0..topo.len() {
@@ -1584,8 +1599,7 @@ impl World {
             let pub_ = self.publications[p];
             let w = pub_.service.index();
             if self.frames[w].ready > 0 {
-                let v = self.running_version(pub_.service);
-                let rate = pub_.rate_hz * self.behaviour(pub_.service, v).publish_factor;
+                let rate = pub_.rate_hz * self.scratch.behaviour[w].publish_factor;
                 self.frames[w].published_hz += rate as f32;
             }
         }
@@ -1610,8 +1624,7 @@ impl World {
                 {
                     continue;
                 }
-                let v = self.running_version(pub_.service);
-                delivered += pub_.rate_hz * self.behaviour(pub_.service, v).publish_factor;
+                delivered += pub_.rate_hz * self.scratch.behaviour[w].publish_factor;
             }
             let cap_per = topo.topics[sub.topic as usize].readers[sub.reader as usize]
                 .capacity_hz_per_replica;
@@ -1792,5 +1805,51 @@ pub fn lognormal_cdf(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
         return 0.0;
     }
     let z = (threshold_ms / median_ms).ln() / (sigma * std::f64::consts::SQRT_2);
-    0.5 * libm::erfc(-z)
+    // Beyond |z| = 5.5 the tail is below 1e-14: not worth an exponential.
+    if z > 5.5 {
+        1.0
+    } else if z < -5.5 {
+        0.0
+    } else {
+        0.5 * erfc(-z)
+    }
+}
+
+/// The complementary error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7). Written here
+/// because it is on the per-tick path for every call edge and one exponential is all it costs, where a
+/// full-precision erfc costs several times more and the extra digits do not change any probability we use.
+#[inline]
+pub fn erfc(x: f64) -> f64 {
+    let a = x.abs();
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let r = poly * (-a * a).exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erfc_matches_libm_closely() {
+        let mut x = -6.0;
+        while x <= 6.0 {
+            assert!((erfc(x) - libm::erfc(x)).abs() < 2e-7, "x = {x}");
+            x += 0.01;
+        }
+    }
+
+    #[test]
+    fn lognormal_cdf_is_a_cdf() {
+        assert!((lognormal_cdf(100.0, 0.5, 100.0) - 0.5).abs() < 1e-6);
+        assert!(lognormal_cdf(100.0, 0.5, 10_000.0) > 0.999_999);
+        assert!(lognormal_cdf(100.0, 0.5, 1.0) < 1e-6);
+        let mut last = 0.0;
+        for t in 1..2000 {
+            let c = lognormal_cdf(100.0, 0.5, t as f64);
+            assert!(c >= last);
+            last = c;
+        }
+    }
 }
