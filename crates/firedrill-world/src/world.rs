@@ -706,12 +706,15 @@ impl World {
         }
         let util = frame.cpu_utilisation();
         let current = st.desired.max(1) as f64;
+        // A manual scale raises the floor; the ceiling follows it, as an operator editing the autoscaler would.
         let floor = st.hpa_min.max(hpa.min);
-        let want = ((current * util / hpa.target_cpu).ceil() as u32).clamp(floor, hpa.max);
+        let ceiling = hpa.max.max(floor).min(MAX_REPLICAS as u32);
+        let want =
+            ((current * util / hpa.target_cpu).ceil() as u32).clamp(floor.min(ceiling), ceiling);
         let now = self.now_s;
         let from = st.desired;
         if want > from {
-            let to = want.min(from * 2).max(from + 1).min(hpa.max);
+            let to = want.min(from * 2).max(from + 1).min(ceiling);
             self.services[id.index()].desired = to;
             self.services[id.index()].hpa_low_since = None;
             self.log(
@@ -870,7 +873,11 @@ impl World {
     }
 
     fn schedule_pending(&mut self, topo: &Topology) {
-        if !self.services.iter().any(|st| st.replicas.iter().any(|r| r.phase == Phase::Pending)) {
+        if !self
+            .services
+            .iter()
+            .any(|st| st.replicas.iter().any(|r| r.phase == Phase::Pending))
+        {
             return;
         }
         let (mut cpu, mut mem) = self.quota_used();
@@ -1822,7 +1829,10 @@ pub fn lognormal_cdf(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
 pub fn erfc(x: f64) -> f64 {
     let a = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
     let r = poly * (-a * a).exp();
     if x >= 0.0 { r } else { 2.0 - r }
 }

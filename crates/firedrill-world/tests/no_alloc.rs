@@ -41,25 +41,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const SPEC: &str = r#"{
-  "tick_s": 15,
-  "entrypoints": [{"service": "edge", "rps": 100}],
-  "services": [
-    {"name": "edge", "kind": "edge", "version": "v1", "versions": [{"name": "v1"}],
-     "tls": {"expires_at_s": 1e9}, "rate_limit": {"rps_per_replica": 500},
-     "calls": [{"to": "api", "timeout_ms": 1000, "retries": 2}]},
-    {"name": "api", "kind": "service", "version": "v1", "autoscale": {"min": 2, "max": 6, "target_cpu": 0.6},
-     "versions": [{"name": "v1"}, {"name": "v2", "behaviour": {"leak_mb_per_min": 50, "conn_leak_per_min": 3}}],
-     "disk": {"size_gb": 10, "data_gb": 5},
-     "calls": [{"to": "db", "per_request": 2, "pool": 10, "via_cache": "cache"}],
-     "publishes": [{"topic": "events", "rate_hz": 20, "qos": {"reliability": "reliable"}}]},
-    {"name": "worker", "kind": "worker", "version": "v1", "versions": [{"name": "v1"}],
-     "subscribes": [{"topic": "events", "qos": {"reliability": "reliable"}, "capacity_hz_per_replica": 5}]},
-    {"name": "cache", "kind": "cache", "version": "v1", "versions": [{"name": "v1"}]},
-    {"name": "db", "kind": "database", "replicas": 1, "version": "v1", "versions": [{"name": "v1"}]},
-    {"name": "logs", "kind": "observability", "replicas": 1, "version": "v1", "versions": [{"name": "v1"}]}
-  ]
-}"#;
+const SPEC: &str = include_str!("fixtures/small.json");
 
 #[test]
 fn ticking_allocates_nothing() {
