@@ -399,7 +399,7 @@ impl World {
 
     /// Terminates every live pod; the reconciler creates fresh ones on the next tick.
     fn replace_all_pods(&mut self, id: ServiceId) {
-        for r in 0..MAX_REPLICAS {
+        for r in 0..self.service(id).used as usize {
             let phase = self.service(id).replicas[r].phase;
             if !matches!(phase, Phase::Empty | Phase::Terminating) {
                 self.terminate(id, r);
@@ -593,7 +593,12 @@ impl World {
                 let st = self.service_mut(*service);
                 st.secret_cert_expiry_s = *expires_at_s;
                 st.cert_renewal = renewed_at_s.map(|at| (at, now.max(at) + 90.0 * 86_400.0));
-                for r in st.replicas.iter_mut().filter(|r| r.is_live()) {
+                for r in st
+                    .replicas
+                    .iter_mut()
+                    .take(st.used as usize)
+                    .filter(|r| r.is_live())
+                {
                     r.cert_expiry_s = *expires_at_s;
                 }
             }

@@ -113,6 +113,9 @@ impl Replica {
 pub struct ServiceState {
     /// Replica slots.
     pub replicas: [Replica; MAX_REPLICAS],
+    /// Slots in use: every slot from here on is empty. Pods take the lowest free slot, so this stays close to
+    /// the replica count and per-tick loops need not walk all sixteen slots.
+    pub used: u8,
     /// Desired replicas.
     pub desired: u32,
     /// Version index the deployment targets.
@@ -169,6 +172,21 @@ pub struct ServiceState {
     pub oom_kills_total: u32,
     /// When each throttled event kind was last logged (see `EVENT_SLOTS`).
     last_event_s: [f64; EVENT_SLOTS],
+}
+
+impl ServiceState {
+    /// The replica slots in use.
+    #[inline]
+    pub fn slots(&self) -> &[Replica] {
+        &self.replicas[..self.used as usize]
+    }
+
+    /// Shrinks `used` past trailing empty slots.
+    fn trim_used(&mut self) {
+        while self.used > 0 && self.replicas[self.used as usize - 1].phase == Phase::Empty {
+            self.used -= 1;
+        }
+    }
 }
 
 const EVENT_SLOTS: usize = 8;
@@ -330,6 +348,7 @@ impl World {
             let disk = spec.disk;
             let mut state = ServiceState {
                 replicas: [Replica::default(); MAX_REPLICAS],
+                used: desired as u8,
                 desired,
                 version,
                 memory_mb: spec.memory_mb,
@@ -543,7 +562,7 @@ impl World {
         let st = &self.services[id.index()];
         let mut counts = [0u8; 256];
         let mut best = (0u8, st.version);
-        for r in st.replicas.iter().filter(|r| r.is_live()) {
+        for r in st.slots().iter().filter(|r| r.is_live()) {
             let c = &mut counts[r.version as usize];
             *c += 1;
             if *c > best.0 || (*c == best.0 && r.version == st.version) {
@@ -613,7 +632,7 @@ impl World {
         let mut cpu = 0u64;
         let mut mem = 0u64;
         for st in &self.services {
-            let pods = st.replicas.iter().filter(|r| r.is_scheduled()).count() as u64;
+            let pods = st.slots().iter().filter(|r| r.is_scheduled()).count() as u64;
             cpu += pods * st.cpu_millis as u64;
             mem += pods * st.memory_mb as u64;
         }
@@ -651,7 +670,7 @@ impl World {
         for i in 0..topo.len() {
             let id = ServiceId(i as u16);
             let spec = &topo.services[i].spec;
-            for r in 0..MAX_REPLICAS {
+            for r in 0..self.services[i].used as usize {
                 let rep = self.services[i].replicas[r];
                 match rep.phase {
                     Phase::Starting if now >= rep.until_s => {
@@ -689,6 +708,7 @@ impl World {
                     _ => {}
                 }
             }
+            self.services[i].trim_used();
             self.autoscale(id, dt);
             self.reconcile(id);
         }
@@ -767,7 +787,7 @@ impl World {
         if old_live > 0 {
             // Rolling update with the Kubernetes defaults: max surge 25 % (at least one), max unavailable 25 %
             // (rounded down). Old pods that are not ready serve nothing, so they go first.
-            if let Some(r) = (0..MAX_REPLICAS).find(|&r| {
+            if let Some(r) = (0..reps.len().min(self.services[i].used as usize)).find(|&r| {
                 reps[r].is_live() && reps[r].version != target && reps[r].phase != Phase::Running
             }) {
                 self.terminate(id, r);
@@ -835,13 +855,15 @@ impl World {
             backoff_s: 10.0,
             ..Replica::default()
         };
+        let st = &mut self.services[id.index()];
+        st.used = st.used.max(slot as u8 + 1);
         true
     }
 
     /// Terminates the newest live pod matching `pred`; false if none matched.
     fn terminate_one(&mut self, id: ServiceId, pred: impl Fn(&Replica) -> bool) -> bool {
         let reps = &self.services[id.index()].replicas;
-        let pick = (0..MAX_REPLICAS)
+        let pick = (0..self.services[id.index()].used as usize)
             .filter(|&r| reps[r].is_live() && pred(&reps[r]))
             .max_by_key(|&r| reps[r].serial);
         match pick {
@@ -857,6 +879,7 @@ impl World {
         let rep = &mut self.services[id.index()].replicas[r];
         if rep.phase == Phase::Pending {
             *rep = Replica::default();
+            self.services[id.index()].trim_used();
             return;
         }
         let version = rep.version;
@@ -876,7 +899,7 @@ impl World {
         if !self
             .services
             .iter()
-            .any(|st| st.replicas.iter().any(|r| r.phase == Phase::Pending))
+            .any(|st| st.slots().iter().any(|r| r.phase == Phase::Pending))
         {
             return;
         }
@@ -885,7 +908,7 @@ impl World {
         let quota_mem = topo.cluster.memory_mb as u64;
         for i in 0..topo.len() {
             let id = ServiceId(i as u16);
-            for r in 0..MAX_REPLICAS {
+            for r in 0..self.services[i].used as usize {
                 if self.services[i].replicas[r].phase != Phase::Pending {
                     continue;
                 }
@@ -1009,7 +1032,7 @@ impl World {
             s.version[i] = v;
             s.behaviour[i] = self.behaviour(id, v);
             let now = self.now_s;
-            let ready_reps = st.replicas.iter().filter(|r| r.phase == Phase::Running);
+            let ready_reps = st.slots().iter().filter(|r| r.phase == Phase::Running);
             let (bad, total) = ready_reps.fold((0u32, 0u32), |(b, t), r| {
                 (b + (r.cert_expiry_s <= now) as u32, t + 1)
             });
@@ -1446,7 +1469,9 @@ impl World {
             // Memory warms up towards its target with a three-minute time constant.
             let warm = dt / (180.0 + dt);
             let mut oom: [bool; MAX_REPLICAS] = [false; MAX_REPLICAS];
-            for r in 0..MAX_REPLICAS {
+            let used = self.services[i].used as usize;
+            self.frames[i].replica_memory_mb[used..].fill(0.0);
+            for r in 0..used {
                 let rep = self.services[i].replicas[r];
                 if !matches!(rep.phase, Phase::Running | Phase::Starting) {
                     self.frames[i].replica_memory_mb[r] = 0.0;
@@ -1559,7 +1584,7 @@ impl World {
             let st = &self.services[i];
             let f = &mut self.frames[i];
             f.desired = st.desired as u8;
-            f.pods = st.replicas.iter().filter(|r| r.is_live()).count() as u8;
+            f.pods = st.slots().iter().filter(|r| r.is_live()).count() as u8;
             f.pending = st
                 .replicas
                 .iter()
