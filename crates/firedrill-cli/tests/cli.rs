@@ -14,17 +14,7 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-const FAMILIES: [&str; 9] = [
-    "oom_crash",
-    "db_pool_exhaustion",
-    "bad_deployment_cascade",
-    "disk_full",
-    "slow_query",
-    "cert_expiry",
-    "dns_failure",
-    "rate_limit_exhaustion",
-    "no_fault_control",
-];
+const FAMILIES: [&str; 9] = firedrill_scenario::library::BASIC_FAMILIES;
 
 fn golden_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/trajectory_hashes.txt")

@@ -6,17 +6,7 @@ use std::sync::Arc;
 
 use firedrill_scenario::{Catalog, Incident, Instance};
 
-const FAMILIES: [&str; 9] = [
-    "oom_crash",
-    "db_pool_exhaustion",
-    "bad_deployment_cascade",
-    "disk_full",
-    "slow_query",
-    "cert_expiry",
-    "dns_failure",
-    "rate_limit_exhaustion",
-    "no_fault_control",
-];
+const FAMILIES: [&str; 9] = firedrill_scenario::library::BASIC_FAMILIES;
 
 fn main() {
     divan::main();

@@ -25,26 +25,6 @@ fn main() {
             }
         }
         inc.step();
-        if fix_at.is_some_and(|f| tick >= f) && tick % 4 == 0 {
-            let w = inc.world();
-            let bad: Vec<String> = (0..w.topology().len())
-                .filter(|&i| w.frames()[i].error_ratio() > 0.02)
-                .map(|i| {
-                    format!(
-                        "{}={:.3}",
-                        w.topology().services[i].spec.name,
-                        w.frames()[i].error_ratio()
-                    )
-                })
-                .collect();
-            println!(
-                "t={:.1} mitigated_now={} cleared={} over-slo={:?}",
-                w.now_s() / 60.0,
-                inc.mitigated_now(),
-                (0..inc.instance().faults.len()).all(|k| inc.fault_cleared(k)),
-                bad
-            );
-        }
     }
     let world = inc.world();
     let ring = world.history();

@@ -26,6 +26,19 @@ pub const TOPOLOGY_NAMES: &[&str] = &["shop"];
 
 const TOPOLOGIES: &[(&str, &str)] = &[("shop", include_str!("../library/topologies/shop.yaml"))];
 
+/// The basic tier's families, in library order.
+pub const BASIC_FAMILIES: [&str; 9] = [
+    "oom_crash",
+    "db_pool_exhaustion",
+    "bad_deployment_cascade",
+    "disk_full",
+    "slow_query",
+    "cert_expiry",
+    "dns_failure",
+    "rate_limit_exhaustion",
+    "no_fault_control",
+];
+
 /// Built-in scenario sources: (file name, YAML).
 pub const SCENARIOS: &[(&str, &str)] = &[
     (

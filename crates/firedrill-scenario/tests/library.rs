@@ -26,17 +26,7 @@ fn run_to_budget(incident: &mut Incident) {
 #[test]
 fn library_has_the_nine_basic_families() {
     let ids: Vec<String> = catalog().scenarios().iter().map(|s| s.id.clone()).collect();
-    for id in [
-        "oom_crash",
-        "db_pool_exhaustion",
-        "bad_deployment_cascade",
-        "disk_full",
-        "slow_query",
-        "cert_expiry",
-        "dns_failure",
-        "rate_limit_exhaustion",
-        "no_fault_control",
-    ] {
+    for id in firedrill_scenario::library::BASIC_FAMILIES {
         assert!(ids.iter().any(|x| x == id), "missing {id}");
     }
 }

@@ -40,6 +40,23 @@ fn ratio_5m(incident: &Incident, id: ServiceId) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Applies the scenario's intended remediation.
+fn remediate(incident: &mut Incident) {
+    for op in incident.instance().truth.remediation.clone() {
+        incident.apply(&op, &Actor::oncall()).expect("remediation");
+    }
+}
+
+/// Restarts every pod of a service.
+fn restart(incident: &mut Incident, service: ServiceId) {
+    let op = Operation::Restart {
+        service,
+        memory_mb: None,
+        cpu_millis: None,
+    };
+    incident.apply(&op, &Actor::oncall()).expect("restart");
+}
+
 fn steps(incident: &mut Incident, n: usize) {
     for _ in 0..n {
         incident.step();
@@ -149,16 +166,7 @@ fn db_pool_fills_times_out_and_a_restart_only_helps_until_the_leak_refills() {
 
         // A restart empties the pool for a while...
         let mut restarted = inc.clone();
-        restarted
-            .apply(
-                &Operation::Restart {
-                    service: t,
-                    memory_mb: None,
-                    cpu_millis: None,
-                },
-                &Actor::oncall(),
-            )
-            .expect("restart");
+        restart(&mut restarted, t);
         steps(&mut restarted, 12);
         let f = *restarted.world().frame(t);
         assert!(
@@ -181,9 +189,7 @@ fn db_pool_fills_times_out_and_a_restart_only_helps_until_the_leak_refills() {
 
         // A rollback removes the leak for good.
         let mut rolled = inc.clone();
-        for op in &rolled.instance().truth.remediation.clone() {
-            rolled.apply(op, &Actor::oncall()).expect("rollback");
-        }
+        remediate(&mut rolled);
         steps(&mut rolled, 240);
         let tail = frames_since(&rolled, t, rolled.world().tick_count() - 160);
         assert!(
@@ -215,9 +221,7 @@ fn slow_query_lock_waits_rise_after_the_deploy_and_a_rollback_clears_them() {
             "seed {seed}: no lock-wait log"
         );
         let mut rolled = inc.clone();
-        for op in &rolled.instance().truth.remediation.clone() {
-            rolled.apply(op, &Actor::oncall()).expect("rollback");
-        }
+        remediate(&mut rolled);
         steps(&mut rolled, 16);
         assert!(
             rolled.world().frame(db).lock_wait_ms < 1.0,
@@ -256,25 +260,14 @@ fn disk_fills_after_debug_logging_and_frees_after_the_fix() {
         );
         // Restarting changes nothing: the configuration stays.
         let mut restarted = idle.clone();
-        restarted
-            .apply(
-                &Operation::Restart {
-                    service: t,
-                    memory_mb: None,
-                    cpu_millis: None,
-                },
-                &Actor::oncall(),
-            )
-            .expect("restart");
+        restart(&mut restarted, t);
         steps(&mut restarted, 20);
         assert!(
             restarted.world().frame(t).disk_used_gb >= 0.99 * f.disk_size_gb,
             "seed {seed}: restart freed the disk"
         );
         let mut fixed = idle.clone();
-        for op in &fixed.instance().truth.remediation.clone() {
-            fixed.apply(op, &Actor::oncall()).expect("fix");
-        }
+        remediate(&mut fixed);
         steps(&mut fixed, 40);
         let g = *fixed.world().frame(t);
         assert!(
@@ -298,16 +291,7 @@ fn expired_certificate_breaks_callers_until_a_restart_loads_the_renewed_one() {
         assert!(callers_fail, "seed {seed}: nobody sees handshake failures");
         assert!(inc.world().frame(t).cert_expires_in_s < 0.0);
         let mut fixed = inc.clone();
-        fixed
-            .apply(
-                &Operation::Restart {
-                    service: t,
-                    memory_mb: None,
-                    cpu_millis: None,
-                },
-                &Actor::oncall(),
-            )
-            .expect("restart");
+        restart(&mut fixed, t);
         steps(&mut fixed, 12);
         assert!(
             fixed.world().frame(t).cert_expires_in_s > 0.0,
@@ -333,25 +317,14 @@ fn dns_misconfiguration_fails_outgoing_calls_until_restored_and_restart_does_not
             "seed {seed}: no resolution failures"
         );
         let mut restarted = inc.clone();
-        restarted
-            .apply(
-                &Operation::Restart {
-                    service: t,
-                    memory_mb: None,
-                    cpu_millis: None,
-                },
-                &Actor::oncall(),
-            )
-            .expect("restart");
+        restart(&mut restarted, t);
         steps(&mut restarted, 12);
         assert!(
             restarted.world().frame(t).dns_failures_rps > 0.0,
             "seed {seed}: a restart fixed DNS"
         );
         let mut fixed = inc.clone();
-        for op in &fixed.instance().truth.remediation.clone() {
-            fixed.apply(op, &Actor::oncall()).expect("fix");
-        }
+        remediate(&mut fixed);
         steps(&mut fixed, 4);
         assert_eq!(fixed.world().frame(t).dns_failures_rps, 0.0, "seed {seed}");
     }
@@ -367,16 +340,7 @@ fn rate_limit_rejects_until_scaled_or_raised_and_restart_does_not_help() {
             "seed {seed}: nothing rejected"
         );
         let mut restarted = inc.clone();
-        restarted
-            .apply(
-                &Operation::Restart {
-                    service: t,
-                    memory_mb: None,
-                    cpu_millis: None,
-                },
-                &Actor::oncall(),
-            )
-            .expect("restart");
+        restart(&mut restarted, t);
         steps(&mut restarted, 12);
         assert!(
             restarted.world().frame(t).rejected_rps > 0.0,
@@ -439,9 +403,7 @@ fn bad_deploy_saturates_the_new_version_and_a_rollback_recovers() {
             "seed {seed}: the bad version never ran out of memory"
         );
         let mut rolled = inc.clone();
-        for op in &rolled.instance().truth.remediation.clone() {
-            rolled.apply(op, &Actor::oncall()).expect("rollback");
-        }
+        remediate(&mut rolled);
         steps(&mut rolled, 60);
         let f = rolled.world().frame(t);
         assert!(
@@ -480,9 +442,7 @@ fn a_leaf_fault_reaches_the_entry_point_and_fixing_the_root_heals_dependents_qui
             "seed {seed}: no symptom at the entry point"
         );
         let mut fixed = inc.clone();
-        for op in &fixed.instance().truth.remediation.clone() {
-            fixed.apply(op, &Actor::oncall()).expect("rollback");
-        }
+        remediate(&mut fixed);
         let mut healed_after = None;
         for k in 0..40 {
             fixed.step();
