@@ -224,17 +224,36 @@ fn limits_flags_network_and_queues() {
         ),
         Err(OpError::OutOfRange { .. })
     ));
+    let unknown = Operation::SetFlag {
+        service: api,
+        flag: 3,
+        enabled: true,
+    };
     assert!(matches!(
-        w.apply(
-            &Operation::SetFlag {
-                service: api,
-                flag: 0,
-                enabled: true
-            },
-            &oncall()
-        ),
+        w.apply(&unknown, &oncall()),
         Err(OpError::UnknownFlag { .. })
     ));
+    // A flag changes behaviour at once, without a restart.
+    let on = Operation::SetFlag {
+        service: api,
+        flag: 0,
+        enabled: true,
+    };
+    w.apply(&on, &oncall()).expect("flag on");
+    w.run(1);
+    assert!(w.frame(api).error_ratio() > 0.3);
+    assert!(matches!(w.apply(&on, &oncall()), Err(OpError::NoChange(_))));
+    w.apply(
+        &Operation::SetFlag {
+            service: api,
+            flag: 0,
+            enabled: false,
+        },
+        &oncall(),
+    )
+    .expect("flag off");
+    w.run(1);
+    assert!(w.frame(api).error_ratio() < 0.05);
     // A detached network fails the callers; reconnecting heals them.
     w.perturb(&Perturbation::DetachNetwork { service: api });
     w.run(3);
