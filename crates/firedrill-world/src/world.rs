@@ -560,6 +560,13 @@ impl World {
     /// Index of the version most live replicas run (the deployment target if none is live).
     pub fn running_version(&self, id: ServiceId) -> u8 {
         let st = &self.services[id.index()];
+        // Outside a rollout every live replica runs the same version: answer without counting.
+        let mut live = st.slots().iter().filter(|r| r.is_live());
+        match live.next() {
+            None => return st.version,
+            Some(first) if live.all(|r| r.version == first.version) => return first.version,
+            _ => {}
+        }
         let mut counts = [0u8; 256];
         let mut best = (0u8, st.version);
         for r in st.slots().iter().filter(|r| r.is_live()) {
@@ -1501,7 +1508,7 @@ impl World {
                     oom[r] = true;
                 }
             }
-            for (r, killed) in oom.iter().enumerate() {
+            for (r, killed) in oom.iter().enumerate().take(used) {
                 if *killed {
                     let mem = self.services[i].replicas[r].mem_base_mb
                         + self.services[i].replicas[r].leaked_mb;
