@@ -1,7 +1,26 @@
 //! `firedrill`: the command-line front door.
 
+/// `println!` that ends the process quietly when stdout is closed (`firedrill ... | head`) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::emit(format_args!($($arg)*))
+    };
+}
+
 mod scenarios;
 mod simulate;
+
+/// Writes one line to stdout; a closed pipe ends the process with success, any other write error with failure.
+pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -60,7 +60,7 @@ pub fn run(command: ScenariosCommand, extra: &[PathBuf]) -> Result<ExitCode, Str
                     .iter()
                     .map(|s| json!({"id": s.id, "tier": s.tier, "fault_classes": classes(s), "title": s.title, "tags": s.tags}))
                     .collect();
-                println!(
+                say!(
                     "{}",
                     serde_json::to_string_pretty(&items).map_err(|e| e.to_string())?
                 );
@@ -78,7 +78,7 @@ pub fn run(command: ScenariosCommand, extra: &[PathBuf]) -> Result<ExitCode, Str
                         s.title.clone(),
                     ]);
                 }
-                println!("{table}");
+                say!("{table}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -90,7 +90,7 @@ pub fn run(command: ScenariosCommand, extra: &[PathBuf]) -> Result<ExitCode, Str
         ScenariosCommand::Validate { paths } => validate(&paths),
         ScenariosCommand::Schema => {
             let schema = firedrill_scenario::scenario_schema();
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&schema).map_err(|e| e.to_string())?
             );
@@ -165,55 +165,59 @@ fn show(s: &Scenario, reveal: bool, as_json: bool) -> Result<ExitCode, String> {
         if let Some(t) = truth {
             doc["ground_truth"] = t;
         }
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())?
         );
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{} — {}", s.id, s.title);
-    println!(
+    say!("{} — {}", s.id, s.title);
+    say!(
         "tier: {}   topology: {topology}   budget: {} simulated minutes",
         format!("{:?}", s.tier).to_lowercase(),
         s.budget_minutes
     );
     if !s.tags.is_empty() {
-        println!("tags: {}", s.tags.join(", "));
+        say!("tags: {}", s.tags.join(", "));
     }
-    println!("\nservices: {}", services.join(", "));
-    println!("\nparameters (drawn from the seed):");
+    say!("\nservices: {}", services.join(", "));
+    say!("\nparameters (drawn from the seed):");
     for (n, t) in &space {
-        println!("  {n}: {t}");
+        say!("  {n}: {t}");
     }
     let d = &s.difficulty;
-    println!("\ndifficulty 0 → 1 changes:");
-    println!(
+    say!("\ndifficulty 0 → 1 changes:");
+    say!(
         "  red-herring deploys {} → {}",
-        d.distractor_deploys[0], d.distractor_deploys[1]
+        d.distractor_deploys[0],
+        d.distractor_deploys[1]
     );
-    println!(
+    say!(
         "  harmless config changes {} → {}",
-        d.distractor_configs[0], d.distractor_configs[1]
+        d.distractor_configs[0],
+        d.distractor_configs[1]
     );
-    println!(
+    say!(
         "  log warning noise ×{} → ×{}",
-        d.log_noise[0], d.log_noise[1]
+        d.log_noise[0],
+        d.log_noise[1]
     );
-    println!(
+    say!(
         "  concurrent benign events {} → {}",
-        d.benign_events[0], d.benign_events[1]
+        d.benign_events[0],
+        d.benign_events[1]
     );
-    println!("  and every parameter with a `hard` range");
+    say!("  and every parameter with a `hard` range");
     match truth {
         Some(t) => {
-            println!("\nGROUND TRUTH (--reveal)");
-            println!("{}", s.description.trim());
-            println!(
+            say!("\nGROUND TRUTH (--reveal)");
+            say!("{}", s.description.trim());
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&t).map_err(|e| e.to_string())?
             );
         }
-        None => println!("\n(ground truth hidden; pass --reveal to see it)"),
+        None => say!("\n(ground truth hidden; pass --reveal to see it)"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -239,7 +243,7 @@ fn validate(paths: &[PathBuf]) -> Result<ExitCode, String> {
         match load_file(f) {
             Ok(s) => {
                 ok += 1;
-                println!("ok   {} ({})", f.display(), s.id);
+                say!("ok   {} ({})", f.display(), s.id);
             }
             Err(LoadError::Invalid(diags)) => {
                 failed += 1;
@@ -253,7 +257,7 @@ fn validate(paths: &[PathBuf]) -> Result<ExitCode, String> {
             }
         }
     }
-    println!("{ok} valid, {failed} invalid");
+    say!("{ok} valid, {failed} invalid");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

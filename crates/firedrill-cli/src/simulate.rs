@@ -84,7 +84,7 @@ pub fn run(args: SimulateArgs, catalog: &Catalog) -> Result<ExitCode, String> {
     }
     let hash = incident.digest().hex();
     if args.json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string(&json_report(&incident, &args, &hash))
                 .map_err(|e| e.to_string())?
@@ -173,7 +173,7 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
         let m = (t - page_s) / 60.0;
         format!("{}{:.1}m", if m >= 0.0 { "+" } else { "" }, m)
     };
-    println!(
+    say!(
         "{} — {}\nseed {}  difficulty {}  page at minute {:.1} of the world  ran {:.1} minutes after the page",
         args.scenario,
         incident.instance().title,
@@ -183,7 +183,7 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
         (world.now_s() - page_s) / 60.0
     );
 
-    println!("\nalerts (times relative to the page):");
+    say!("\nalerts (times relative to the page):");
     let rules = incident.alerts().rules();
     let mut any = false;
     for t in incident.alerts().history() {
@@ -195,7 +195,7 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
             AlertState::Firing => "FIRING  ",
             _ => "resolved",
         };
-        println!(
+        say!(
             "  {:>8}  {}  {}{{service=\"{}\"}}  value {:.3}",
             fmt_t(t.t_s),
             what,
@@ -205,7 +205,7 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
         );
     }
     if !any {
-        println!("  none");
+        say!("  none");
     }
 
     // Health per minute from 30 minutes before the page to the end: '.' healthy, 'd' degraded,
@@ -217,7 +217,7 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
         .saturating_sub(30 * per_min)
         .max(ring.first_tick());
     let width = topo.service_names().map(|n| n.len()).max().unwrap_or(8);
-    println!(
+    say!(
         "\nhealth per minute ('.' healthy, 'd' degraded, 'U' unhealthy, 'X' down, '|' page), from {}:",
         fmt_t(start as f64 * world.tick_s())
     );
@@ -236,7 +236,7 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
             line.push(health_char(worst));
             t += per_min;
         }
-        println!(
+        say!(
             "  {:width$}  {line}",
             topo.service(ServiceId(i as u16)).name()
         );
@@ -275,15 +275,15 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
             page,
         ]);
     }
-    println!(
+    say!(
         "\nkey metrics at the end ({}):\n{table}",
         fmt_t(world.now_s())
     );
-    println!("\nmitigated (sustained): {}", incident.mitigated());
+    say!("\nmitigated (sustained): {}", incident.mitigated());
     if args.reveal {
-        println!("\nground truth:");
+        say!("\nground truth:");
         for rc in incident.instance().root_causes() {
-            println!(
+            say!(
                 "  {} on {} ({}), onset minute {:.1} of the world",
                 rc.fault_class,
                 rc.service,
@@ -292,8 +292,8 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
             );
         }
         if incident.instance().root_causes().is_empty() {
-            println!("  no fault");
+            say!("  no fault");
         }
     }
-    println!("\ntrajectory hash: {hash}");
+    say!("\ntrajectory hash: {hash}");
 }
