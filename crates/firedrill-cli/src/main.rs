@@ -48,6 +48,12 @@ enum Command {
     },
     /// Run a scenario with no agent and report what happened.
     Simulate(simulate::SimulateArgs),
+    /// List the agent actions with their simulated time cost; `--json` prints OpenAI tool definitions.
+    Actions {
+        /// Print the actions as OpenAI function-calling tool definitions.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,5 +82,22 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Scenarios { command } => scenarios::run(command, &cli.scenario_dirs),
         Command::Simulate(args) => simulate::run(args, &catalog(&cli.scenario_dirs)?),
+        Command::Actions { json } => {
+            use firedrill_env::action::{ActionKind, openai_tools};
+            if json {
+                say!(
+                    "{}",
+                    serde_json::to_string_pretty(&openai_tools()).map_err(|e| e.to_string())?
+                );
+            } else {
+                for k in ActionKind::ALL {
+                    say!("{:<18} {:>4.0}s  {}", k.name(), k.cost_s(), k.description());
+                }
+                say!(
+                    "\nEvery action costs the simulated seconds shown; wait costs the minutes it is given."
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -293,3 +293,18 @@ fn a_closed_stdout_ends_quietly() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn actions_json_prints_openai_tools() {
+    let out = firedrill(&["actions", "--json"]);
+    assert!(out.status.success());
+    let tools: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let names: Vec<&str> = tools
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str())
+        .collect();
+    assert!(names.contains(&"resolve_incident") && names.contains(&"query_logs"));
+    assert!(stdout(&firedrill(&["actions"])).contains("restart_service"));
+}
