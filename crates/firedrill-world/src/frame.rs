@@ -212,6 +212,8 @@ pub struct FrameRing {
     first_tick: u64,
     /// One past the last tick held.
     end_tick: u64,
+    /// The first tick ever pushed: slots count from it, so tick `origin` sits in slot 0.
+    origin: u64,
 }
 
 impl Clone for FrameRing {
@@ -225,6 +227,7 @@ impl Clone for FrameRing {
             frames,
             first_tick: self.first_tick,
             end_tick: self.end_tick,
+            origin: self.origin,
         }
     }
 }
@@ -239,6 +242,7 @@ impl FrameRing {
             frames: Vec::with_capacity(n * capacity_ticks),
             first_tick: 0,
             end_tick: 0,
+            origin: 0,
         }
     }
 
@@ -249,8 +253,9 @@ impl FrameRing {
         debug_assert!(self.end_tick == 0 || tick == self.end_tick);
         if self.end_tick == 0 && self.frames.is_empty() {
             self.first_tick = tick;
+            self.origin = tick;
         }
-        let slot = (tick as usize % self.capacity_ticks) * self.n;
+        let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
         if self.frames.len() < self.n * self.capacity_ticks {
             self.frames.extend_from_slice(frames);
         } else {
@@ -285,12 +290,41 @@ impl FrameRing {
         if tick < self.first_tick || tick >= self.end_tick {
             return None;
         }
-        let slot = (tick as usize % self.capacity_ticks) * self.n;
+        let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
         self.frames.get(slot..slot + self.n)
     }
 
     /// One service's frame at a tick, if held.
     pub fn get(&self, tick: u64, service: usize) -> Option<&ServiceFrame> {
         self.tick(tick).and_then(|f| f.get(service))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(x: f32) -> [ServiceFrame; 1] {
+        [ServiceFrame {
+            offered_rps: x,
+            ..ServiceFrame::default()
+        }]
+    }
+
+    #[test]
+    fn every_tick_reads_back_its_own_frame_before_and_after_wrapping() {
+        let mut ring = FrameRing::new(1, 4);
+        for t in 1..=10u64 {
+            ring.push(t, &frame(t as f32));
+            for k in ring.first_tick()..ring.end_tick() {
+                assert_eq!(
+                    ring.get(k, 0).map(|f| f.offered_rps),
+                    Some(k as f32),
+                    "after pushing {t}, tick {k}"
+                );
+            }
+        }
+        assert_eq!(ring.first_tick(), 7);
+        assert!(ring.get(6, 0).is_none() && ring.get(11, 0).is_none());
     }
 }
