@@ -1,23 +1,39 @@
-//! Structured logs rendered from the world when read: discrete events (what the mechanics and operations did),
-//! request failures derived from each tick's frame, and background lines every healthy service writes.
+//! Structured logs rendered from the world when read.
+//!
+//! Three sources, merged in time order:
+//!
+//! 1. discrete events ([`World::events`]): what the kubelet, controllers, cert-manager, the database and the
+//!    applications said when something happened (OOM kills, pod starts and stops, rollouts, configuration
+//!    reloads, pool and disk conditions...);
+//! 2. request failures derived from each tick's frame, worded after the tick's `err_cause` and `err_dep`, with
+//!    the real peers, timeouts, pool sizes and resolver of that moment;
+//! 3. background lines every service writes (request summaries, health checks, GC, pool and cache stats) and
+//!    warnings that healthy services write too, so the failing service is never the only one that warns.
 //!
 //! Text is written like the real thing: it carries the actual versions, numbers and peers, and it never names
-//! a fault class, a hidden state, or a fix. Healthy services log warnings too, so the faulty one is never the
-//! only service with bad lines.
+//! a fault class, a hidden state or a fix. Perturbations nobody could observe directly (an outside traffic
+//! surge, a detached network) are not logged as such; they show through their consequences.
+//!
+//! Every line is a pure function of (seed, tick, service) and the world's events and changes: rendering the
+//! same window twice gives the same lines.
 
 use std::collections::BTreeMap;
 
 use firedrill_world::changes::ChangeKind;
+use firedrill_world::config::{CLUSTER_RESOLVER, LogLevel};
 use firedrill_world::frame::ErrorCause;
-use firedrill_world::{EventKind, ServiceId, World};
+use firedrill_world::spec::{ServiceKind, ServiceSpec};
+use firedrill_world::topology::Edge;
+use firedrill_world::{ChangeRecord, Event, EventKind, ServiceFrame, ServiceId, World};
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
+use rand_chacha::rand_core::Rng;
 use serde::Serialize;
 
-use crate::metrics::pod_name;
+use crate::det::{self, Purpose, normal, pick, stochastic_round, unit};
+use crate::metrics::{PodNames, code_of};
 
 /// Severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Debug.
@@ -53,7 +69,7 @@ pub struct LogRecord {
     pub pod: Option<String>,
     /// Severity.
     pub level: Level,
-    /// Stable machine name of the event (`oom_killed`, `request_failed`, ...).
+    /// Stable machine name of the event (`oom_killed`, `pool_timeout`, `request`...).
     pub event: &'static str,
     /// Extra fields.
     pub fields: BTreeMap<String, String>,
@@ -62,26 +78,32 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
-    /// logfmt: `ts=... level=... service=... event=... msg="..." k=v`.
+    /// logfmt: `ts=... level=... service=... [pod=...] event=... msg="..." k=v...`.
     pub fn logfmt(&self) -> String {
         let mut s = format!(
-            "ts={} level={} service={} event={}",
+            "ts={} level={} service={}",
             rfc3339_ms(self.t_ms),
             self.level.as_str(),
-            self.service,
-            self.event
+            quote(&self.service),
         );
         if let Some(p) = &self.pod {
-            s.push_str(&format!(" pod={p}"));
+            s.push_str(" pod=");
+            s.push_str(&quote(p));
         }
-        s.push_str(&format!(" msg={}", quote(&self.message)));
+        s.push_str(" event=");
+        s.push_str(self.event);
+        s.push_str(" msg=");
+        s.push_str(&quote(&self.message));
         for (k, v) in &self.fields {
-            s.push_str(&format!(" {k}={}", quote(v)));
+            s.push(' ');
+            s.push_str(k);
+            s.push('=');
+            s.push_str(&quote(v));
         }
         s
     }
 
-    /// One JSON object per line.
+    /// One JSON object: `ts`, `level`, `service`, `pod` (if any), `event`, `msg`, then the fields.
     pub fn json(&self) -> String {
         let mut obj = serde_json::Map::new();
         obj.insert("ts".into(), rfc3339_ms(self.t_ms).into());
@@ -93,24 +115,46 @@ impl LogRecord {
         obj.insert("event".into(), self.event.into());
         obj.insert("msg".into(), self.message.clone().into());
         for (k, v) in &self.fields {
-            obj.insert(k.clone(), v.clone().into());
+            obj.entry(k.clone()).or_insert_with(|| v.clone().into());
         }
         serde_json::Value::Object(obj).to_string()
+    }
+
+    /// Loki-style stream labels: `namespace`, `service`, and `pod` when one pod wrote the line.
+    pub fn stream_labels(&self) -> BTreeMap<String, String> {
+        let mut l = BTreeMap::new();
+        l.insert("namespace".to_string(), "prod".to_string());
+        l.insert("service".to_string(), self.service.clone());
+        if let Some(p) = &self.pod {
+            l.insert("pod".to_string(), p.clone());
+        }
+        l
     }
 }
 
 fn quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@+".contains(c))
     {
         s.to_string()
     } else {
-        format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+        let mut out = String::with_capacity(s.len() + 2);
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
     }
 }
 
-/// RFC 3339 with milliseconds, UTC, from unix milliseconds (civil-from-days; no calendar crate needed for this).
+/// RFC 3339 with milliseconds, UTC, from unix milliseconds (civil-from-days; no calendar crate needed).
 pub fn rfc3339_ms(t_ms: i64) -> String {
     let secs = t_ms.div_euclid(1000);
     let ms = t_ms.rem_euclid(1000);
@@ -135,10 +179,16 @@ pub fn rfc3339_ms(t_ms: i64) -> String {
     )
 }
 
+/// RFC 3339 to the second, UTC, from unix seconds (`2026-03-02T07:00:00Z`), as Go prints times in errors.
+pub fn rfc3339_s(t_s: i64) -> String {
+    let full = rfc3339_ms(t_s.saturating_mul(1000));
+    format!("{}Z", &full[..19])
+}
+
 /// How logs are rendered.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogOptions {
-    /// Background warning noise, as a multiple of the normal rate.
+    /// Background lines and everyday warnings, as a multiple of the normal rate (0 for none).
     pub noise: f64,
     /// Most records returned (the newest are kept).
     pub max_records: usize,
@@ -153,29 +203,14 @@ impl Default for LogOptions {
     }
 }
 
-/// A deterministic generator for one (purpose, tick, service): rendering the same tick twice gives the same
-/// lines, whatever else was rendered.
-fn rng_for(world: &World, purpose: u64, tick: u64, service: usize) -> ChaCha8Rng {
-    let mut x = world.seed() ^ purpose.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    x = splitmix(x ^ tick.wrapping_mul(0xBF58_476D_1CE4_E5B9));
-    x = splitmix(x ^ (service as u64).wrapping_mul(0x94D0_49BB_1331_11EB));
-    ChaCha8Rng::seed_from_u64(x)
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn unit(rng: &mut ChaCha8Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-}
-
-fn pick<'a>(rng: &mut ChaCha8Rng, items: &'a [&'a str]) -> &'a str {
-    items[((unit(rng) * items.len() as f64) as usize).min(items.len() - 1)]
-}
+/// Most request-failure lines one service writes per tick (services sample their error logs too).
+pub const MAX_FAILURE_LINES_PER_TICK: f64 = 8.0;
+/// Most background lines one service writes per tick.
+const MAX_BACKGROUND_LINES_PER_TICK: f64 = 10.0;
+/// Background lines rendered per line/s a replica writes at `info` (the rest is too dull to render).
+const BACKGROUND_SCALE: f64 = 0.01;
+/// Everyday warnings per service per tick, at noise 1.
+const DISTRACTOR_RATE: f64 = 0.06;
 
 fn fields(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
     pairs
@@ -184,313 +219,146 @@ fn fields(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Renders the logs of every service in `[start_ms, end_ms)`, oldest first.
+/// Renders the logs of every service in `[start_ms, end_ms)` (unix ms), sorted by (time, service, order of
+/// writing); at most `opts.max_records`, the newest kept.
 pub fn render(world: &World, start_ms: i64, end_ms: i64, opts: &LogOptions) -> Vec<LogRecord> {
+    if end_ms <= start_ms || world.topology().is_empty() {
+        return Vec::new();
+    }
+    let ctx = Ctx::new(world);
     let mut out = Vec::new();
-    events(world, start_ms, end_ms, &mut out);
-    per_tick(world, start_ms, end_ms, opts, &mut out);
-    out.sort_by(|a, b| {
-        (a.t_ms, &a.service, a.event, &a.message).cmp(&(b.t_ms, &b.service, b.event, &b.message))
-    });
+    events(&ctx, start_ms, end_ms, &mut out);
+    per_tick(&ctx, start_ms, end_ms, opts, &mut out);
+    // Stable: lines of the same instant and service keep the order they were written in.
+    out.sort_by(|a, b| (a.t_ms, &a.service).cmp(&(b.t_ms, &b.service)));
     if out.len() > opts.max_records {
         out.drain(..out.len() - opts.max_records);
     }
     out
 }
 
-fn world_ms(world: &World, t_ms_world: i64) -> i64 {
-    world.epoch_unix_s() * 1000 + t_ms_world
+/// What rendering needs besides the world: pod names over time.
+struct Ctx<'a> {
+    world: &'a World,
+    pods: PodNames,
+    tick_ms: i64,
 }
 
-fn events(world: &World, start_ms: i64, end_ms: i64, out: &mut Vec<LogRecord>) {
+impl<'a> Ctx<'a> {
+    fn new(world: &'a World) -> Ctx<'a> {
+        Ctx {
+            world,
+            pods: PodNames::new(world),
+            tick_ms: (world.tick_s() * 1000.0).round().max(1.0) as i64,
+        }
+    }
+
+    fn name(&self, id: ServiceId) -> &'a str {
+        self.world
+            .topology()
+            .services
+            .get(id.index())
+            .map(|s| s.spec.name.as_str())
+            .unwrap_or("unknown")
+    }
+
+    fn spec(&self, id: ServiceId) -> &'a ServiceSpec {
+        &self.world.topology().service(id).spec
+    }
+
+    /// The tick whose interval contains a world time (ms).
+    fn tick_of(&self, world_ms: i64) -> u64 {
+        ((world_ms + self.tick_ms - 1) / self.tick_ms).max(0) as u64
+    }
+
+    /// The frame of a service at the tick containing a world time, if held.
+    fn frame_at(&self, id: ServiceId, world_ms: i64) -> Option<&'a ServiceFrame> {
+        self.world.history().get(self.tick_of(world_ms), id.index())
+    }
+
+    /// A configuration value as it was in effect during the tick ending at `tick_world_ms`.
+    fn config_at(&self, id: ServiceId, key: &str, tick_world_ms: i64) -> Option<String> {
+        det::config_at(self.world, id, key, tick_world_ms)
+    }
+}
+
+/// A stable pseudo cluster IP for a service (what a connection error shows).
+fn cluster_ip(name: &str) -> String {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("10.96.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2)
+}
+
+/// A pseudo pod IP for a caller.
+fn pod_ip(rng: &mut ChaCha8Rng) -> String {
+    let x = rng.next_u64();
+    format!("10.244.{}.{}", (x >> 8) % 32, x % 250 + 2)
+}
+
+fn version_name(spec: &ServiceSpec, i: u32) -> String {
+    spec.versions
+        .get(i as usize)
+        .map(|v| v.name.clone())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Who writes a line, when it is not the application: it decides whether the log pipeline can drop it.
+fn writer(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::OomKilled
+        | EventKind::CrashLoopBackOff
+        | EventKind::ContainerStarted
+        | EventKind::ContainerReady
+        | EventKind::ContainerExited
+        | EventKind::PodTerminated => "kubelet",
+        EventKind::FailedScheduling => "default-scheduler",
+        EventKind::Autoscaled => "horizontal-pod-autoscaler",
+        EventKind::RolloutStarted
+        | EventKind::RolloutFinished
+        | EventKind::Scaled
+        | EventKind::LimitsChanged => "deployment-controller",
+        EventKind::CertRenewed => "cert-manager",
+        EventKind::CpuThrottled => "cadvisor",
+        EventKind::DependencyDegraded => "statuspage",
+        _ => "app",
+    }
+}
+
+fn events(ctx: &Ctx<'_>, start_ms: i64, end_ms: i64, out: &mut Vec<LogRecord>) {
+    let world = ctx.world;
     let topo = world.topology();
     for e in world.events().iter() {
-        let t_ms = world_ms(world, e.t_ms);
-        if t_ms < start_ms || t_ms >= end_ms {
+        let t_ms = det::unix_ms(world, e.t_ms);
+        if t_ms < start_ms || t_ms >= end_ms || e.service as usize >= topo.len() {
             continue;
         }
         let id = ServiceId(e.service);
-        if id.index() >= topo.len() {
-            continue;
+        let source = writer(e.kind);
+        if source == "app" {
+            // Application lines go through the log pipeline, which may be dropping a share of them.
+            let drop = ctx
+                .frame_at(id, e.t_ms)
+                .map(|f| f.log_drop_ratio)
+                .unwrap_or(0.0) as f64;
+            let u = det::key(
+                world.seed(),
+                Purpose::EventDrop,
+                e.t_ms as u64,
+                (e.service as u64) << 16 | (e.kind as u64) << 8 | e.replica as u64,
+            ) >> 11;
+            if (u as f64 / (1u64 << 53) as f64) < drop {
+                continue;
+            }
         }
-        let spec = &topo.service(id).spec;
-        let name = spec.name.clone();
-        let pod = (e.replica != u8::MAX).then(|| pod_name(&name, e.replica as usize));
-        let version = |i: u32| {
-            spec.versions
-                .get(i as usize)
-                .map(|v| v.name.clone())
-                .unwrap_or_default()
+        let Some((level, event, message, mut f)) = event_text(ctx, e) else {
+            continue;
         };
-        let peer = |i: u32| {
-            topo.services
-                .get(i as usize)
-                .map(|s| s.spec.name.clone())
-                .unwrap_or_else(|| "unknown".into())
-        };
-        let topic = |i: u32| {
-            topo.topics
-                .get(i as usize)
-                .map(|t| t.name.clone())
-                .unwrap_or_default()
-        };
-        let (level, event, message, f): (Level, &'static str, String, BTreeMap<String, String>) =
-            match e.kind {
-                EventKind::OomKilled => (
-                    Level::Error,
-                    "oom_killed",
-                    format!(
-                        "container {name} terminated: reason=OOMKilled exit_code=137 (working set {:.0}Mi, limit {:.0}Mi)",
-                        e.a, e.b
-                    ),
-                    fields(&[("restart_count", e.c.to_string())]),
-                ),
-                EventKind::CrashLoopBackOff => (
-                    Level::Warn,
-                    "crash_loop_back_off",
-                    format!(
-                        "Back-off restarting failed container {name}: waiting {:.0}s",
-                        e.a
-                    ),
-                    fields(&[("restart_count", e.c.to_string())]),
-                ),
-                EventKind::ContainerStarted => (
-                    Level::Info,
-                    "container_started",
-                    format!("starting {name} {}", version(e.c)),
-                    fields(&[("version", version(e.c))]),
-                ),
-                EventKind::ContainerReady => (
-                    Level::Info,
-                    "container_ready",
-                    "readiness probe succeeded; serving traffic".into(),
-                    BTreeMap::new(),
-                ),
-                EventKind::ContainerExited => (
-                    Level::Error,
-                    "container_exited",
-                    format!(
-                        "process exited with code 1 during start-up of {}",
-                        version(e.c)
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::PodTerminated => (
-                    Level::Info,
-                    "pod_terminated",
-                    "received SIGTERM; draining connections and shutting down".into(),
-                    BTreeMap::new(),
-                ),
-                EventKind::FailedScheduling => (
-                    Level::Warn,
-                    "failed_scheduling",
-                    format!(
-                        "0/6 nodes available: exceeded quota: requested cpu={:.0}m memory={:.0}Mi",
-                        e.a, e.b
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::Autoscaled => (
-                    Level::Info,
-                    "autoscaled",
-                    format!(
-                        "horizontal-pod-autoscaler: new size {:.0} (was {:.0}); cpu utilization {}% of request",
-                        e.b, e.a, e.c
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::RolloutStarted => (
-                    Level::Info,
-                    "rollout_started",
-                    format!(
-                        "deployment {name}: rolling update from {} to {}",
-                        version(e.a as u32),
-                        version(e.b as u32)
-                    ),
-                    fields(&[("version", version(e.b as u32))]),
-                ),
-                EventKind::RolloutFinished => (
-                    Level::Info,
-                    "rollout_finished",
-                    format!(
-                        "deployment {name} successfully rolled out {}",
-                        version(e.b as u32)
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::ConfigChanged | EventKind::FlagChanged => {
-                    let Some(c) = world.changes().get(e.c as usize) else {
-                        continue;
-                    };
-                    let text = change_summary(world, c);
-                    (
-                        Level::Info,
-                        if e.kind == EventKind::ConfigChanged {
-                            "config_reloaded"
-                        } else {
-                            "flag_changed"
-                        },
-                        text,
-                        fields(&[("actor", c.actor.0.clone())]),
-                    )
-                }
-                EventKind::Scaled => (
-                    Level::Info,
-                    "scaled",
-                    format!(
-                        "deployment {name} scaled from {:.0} to {:.0} replicas",
-                        e.a, e.b
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::LimitsChanged => (
-                    Level::Info,
-                    "resources_changed",
-                    format!(
-                        "pod template updated: memory limit {:.0}Mi, cpu limit {:.0}m",
-                        e.a, e.b
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::PoolExhausted => (
-                    Level::Warn,
-                    "pool_exhausted",
-                    format!(
-                        "connection pool to {} exhausted: {:.0}/{:.0} connections in use, 0 idle",
-                        peer(e.c),
-                        e.a,
-                        e.b
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::PoolTimeout => (
-                    Level::Error,
-                    "pool_timeout",
-                    format!(
-                        "connection is not available from pool {}, request timed out after {:.0}ms ({:.1}/s)",
-                        peer(e.c),
-                        e.b.max(1.0),
-                        e.a
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::DiskPressure => (
-                    Level::Warn,
-                    "disk_pressure",
-                    format!(
-                        "volume /data {:.0}% used ({:.1}GiB of {:.1}GiB)",
-                        100.0 * e.a / e.b.max(1e-9),
-                        e.a,
-                        e.b
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::DiskFull => (
-                    Level::Error,
-                    "no_space_left",
-                    format!(
-                        "write /data failed: ENOSPC: no space left on device ({:.1}GiB of {:.1}GiB used)",
-                        e.a, e.b
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::CertExpired => (
-                    Level::Error,
-                    "tls_handshake",
-                    format!(
-                        "tls: client rejected our certificate: x509: certificate has expired ({:.0}s ago)",
-                        e.a
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::CertRenewed => (
-                    Level::Info,
-                    "certificate_issued",
-                    format!(
-                        "cert-manager: certificate {name}-tls is up to date and has not expired; secret updated"
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::LockWaits => (
-                    Level::Warn,
-                    "lock_waits",
-                    format!(
-                        "process still waiting for ShareLock on transaction after {:.0} ms; blocking process application_name={}",
-                        e.a,
-                        peer(e.c)
-                    ),
-                    fields(&[("blocking_application", peer(e.c))]),
-                ),
-                EventKind::QosIncompatible => (
-                    Level::Warn,
-                    "requested_incompatible_qos",
-                    format!(
-                        "subscription to {}: no matching publisher (requested QoS incompatible with offered)",
-                        topic(e.c)
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::QueueBacklog => (
-                    Level::Warn,
-                    "consumer_lag",
-                    format!(
-                        "consumer lag on {}: {:.0} messages behind ({:.0} msg/s arriving)",
-                        topic(e.c),
-                        e.a,
-                        e.b
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::QueueDrained => (
-                    Level::Info,
-                    "queue_purged",
-                    format!(
-                        "subscription {} purged: {:.0} messages dropped",
-                        topic(e.c),
-                        e.a
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::TelemetryDropping => (
-                    Level::Warn,
-                    "buffer_full",
-                    format!(
-                        "output buffer full; dropping {:.0}% of records ({:.0} lines/s in)",
-                        100.0 * e.a,
-                        e.b
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::RateLimited => (
-                    Level::Warn,
-                    "rate_limited",
-                    format!(
-                        "429 Too Many Requests: {:.0} req/s over limit ({:.0} req/s allowed)",
-                        e.a, e.b
-                    ),
-                    BTreeMap::new(),
-                ),
-                EventKind::CpuThrottled => (
-                    Level::Warn,
-                    "cpu_throttled",
-                    "high ratio of CFS throttled periods for container".into(),
-                    BTreeMap::new(),
-                ),
-                EventKind::DependencyDegraded => (
-                    Level::Warn,
-                    "upstream_status",
-                    "provider status page reports degraded performance".into(),
-                    BTreeMap::new(),
-                ),
-                // What no real system logs: an outside surge or a detached network shows only through its
-                // consequences (more requests, connection errors at the callers).
-                EventKind::TrafficShift
-                | EventKind::NetworkDetached
-                | EventKind::NetworkReattached => continue,
-            };
+        let pod = (e.replica != u8::MAX).then(|| ctx.pods.name(id, e.replica as usize, e.t_ms));
+        f.insert("source".into(), source.into());
         out.push(LogRecord {
             t_ms,
-            service: name,
+            service: ctx.name(id).to_string(),
             pod,
             level,
             event,
@@ -500,263 +368,1095 @@ fn events(world: &World, start_ms: i64, end_ms: i64, out: &mut Vec<LogRecord>) {
     }
 }
 
-/// Lines derived from each tick's state: request failures by cause, and background lines.
+type Line = (Level, &'static str, String, BTreeMap<String, String>);
+
+/// The text of one event, or `None` for what no real system would log.
+fn event_text(ctx: &Ctx<'_>, e: &Event) -> Option<Line> {
+    let world = ctx.world;
+    let topo = world.topology();
+    let id = ServiceId(e.service);
+    let spec = ctx.spec(id);
+    let name = spec.name.as_str();
+    let peer = |i: u32| {
+        ctx.name(ServiceId(i.min(u16::MAX as u32) as u16))
+            .to_string()
+    };
+    let topic = |i: u32| {
+        topo.topics
+            .get(i as usize)
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| "unknown".into())
+    };
+    let line = match e.kind {
+        EventKind::OomKilled => (
+            Level::Error,
+            "oom_killed",
+            format!(
+                "Container {name} in pod terminated: reason=OOMKilled exit_code=137; memory limit {:.0}Mi",
+                e.b
+            ),
+            fields(&[
+                ("restart_count", e.c.to_string()),
+                ("reason", "OOMKilled".into()),
+                ("exit_code", "137".into()),
+                ("limit_mib", format!("{:.0}", e.b)),
+            ]),
+        ),
+        EventKind::CrashLoopBackOff => (
+            Level::Warn,
+            "crash_loop_back_off",
+            format!(
+                "Back-off restarting failed container {name}: waiting {:.0}s before the next start",
+                e.a
+            ),
+            fields(&[
+                ("restart_count", e.c.to_string()),
+                ("reason", "BackOff".into()),
+            ]),
+        ),
+        EventKind::ContainerStarted => {
+            let v = version_name(spec, e.c);
+            (
+                Level::Info,
+                "container_started",
+                format!("Started container {name} (image registry.internal/shop/{name}:{v})"),
+                fields(&[("version", v)]),
+            )
+        }
+        EventKind::ContainerReady => (
+            Level::Info,
+            "container_ready",
+            format!("Readiness probe succeeded after {:.0}s; pod is ready", e.a),
+            BTreeMap::new(),
+        ),
+        EventKind::ContainerExited => {
+            let v = version_name(spec, e.c);
+            (
+                Level::Error,
+                "container_exited",
+                format!(
+                    "Container {name} exited with code 1 {:.0}s after start (image registry.internal/shop/{name}:{v})",
+                    spec.startup_s
+                ),
+                fields(&[("version", v), ("exit_code", "1".into())]),
+            )
+        }
+        EventKind::PodTerminated => (
+            Level::Info,
+            "pod_terminated",
+            format!("Stopping container {name}: sent SIGTERM, draining in-flight requests"),
+            fields(&[("version", version_name(spec, e.c))]),
+        ),
+        EventKind::FailedScheduling => {
+            let (used_cpu, used_mem) = quota_used_at(ctx, e.t_ms);
+            let q = topo.cluster;
+            (
+                Level::Warn,
+                "failed_scheduling",
+                format!(
+                    "pods \"{name}\" is forbidden: exceeded quota: compute-resources, requested: limits.cpu={:.0}m,limits.memory={:.0}Mi, used: limits.cpu={used_cpu}m,limits.memory={used_mem}Mi, limited: limits.cpu={}m,limits.memory={}Mi",
+                    e.a, e.b, q.cpu_millis, q.memory_mb
+                ),
+                fields(&[("reason", "FailedCreate".into())]),
+            )
+        }
+        EventKind::Autoscaled => (
+            Level::Info,
+            "autoscaled",
+            format!(
+                "New size: {:.0}; reason: cpu resource utilization (percentage of request) {} target (was {:.0} replicas)",
+                e.b,
+                if e.b > e.a { "above" } else { "below" },
+                e.a
+            ),
+            fields(&[
+                ("cpu_utilization_pct", e.c.to_string()),
+                ("from", format!("{:.0}", e.a)),
+                ("to", format!("{:.0}", e.b)),
+            ]),
+        ),
+        EventKind::RolloutStarted => {
+            let (from, to) = (
+                version_name(spec, e.a as u32),
+                version_name(spec, e.b as u32),
+            );
+            (
+                Level::Info,
+                "rollout_started",
+                format!(
+                    "Scaled up replica set for deployment {name}: rolling update from {from} to {to}"
+                ),
+                fields(&[("from_version", from), ("version", to)]),
+            )
+        }
+        EventKind::RolloutFinished => {
+            let v = version_name(spec, e.b as u32);
+            (
+                Level::Info,
+                "rollout_finished",
+                format!("deployment \"{name}\" successfully rolled out {v}"),
+                fields(&[("version", v)]),
+            )
+        }
+        EventKind::ConfigChanged => {
+            let c = world.changes().get(e.c as usize)?;
+            let ChangeKind::Config { key, old, new } = &c.kind else {
+                return None;
+            };
+            (
+                Level::Info,
+                "config_reloaded",
+                format!(
+                    "configuration reloaded: {key} changed from {} to {new} (ConfigMap {name}-config updated by {})",
+                    old.as_deref().unwrap_or("(unset)"),
+                    c.actor.0
+                ),
+                fields(&[
+                    ("key", key.clone()),
+                    ("old", old.clone().unwrap_or_default()),
+                    ("new", new.clone()),
+                    ("actor", c.actor.0.clone()),
+                ]),
+            )
+        }
+        EventKind::FlagChanged => {
+            let c = world.changes().get(e.c as usize)?;
+            let ChangeKind::Flag { flag, enabled } = &c.kind else {
+                return None;
+            };
+            let flag = spec
+                .flags
+                .get(*flag as usize)
+                .map(|f| f.name.clone())
+                .unwrap_or_else(|| "unknown".into());
+            (
+                Level::Info,
+                "flag_changed",
+                format!(
+                    "feature flag {flag} {} (changed by {})",
+                    if *enabled { "enabled" } else { "disabled" },
+                    c.actor.0
+                ),
+                fields(&[
+                    ("flag", flag.clone()),
+                    ("enabled", enabled.to_string()),
+                    ("actor", c.actor.0.clone()),
+                ]),
+            )
+        }
+        EventKind::Scaled => (
+            Level::Info,
+            "scaled",
+            format!(
+                "Scaled deployment {name} from {:.0} to {:.0} replicas",
+                e.a, e.b
+            ),
+            fields(&[
+                ("from", format!("{:.0}", e.a)),
+                ("to", format!("{:.0}", e.b)),
+            ]),
+        ),
+        EventKind::LimitsChanged => (
+            Level::Info,
+            "resources_changed",
+            format!(
+                "Pod template of deployment {name} updated: limits.memory={:.0}Mi limits.cpu={:.0}m",
+                e.a, e.b
+            ),
+            fields(&[
+                ("memory_mib", format!("{:.0}", e.a)),
+                ("cpu_millis", format!("{:.0}", e.b)),
+            ]),
+        ),
+        EventKind::PoolExhausted => (
+            Level::Warn,
+            "pool_exhausted",
+            format!(
+                "connection pool to {} exhausted: {:.0}/{:.0} connections in use, 0 idle, requests waiting",
+                peer(e.c),
+                e.a,
+                e.b
+            ),
+            fields(&[
+                ("pool", peer(e.c)),
+                ("in_use", format!("{:.0}", e.a)),
+                ("max", format!("{:.0}", e.b)),
+            ]),
+        ),
+        EventKind::PoolTimeout => (
+            Level::Error,
+            "pool_timeout",
+            format!(
+                "connection is not available from pool {}: request timed out after {:.0}ms ({:.1} timeouts/s)",
+                peer(e.c),
+                e.b.max(1.0),
+                e.a
+            ),
+            fields(&[("pool", peer(e.c)), ("wait_ms", format!("{:.0}", e.b))]),
+        ),
+        EventKind::DiskPressure => (
+            Level::Warn,
+            "disk_pressure",
+            format!(
+                "volume /data is {:.0}% full ({:.1}GiB of {:.1}GiB used)",
+                100.0 * e.a / e.b.max(1e-9),
+                e.a,
+                e.b
+            ),
+            fields(&[
+                ("mountpoint", "/data".into()),
+                ("used_gib", format!("{:.1}", e.a)),
+                ("size_gib", format!("{:.1}", e.b)),
+            ]),
+        ),
+        EventKind::DiskFull => (
+            Level::Error,
+            "no_space_left",
+            format!(
+                "write /data failed: ENOSPC: no space left on device ({:.1}GiB of {:.1}GiB used)",
+                e.a, e.b
+            ),
+            fields(&[
+                ("mountpoint", "/data".into()),
+                ("used_gib", format!("{:.1}", e.a)),
+                ("size_gib", format!("{:.1}", e.b)),
+            ]),
+        ),
+        EventKind::CertExpired => {
+            let mut rng = det::rng_for(world, Purpose::EventDrop, e.t_ms as u64, e.service as u64);
+            (
+                Level::Error,
+                "tls_handshake",
+                format!(
+                    "http: TLS handshake error from {}:{}: remote error: tls: bad certificate",
+                    pod_ip(&mut rng),
+                    32768 + rng.next_u64() % 28000
+                ),
+                BTreeMap::new(),
+            )
+        }
+        EventKind::CertRenewed => (
+            Level::Info,
+            "certificate_issued",
+            format!("cert-manager: certificate {name}-tls renewed; secret {name}-tls updated"),
+            fields(&[("secret", format!("{name}-tls"))]),
+        ),
+        EventKind::LockWaits => {
+            let mut rng = det::rng_for(world, Purpose::EventDrop, e.t_ms as u64, e.service as u64);
+            let pid = 20_000 + rng.next_u64() % 40_000;
+            let blocker = 20_000 + rng.next_u64() % 40_000;
+            (
+                Level::Warn,
+                "lock_waits",
+                format!(
+                    "process {pid} still waiting for ShareLock on transaction {} after {:.1} ms; process holding the lock: {blocker} (application_name={})",
+                    1_000_000 + rng.next_u64() % 9_000_000,
+                    e.a,
+                    peer(e.c)
+                ),
+                fields(&[
+                    ("blocking_application", peer(e.c)),
+                    ("wait_ms", format!("{:.0}", e.a)),
+                ]),
+            )
+        }
+        EventKind::QosIncompatible => (
+            Level::Warn,
+            "requested_incompatible_qos",
+            format!(
+                "subscription to {}: no matching publisher (requested incompatible QoS: reliability/durability offered by writers is weaker)",
+                topic(e.c)
+            ),
+            fields(&[("topic", topic(e.c))]),
+        ),
+        EventKind::QueueBacklog => (
+            Level::Warn,
+            "consumer_lag",
+            format!(
+                "consumer lag on {}: {:.0} messages behind ({:.0} msg/s arriving)",
+                topic(e.c),
+                e.a,
+                e.b
+            ),
+            fields(&[("topic", topic(e.c)), ("lag", format!("{:.0}", e.a))]),
+        ),
+        EventKind::QueueDrained => (
+            Level::Info,
+            "queue_purged",
+            format!(
+                "subscription to {} purged: {:.0} messages dropped",
+                topic(e.c),
+                e.a
+            ),
+            fields(&[("topic", topic(e.c))]),
+        ),
+        EventKind::TelemetryDropping => (
+            Level::Warn,
+            "buffer_full",
+            format!(
+                "[output:loki:loki.0] buffer full; dropping {:.0}% of records ({:.0} lines/s in)",
+                100.0 * e.a,
+                e.b
+            ),
+            fields(&[("drop_pct", format!("{:.0}", 100.0 * e.a))]),
+        ),
+        EventKind::RateLimited => (
+            Level::Warn,
+            "rate_limited",
+            format!(
+                "rate limiter rejecting requests: {:.0} req/s answered 429 ({:.0} req/s admitted)",
+                e.a, e.b
+            ),
+            fields(&[
+                ("rejected_rps", format!("{:.0}", e.a)),
+                ("admitted_rps", format!("{:.0}", e.b)),
+            ]),
+        ),
+        EventKind::CpuThrottled => {
+            if e.a >= 0.95 {
+                return None;
+            }
+            (
+                Level::Warn,
+                "cpu_throttled",
+                format!(
+                    "{:.0}% of CFS periods throttled for container {name}",
+                    (100.0 * (1.0 - e.a)).clamp(5.0, 99.0)
+                ),
+                BTreeMap::new(),
+            )
+        }
+        EventKind::DependencyDegraded => {
+            if e.a < 0.05 {
+                return None;
+            }
+            (
+                Level::Warn,
+                "upstream_status",
+                format!("status.{name}: Investigating - elevated error rates on API requests"),
+                BTreeMap::new(),
+            )
+        }
+        // What no real system logs: an outside surge or a detached network shows only through its
+        // consequences (more requests, connection errors at the callers).
+        EventKind::TrafficShift | EventKind::NetworkDetached | EventKind::NetworkReattached => {
+            return None;
+        }
+    };
+    Some(line)
+}
+
+/// Quota in use at a world time, approximated from the frames: (CPU millicores, MiB) of scheduled pods.
+fn quota_used_at(ctx: &Ctx<'_>, world_ms: i64) -> (u64, u64) {
+    let Some(frames) = ctx.world.history().tick(ctx.tick_of(world_ms)) else {
+        return ctx.world.quota_used();
+    };
+    frames.iter().fold((0, 0), |(c, m), f| {
+        let pods = f.pods.saturating_sub(f.pending) as u64;
+        (
+            c + pods * (f.cpu_limit_cores as f64 * 1000.0).round() as u64,
+            m + pods * f.memory_limit_mb.round() as u64,
+        )
+    })
+}
+
+/// The live replica slots of a frame.
+fn live_slots(f: &ServiceFrame) -> Vec<usize> {
+    f.replica_memory_mb
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| **m > 0.0)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn log_level(v: Option<&str>) -> LogLevel {
+    match v.map(str::trim) {
+        Some("debug") => LogLevel::Debug,
+        Some("warn") => LogLevel::Warn,
+        Some("error") => LogLevel::Error,
+        _ => LogLevel::Info,
+    }
+}
+
+/// Whether a line of `level` passes a service configured at `min`.
+fn passes(level: Level, min: LogLevel) -> bool {
+    let rank = match min {
+        LogLevel::Debug => 0,
+        LogLevel::Info => 1,
+        LogLevel::Warn => 2,
+        LogLevel::Error => 3,
+    };
+    level as u8 >= rank
+}
+
+/// Lines derived from each tick's state: request failures by cause, background lines and everyday warnings.
 fn per_tick(
-    world: &World,
+    ctx: &Ctx<'_>,
     start_ms: i64,
     end_ms: i64,
     opts: &LogOptions,
     out: &mut Vec<LogRecord>,
 ) {
+    let world = ctx.world;
     let topo = world.topology();
     let ring = world.history();
     let dt = world.tick_s();
-    let tick_ms = (dt * 1000.0) as i64;
+    let noise = if opts.noise.is_finite() {
+        opts.noise.max(0.0)
+    } else {
+        0.0
+    };
     for t in ring.first_tick()..ring.end_tick() {
-        let end = crate::metrics::tick_ms(world, t);
-        let begin = end - tick_ms;
+        let end = det::tick_end_ms(world, t);
+        let begin = end - ctx.tick_ms;
         if end <= start_ms || begin >= end_ms {
             continue;
         }
-        for (i, f) in ring.tick(t).unwrap_or(&[]).iter().enumerate() {
+        let tick_world_ms = det::tick_world_ms(world, t);
+        let Some(frames) = ring.tick(t) else {
+            continue;
+        };
+        for (i, f) in frames.iter().enumerate() {
+            let id = ServiceId(i as u16);
             let spec = &topo.services[i].spec;
-            if spec.kind == firedrill_world::spec::ServiceKind::External {
+            if spec.kind == ServiceKind::External {
+                // A third party's logs are not ours to read.
                 continue;
             }
-            let mut rng = rng_for(world, 1, t, i);
-            let keep = 1.0 - f.log_drop_ratio as f64;
-            let mut emit = |rng: &mut ChaCha8Rng,
-                            level: Level,
-                            event: &'static str,
-                            message: String,
-                            fl: BTreeMap<String, String>| {
-                if unit(rng) >= keep {
-                    return;
+            let mut rng = det::rng_for(world, Purpose::TickLogs, t, i as u64);
+            let keep = (1.0 - f.log_drop_ratio as f64).clamp(0.0, 1.0);
+            let slots = live_slots(f);
+            let level_cfg = log_level(ctx.config_at(id, "log.level", tick_world_ms).as_deref());
+            let mut lines: Vec<Line> = Vec::new();
+
+            // Request failures, a handful per tick at most.
+            let failing = if f.err_cause == ErrorCause::RateLimited {
+                f.error_rps + f.rejected_rps
+            } else {
+                f.error_rps
+            } as f64;
+            let n = stochastic_round(&mut rng, (failing * dt).min(MAX_FAILURE_LINES_PER_TICK));
+            for _ in 0..n {
+                lines.push(failure_line(ctx, &mut rng, id, f, t, tick_world_ms));
+            }
+            // Background lines, in proportion to what the service writes at its configured level.
+            let volume = spec.log_lines_per_s * f.ready as f64 * level_cfg.volume_factor();
+            let n = stochastic_round(
+                &mut rng,
+                (volume * BACKGROUND_SCALE * dt * noise).min(MAX_BACKGROUND_LINES_PER_TICK),
+            );
+            for _ in 0..n {
+                let line = background(ctx, &mut rng, id, f, level_cfg);
+                if passes(line.0, level_cfg) {
+                    lines.push(line);
                 }
-                let at = begin + (unit(rng) * tick_ms as f64) as i64;
-                if at < start_ms || at >= end_ms {
-                    return;
+            }
+            // Warnings that healthy systems write all the time.
+            if f.ready > 0 && unit(&mut rng) < DISTRACTOR_RATE * noise {
+                let line = distractor(ctx, &mut rng, id, f);
+                if passes(line.0, level_cfg) {
+                    lines.push(line);
                 }
-                let slot = (unit(rng) * f.ready.max(1) as f64) as usize;
+            }
+
+            for (level, event, message, fl) in lines {
+                let dropped = unit(&mut rng) >= keep;
+                let at = begin + (unit(&mut rng) * ctx.tick_ms as f64) as i64 + 1;
+                let slot = slots
+                    .get(
+                        ((unit(&mut rng) * slots.len() as f64) as usize)
+                            .min(slots.len().max(1) - 1),
+                    )
+                    .copied();
+                if dropped || at < start_ms || at >= end_ms {
+                    continue;
+                }
+                // With no container running, only the proxy in front of the service can answer (and log).
+                let pod = slot.map(|s| ctx.pods.name(id, s, tick_world_ms));
                 out.push(LogRecord {
                     t_ms: at,
                     service: spec.name.clone(),
-                    pod: Some(pod_name(&spec.name, slot)),
+                    pod,
                     level,
                     event,
                     fields: fl,
                     message,
                 });
-            };
-            // Request failures, a handful per tick at most (real services sample error logs too).
-            let failures = (f.error_rps as f64 * dt).min(6.0);
-            let n = failures.floor() as usize + (unit(&mut rng) < failures.fract()) as usize;
-            for _ in 0..n {
-                let (level, event, message) = failure_text(world, i, f.err_cause, f.err_dep);
-                emit(&mut rng, level, event, message, BTreeMap::new());
-            }
-            // Background: request summaries, health checks, GC, and warnings healthy services write too.
-            let lines = (spec.log_lines_per_s * 0.02 * dt).min(4.0);
-            let n = lines.floor() as usize + (unit(&mut rng) < lines.fract()) as usize;
-            for _ in 0..n {
-                let (level, event, message) = background(&mut rng, spec, f);
-                emit(&mut rng, level, event, message, BTreeMap::new());
-            }
-            let warn_rate = 0.06 * opts.noise;
-            if unit(&mut rng) < warn_rate {
-                let (event, message) = distractor(&mut rng, world, i);
-                emit(&mut rng, Level::Warn, event, message, BTreeMap::new());
             }
         }
     }
 }
 
-fn failure_text(
-    world: &World,
-    service: usize,
-    cause: ErrorCause,
-    dep: u16,
-) -> (Level, &'static str, String) {
+const ROUTES: &[&str] = &[
+    "/api/v1/items",
+    "/api/v1/orders",
+    "/api/v1/session",
+    "/api/v1/cart",
+    "/api/v1/checkout",
+    "/api/v1/users/me",
+];
+
+fn route(rng: &mut ChaCha8Rng) -> (&'static str, &'static str) {
+    (
+        pick(rng, &["GET", "GET", "GET", "POST", "PUT"]),
+        pick(rng, ROUTES),
+    )
+}
+
+/// A latency draw from a frame's log-normal distribution, in ms.
+fn latency_draw(rng: &mut ChaCha8Rng, f: &ServiceFrame) -> f64 {
+    f.latency_median_ms.max(0.1) as f64 * (f.latency_sigma.max(0.05) as f64 * normal(rng)).exp()
+}
+
+/// The out-edge of `from` to `to`, if any.
+fn edge_to(world: &World, from: ServiceId, to: u16) -> Option<&Edge> {
     let topo = world.topology();
-    let peer = topo
-        .services
-        .get(dep as usize)
-        .map(|s| s.spec.name.as_str())
-        .unwrap_or("upstream");
-    let edge = topo.services[service]
+    topo.services[from.index()]
         .out_edges
         .iter()
         .map(|&e| &topo.edges[e])
-        .find(|e| e.to.0 == dep);
-    let timeout = edge.map(|e| e.timeout_ms).unwrap_or(1000.0);
-    let state = world.service(ServiceId(service as u16));
-    match cause {
-        ErrorCause::None | ErrorCause::Internal => (
-            Level::Error,
-            "internal_error",
-            "unhandled exception while processing request: status=500".into(),
-        ),
+        .find(|e| e.to.0 == to)
+}
+
+/// One request-failure line, worded after the tick's cause and dependency.
+fn failure_line(
+    ctx: &Ctx<'_>,
+    rng: &mut ChaCha8Rng,
+    id: ServiceId,
+    f: &ServiceFrame,
+    tick: u64,
+    tick_world_ms: i64,
+) -> Line {
+    let world = ctx.world;
+    let topo = world.topology();
+    let dep = ServiceId(f.err_dep);
+    let has_dep = (f.err_dep as usize) < topo.len();
+    let peer = if has_dep { ctx.name(dep) } else { "upstream" };
+    let edge = edge_to(world, id, f.err_dep);
+    let timeout = ctx
+        .config_at(id, "http.client.timeout_ms", tick_world_ms)
+        .and_then(|v| v.parse::<f64>().ok())
+        .or(edge.map(|e| e.timeout_ms))
+        .unwrap_or(1000.0);
+    let (method, path) = route(rng);
+    let mut fl = fields(&[("method", method.into()), ("path", path.into())]);
+    if has_dep {
+        fl.insert("peer".into(), peer.into());
+    }
+    let peer_kind = has_dep.then(|| topo.service(dep).kind());
+    let (level, event, message, status) = match f.err_cause {
+        ErrorCause::None | ErrorCause::Internal => {
+            let spec = ctx.spec(id);
+            let msg = if spec.kind == ServiceKind::Database {
+                format!(
+                    "ERROR: could not serialize access due to concurrent update (SQLSTATE 40001) in statement {}",
+                    pick(
+                        rng,
+                        &["UPDATE orders", "UPDATE stock", "INSERT INTO payments"]
+                    )
+                )
+            } else {
+                format!(
+                    "unhandled error handling {method} {path}: {}",
+                    exception(rng, &spec.name)
+                )
+            };
+            (Level::Error, "request_failed", msg, "500")
+        }
         ErrorCause::Overload => (
             Level::Warn,
             "request_timeout",
-            "request queue full; request timed out waiting for a worker (status=503)".into(),
+            format!(
+                "{method} {path}: request timed out after {:.0}ms waiting for a free worker ({} in flight)",
+                latency_draw(rng, f).max(1000.0),
+                64 + rng.next_u64() % 64
+            ),
+            "504",
         ),
         ErrorCause::Unavailable => (
             Level::Error,
             "no_healthy_upstream",
-            "no healthy upstream: all endpoints unavailable (status=503)".into(),
+            format!(
+                "upstream connect error or disconnect/reset before headers: no healthy upstream for {}",
+                ctx.name(id)
+            ),
+            "503",
         ),
-        ErrorCause::UpstreamTimeout => (
-            Level::Error,
-            "upstream_timeout",
-            format!("upstream request timeout after {timeout:.0}ms calling {peer}"),
-        ),
-        ErrorCause::UpstreamError => (
-            Level::Error,
-            "upstream_error",
-            format!("call to {peer} failed: upstream returned 5xx"),
-        ),
+        ErrorCause::UpstreamTimeout => {
+            let msg = match peer_kind {
+                Some(ServiceKind::Database) => format!(
+                    "query to {peer} failed: context deadline exceeded after {timeout:.0}ms"
+                ),
+                _ => format!("upstream request timeout after {timeout:.0}ms calling {peer}"),
+            };
+            fl.insert("timeout_ms".into(), format!("{timeout:.0}"));
+            (Level::Error, "upstream_timeout", msg, "504")
+        }
+        ErrorCause::UpstreamError => {
+            let dep_frame = has_dep
+                .then(|| world.history().get(tick, dep.index()))
+                .flatten();
+            let code = dep_frame.map(|d| code_of(d.err_cause)).unwrap_or("500");
+            let msg = match peer_kind {
+                Some(ServiceKind::Database) => {
+                    let lock = dep_frame.is_some_and(|d| d.err_cause == ErrorCause::LockTimeout);
+                    if lock {
+                        format!(
+                            "query to {peer} failed: ERROR: canceling statement due to lock timeout (SQLSTATE 55P03)"
+                        )
+                    } else {
+                        format!(
+                            "query to {peer} failed: ERROR: {} (SQLSTATE 40001)",
+                            "could not serialize access due to concurrent update"
+                        )
+                    }
+                }
+                Some(ServiceKind::Cache) => {
+                    format!("call to {peer} failed: redis: connection pool timeout")
+                }
+                Some(ServiceKind::External) => format!(
+                    "POST https://{peer}/v1/charges failed: upstream returned {code} {}",
+                    status_text(code)
+                ),
+                _ => format!(
+                    "call to {peer} failed: upstream returned {code} {}",
+                    status_text(code)
+                ),
+            };
+            fl.insert("upstream_status".into(), code.into());
+            (Level::Error, "upstream_error", msg, "502")
+        }
         ErrorCause::PoolTimeout => {
-            let size = state.fx.pool_max.or(edge.and_then(|e| e.pool)).unwrap_or(0);
+            let size = ctx
+                .config_at(id, "db.pool.max_size", tick_world_ms)
+                .and_then(|v| v.parse::<u32>().ok())
+                .or(edge.and_then(|e| e.pool))
+                .unwrap_or(0);
+            fl.insert("pool".into(), peer.into());
             (
                 Level::Error,
                 "pool_timeout",
                 format!(
-                    "could not acquire connection to {peer} within {timeout:.0}ms (pool {size}/{size} in use)"
+                    "could not acquire connection from pool {peer} within {timeout:.0}ms (pool {size}/{size} in use)"
                 ),
+                "504",
             )
         }
         ErrorCause::DiskFull => (
             Level::Error,
             "no_space_left",
-            "ENOSPC: no space left on device while writing /data/spool".into(),
-        ),
-        ErrorCause::TlsHandshake => (
-            Level::Error,
-            "tls_handshake",
             format!(
-                "x509: certificate has expired or is not yet valid when calling https://{peer}"
+                "ENOSPC: no space left on device writing /data/{}/{:08x}.tmp",
+                pick(rng, &["spool", "uploads", "journal", "tmp"]),
+                rng.next_u64() as u32
             ),
+            "500",
         ),
+        ErrorCause::TlsHandshake => {
+            let now = det::unix_ms(world, tick_world_ms) / 1000;
+            let not_after = world
+                .history()
+                .get(tick, dep.index())
+                .filter(|_| has_dep)
+                .map(|d| d.cert_expires_in_s)
+                .filter(|x| x.is_finite())
+                .map(|left| now + left.round() as i64);
+            let when = match not_after.filter(|&na| na <= now) {
+                Some(na) => format!(
+                    ": current time {} is after {}",
+                    rfc3339_s(now),
+                    rfc3339_s(na)
+                ),
+                None => String::new(),
+            };
+            (
+                Level::Error,
+                "tls_handshake",
+                format!(
+                    "Post \"https://{peer}.prod.svc.cluster.local/\": tls: failed to verify certificate: x509: certificate has expired or is not yet valid{when}"
+                ),
+                "502",
+            )
+        }
         ErrorCause::DnsResolution => {
-            let resolver = state
-                .config
-                .get("dns.resolver")
-                .cloned()
-                .unwrap_or_else(|| "10.96.0.10".into());
+            let resolver = ctx
+                .config_at(id, "dns.resolver", tick_world_ms)
+                .unwrap_or_else(|| CLUSTER_RESOLVER.into());
+            let resolver = if resolver.contains(':') {
+                resolver
+            } else {
+                format!("{resolver}:53")
+            };
+            let src = pod_ip(rng);
+            let port = 32768 + rng.next_u64() % 28000;
+            fl.insert("resolver".into(), resolver.clone());
             (
                 Level::Error,
                 "dns_resolution",
                 format!(
-                    "dial tcp: lookup {peer}.prod.svc.cluster.local on {resolver}:53: i/o timeout"
+                    "dial tcp: lookup {peer}.prod.svc.cluster.local on {resolver}: read udp {src}:{port}->{resolver}: i/o timeout"
                 ),
+                "502",
             )
         }
         ErrorCause::Unreachable => (
             Level::Error,
             "connect_timeout",
-            format!("dial tcp {peer}:443: connect: connection timed out"),
+            format!(
+                "dial tcp {}:8080: connect: connection timed out (calling {peer})",
+                cluster_ip(peer)
+            ),
+            "504",
         ),
         ErrorCause::LockTimeout => (
             Level::Error,
             "lock_timeout",
-            "ERROR: canceling statement due to lock timeout".into(),
+            "ERROR: canceling statement due to lock timeout (SQLSTATE 55P03)".into(),
+            "500",
         ),
-        ErrorCause::RateLimited => (
-            Level::Warn,
-            "rate_limited",
-            "429 Too Many Requests: client over rate limit".into(),
+        ErrorCause::RateLimited => {
+            let per_replica = ctx
+                .config_at(id, "rate_limit.rps_per_replica", tick_world_ms)
+                .and_then(|v| v.parse::<f64>().ok())
+                .or(ctx.spec(id).rate_limit.map(|r| r.rps_per_replica))
+                .unwrap_or(0.0);
+            (
+                Level::Warn,
+                "rate_limited",
+                format!(
+                    "429 Too Many Requests: rate limit of {per_replica:.0} rps per replica exceeded ({method} {path} from {})",
+                    pod_ip(rng)
+                ),
+                "429",
+            )
+        }
+    };
+    fl.insert("status".into(), status.into());
+    (level, event, message, fl)
+}
+
+fn status_text(code: &str) -> &'static str {
+    match code {
+        "429" => "Too Many Requests",
+        "503" => "Service Unavailable",
+        "504" => "Gateway Timeout",
+        _ => "Internal Server Error",
+    }
+}
+
+/// An exception in the runtime a service is written in (stable per service).
+fn exception(rng: &mut ChaCha8Rng, service: &str) -> &'static str {
+    let lang = service
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
+        % 3;
+    match lang {
+        0 => pick(
+            rng,
+            &[
+                "panic: runtime error: invalid memory address or nil pointer dereference",
+                "panic: runtime error: index out of range [3] with length 3",
+                "json: cannot unmarshal string into Go struct field .quantity of type int",
+            ],
+        ),
+        1 => pick(
+            rng,
+            &[
+                "java.lang.NullPointerException: Cannot invoke \"String.length()\" because \"sku\" is null",
+                "java.lang.IllegalStateException: Duplicate key 4411",
+                "com.fasterxml.jackson.databind.exc.MismatchedInputException: Cannot deserialize value of type `int`",
+            ],
+        ),
+        _ => pick(
+            rng,
+            &[
+                "TypeError: Cannot read properties of undefined (reading 'id')",
+                "RangeError: Invalid array length",
+                "SyntaxError: Unexpected token < in JSON at position 0",
+            ],
         ),
     }
 }
 
+/// An ordinary line a service writes when nothing in particular happens.
 fn background(
+    ctx: &Ctx<'_>,
     rng: &mut ChaCha8Rng,
-    spec: &firedrill_world::spec::ServiceSpec,
-    f: &firedrill_world::ServiceFrame,
-) -> (Level, &'static str, String) {
-    match (unit(rng) * 4.0) as u32 {
-        0 => (
-            Level::Info,
-            "request",
-            format!(
-                "handled {} {} in {:.0}ms status=200",
-                pick(rng, &["GET", "GET", "POST", "PUT"]),
-                pick(
-                    rng,
-                    &[
-                        "/api/v1/items",
-                        "/api/v1/orders",
-                        "/healthz/deep",
-                        "/api/v1/session",
-                        "/api/v1/cart"
-                    ]
+    id: ServiceId,
+    f: &ServiceFrame,
+    level_cfg: LogLevel,
+) -> Line {
+    let spec = ctx.spec(id);
+    let world = ctx.world;
+    let topo = world.topology();
+    let heap = f.memory_mb_max() * (0.55 + 0.2 * unit(rng));
+    match spec.kind {
+        ServiceKind::Database => match (unit(rng) * 3.0) as u32 {
+            0 => (
+                Level::Info,
+                "checkpoint",
+                format!(
+                    "checkpoint complete: wrote {} buffers ({:.1}%); 0 WAL file(s) added, 0 removed, {} recycled; write={:.3} s",
+                    200 + rng.next_u64() % 3000,
+                    0.5 + 3.0 * unit(rng),
+                    rng.next_u64() % 4,
+                    5.0 + 25.0 * unit(rng)
                 ),
-                f.latency_median_ms.max(1.0) as f64 * (0.6 + 0.8 * unit(rng))
+                BTreeMap::new(),
             ),
-        ),
-        1 => (Level::Debug, "health_check", "liveness probe ok".into()),
-        2 => (
+            1 => (
+                Level::Info,
+                "autovacuum",
+                format!(
+                    "automatic vacuum of table \"shop.public.{}\": index scans: 1, pages: 0 removed, {} remain",
+                    pick(
+                        rng,
+                        &["orders", "order_items", "users", "sessions", "stock"]
+                    ),
+                    1000 + rng.next_u64() % 90_000
+                ),
+                BTreeMap::new(),
+            ),
+            _ => {
+                let clients: Vec<&str> = topo.services[id.index()]
+                    .in_edges
+                    .iter()
+                    .map(|&e| topo.service(topo.edges[e].from).name())
+                    .collect();
+                let app = if clients.is_empty() {
+                    "psql"
+                } else {
+                    pick(rng, &clients)
+                };
+                (
+                    Level::Info,
+                    "connection_authorized",
+                    format!("connection authorized: user=app database=shop application_name={app}"),
+                    BTreeMap::new(),
+                )
+            }
+        },
+        ServiceKind::Cache => (
             Level::Info,
-            "gc_pause",
+            "cache_stats",
             format!(
-                "GC pause {:.1}ms, heap {:.0}Mi after collection",
-                2.0 + 20.0 * unit(rng),
-                f.memory_mb_max() * 0.7
+                "keyspace_hits_ratio={:.3} used_memory={:.0}mb connected_clients={}",
+                f.cache_hit_ratio,
+                f.memory_mb_max(),
+                8 + rng.next_u64() % 40
             ),
+            BTreeMap::new(),
         ),
-        _ => (
+        ServiceKind::Observability => (
             Level::Info,
-            "stats",
+            "flush",
             format!(
-                "{} throughput {:.1} req/s, p50 {:.0}ms",
-                spec.name, f.admitted_rps, f.latency_median_ms
+                "[output:loki:loki.0] flushed {} records ({:.0} lines/s in)",
+                (f.offered_rps as f64 * world.tick_s() * (0.8 + 0.4 * unit(rng))) as u64,
+                f.offered_rps
             ),
+            BTreeMap::new(),
         ),
+        ServiceKind::Worker if !spec.subscribes.is_empty() && f.consumed_hz > 0.0 => {
+            let sub = &spec.subscribes
+                [(unit(rng) * spec.subscribes.len() as f64) as usize % spec.subscribes.len()];
+            (
+                Level::Info,
+                "batch_processed",
+                format!(
+                    "processed {} messages from {} in {:.0}ms",
+                    (f.consumed_hz as f64 * (0.5 + unit(rng))).round().max(1.0),
+                    sub.topic,
+                    latency_draw(rng, f) * 10.0
+                ),
+                BTreeMap::new(),
+            )
+        }
+        _ => {
+            let pooled = topo.services[id.index()]
+                .out_edges
+                .iter()
+                .map(|&e| &topo.edges[e])
+                .find(|e| e.pool.is_some());
+            let choice = (unit(rng) * 6.0) as u32;
+            if level_cfg == LogLevel::Debug && choice < 2 {
+                let (method, path) = route(rng);
+                return (
+                    Level::Debug,
+                    "request_trace",
+                    format!(
+                        "request headers parsed for {method} {path}: accept=application/json x-request-id={:016x}",
+                        rng.next_u64()
+                    ),
+                    BTreeMap::new(),
+                );
+            }
+            match choice {
+                0 | 1 => {
+                    let (method, path) = route(rng);
+                    let ms = latency_draw(rng, f);
+                    (
+                        Level::Info,
+                        "request",
+                        format!("{method} {path} 200 {ms:.0}ms"),
+                        fields(&[
+                            ("method", method.into()),
+                            ("path", path.into()),
+                            ("status", "200".into()),
+                            ("duration_ms", format!("{ms:.0}")),
+                        ]),
+                    )
+                }
+                2 => (
+                    Level::Debug,
+                    "health_check",
+                    "GET /healthz 200 1ms".into(),
+                    BTreeMap::new(),
+                ),
+                3 => (
+                    Level::Info,
+                    "gc_pause",
+                    format!(
+                        "GC pause {:.1}ms, heap {heap:.0}Mi after collection",
+                        2.0 + 20.0 * unit(rng)
+                    ),
+                    BTreeMap::new(),
+                ),
+                4 if pooled.is_some() && f.pool_max > 0.0 => {
+                    let e = pooled.expect("checked");
+                    (
+                        Level::Info,
+                        "pool_stats",
+                        format!(
+                            "pool {} stats (total={:.0}, active={:.0}, idle={:.0}, waiting={})",
+                            topo.service(e.to).name(),
+                            f.pool_max,
+                            f.pool_in_use.round(),
+                            (f.pool_max - f.pool_in_use).max(0.0).round(),
+                            (f.pool_wait_ms > 50.0) as u32 * (1 + rng.next_u64() % 20) as u32
+                        ),
+                        BTreeMap::new(),
+                    )
+                }
+                _ => (
+                    Level::Info,
+                    "stats",
+                    format!(
+                        "served {:.1} req/s, p50 {:.0}ms over the last {:.0}s",
+                        f.admitted_rps,
+                        f.latency_median_ms,
+                        world.tick_s()
+                    ),
+                    BTreeMap::new(),
+                ),
+            }
+        }
     }
 }
 
 /// Warnings that healthy systems write all the time.
-fn distractor(rng: &mut ChaCha8Rng, world: &World, service: usize) -> (&'static str, String) {
-    let topo = world.topology();
-    let other = &topo.services[(unit(rng) * topo.len() as f64) as usize % topo.len()]
+fn distractor(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng, id: ServiceId, f: &ServiceFrame) -> Line {
+    let topo = ctx.world.topology();
+    let other = topo.services[(unit(rng) * topo.len() as f64) as usize % topo.len()]
         .spec
-        .name;
-    match (unit(rng) * 6.0) as u32 {
+        .name
+        .as_str();
+    let me = ctx.name(id);
+    match ctx.spec(id).kind {
+        ServiceKind::Database => {
+            return (
+                Level::Warn,
+                "checkpoint_frequency",
+                format!(
+                    "checkpoints are occurring too frequently ({} seconds apart)",
+                    20 + rng.next_u64() % 9
+                ),
+                BTreeMap::new(),
+            );
+        }
+        ServiceKind::Cache => {
+            return (
+                Level::Warn,
+                "slowlog",
+                format!(
+                    "slowlog: command KEYS session:* took {:.0}ms",
+                    12.0 + 40.0 * unit(rng)
+                ),
+                BTreeMap::new(),
+            );
+        }
+        ServiceKind::Observability => {
+            return (
+                Level::Warn,
+                "flush_retry",
+                format!(
+                    "[output:loki:loki.0] chunk flush failed (HTTP 429 from loki), retrying in {}s",
+                    1 + rng.next_u64() % 8
+                ),
+                BTreeMap::new(),
+            );
+        }
+        _ => {}
+    }
+    let (level, event, message) = match (unit(rng) * 8.0) as u32 {
         0 => (
+            Level::Warn,
             "deprecated_api",
-            format!("client {other} called deprecated endpoint /api/v0/lookup"),
+            format!(
+                "client {other} called deprecated endpoint /api/v0/lookup; it will be removed in the next major version"
+            ),
         ),
         1 => (
+            Level::Warn,
             "slow_gc",
             format!(
-                "GC pause {:.0}ms exceeded 200ms target",
-                200.0 + 300.0 * unit(rng)
+                "GC pause {:.0}ms exceeded the 200ms target (heap {:.0}Mi)",
+                200.0 + 300.0 * unit(rng),
+                f.memory_mb_max() * 0.6
             ),
         ),
         2 => (
+            Level::Warn,
             "metrics_push_retry",
-            "retrying metrics push to collector: context deadline exceeded (attempt 2)".into(),
+            "retrying metrics push to collector: context deadline exceeded (attempt 2 of 5)".into(),
         ),
         3 => (
+            Level::Warn,
             "tls_session",
-            format!("TLS session resumption failed with {other}; falling back to full handshake"),
+            format!("TLS session resumption failed with {other}; falling back to a full handshake"),
         ),
         4 => (
+            Level::Warn,
             "slow_request",
             format!(
                 "slow request: GET /api/v1/report took {:.0}ms",
                 900.0 + 1500.0 * unit(rng)
             ),
         ),
-        _ => (
+        5 => (
+            Level::Info,
             "config_reload",
+            format!("config reload requested for {me}; no changes detected"),
+        ),
+        6 => (
+            Level::Warn,
+            "client_disconnect",
             format!(
-                "config reload requested for {}; no changes detected",
-                topo.services[service].spec.name
+                "client closed connection before the response was written (POST /api/v1/cart, {} bytes sent)",
+                rng.next_u64() % 4096
             ),
         ),
-    }
+        _ => (
+            Level::Error,
+            "request_failed",
+            format!(
+                "validation failed for POST /api/v1/cart: field \"quantity\" must be positive (got -{})",
+                1 + rng.next_u64() % 3
+            ),
+        ),
+    };
+    (level, event, message, BTreeMap::new())
 }
 
 /// A change record, rendered for the deploy history and audit log.
@@ -770,13 +1470,15 @@ pub struct ChangeView {
     pub actor: String,
     /// Service.
     pub service: String,
-    /// Type (`deploy`, `rollback`, `config`...).
+    /// Type (`deploy`, `rollback`, `config`, `feature_flag`, `scale`, `resources`, `restart`, `network`,
+    /// `queue_drain`).
     pub kind: &'static str,
-    /// What changed, in words.
+    /// What changed, in words, with version names, keys and values.
     pub summary: String,
 }
 
-fn change_summary(world: &World, c: &firedrill_world::ChangeRecord) -> String {
+/// A change in words: `deployed order-service from v2.3.1 to v2.4.0`, `set dns.resolver on ...: a -> b`.
+pub fn change_summary(world: &World, c: &ChangeRecord) -> String {
     let spec = &world.topology().service(c.service).spec;
     let version = |i: u8| {
         spec.versions
@@ -785,22 +1487,18 @@ fn change_summary(world: &World, c: &firedrill_world::ChangeRecord) -> String {
             .unwrap_or("?")
     };
     match &c.kind {
-        ChangeKind::Deploy { from, to, rollback } => {
-            format!(
-                "{} {} from {} to {}",
-                if *rollback { "rolled back" } else { "deployed" },
-                spec.name,
-                version(*from),
-                version(*to)
-            )
-        }
-        ChangeKind::Config { key, old, new } => {
-            format!(
-                "set {key} on {}: {} -> {new}",
-                spec.name,
-                old.as_deref().unwrap_or("(unset)")
-            )
-        }
+        ChangeKind::Deploy { from, to, rollback } => format!(
+            "{} {} from {} to {}",
+            if *rollback { "rolled back" } else { "deployed" },
+            spec.name,
+            version(*from),
+            version(*to)
+        ),
+        ChangeKind::Config { key, old, new } => format!(
+            "set {key} on {}: {} -> {new}",
+            spec.name,
+            old.as_deref().unwrap_or("(unset)")
+        ),
         ChangeKind::Flag { flag, enabled } => format!(
             "feature flag {} {} on {}",
             spec.flags
@@ -847,7 +1545,7 @@ pub fn audit_log(world: &World) -> Vec<ChangeView> {
         .enumerate()
         .map(|(id, c)| ChangeView {
             id,
-            t_ms: world.epoch_unix_s() * 1000 + (c.t_s * 1000.0).round() as i64,
+            t_ms: det::unix_ms(world, (c.t_s * 1000.0).round() as i64),
             actor: c.actor.0.clone(),
             service: world.topology().service(c.service).name().to_string(),
             kind: c.kind.name(),
@@ -873,6 +1571,7 @@ mod tests {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_ms(1_772_434_800_123), "2026-03-02T07:00:00.123Z");
         assert_eq!(rfc3339_ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(-1), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]
@@ -890,5 +1589,24 @@ mod tests {
             r.logfmt(),
             "ts=1970-01-01T00:00:00.000Z level=warn service=a event=x msg=\"say \\\"hi\\\"\" k=\"two words\""
         );
+        let j: serde_json::Value = serde_json::from_str(&r.json()).expect("json");
+        assert_eq!(j["msg"], "say \"hi\"");
+        assert_eq!(j["k"], "two words");
+        assert_eq!(j["level"], "warn");
+    }
+
+    #[test]
+    fn levels_filter_like_a_logger() {
+        assert!(passes(Level::Error, LogLevel::Warn));
+        assert!(passes(Level::Warn, LogLevel::Warn));
+        assert!(!passes(Level::Info, LogLevel::Warn));
+        assert!(!passes(Level::Debug, LogLevel::Info));
+        assert!(passes(Level::Debug, LogLevel::Debug));
+    }
+
+    #[test]
+    fn cluster_ips_are_stable() {
+        assert_eq!(cluster_ip("order-service"), cluster_ip("order-service"));
+        assert!(cluster_ip("x").starts_with("10.96."));
     }
 }

@@ -1,16 +1,24 @@
 //! Prometheus-style metric series rendered from the world's frames.
 //!
 //! The world keeps one compact frame per service per tick (bounded retention); this module turns them into
-//! named, labelled series with Prometheus types when somebody reads them. Counters are cumulative and
-//! monotonic; histograms are classic `le` buckets computed from each tick's latency distribution.
+//! named, labelled series with Prometheus types when somebody reads them, one sample per held tick (the scrape
+//! interval is the tick). Counters are cumulative, monotonic and integral where they count things; histograms
+//! are classic `le` buckets computed from each tick's log-normal latency distribution. Every series carries
+//! `service`, `job` (= service) and `namespace="prod"`; per-pod series add `pod`.
+//!
+//! Nothing names a fault class, a hidden state or a fix: the catalogue is what a kube-state-metrics, cAdvisor,
+//! postgres-exporter, blackbox-exporter and instrumented-application setup would expose.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use firedrill_world::frame::ErrorCause;
 use firedrill_world::spec::ServiceKind;
+use firedrill_world::topology::MAX_REPLICAS;
 use firedrill_world::world::{LATENCY_BUCKETS_S, lognormal_cdf};
-use firedrill_world::{ServiceFrame, ServiceId, World};
+use firedrill_world::{EventKind, ServiceFrame, ServiceId, World};
 use serde::Serialize;
+
+use crate::det;
 
 /// Prometheus metric type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,193 +35,327 @@ pub enum MetricKind {
 /// A metric family of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MetricInfo {
-    /// Family name.
+    /// Family name (for histograms, without the `_bucket`/`_sum`/`_count` suffix).
     pub name: &'static str,
     /// Type.
     pub kind: MetricKind,
     /// Help text.
     pub help: &'static str,
+    /// Unit, as OpenMetrics spells it (`seconds`, `bytes`, `ratio`...; empty when dimensionless).
+    pub unit: &'static str,
 }
+
+const fn info(
+    name: &'static str,
+    kind: MetricKind,
+    unit: &'static str,
+    help: &'static str,
+) -> MetricInfo {
+    MetricInfo {
+        name,
+        kind,
+        help,
+        unit,
+    }
+}
+
+use MetricKind::{Counter, Gauge, Histogram};
 
 /// Every metric family rendered.
 pub const CATALOGUE: &[MetricInfo] = &[
-    MetricInfo {
-        name: "http_requests_total",
-        kind: MetricKind::Counter,
-        help: "Requests received, by status code.",
-    },
-    MetricInfo {
-        name: "http_request_duration_seconds",
-        kind: MetricKind::Histogram,
-        help: "Latency of answered requests.",
-    },
-    MetricInfo {
-        name: "up",
-        kind: MetricKind::Gauge,
-        help: "1 if at least one replica is ready.",
-    },
-    MetricInfo {
-        name: "app_info",
-        kind: MetricKind::Gauge,
-        help: "Running version (value 1).",
-    },
-    MetricInfo {
-        name: "kube_deployment_spec_replicas",
-        kind: MetricKind::Gauge,
-        help: "Desired replicas.",
-    },
-    MetricInfo {
-        name: "kube_deployment_status_replicas_available",
-        kind: MetricKind::Gauge,
-        help: "Ready replicas.",
-    },
-    MetricInfo {
-        name: "kube_deployment_status_replicas_pending",
-        kind: MetricKind::Gauge,
-        help: "Pods waiting to be scheduled.",
-    },
-    MetricInfo {
-        name: "kube_pod_container_status_restarts_total",
-        kind: MetricKind::Counter,
-        help: "Container restarts.",
-    },
-    MetricInfo {
-        name: "kube_pod_container_status_oomkilled_total",
-        kind: MetricKind::Counter,
-        help: "Containers terminated with reason OOMKilled.",
-    },
-    MetricInfo {
-        name: "kube_pod_container_resource_limits",
-        kind: MetricKind::Gauge,
-        help: "Resource limits per container.",
-    },
-    MetricInfo {
-        name: "container_memory_working_set_bytes",
-        kind: MetricKind::Gauge,
-        help: "Working set per pod.",
-    },
-    MetricInfo {
-        name: "container_cpu_usage_seconds_total",
-        kind: MetricKind::Counter,
-        help: "CPU time consumed.",
-    },
-    MetricInfo {
-        name: "db_client_connections_in_use",
-        kind: MetricKind::Gauge,
-        help: "Pooled connections in use per replica.",
-    },
-    MetricInfo {
-        name: "db_client_connections_max",
-        kind: MetricKind::Gauge,
-        help: "Pool size per replica.",
-    },
-    MetricInfo {
-        name: "db_client_connection_timeouts_total",
-        kind: MetricKind::Counter,
-        help: "Calls that gave up waiting for a pooled connection.",
-    },
-    MetricInfo {
-        name: "db_client_connection_wait_seconds",
-        kind: MetricKind::Gauge,
-        help: "Mean wait for a pooled connection.",
-    },
-    MetricInfo {
-        name: "pg_lock_wait_seconds",
-        kind: MetricKind::Gauge,
-        help: "Mean wait on row locks per query.",
-    },
-    MetricInfo {
-        name: "pg_stat_activity_count",
-        kind: MetricKind::Gauge,
-        help: "Open client connections.",
-    },
-    MetricInfo {
-        name: "node_filesystem_size_bytes",
-        kind: MetricKind::Gauge,
-        help: "Volume size.",
-    },
-    MetricInfo {
-        name: "node_filesystem_avail_bytes",
-        kind: MetricKind::Gauge,
-        help: "Volume space available.",
-    },
-    MetricInfo {
-        name: "probe_ssl_earliest_cert_expiry",
-        kind: MetricKind::Gauge,
-        help: "Expiry of the served certificate, unix seconds.",
-    },
-    MetricInfo {
-        name: "dns_lookup_failures_total",
-        kind: MetricKind::Counter,
-        help: "Outgoing calls that failed name resolution.",
-    },
-    MetricInfo {
-        name: "tls_handshake_failures_total",
-        kind: MetricKind::Counter,
-        help: "Outgoing calls that failed the TLS handshake.",
-    },
-    MetricInfo {
-        name: "ratelimit_rejected_total",
-        kind: MetricKind::Counter,
-        help: "Requests rejected by the rate limiter.",
-    },
-    MetricInfo {
-        name: "messages_published_total",
-        kind: MetricKind::Counter,
-        help: "Messages published.",
-    },
-    MetricInfo {
-        name: "messages_consumed_total",
-        kind: MetricKind::Counter,
-        help: "Messages consumed.",
-    },
-    MetricInfo {
-        name: "subscription_backlog_messages",
-        kind: MetricKind::Gauge,
-        help: "Messages waiting in subscriptions.",
-    },
-    MetricInfo {
-        name: "cache_hit_ratio",
-        kind: MetricKind::Gauge,
-        help: "Share of lookups served from the cache.",
-    },
-    MetricInfo {
-        name: "log_pipeline_dropped_ratio",
-        kind: MetricKind::Gauge,
-        help: "Share of log lines dropped by the pipeline.",
-    },
+    info(
+        "http_requests_total",
+        Counter,
+        "requests",
+        "Requests received, by status code.",
+    ),
+    info(
+        "http_request_duration_seconds",
+        Histogram,
+        "seconds",
+        "Latency of answered requests.",
+    ),
+    info("up", Gauge, "", "1 if at least one replica is ready."),
+    info(
+        "app_info",
+        Gauge,
+        "",
+        "Running version, as a label (value 1).",
+    ),
+    info(
+        "kube_deployment_spec_replicas",
+        Gauge,
+        "replicas",
+        "Desired replicas.",
+    ),
+    info(
+        "kube_deployment_status_replicas_available",
+        Gauge,
+        "replicas",
+        "Ready replicas.",
+    ),
+    info(
+        "kube_deployment_status_replicas_pending",
+        Gauge,
+        "replicas",
+        "Pods waiting to be scheduled.",
+    ),
+    info(
+        "kube_pod_container_status_restarts_total",
+        Counter,
+        "restarts",
+        "Container restarts.",
+    ),
+    info(
+        "kube_pod_container_status_oomkilled_total",
+        Counter,
+        "restarts",
+        "Containers terminated with reason OOMKilled.",
+    ),
+    info(
+        "kube_pod_container_resource_limits",
+        Gauge,
+        "",
+        "Resource limits per container (memory in bytes, cpu in cores).",
+    ),
+    info(
+        "container_memory_working_set_bytes",
+        Gauge,
+        "bytes",
+        "Working set per pod.",
+    ),
+    info(
+        "container_cpu_usage_seconds_total",
+        Counter,
+        "seconds",
+        "CPU time consumed, over all pods.",
+    ),
+    info(
+        "db_client_connections_in_use",
+        Gauge,
+        "connections",
+        "Pooled connections in use per replica.",
+    ),
+    info(
+        "db_client_connections_max",
+        Gauge,
+        "connections",
+        "Pool size per replica.",
+    ),
+    info(
+        "db_client_connection_timeouts_total",
+        Counter,
+        "timeouts",
+        "Calls that gave up waiting for a pooled connection.",
+    ),
+    info(
+        "db_client_connection_wait_seconds",
+        Gauge,
+        "seconds",
+        "Mean wait for a pooled connection.",
+    ),
+    info(
+        "pg_lock_wait_seconds",
+        Gauge,
+        "seconds",
+        "Mean wait on row locks per query.",
+    ),
+    info(
+        "pg_stat_activity_count",
+        Gauge,
+        "connections",
+        "Open client connections.",
+    ),
+    info("node_filesystem_size_bytes", Gauge, "bytes", "Volume size."),
+    info(
+        "node_filesystem_avail_bytes",
+        Gauge,
+        "bytes",
+        "Volume space available.",
+    ),
+    info(
+        "probe_ssl_earliest_cert_expiry",
+        Gauge,
+        "seconds",
+        "Expiry of the served certificate, unix seconds.",
+    ),
+    info(
+        "dns_lookup_failures_total",
+        Counter,
+        "lookups",
+        "Outgoing calls that failed name resolution.",
+    ),
+    info(
+        "tls_handshake_failures_total",
+        Counter,
+        "handshakes",
+        "Outgoing calls that failed the TLS handshake.",
+    ),
+    info(
+        "ratelimit_rejected_total",
+        Counter,
+        "requests",
+        "Requests rejected by the rate limiter.",
+    ),
+    info(
+        "messages_published_total",
+        Counter,
+        "messages",
+        "Messages published.",
+    ),
+    info(
+        "messages_consumed_total",
+        Counter,
+        "messages",
+        "Messages consumed.",
+    ),
+    info(
+        "subscription_backlog_messages",
+        Gauge,
+        "messages",
+        "Messages waiting in subscriptions.",
+    ),
+    info(
+        "cache_hit_ratio",
+        Gauge,
+        "ratio",
+        "Share of lookups served from the cache.",
+    ),
+    info(
+        "log_pipeline_dropped_ratio",
+        Gauge,
+        "ratio",
+        "Share of log lines dropped by the pipeline.",
+    ),
 ];
 
-/// One series: labels (including `__name__`) and samples as (unix ms, value).
+/// Every metric family rendered (the same as [`CATALOGUE`]).
+pub fn catalogue() -> &'static [MetricInfo] {
+    CATALOGUE
+}
+
+/// One series: labels (including `__name__`) and samples as (unix ms, value), oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricSeries {
-    /// Labels.
+    /// Labels, including `__name__`.
     pub labels: BTreeMap<String, String>,
-    /// Samples, oldest first.
+    /// Samples, oldest first, one per held tick in the requested window.
     pub samples: Vec<(i64, f64)>,
 }
 
-/// Unix milliseconds of the end of tick `tick`.
+/// Unix milliseconds of the end of tick `tick` (the timestamp of its samples).
 pub fn tick_ms(world: &World, tick: u64) -> i64 {
-    ((world.epoch_unix_s() as f64 + tick as f64 * world.tick_s()) * 1000.0).round() as i64
+    det::tick_end_ms(world, tick)
 }
 
-/// A stable pod name for a replica slot.
-pub fn pod_name(service: &str, slot: usize) -> String {
-    // Five lowercase alphanumerics derived from the name and slot, like a ReplicaSet pod suffix.
+/// A pod name like a ReplicaSet's: the service name and five lowercase alphanumerics derived from the world's
+/// seed, the replica slot and the slot's pod generation.
+pub fn pod_name(seed: u64, service: &str, slot: usize, generation: u32) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in service.bytes().chain([slot as u8]) {
+    for b in service.bytes() {
         h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
     }
+    h = det::splitmix64(h ^ det::splitmix64(seed));
+    h = det::splitmix64(h ^ ((slot as u64) << 32 | generation as u64));
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let suffix: String = (0..5)
-        .map(|i| ALPHABET[((h >> (i * 8)) % ALPHABET.len() as u64) as usize] as char)
+        .map(|i| ALPHABET[((h >> (i * 9)) % ALPHABET.len() as u64) as usize] as char)
         .collect();
     format!("{service}-{suffix}")
 }
 
+/// Pod names over time, rebuilt from the world's events.
+///
+/// Frames record replicas by slot, not by pod. A slot keeps its pod (and name) across container restarts (an OOM
+/// kill restarts the container in the same pod, as in Kubernetes) and gets a new pod, with a new name, after
+/// each `PodTerminated` in that slot. Metrics, logs and traces all name pods through this, so they agree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodNames {
+    seed: u64,
+    names: Vec<String>,
+    /// Per service, per slot: world ms of every pod termination, in time order.
+    terminations: Vec<Vec<Vec<i64>>>,
+}
+
+impl PodNames {
+    /// Collects pod terminations from the world's events.
+    pub fn new(world: &World) -> PodNames {
+        let topo = world.topology();
+        let n = topo.len();
+        let mut terminations = vec![vec![Vec::new(); MAX_REPLICAS]; n];
+        for e in world.events().iter() {
+            if e.kind == EventKind::PodTerminated
+                && (e.service as usize) < n
+                && (e.replica as usize) < MAX_REPLICAS
+            {
+                terminations[e.service as usize][e.replica as usize].push(e.t_ms);
+            }
+        }
+        PodNames {
+            seed: world.seed(),
+            names: topo.services.iter().map(|s| s.spec.name.clone()).collect(),
+            terminations,
+        }
+    }
+
+    /// The pod generation of a slot at a world time (ms since the world began): pods terminated before it.
+    pub fn generation(&self, service: ServiceId, slot: usize, world_ms: i64) -> u32 {
+        self.terminations
+            .get(service.index())
+            .and_then(|s| s.get(slot))
+            .map(|v| v.partition_point(|&t| t < world_ms) as u32)
+            .unwrap_or(0)
+    }
+
+    /// The name of the pod in a slot at a world time (ms since the world began).
+    pub fn name(&self, service: ServiceId, slot: usize, world_ms: i64) -> String {
+        let svc = self
+            .names
+            .get(service.index())
+            .map(String::as_str)
+            .unwrap_or("unknown");
+        pod_name(
+            self.seed,
+            svc,
+            slot,
+            self.generation(service, slot, world_ms),
+        )
+    }
+}
+
+/// Whether a service's pods are ours (scraped, in the cluster) rather than a third party's.
+fn in_cluster(kind: ServiceKind) -> bool {
+    kind != ServiceKind::External
+}
+
+/// Whether a service answers HTTP requests we can count.
+fn serves_http(kind: ServiceKind) -> bool {
+    !matches!(kind, ServiceKind::Observability | ServiceKind::Sensor)
+}
+
+/// The status code most failures of a tick are answered with.
+pub(crate) fn code_of(cause: ErrorCause) -> &'static str {
+    match cause {
+        ErrorCause::Unavailable => "503",
+        ErrorCause::UpstreamTimeout
+        | ErrorCause::PoolTimeout
+        | ErrorCause::LockTimeout
+        | ErrorCause::Overload => "504",
+        ErrorCause::RateLimited => "429",
+        _ => "500",
+    }
+}
+
+/// Requests answered per second as the latency histogram counts them (the world folds evicted ticks the same
+/// way, see `World::latency_baseline`).
+fn answered_rps(f: &ServiceFrame) -> f64 {
+    (f.admitted_rps - f.error_rps).max(0.0) as f64
+}
+
 struct Builder<'a> {
     world: &'a World,
+    wanted: &'a dyn Fn(&str) -> bool,
+    /// Ticks in the window, oldest first.
     ticks: Vec<u64>,
     out: Vec<MetricSeries>,
 }
@@ -237,13 +379,37 @@ impl Builder<'_> {
         l
     }
 
-    fn series(
+    fn push(
+        &mut self,
+        name: &str,
+        service: ServiceId,
+        extra: &[(&str, String)],
+        s: Vec<(i64, f64)>,
+    ) {
+        if !s.is_empty() {
+            let labels = self.labels(name, service, extra);
+            self.out.push(MetricSeries { labels, samples: s });
+        }
+    }
+
+    fn window(&self) -> (u64, u64) {
+        (
+            self.ticks.first().copied().unwrap_or(u64::MAX),
+            self.ticks.last().copied().unwrap_or(0),
+        )
+    }
+
+    /// A gauge (or a counter the frame already holds cumulatively): one sample per tick where `value` is some.
+    fn gauge(
         &mut self,
         name: &str,
         service: ServiceId,
         extra: &[(&str, String)],
         value: impl Fn(&ServiceFrame) -> Option<f64>,
     ) {
+        if !(self.wanted)(name) {
+            return;
+        }
         let ring = self.world.history();
         let samples: Vec<(i64, f64)> = self
             .ticks
@@ -254,56 +420,81 @@ impl Builder<'_> {
                     .map(|v| (tick_ms(self.world, t), v))
             })
             .collect();
-        if !samples.is_empty() {
-            let labels = self.labels(name, service, extra);
-            self.out.push(MetricSeries { labels, samples });
-        }
+        self.push(name, service, extra, samples);
     }
 
-    /// A counter accumulated tick by tick from a per-second rate, starting from `base` at the first held tick.
+    /// A counter accumulated tick by tick from a per-second rate, starting from `base` just before the first
+    /// held tick. Counts of things are floored to integers, as an exporter would report them.
     fn counter(
         &mut self,
         name: &str,
         service: ServiceId,
         extra: &[(&str, String)],
         base: f64,
+        integral: bool,
         rate: impl Fn(&ServiceFrame) -> f64,
     ) {
+        if !(self.wanted)(name) {
+            return;
+        }
         let ring = self.world.history();
         let dt = self.world.tick_s();
-        let mut total = base;
-        let mut samples = Vec::new();
-        for t in ring.first_tick()..ring.end_tick() {
+        let (first, last) = self.window();
+        let mut total = base.max(0.0);
+        let mut shown = 0.0f64;
+        let mut samples = Vec::with_capacity(self.ticks.len());
+        for t in ring.first_tick()..=last.min(ring.end_tick().saturating_sub(1)) {
             let Some(f) = ring.get(t, service.index()) else {
                 continue;
             };
-            total += rate(f).max(0.0) * dt;
-            if self.ticks.first().is_some_and(|&a| t >= a)
-                && self.ticks.last().is_some_and(|&b| t <= b)
-            {
-                samples.push((tick_ms(self.world, t), total));
+            let r = rate(f);
+            if r.is_finite() && r > 0.0 {
+                total += r * dt;
+            }
+            let v = if integral { total.floor() } else { total };
+            shown = shown.max(v);
+            if t >= first {
+                samples.push((tick_ms(self.world, t), shown));
             }
         }
-        if !samples.is_empty() {
-            let labels = self.labels(name, service, extra);
-            self.out.push(MetricSeries { labels, samples });
+        self.push(name, service, extra, samples);
+    }
+
+    /// A counter read from a cumulative value the frame holds; kept monotonic against float noise.
+    fn cumulative(
+        &mut self,
+        name: &str,
+        service: ServiceId,
+        extra: &[(&str, String)],
+        integral: bool,
+        value: impl Fn(&ServiceFrame) -> f64,
+    ) {
+        if !(self.wanted)(name) {
+            return;
         }
+        let ring = self.world.history();
+        let mut shown = 0.0f64;
+        let mut samples = Vec::with_capacity(self.ticks.len());
+        for &t in &self.ticks {
+            let Some(f) = ring.get(t, service.index()) else {
+                continue;
+            };
+            let v = value(f).max(0.0);
+            let v = if integral { v.floor() } else { v };
+            shown = shown.max(v);
+            samples.push((tick_ms(self.world, t), shown));
+        }
+        self.push(name, service, extra, samples);
     }
 }
 
-fn code_of(cause: ErrorCause) -> &'static str {
-    match cause {
-        ErrorCause::Unavailable => "503",
-        ErrorCause::UpstreamTimeout
-        | ErrorCause::PoolTimeout
-        | ErrorCause::LockTimeout
-        | ErrorCause::Overload => "504",
-        _ => "500",
-    }
-}
-
-/// Renders every series whose family name passes `wanted`, with samples in `[start_ms, end_ms]`, sorted by
-/// labels.
+/// Renders every series whose name passes `wanted`, with samples at the held ticks whose timestamps lie in
+/// `[start_ms, end_ms]`, sorted by labels.
+///
+/// `wanted` is asked about each series name (`__name__`: `http_request_duration_seconds_bucket`, `up`...); the
+/// three series of a histogram are also rendered when it accepts the family name
+/// (`http_request_duration_seconds`). A PromQL storage adapter passes its `__name__` matcher here, so only the
+/// families a query names are computed.
 pub fn render(
     world: &World,
     wanted: &dyn Fn(&str) -> bool,
@@ -314,34 +505,36 @@ pub fn render(
     let ticks: Vec<u64> = (ring.first_tick()..ring.end_tick())
         .filter(|&t| (start_ms..=end_ms).contains(&tick_ms(world, t)))
         .collect();
+    if ticks.is_empty() {
+        return Vec::new();
+    }
     let mut b = Builder {
         world,
+        wanted,
         ticks,
         out: Vec::new(),
     };
-    if b.ticks.is_empty() {
-        return Vec::new();
-    }
     let topo = world.topology();
     let first = ring.first_tick();
+    let dt = world.tick_s();
+    let pods = ((b.wanted)("container_memory_working_set_bytes")).then(|| PodNames::new(world));
     for i in 0..topo.len() {
         let id = ServiceId(i as u16);
-        let spec = &topo.service(id).spec;
+        let svc = topo.service(id);
+        let spec = &svc.spec;
         let first_frame = ring.get(first, i).copied().unwrap_or_default();
-        let dt = world.tick_s();
-        if wanted("http_requests_total") && !matches!(spec.kind, ServiceKind::Observability) {
-            let ok_base = (first_frame.requests_total
-                - first_frame.errors_total
-                - first_frame.rejected_total)
-                .max(0.0)
-                - ((first_frame.admitted_rps - first_frame.error_rps).max(0.0) as f64 * dt);
-            b.counter(
+
+        if serves_http(spec.kind) {
+            // 200: everything offered that was neither a server error nor rejected. The frame holds the
+            // cumulative totals, so this counter survives the ring's eviction exactly.
+            b.cumulative(
                 "http_requests_total",
                 id,
                 &[("code", "200".into())],
-                ok_base.max(0.0),
-                |f| (f.admitted_rps - f.error_rps).max(0.0) as f64,
+                true,
+                |f| f.requests_total - f.errors_total - f.rejected_total,
             );
+            // Server errors, split by the cause of each tick; errors older than the ring count as 500.
             let err_base = (first_frame.errors_total - first_frame.error_rps as f64 * dt).max(0.0);
             for code in ["500", "503", "504"] {
                 let base = if code == "500" { err_base } else { 0.0 };
@@ -350,38 +543,32 @@ pub fn render(
                     id,
                     &[("code", code.into())],
                     base,
+                    true,
                     move |f| {
-                        if code_of(f.err_cause) == code {
-                            f.error_rps as f64
-                        } else {
-                            0.0
-                        }
+                        let c = code_of(f.err_cause);
+                        let c = if c == "429" { "500" } else { c };
+                        if c == code { f.error_rps as f64 } else { 0.0 }
                     },
                 );
             }
             if spec.rate_limit.is_some() {
-                let base =
-                    (first_frame.rejected_total - first_frame.rejected_rps as f64 * dt).max(0.0);
-                b.counter(
+                b.cumulative(
                     "http_requests_total",
                     id,
                     &[("code", "429".into())],
-                    base,
-                    |f| f.rejected_rps as f64,
+                    true,
+                    |f| f.rejected_total,
                 );
             }
-        }
-        if wanted("http_request_duration_seconds")
-            && !matches!(spec.kind, ServiceKind::Observability)
-        {
             histogram(&mut b, world, id);
         }
-        if wanted("up") {
-            b.series("up", id, &[], |f| Some((f.ready > 0) as u8 as f64));
+        b.gauge("up", id, &[], |f| Some((f.ready > 0) as u8 as f64));
+        if !in_cluster(spec.kind) {
+            continue;
         }
-        if wanted("app_info") {
+        if (b.wanted)("app_info") {
             // One series per version seen in the window, 1 while it is the running version.
-            let mut seen = std::collections::BTreeSet::new();
+            let mut seen = BTreeSet::new();
             for &t in &b.ticks {
                 if let Some(f) = ring.get(t, i) {
                     seen.insert(f.version);
@@ -393,211 +580,168 @@ pub fn render(
                     .get(v as usize)
                     .map(|x| x.name.clone())
                     .unwrap_or_default();
-                b.series("app_info", id, &[("version", name)], move |f| {
+                b.gauge("app_info", id, &[("version", name)], move |f| {
                     (f.version == v).then_some(1.0)
                 });
             }
         }
-        if wanted("kube_deployment_spec_replicas") {
-            b.series(
-                "kube_deployment_spec_replicas",
-                id,
-                &[("deployment", spec.name.clone())],
-                |f| Some(f.desired as f64),
-            );
+        let deployment = [("deployment", spec.name.clone())];
+        b.gauge("kube_deployment_spec_replicas", id, &deployment, |f| {
+            Some(f.desired as f64)
+        });
+        b.gauge(
+            "kube_deployment_status_replicas_available",
+            id,
+            &deployment,
+            |f| Some(f.ready as f64),
+        );
+        b.gauge(
+            "kube_deployment_status_replicas_pending",
+            id,
+            &deployment,
+            |f| Some(f.pending as f64),
+        );
+        let container = [("container", spec.name.clone())];
+        b.cumulative(
+            "kube_pod_container_status_restarts_total",
+            id,
+            &container,
+            true,
+            |f| f.restarts_total as f64,
+        );
+        b.cumulative(
+            "kube_pod_container_status_oomkilled_total",
+            id,
+            &container,
+            true,
+            |f| f.oom_kills_total as f64,
+        );
+        b.gauge(
+            "kube_pod_container_resource_limits",
+            id,
+            &[
+                ("container", spec.name.clone()),
+                ("resource", "memory".into()),
+                ("unit", "byte".into()),
+            ],
+            |f| Some(f.memory_limit_mb as f64 * 1_048_576.0),
+        );
+        b.gauge(
+            "kube_pod_container_resource_limits",
+            id,
+            &[
+                ("container", spec.name.clone()),
+                ("resource", "cpu".into()),
+                ("unit", "core".into()),
+            ],
+            |f| Some(f.cpu_limit_cores as f64),
+        );
+        if let Some(pods) = &pods {
+            working_set(&mut b, pods, id);
         }
-        if wanted("kube_deployment_status_replicas_available") {
-            b.series(
-                "kube_deployment_status_replicas_available",
-                id,
-                &[("deployment", spec.name.clone())],
-                |f| Some(f.ready as f64),
-            );
-        }
-        if wanted("kube_deployment_status_replicas_pending") {
-            b.series(
-                "kube_deployment_status_replicas_pending",
-                id,
-                &[("deployment", spec.name.clone())],
-                |f| Some(f.pending as f64),
-            );
-        }
-        if wanted("kube_pod_container_status_restarts_total") {
-            b.series(
-                "kube_pod_container_status_restarts_total",
-                id,
-                &[("container", spec.name.clone())],
-                |f| Some(f.restarts_total as f64),
-            );
-        }
-        if wanted("kube_pod_container_status_oomkilled_total") {
-            b.series(
-                "kube_pod_container_status_oomkilled_total",
-                id,
-                &[("container", spec.name.clone())],
-                |f| Some(f.oom_kills_total as f64),
-            );
-        }
-        if wanted("kube_pod_container_resource_limits") {
-            b.series(
-                "kube_pod_container_resource_limits",
-                id,
-                &[("resource", "memory".into()), ("unit", "byte".into())],
-                |f| Some(f.memory_limit_mb as f64 * 1_048_576.0),
-            );
-            b.series(
-                "kube_pod_container_resource_limits",
-                id,
-                &[("resource", "cpu".into()), ("unit", "core".into())],
-                |f| Some(f.cpu_limit_cores as f64),
-            );
-        }
-        if wanted("container_memory_working_set_bytes") {
-            for slot in 0..firedrill_world::topology::MAX_REPLICAS {
-                let pod = pod_name(&spec.name, slot);
-                b.series(
-                    "container_memory_working_set_bytes",
-                    id,
-                    &[("pod", pod)],
-                    move |f| {
-                        let mb = f.replica_memory_mb[slot];
-                        (mb > 0.0).then_some(mb as f64 * 1_048_576.0)
-                    },
-                );
-            }
-        }
-        if wanted("container_cpu_usage_seconds_total") {
-            b.series("container_cpu_usage_seconds_total", id, &[], |f| {
-                Some(f.cpu_seconds_total)
-            });
-        }
-        let has_pool = topo
-            .service(id)
+        b.cumulative(
+            "container_cpu_usage_seconds_total",
+            id,
+            &container,
+            false,
+            |f| f.cpu_seconds_total,
+        );
+        if let Some(&e) = svc
             .out_edges
             .iter()
-            .any(|&e| topo.edges[e].pool.is_some());
-        if has_pool {
-            let db = topo
-                .service(id)
-                .out_edges
-                .iter()
-                .find(|&&e| topo.edges[e].pool.is_some())
-                .map(|&e| topo.service(topo.edges[e].to).name().to_string())
-                .unwrap_or_default();
-            let pool = [("pool", db)];
-            if wanted("db_client_connections_in_use") {
-                b.series("db_client_connections_in_use", id, &pool, |f| {
-                    Some(f.pool_in_use as f64)
-                });
-            }
-            if wanted("db_client_connections_max") {
-                b.series("db_client_connections_max", id, &pool, |f| {
-                    Some(f.pool_max as f64)
-                });
-            }
-            if wanted("db_client_connection_timeouts_total") {
-                b.counter("db_client_connection_timeouts_total", id, &pool, 0.0, |f| {
-                    f.pool_timeouts_rps as f64
-                });
-            }
-            if wanted("db_client_connection_wait_seconds") {
-                b.series("db_client_connection_wait_seconds", id, &pool, |f| {
-                    Some(f.pool_wait_ms as f64 / 1000.0)
-                });
-            }
+            .find(|&&e| topo.edges[e].pool.is_some())
+        {
+            let pool = [("pool", topo.service(topo.edges[e].to).name().to_string())];
+            b.gauge("db_client_connections_in_use", id, &pool, |f| {
+                Some((f.pool_in_use as f64 * 100.0).round() / 100.0)
+            });
+            b.gauge("db_client_connections_max", id, &pool, |f| {
+                Some(f.pool_max as f64)
+            });
+            b.counter(
+                "db_client_connection_timeouts_total",
+                id,
+                &pool,
+                0.0,
+                true,
+                |f| f.pool_timeouts_rps as f64,
+            );
+            b.gauge("db_client_connection_wait_seconds", id, &pool, |f| {
+                Some(f.pool_wait_ms as f64 / 1000.0)
+            });
         }
         if spec.kind == ServiceKind::Database {
-            if wanted("pg_lock_wait_seconds") {
-                b.series("pg_lock_wait_seconds", id, &[], |f| {
-                    Some(f.lock_wait_ms as f64 / 1000.0)
-                });
-            }
-            if wanted("pg_stat_activity_count") {
-                b.series("pg_stat_activity_count", id, &[], |f| {
-                    Some(f.db_connections.round() as f64)
-                });
-            }
+            b.gauge("pg_lock_wait_seconds", id, &[], |f| {
+                Some(f.lock_wait_ms as f64 / 1000.0)
+            });
+            b.gauge("pg_stat_activity_count", id, &[], |f| {
+                Some(f.db_connections.round() as f64)
+            });
         }
         if spec.disk.is_some() {
-            let mount = [("mountpoint", "/data".to_string())];
-            if wanted("node_filesystem_size_bytes") {
-                b.series("node_filesystem_size_bytes", id, &mount, |f| {
-                    Some(f.disk_size_gb as f64 * 1_073_741_824.0)
-                });
-            }
-            if wanted("node_filesystem_avail_bytes") {
-                b.series("node_filesystem_avail_bytes", id, &mount, |f| {
-                    Some(
-                        ((f.disk_size_gb - f.disk_used_gb).max(0.0) as f64 * 1_073_741_824.0)
-                            .round(),
-                    )
-                });
-            }
+            let mount = [
+                ("mountpoint", "/data".to_string()),
+                ("device", "/dev/nvme1n1".to_string()),
+            ];
+            b.gauge("node_filesystem_size_bytes", id, &mount, |f| {
+                (f.disk_size_gb > 0.0).then(|| (f.disk_size_gb as f64 * 1_073_741_824.0).round())
+            });
+            b.gauge("node_filesystem_avail_bytes", id, &mount, |f| {
+                (f.disk_size_gb > 0.0).then(|| {
+                    ((f.disk_size_gb - f.disk_used_gb).max(0.0) as f64 * 1_073_741_824.0).round()
+                })
+            });
         }
-        if spec.tls.is_some() && wanted("probe_ssl_earliest_cert_expiry") {
+        if spec.tls.is_some() && (b.wanted)("probe_ssl_earliest_cert_expiry") {
             let epoch = world.epoch_unix_s() as f64;
-            let tick_s = world.tick_s();
-            let ticks = b.ticks.clone();
-            let ring = world.history();
-            let samples: Vec<(i64, f64)> = ticks
+            let samples: Vec<(i64, f64)> = b
+                .ticks
                 .iter()
                 .filter_map(|&t| {
                     let f = ring.get(t, i)?;
-                    (!f.cert_expires_in_s.is_nan()).then(|| {
+                    (f.cert_expires_in_s.is_finite()).then(|| {
                         (
                             tick_ms(world, t),
-                            (epoch + t as f64 * tick_s + f.cert_expires_in_s as f64).round(),
+                            (epoch + t as f64 * dt + f.cert_expires_in_s as f64).round(),
                         )
                     })
                 })
                 .collect();
-            if !samples.is_empty() {
-                let labels = b.labels("probe_ssl_earliest_cert_expiry", id, &[]);
-                b.out.push(MetricSeries { labels, samples });
-            }
+            b.push("probe_ssl_earliest_cert_expiry", id, &[], samples);
         }
-        if !spec.calls.is_empty() {
-            if wanted("dns_lookup_failures_total") {
-                b.counter("dns_lookup_failures_total", id, &[], 0.0, |f| {
-                    f.dns_failures_rps as f64
-                });
-            }
-            if wanted("tls_handshake_failures_total") {
-                b.counter("tls_handshake_failures_total", id, &[], 0.0, |f| {
-                    f.tls_failures_rps as f64
-                });
-            }
-        }
-        if spec.rate_limit.is_some() && wanted("ratelimit_rejected_total") {
-            let base = (first_frame.rejected_total - first_frame.rejected_rps as f64 * dt).max(0.0);
-            b.counter("ratelimit_rejected_total", id, &[], base, |f| {
-                f.rejected_rps as f64
+        if !svc.out_edges.is_empty() {
+            b.counter("dns_lookup_failures_total", id, &[], 0.0, true, |f| {
+                f.dns_failures_rps as f64
+            });
+            b.counter("tls_handshake_failures_total", id, &[], 0.0, true, |f| {
+                f.tls_failures_rps as f64
             });
         }
-        if !spec.publishes.is_empty() && wanted("messages_published_total") {
-            b.counter("messages_published_total", id, &[], 0.0, |f| {
+        if spec.rate_limit.is_some() {
+            b.cumulative("ratelimit_rejected_total", id, &[], true, |f| {
+                f.rejected_total
+            });
+        }
+        if !spec.publishes.is_empty() {
+            b.counter("messages_published_total", id, &[], 0.0, true, |f| {
                 f.published_hz as f64
             });
         }
         if !spec.subscribes.is_empty() {
-            if wanted("messages_consumed_total") {
-                b.counter("messages_consumed_total", id, &[], 0.0, |f| {
-                    f.consumed_hz as f64
-                });
-            }
-            if wanted("subscription_backlog_messages") {
-                b.series("subscription_backlog_messages", id, &[], |f| {
-                    Some(f.queue_depth.round() as f64)
-                });
-            }
+            b.counter("messages_consumed_total", id, &[], 0.0, true, |f| {
+                f.consumed_hz as f64
+            });
+            b.gauge("subscription_backlog_messages", id, &[], |f| {
+                Some(f.queue_depth.round() as f64)
+            });
         }
-        if spec.kind == ServiceKind::Cache && wanted("cache_hit_ratio") {
-            b.series("cache_hit_ratio", id, &[], |f| {
+        if spec.kind == ServiceKind::Cache {
+            b.gauge("cache_hit_ratio", id, &[], |f| {
                 Some(f.cache_hit_ratio as f64)
             });
         }
-        if spec.kind == ServiceKind::Observability && wanted("log_pipeline_dropped_ratio") {
-            b.series("log_pipeline_dropped_ratio", id, &[], |f| {
+        if spec.kind == ServiceKind::Observability {
+            b.gauge("log_pipeline_dropped_ratio", id, &[], |f| {
                 Some(f.log_drop_ratio as f64)
             });
         }
@@ -607,75 +751,164 @@ pub fn render(
     out
 }
 
+/// `container_memory_working_set_bytes` per pod: one series per (slot, pod generation) with samples while the
+/// pod's container runs.
+fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
+    let ring = b.world.history();
+    let mut by_pod: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for slot in 0..MAX_REPLICAS {
+        for &t in &b.ticks {
+            let Some(f) = ring.get(t, id.index()) else {
+                continue;
+            };
+            let mb = f.replica_memory_mb[slot];
+            if mb > 0.0 {
+                let name = pods.name(id, slot, det::tick_world_ms(b.world, t));
+                by_pod
+                    .entry(name)
+                    .or_default()
+                    .push((tick_ms(b.world, t), (mb as f64 * 1_048_576.0).round()));
+            }
+        }
+    }
+    let container = b.world.topology().service(id).name().to_string();
+    for (pod, samples) in by_pod {
+        b.push(
+            "container_memory_working_set_bytes",
+            id,
+            &[("pod", pod), ("container", container.clone())],
+            samples,
+        );
+    }
+}
+
 fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
+    const FAMILY: &str = "http_request_duration_seconds";
+    let family = (b.wanted)(FAMILY);
+    let want_bucket = family || (b.wanted)("http_request_duration_seconds_bucket");
+    let want_sum = family || (b.wanted)("http_request_duration_seconds_sum");
+    let want_count = family || (b.wanted)("http_request_duration_seconds_count");
+    if !(want_bucket || want_sum || want_count) {
+        return;
+    }
     let ring = world.history();
     let dt = world.tick_s();
     let (baseline, sum_base) = world.latency_baseline(id);
     let mut cum = *baseline;
     let mut sum = sum_base;
     let n = LATENCY_BUCKETS_S.len();
-    let mut buckets: Vec<Vec<(i64, f64)>> = vec![Vec::new(); n + 1];
-    let mut sums = Vec::new();
-    let (first_wanted, last_wanted) = (
-        b.ticks.first().copied().unwrap_or(0),
-        b.ticks.last().copied().unwrap_or(0),
-    );
-    for t in ring.first_tick()..ring.end_tick() {
+    let cap = b.ticks.len();
+    let mut buckets: Vec<Vec<(i64, f64)>> = vec![Vec::with_capacity(cap); n + 1];
+    let mut sums = Vec::with_capacity(cap);
+    let (first_wanted, last_wanted) = b.window();
+    let mut shown = vec![0.0f64; n + 1];
+    let mut shown_sum = 0.0f64;
+    for t in ring.first_tick()..=last_wanted.min(ring.end_tick().saturating_sub(1)) {
         let Some(f) = ring.get(t, id.index()) else {
             continue;
         };
-        let answered = (f.admitted_rps - f.error_rps).max(0.0) as f64 * dt;
+        let answered = answered_rps(f) * dt;
         if answered > 0.0 {
+            let median = f.latency_median_ms as f64;
+            let sigma = f.latency_sigma as f64;
+            let mut prev = 0.0;
             for (k, le) in LATENCY_BUCKETS_S.iter().enumerate() {
-                cum[k] += answered
-                    * lognormal_cdf(
-                        f.latency_median_ms as f64,
-                        f.latency_sigma as f64,
-                        le * 1000.0,
-                    );
+                // Monotone in `le` even where the erfc approximation wobbles.
+                let p = lognormal_cdf(median, sigma, le * 1000.0).clamp(prev, 1.0);
+                prev = p;
+                cum[k] += answered * p;
             }
             cum[n] += answered;
-            sum += answered * f.latency_median_ms as f64 / 1000.0
-                * (0.5 * (f.latency_sigma as f64).powi(2)).exp();
+            sum += answered * median / 1000.0 * (0.5 * sigma * sigma).exp();
         }
-        if t >= first_wanted && t <= last_wanted {
+        if t >= first_wanted {
             let ms = tick_ms(world, t);
             for k in 0..=n {
-                // Rounded to whole requests: a bucket count is an integer in a real exporter.
-                buckets[k].push((ms, cum[k].round()));
+                // Whole requests, as an exporter counts them; never below the bucket before it.
+                let floor = if k > 0 { shown[k - 1] } else { 0.0 };
+                shown[k] = shown[k].max(cum[k].round()).max(floor);
+                buckets[k].push((ms, shown[k]));
             }
-            sums.push((ms, sum));
+            shown_sum = shown_sum.max(sum);
+            sums.push((ms, shown_sum));
         }
     }
-    for (k, samples) in buckets.into_iter().enumerate() {
-        let le = if k == n {
-            "+Inf".to_string()
-        } else {
-            format_le(LATENCY_BUCKETS_S[k])
-        };
-        let labels = b.labels("http_request_duration_seconds_bucket", id, &[("le", le)]);
-        if k == n {
-            let count_labels = b.labels("http_request_duration_seconds_count", id, &[]);
-            b.out.push(MetricSeries {
-                labels: count_labels,
-                samples: samples.clone(),
-            });
-        }
-        b.out.push(MetricSeries { labels, samples });
+    if want_count {
+        b.push(
+            "http_request_duration_seconds_count",
+            id,
+            &[],
+            buckets[n].clone(),
+        );
     }
-    let labels = b.labels("http_request_duration_seconds_sum", id, &[]);
-    b.out.push(MetricSeries {
-        labels,
-        samples: sums,
-    });
+    if want_bucket {
+        for (k, samples) in buckets.into_iter().enumerate() {
+            let le = if k == n {
+                "+Inf".to_string()
+            } else {
+                format_le(LATENCY_BUCKETS_S[k])
+            };
+            b.push(
+                "http_request_duration_seconds_bucket",
+                id,
+                &[("le", le)],
+                samples,
+            );
+        }
+    }
+    if want_sum {
+        b.push("http_request_duration_seconds_sum", id, &[], sums);
+    }
 }
 
+/// Bucket bounds in the shortest form Prometheus client libraries print (`0.005`, `1.0`, `10.0`).
 fn format_le(x: f64) -> String {
-    // Prometheus client libraries print bucket bounds in their shortest form.
     let s = format!("{x}");
     if s.contains('.') || s.contains('e') {
         s
     } else {
         format!("{s}.0")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn le_labels_look_like_prometheus() {
+        assert_eq!(format_le(0.005), "0.005");
+        assert_eq!(format_le(1.0), "1.0");
+        assert_eq!(format_le(10.0), "10.0");
+    }
+
+    #[test]
+    fn pod_names_are_stable_and_distinct() {
+        let a = pod_name(1, "order-service", 0, 0);
+        assert_eq!(a, pod_name(1, "order-service", 0, 0));
+        assert!(a.starts_with("order-service-") && a.len() == "order-service-".len() + 5);
+        assert_ne!(a, pod_name(1, "order-service", 1, 0));
+        assert_ne!(a, pod_name(1, "order-service", 0, 1));
+        assert_ne!(a, pod_name(2, "order-service", 0, 0));
+    }
+
+    #[test]
+    fn catalogue_names_are_unique_and_clean() {
+        let mut names: Vec<&str> = catalogue().iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len());
+        for m in catalogue() {
+            assert!(
+                m.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{}",
+                m.name
+            );
+            for class in firedrill_world::FaultClass::ALL {
+                assert!(!m.name.contains(class.as_str()), "{}", m.name);
+                assert!(!m.help.to_lowercase().contains(class.as_str()));
+            }
+        }
     }
 }

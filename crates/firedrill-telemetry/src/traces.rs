@@ -1,17 +1,31 @@
-//! Traces generated on demand from a tick's frames: a few sampled requests per tick walk the call graph, with
-//! durations drawn from each service's latency distribution and failures from its error ratio at that tick.
-//! A trace id encodes its tick and index, so any trace can be regenerated from its id alone.
+//! Traces generated on demand from a tick's frames.
+//!
+//! A few root requests per entry point per tick walk the call graph. Each instrumented service (edge, gateway,
+//! service, worker) writes a server span; every call writes a client span, and calls to what we do not
+//! instrument (databases, caches, third parties) are client spans only, as with real OpenTelemetry
+//! instrumentation. Durations come from each service's log-normal latency at that tick. Failures are decided
+//! top down from each service's error share and explained by the tick's `err_cause`/`err_dep`: a request that
+//! failed because a pool was exhausted shows a client span to the database that waited out its timeout and
+//! never reached it; one that failed on an expired certificate shows a 3 ms client span with `error.type=tls`.
+//!
+//! A trace id encodes its tick and index (masked so ids look random), so any trace can be regenerated from its
+//! id alone in O(1).
 
 use std::collections::BTreeMap;
 
 use firedrill_world::frame::ErrorCause;
-use firedrill_world::{ServiceId, World};
+use firedrill_world::spec::ServiceKind;
+use firedrill_world::topology::Edge;
+use firedrill_world::{ServiceFrame, ServiceId, World};
 use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::{Rng, SeedableRng};
+use rand_chacha::rand_core::Rng;
 use serde::Serialize;
 
+use crate::det::{self, Purpose, normal, pick, stochastic_round, unit};
+use crate::metrics::{PodNames, code_of};
+
 /// Span kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SpanKind {
     /// Handling an incoming request.
@@ -20,14 +34,34 @@ pub enum SpanKind {
     Client,
 }
 
+impl SpanKind {
+    /// Lowercase name (`server`, `client`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+        }
+    }
+}
+
 /// Span status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SpanStatus {
     /// Succeeded.
     Ok,
     /// Failed.
     Error,
+}
+
+impl SpanStatus {
+    /// Lowercase name (`ok`, `error`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanStatus::Ok => "ok",
+            SpanStatus::Error => "error",
+        }
+    }
 }
 
 /// One span.
@@ -37,11 +71,11 @@ pub struct Span {
     pub trace_id: String,
     /// Span id, 16 hex digits.
     pub span_id: String,
-    /// Parent span id.
+    /// Parent span id (`None` for the root).
     pub parent_span_id: Option<String>,
-    /// Service.
+    /// Service that wrote the span (`service.name`).
     pub service: String,
-    /// Operation name.
+    /// Operation name (`GET /v1/orders/{id}`, `SELECT shop.orders`).
     pub name: String,
     /// Kind.
     pub kind: SpanKind,
@@ -51,282 +85,755 @@ pub struct Span {
     pub duration_ns: i64,
     /// Status.
     pub status: SpanStatus,
-    /// Attributes.
+    /// Attributes (`http.status_code`, `error.type`, `peer.service`, `db.system`...).
     pub attributes: BTreeMap<String, String>,
 }
 
-/// A trace: spans in start order, root first.
+/// A trace: spans in the order they were opened, root first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Trace {
-    /// Trace id.
+    /// Trace id, 32 hex digits.
     pub trace_id: String,
     /// Spans.
     pub spans: Vec<Span>,
 }
 
+impl Trace {
+    /// The root span.
+    pub fn root(&self) -> Option<&Span> {
+        self.spans.first()
+    }
+
+    /// Duration of the root span, in ns.
+    pub fn duration_ns(&self) -> i64 {
+        self.root().map(|s| s.duration_ns).unwrap_or(0)
+    }
+
+    /// Whether any span failed.
+    pub fn has_error(&self) -> bool {
+        self.spans.iter().any(|s| s.status == SpanStatus::Error)
+    }
+}
+
 /// Sampled root requests per entry point per tick.
 pub const TRACES_PER_TICK: usize = 4;
 const MAX_DEPTH: usize = 8;
-const MAX_SPANS: usize = 200;
+const MAX_SPANS: usize = 256;
+const MAX_CALLS_PER_EDGE: usize = 3;
 
+/// The trace id of sample `index` of tick `tick`: the low 64 bits are a keyed hash of (seed, tick, index), the
+/// high 64 bits are `tick << 16 | index` masked by a function of the low bits.
 fn trace_id(world: &World, tick: u64, index: usize) -> String {
-    let salt = world.seed().wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED;
-    format!(
-        "{:08x}{:04x}{:020x}",
-        tick as u32,
-        index as u16,
-        salt as u128 & ((1u128 << 80) - 1)
+    let lo = det::key(world.seed(), Purpose::TraceId, tick, index as u64);
+    let hi = ((tick << 16) | (index as u64 & 0xffff)) ^ id_mask(world, lo);
+    format!("{hi:016x}{lo:016x}")
+}
+
+fn id_mask(world: &World, lo: u64) -> u64 {
+    det::splitmix64(lo ^ det::splitmix64(world.seed() ^ 0x7ACE_7ACE_7ACE_7ACE))
+}
+
+/// (tick, index) of a trace id of this world, if it is one.
+fn decode_trace_id(world: &World, id: &str) -> Option<(u64, usize)> {
+    let id = id.trim();
+    if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let hi = u64::from_str_radix(&id[..16], 16).ok()?;
+    let lo = u64::from_str_radix(&id[16..], 16).ok()?;
+    let payload = hi ^ id_mask(world, lo);
+    let (tick, index) = (payload >> 16, (payload & 0xffff) as usize);
+    (det::key(world.seed(), Purpose::TraceId, tick, index as u64) == lo).then_some((tick, index))
+}
+
+/// What a span must turn out as (decided by its caller, top down).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Mode {
+    /// Draw from the service's error share (roots).
+    Free,
+    /// The request succeeds.
+    Succeed,
+    /// The request fails.
+    Fail,
+    /// The request succeeds but takes at least this many ms (its caller timed out).
+    Slow(f64),
+}
+
+/// Whether a service writes spans of its own.
+fn instrumented(kind: ServiceKind) -> bool {
+    matches!(
+        kind,
+        ServiceKind::Edge
+            | ServiceKind::Gateway
+            | ServiceKind::Service
+            | ServiceKind::Worker
+            | ServiceKind::Sensor
+            | ServiceKind::Observability
     )
 }
 
-fn unit(rng: &mut ChaCha8Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+/// A route template for a service (`/v1/orders/{id}`), fixed per service and varied per request.
+fn route(rng: &mut ChaCha8Rng, kind: ServiceKind, name: &str) -> (&'static str, String) {
+    let method = pick(rng, &["GET", "GET", "GET", "POST", "PUT"]);
+    let path = match kind {
+        ServiceKind::Edge => {
+            pick(rng, &["/checkout", "/cart", "/product/{id}", "/account"]).to_string()
+        }
+        ServiceKind::Gateway => pick(
+            rng,
+            &[
+                "/api/v1/orders",
+                "/api/v1/cart",
+                "/api/v1/users/{id}",
+                "/api/v1/items",
+            ],
+        )
+        .to_string(),
+        _ => {
+            let base = name
+                .trim_end_matches("-service")
+                .trim_end_matches("-svc")
+                .trim_end_matches("-worker");
+            let plural = if base.ends_with('s') {
+                base.to_string()
+            } else {
+                format!("{base}s")
+            };
+            if method == "GET" {
+                format!("/v1/{plural}/{{id}}")
+            } else {
+                format!("/v1/{plural}")
+            }
+        }
+    };
+    (method, path)
 }
 
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    // Box-Muller: traces are rendered rarely, so exactness beats speed here.
-    let u1 = unit(rng).max(1e-12);
-    let u2 = unit(rng);
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+fn error_type(cause: ErrorCause) -> &'static str {
+    match cause {
+        ErrorCause::UpstreamTimeout => "timeout",
+        ErrorCause::PoolTimeout => "pool_timeout",
+        ErrorCause::DnsResolution => "dns",
+        ErrorCause::TlsHandshake => "tls",
+        ErrorCause::Unreachable => "connect_timeout",
+        ErrorCause::DiskFull => "io",
+        ErrorCause::LockTimeout => "lock_timeout",
+        ErrorCause::RateLimited => "rate_limited",
+        ErrorCause::Overload => "timeout",
+        ErrorCause::Unavailable => "unavailable",
+        ErrorCause::UpstreamError => "upstream",
+        ErrorCause::None | ErrorCause::Internal => "internal",
+    }
+}
+
+/// Whether a cause blames a dependency.
+fn blames_dependency(cause: ErrorCause) -> bool {
+    matches!(
+        cause,
+        ErrorCause::UpstreamTimeout
+            | ErrorCause::UpstreamError
+            | ErrorCause::PoolTimeout
+            | ErrorCause::TlsHandshake
+            | ErrorCause::DnsResolution
+            | ErrorCause::Unreachable
+    )
+}
+
+/// Share of a service's requests that fail at a tick (server errors only).
+fn server_error_share(f: &ServiceFrame) -> f64 {
+    let denom = (f.offered_rps - f.rejected_rps).max(0.0) as f64;
+    if denom <= 0.0 {
+        return if f.ready == 0 && f.desired > 0 {
+            1.0
+        } else {
+            0.0
+        };
+    }
+    (f.error_rps as f64 / denom).clamp(0.0, 1.0)
 }
 
 struct Walk<'a> {
     world: &'a World,
-    tick: u64,
+    pods: &'a PodNames,
+    frames: &'a [ServiceFrame],
+    tick_world_ms: i64,
     trace_id: String,
     rng: ChaCha8Rng,
     spans: Vec<Span>,
 }
 
 impl Walk<'_> {
-    fn next_span_id(&mut self) -> String {
-        format!("{:016x}", self.rng.next_u64())
+    fn span_id(&mut self) -> String {
+        format!("{:016x}", self.rng.next_u64() | 1)
     }
 
-    /// Generates the server span of `service` starting at `start_ns` and its subtree; returns (duration, error).
+    fn frame(&self, id: ServiceId) -> ServiceFrame {
+        self.frames.get(id.index()).copied().unwrap_or_default()
+    }
+
+    fn name(&self, id: ServiceId) -> String {
+        self.world.topology().service(id).name().to_string()
+    }
+
+    /// A latency draw from a frame's log-normal, in ms, scaled to a median of `median_ms`.
+    fn draw_ms(&mut self, median_ms: f64, sigma: f64) -> f64 {
+        median_ms.max(0.05) * (sigma.max(0.05) * normal(&mut self.rng)).exp()
+    }
+
+    fn open(
+        &mut self,
+        service: String,
+        name: String,
+        kind: SpanKind,
+        parent: Option<String>,
+        start_ns: i64,
+        attributes: BTreeMap<String, String>,
+    ) -> (usize, String) {
+        let span_id = self.span_id();
+        self.spans.push(Span {
+            trace_id: self.trace_id.clone(),
+            span_id: span_id.clone(),
+            parent_span_id: parent,
+            service,
+            name,
+            kind,
+            start_ns,
+            duration_ns: 0,
+            status: SpanStatus::Ok,
+            attributes,
+        });
+        (self.spans.len() - 1, span_id)
+    }
+
+    /// Median of one call along an edge at this tick, in ms (through its cache when it has one).
+    fn call_median_ms(&self, e: &Edge) -> f64 {
+        let to = self.frame(e.to).latency_median_ms as f64;
+        match e.via_cache {
+            Some(c) => {
+                let cf = self.frame(c);
+                let hit = (cf.cache_hit_ratio as f64).clamp(0.0, 1.0);
+                hit * cf.latency_median_ms as f64 + (1.0 - hit) * to
+            }
+            None => to,
+        }
+    }
+
+    /// The server span of an instrumented `service` and its subtree; returns (duration ns, failed, status code).
     fn server(
         &mut self,
         service: ServiceId,
         parent: Option<String>,
         start_ns: i64,
         depth: usize,
-    ) -> (i64, bool) {
+        mode: Mode,
+        route_hint: Option<(&'static str, String)>,
+    ) -> (i64, bool, &'static str) {
         let topo = self.world.topology();
-        let frame = *self
-            .world
-            .history()
-            .get(self.tick, service.index())
-            .unwrap_or(self.world.frame(service));
-        let span_id = self.next_span_id();
-        let index = self.spans.len();
-        let name = topo.service(service).name().to_string();
-        self.spans.push(Span {
-            trace_id: self.trace_id.clone(),
-            span_id: span_id.clone(),
-            parent_span_id: parent,
-            service: name.clone(),
-            name: format!(
-                "{} {}",
-                if depth == 0 { "GET" } else { "POST" },
-                if depth == 0 {
-                    "/api/v1/checkout".to_string()
-                } else {
-                    format!("/{name}/v1")
-                }
-            ),
-            kind: SpanKind::Server,
+        let f = self.frame(service);
+        let svc = topo.service(service);
+        let (method, path) = match route_hint {
+            Some(r) => r,
+            None => route(&mut self.rng, svc.kind(), svc.name()),
+        };
+        let version = svc
+            .spec
+            .versions
+            .get(f.version as usize)
+            .map(|v| v.name.clone())
+            .unwrap_or_default();
+        let live: Vec<usize> = (0..f.replica_memory_mb.len())
+            .filter(|&s| f.replica_memory_mb[s] > 0.0)
+            .collect();
+        let mut attrs = BTreeMap::from([
+            ("http.request.method".to_string(), method.to_string()),
+            ("http.route".to_string(), path.clone()),
+            ("service.version".to_string(), version),
+        ]);
+        if !live.is_empty() {
+            let slot =
+                live[((unit(&mut self.rng) * live.len() as f64) as usize).min(live.len() - 1)];
+            attrs.insert(
+                "k8s.pod.name".into(),
+                self.pods.name(service, slot, self.tick_world_ms),
+            );
+        }
+        let (index, span_id) = self.open(
+            svc.name().to_string(),
+            format!("{method} {path}"),
+            SpanKind::Server,
+            parent,
             start_ns,
-            duration_ns: 0,
-            status: SpanStatus::Ok,
-            attributes: BTreeMap::new(),
-        });
-        let sigma = frame.latency_sigma.max(0.05) as f64;
-        let own_ms =
-            (frame.latency_median_ms.max(0.1) as f64 * 0.3) * (sigma * normal(&mut self.rng)).exp();
+            attrs,
+        );
+
+        // Rejected by the rate limiter (roots only: a caller decides its callees' outcome).
+        let reject_share = if f.offered_rps > 0.0 {
+            (f.rejected_rps / f.offered_rps).clamp(0.0, 1.0) as f64
+        } else {
+            0.0
+        };
+        if mode == Mode::Free && unit(&mut self.rng) < reject_share {
+            return self.close(index, 1_000_000, true, "429", "rate_limited");
+        }
+        let failed = match mode {
+            Mode::Free => unit(&mut self.rng) < server_error_share(&f),
+            Mode::Fail => true,
+            Mode::Succeed | Mode::Slow(_) => false,
+        };
+        let cause = f.err_cause;
+        if failed && (f.ready == 0 || cause == ErrorCause::Unavailable) {
+            // No replica to answer: the proxy in front answers at once.
+            return self.close(index, 400_000, true, "503", "unavailable");
+        }
+        // The call that explains the failure, when the tick's cause blames a dependency we call.
+        let culprit = (failed && blames_dependency(cause))
+            .then(|| {
+                svc.out_edges
+                    .iter()
+                    .copied()
+                    .find(|&e| topo.edges[e].to.0 == f.err_dep)
+            })
+            .flatten();
+        let own_failure = failed && culprit.is_none();
+
+        // Own processing time: what the median leaves once the dependencies' share is taken out.
+        let deps_ms: f64 = svc
+            .out_edges
+            .iter()
+            .map(|&e| topo.edges[e].per_request * self.call_median_ms(&topo.edges[e]))
+            .sum::<f64>()
+            + f.pool_wait_ms as f64;
+        let median = f.latency_median_ms.max(0.1) as f64;
+        let own_median = (median - deps_ms).max(0.15 * median).max(0.1);
+        let mut own_ms = self.draw_ms(own_median, f.latency_sigma as f64);
+        if own_failure && cause == ErrorCause::Overload {
+            // Timed out waiting for a worker: no calls were made.
+            own_ms = own_ms.max(median * 3.0);
+        }
+        if let Mode::Slow(min) = mode {
+            own_ms = own_ms.max(min * (1.05 + 0.5 * unit(&mut self.rng)));
+        }
         let mut cursor = start_ns + (own_ms * 0.3 * 1e6) as i64;
-        let mut failed = unit(&mut self.rng) < frame.error_ratio();
-        let mut child_failed = false;
-        if depth < MAX_DEPTH {
-            for &e in &topo.service(service).out_edges {
-                let edge = &topo.edges[e];
-                let calls = edge.per_request.floor() as usize
-                    + (unit(&mut self.rng) < edge.per_request.fract()) as usize;
-                for _ in 0..calls.min(3) {
+        let mut code = if failed { code_of(cause) } else { "200" };
+        if failed && code == "429" {
+            code = "500";
+        }
+        let skip_calls = own_failure && cause == ErrorCause::Overload;
+        if depth < MAX_DEPTH && !skip_calls {
+            'edges: for &e in &svc.out_edges {
+                let edge = topo.edges[e].clone();
+                let forced = culprit == Some(e);
+                let mut calls =
+                    stochastic_round(&mut self.rng, edge.per_request).min(MAX_CALLS_PER_EDGE);
+                if forced {
+                    calls = calls.max(1);
+                }
+                for _ in 0..calls {
                     if self.spans.len() >= MAX_SPANS {
-                        break;
+                        break 'edges;
                     }
-                    let (d, err) = self.client(
-                        service,
-                        edge.to,
-                        edge.via_cache,
-                        edge.timeout_ms,
-                        &span_id,
-                        cursor,
-                        depth,
-                    );
+                    if let Some(cache) = edge.via_cache {
+                        let (d, hit) = self.cache_lookup(service, cache, &span_id, cursor);
+                        cursor += d;
+                        if hit && !forced {
+                            continue;
+                        }
+                    }
+                    let call_mode = if forced { Some(cause) } else { None };
+                    let (d, err, upstream_code) =
+                        self.client(service, &edge, &span_id, cursor, depth, call_mode);
                     cursor += d;
-                    child_failed |= err;
+                    if err && forced {
+                        if cause == ErrorCause::UpstreamError {
+                            code = match upstream_code {
+                                "503" | "504" | "429" => "502",
+                                _ => "500",
+                            };
+                        }
+                        // The request gives up at its first failed call.
+                        break 'edges;
+                    }
                 }
             }
         }
-        failed |= child_failed && unit(&mut self.rng) < 0.9;
         let duration = (cursor - start_ns) + (own_ms * 0.7 * 1e6) as i64;
-        let span = &mut self.spans[index];
-        span.duration_ns = duration.max(1000);
-        let code = if failed {
-            match frame.err_cause {
-                ErrorCause::Unavailable | ErrorCause::Overload => "503",
-                ErrorCause::UpstreamTimeout | ErrorCause::PoolTimeout | ErrorCause::LockTimeout => {
-                    "504"
+        let etype = if failed {
+            if own_failure {
+                error_type(cause)
+            } else {
+                match cause {
+                    ErrorCause::UpstreamError => "upstream",
+                    c => error_type(c),
                 }
-                ErrorCause::RateLimited => "429",
-                _ => "500",
             }
         } else {
-            "200"
+            ""
         };
+        self.close(index, duration, failed, code, etype)
+    }
+
+    fn close(
+        &mut self,
+        index: usize,
+        duration_ns: i64,
+        failed: bool,
+        code: &'static str,
+        error_type: &str,
+    ) -> (i64, bool, &'static str) {
+        let span = &mut self.spans[index];
+        span.duration_ns = duration_ns.max(1_000);
         span.attributes
             .insert("http.status_code".into(), code.into());
         if failed {
             span.status = SpanStatus::Error;
-            let kind = match frame.err_cause {
-                ErrorCause::UpstreamTimeout => "timeout",
-                ErrorCause::PoolTimeout => "pool_timeout",
-                ErrorCause::DnsResolution => "dns",
-                ErrorCause::TlsHandshake => "tls",
-                ErrorCause::DiskFull => "io",
-                ErrorCause::Unreachable => "connect",
-                ErrorCause::LockTimeout => "lock_timeout",
-                ErrorCause::RateLimited => "rate_limited",
-                _ => "internal",
-            };
-            span.attributes.insert("error.type".into(), kind.into());
+            span.attributes
+                .insert("error.type".into(), error_type.into());
         }
-        (span.duration_ns, failed)
+        (span.duration_ns, failed, code)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A cache lookup before a call; returns (duration ns, hit).
+    fn cache_lookup(
+        &mut self,
+        from: ServiceId,
+        cache: ServiceId,
+        parent: &str,
+        start_ns: i64,
+    ) -> (i64, bool) {
+        let cf = self.frame(cache);
+        let peer = self.name(cache);
+        let key_id = self.rng.next_u64() % 100_000;
+        let hit = cf.ready > 0 && unit(&mut self.rng) < cf.cache_hit_ratio as f64;
+        let attrs = BTreeMap::from([
+            ("db.system".to_string(), "redis".to_string()),
+            ("db.operation.name".to_string(), "GET".to_string()),
+            ("db.query.text".to_string(), format!("GET item:{key_id}")),
+            ("peer.service".to_string(), peer.clone()),
+            ("server.address".to_string(), peer),
+            ("cache.hit".to_string(), hit.to_string()),
+        ]);
+        let (index, _) = self.open(
+            self.name(from),
+            "GET".into(),
+            SpanKind::Client,
+            Some(parent.to_string()),
+            start_ns,
+            attrs,
+        );
+        let ms = self.draw_ms(cf.latency_median_ms as f64, cf.latency_sigma as f64);
+        let d = ((ms + 0.1) * 1e6) as i64;
+        self.spans[index].duration_ns = d.max(1_000);
+        (d, hit)
+    }
+
+    /// The client span(s) of one call, with retries, and the callee's subtree. `forced` is the cause the call
+    /// must fail with, if it must. Returns (duration ns over all attempts, failed, upstream status code).
     fn client(
         &mut self,
         from: ServiceId,
-        to: ServiceId,
-        via_cache: Option<ServiceId>,
-        timeout_ms: f64,
+        edge: &Edge,
         parent: &str,
         start_ns: i64,
         depth: usize,
-    ) -> (i64, bool) {
+        forced: Option<ErrorCause>,
+    ) -> (i64, bool, &'static str) {
+        let timeout_ms = det::config_at(
+            self.world,
+            from,
+            "http.client.timeout_ms",
+            self.tick_world_ms,
+        )
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(edge.timeout_ms);
+        let retries = det::config_at(self.world, from, "http.client.retries", self.tick_world_ms)
+            .and_then(|v| v.parse::<u8>().ok())
+            .unwrap_or(edge.retries);
+        let to_frame = self.frame(edge.to);
+        let mut at = start_ns;
+        let mut last = (false, "200");
+        for attempt in 0..=retries {
+            // Without a forced failure, a first attempt fails now and then and its retry succeeds.
+            let attempt_fails = match forced {
+                Some(_) => true,
+                None => {
+                    attempt < retries
+                        && unit(&mut self.rng) < server_error_share(&to_frame).min(0.5)
+                }
+            };
+            let cause = match forced {
+                Some(c) => c,
+                None if attempt_fails => ErrorCause::UpstreamError,
+                None => ErrorCause::None,
+            };
+            let (d, failed, code) = self.attempt(
+                from,
+                edge,
+                parent,
+                at,
+                depth,
+                attempt,
+                timeout_ms,
+                attempt_fails,
+                cause,
+            );
+            at += d + if failed { 2_000_000 } else { 0 };
+            last = (failed, code);
+            if !failed
+                || !matches!(
+                    cause,
+                    ErrorCause::UpstreamError
+                        | ErrorCause::UpstreamTimeout
+                        | ErrorCause::Unreachable
+                )
+            {
+                break;
+            }
+        }
+        (at - start_ns, last.0, last.1)
+    }
+
+    /// One attempt of a call.
+    #[allow(clippy::too_many_arguments)]
+    fn attempt(
+        &mut self,
+        from: ServiceId,
+        edge: &Edge,
+        parent: &str,
+        start_ns: i64,
+        depth: usize,
+        attempt: u8,
+        timeout_ms: f64,
+        fail: bool,
+        cause: ErrorCause,
+    ) -> (i64, bool, &'static str) {
         let topo = self.world.topology();
-        let span_id = self.next_span_id();
-        let index = self.spans.len();
-        let peer = topo.service(to).name().to_string();
-        self.spans.push(Span {
-            trace_id: self.trace_id.clone(),
-            span_id: span_id.clone(),
-            parent_span_id: Some(parent.to_string()),
-            service: topo.service(from).name().to_string(),
-            name: format!("call {peer}"),
-            kind: SpanKind::Client,
-            start_ns,
-            duration_ns: 0,
-            status: SpanStatus::Ok,
-            attributes: BTreeMap::from([("peer.service".to_string(), peer)]),
-        });
-        let mut at = start_ns + 200_000;
-        let mut failed = false;
-        let mut hit = false;
-        if let Some(cache) = via_cache {
-            let frame = self
-                .world
-                .history()
-                .get(self.tick, cache.index())
-                .copied()
-                .unwrap_or_default();
-            let (d, err) = self.server(cache, Some(span_id.clone()), at, depth + 1);
-            at += d;
-            hit = !err && unit(&mut self.rng) < frame.cache_hit_ratio as f64;
-        }
-        if !hit {
-            let (d, err) = self.server(to, Some(span_id), at, depth + 1);
-            at += d;
-            failed = err;
-        }
-        let mut duration = at - start_ns + 200_000;
+        let callee = topo.service(edge.to);
+        let kind = callee.kind();
+        let peer = callee.name().to_string();
+        let to_frame = self.frame(edge.to);
+        let caller_frame = self.frame(from);
         let timeout_ns = (timeout_ms * 1e6) as i64;
+        let mut attrs = BTreeMap::from([
+            ("peer.service".to_string(), peer.clone()),
+            (
+                "server.address".to_string(),
+                format!("{peer}.prod.svc.cluster.local"),
+            ),
+        ]);
+        if attempt > 0 {
+            attrs.insert("http.request.resend_count".into(), attempt.to_string());
+        }
+        let route_hint = instrumented(kind).then(|| route(&mut self.rng, kind, &peer));
+        let name = match kind {
+            ServiceKind::Database => {
+                let (op, table) = (
+                    pick(
+                        &mut self.rng,
+                        &["SELECT", "SELECT", "SELECT", "UPDATE", "INSERT"],
+                    ),
+                    pick(
+                        &mut self.rng,
+                        &["orders", "order_items", "users", "stock", "payments"],
+                    ),
+                );
+                attrs.insert("db.system".into(), "postgresql".into());
+                attrs.insert("db.operation.name".into(), op.into());
+                attrs.insert("db.collection.name".into(), table.into());
+                format!("{op} shop.{table}")
+            }
+            ServiceKind::Cache => {
+                attrs.insert("db.system".into(), "redis".into());
+                "GET".into()
+            }
+            ServiceKind::External => {
+                attrs.insert("http.request.method".into(), "POST".into());
+                attrs.insert("url.full".into(), format!("https://{peer}/v1/charges"));
+                "POST".into()
+            }
+            _ => {
+                let (m, p) = route_hint.clone().unwrap_or(("GET", "/".into()));
+                attrs.insert("http.request.method".into(), m.into());
+                format!("{m} {p}")
+            }
+        };
+        // Waiting for a pooled connection happens inside the client span.
+        let pool_wait_ms = if edge.pool.is_some() && caller_frame.pool_wait_ms > 0.0 {
+            caller_frame.pool_wait_ms as f64 * -unit(&mut self.rng).max(1e-9).ln()
+        } else {
+            0.0
+        };
+        if pool_wait_ms > 0.5 {
+            attrs.insert(
+                "db.client.connection.wait_ms".into(),
+                format!("{pool_wait_ms:.0}"),
+            );
+        }
+        let (index, span_id) = self.open(
+            self.name(from),
+            name,
+            SpanKind::Client,
+            Some(parent.to_string()),
+            start_ns,
+            attrs,
+        );
+        let small = |rng: &mut ChaCha8Rng, ms: f64| ((ms * (0.8 + 0.4 * unit(rng))) * 1e6) as i64;
+        // Failures that never reach the callee.
+        let early = if fail {
+            match cause {
+                ErrorCause::PoolTimeout => Some((timeout_ns, "pool_timeout")),
+                ErrorCause::DnsResolution => Some((small(&mut self.rng, 5.0), "dns")),
+                ErrorCause::TlsHandshake => Some((small(&mut self.rng, 3.0), "tls")),
+                ErrorCause::Unreachable => Some((timeout_ns, "connect_timeout")),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if let Some((d, etype)) = early {
+            let span = &mut self.spans[index];
+            span.duration_ns = d.max(1_000);
+            span.status = SpanStatus::Error;
+            span.attributes.insert("error.type".into(), etype.into());
+            return (d, true, "");
+        }
+        let body_start = start_ns + (pool_wait_ms * 1e6) as i64 + 150_000;
+        let (child_ns, child_failed, child_code) = if instrumented(kind) && depth + 1 < MAX_DEPTH {
+            let mode = match (fail, cause) {
+                (true, ErrorCause::UpstreamTimeout) => Mode::Slow(timeout_ms),
+                (true, _) => Mode::Fail,
+                (false, _) => Mode::Succeed,
+            };
+            self.server(
+                edge.to,
+                Some(span_id),
+                body_start,
+                depth + 1,
+                mode,
+                route_hint,
+            )
+        } else {
+            // Not instrumented: only the client side is seen.
+            let mut ms = self.draw_ms(
+                to_frame.latency_median_ms as f64,
+                to_frame.latency_sigma as f64,
+            );
+            if fail && cause == ErrorCause::UpstreamTimeout {
+                ms = ms.max(timeout_ms * (1.05 + 0.5 * unit(&mut self.rng)));
+            }
+            let code = if fail {
+                code_of(to_frame.err_cause)
+            } else {
+                "200"
+            };
+            ((ms * 1e6) as i64, fail, code)
+        };
+        let mut duration = body_start - start_ns + child_ns + 150_000;
+        let mut failed = child_failed;
+        let mut etype = None;
         if duration > timeout_ns {
             duration = timeout_ns;
             failed = true;
+            etype = Some("timeout");
+        } else if child_failed {
+            etype = Some(match kind {
+                ServiceKind::Database if to_frame.err_cause == ErrorCause::LockTimeout => {
+                    "lock_timeout"
+                }
+                ServiceKind::Database | ServiceKind::Cache => "db_error",
+                _ => child_code,
+            });
         }
         let span = &mut self.spans[index];
-        span.duration_ns = duration;
+        span.duration_ns = duration.max(1_000);
+        if matches!(kind, ServiceKind::Database | ServiceKind::Cache) {
+            if failed && to_frame.err_cause == ErrorCause::LockTimeout && etype != Some("timeout") {
+                span.attributes
+                    .insert("db.response.status_code".into(), "55P03".into());
+            }
+        } else if etype != Some("timeout") {
+            span.attributes
+                .insert("http.status_code".into(), child_code.into());
+        }
         if failed {
             span.status = SpanStatus::Error;
+            span.attributes
+                .insert("error.type".into(), etype.unwrap_or("internal").into());
         }
-        (duration, failed)
+        (
+            duration,
+            failed,
+            if etype == Some("timeout") {
+                "504"
+            } else {
+                child_code
+            },
+        )
     }
 }
 
-/// The traces sampled at one tick (up to `max`), oldest request first.
+/// The traces sampled at one tick (at most `max`), in index order: [`TRACES_PER_TICK`] per entry point.
 pub fn traces_at(world: &World, tick: u64, max: usize) -> Vec<Trace> {
     if world.history().tick(tick).is_none() {
         return Vec::new();
     }
-    let entries = world.topology().entries.len();
-    (0..(TRACES_PER_TICK * entries).min(max))
-        .filter_map(|i| generate(world, tick, i))
+    let pods = PodNames::new(world);
+    let n = (TRACES_PER_TICK * world.topology().entries.len()).min(max);
+    (0..n)
+        .filter_map(|i| generate(world, &pods, tick, i))
         .collect()
 }
 
-fn generate(world: &World, tick: u64, index: usize) -> Option<Trace> {
-    world.history().tick(tick)?;
+fn generate(world: &World, pods: &PodNames, tick: u64, index: usize) -> Option<Trace> {
+    let frames = world.history().tick(tick)?;
     let entries = &world.topology().entries;
     let entry = entries.get(index % entries.len().max(1))?.service;
     let trace_id = trace_id(world, tick, index);
-    let seed = world.seed() ^ (tick << 20) ^ index as u64 ^ 0x7ace;
     let mut walk = Walk {
         world,
-        tick,
+        pods,
+        frames,
+        tick_world_ms: det::tick_world_ms(world, tick),
         trace_id: trace_id.clone(),
-        rng: ChaCha8Rng::seed_from_u64(seed),
+        rng: det::rng_for(world, Purpose::Trace, tick, index as u64),
         spans: Vec::new(),
     };
     let tick_ns = (world.tick_s() * 1e9) as i64;
-    let end_ns = crate::metrics::tick_ms(world, tick) * 1_000_000;
+    let end_ns = det::tick_end_ms(world, tick) * 1_000_000;
     let start = end_ns - tick_ns + (unit(&mut walk.rng) * tick_ns as f64 * 0.9) as i64;
-    walk.server(entry, None, start, 0);
+    walk.server(entry, None, start, 0, Mode::Free, None);
     Some(Trace {
         trace_id,
         spans: walk.spans,
     })
 }
 
-/// Regenerates a trace from its id; `None` if the id is malformed, foreign, or its tick is no longer held.
+/// Regenerates a trace from its id; `None` if the id is malformed, not of this world, or its tick is no longer
+/// held. O(1) in the number of ticks: the id encodes its tick and index.
 pub fn find_trace(world: &World, trace_id_hex: &str) -> Option<Trace> {
-    let id = trace_id_hex.trim().to_ascii_lowercase();
-    if id.len() != 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+    let (tick, index) = decode_trace_id(world, &trace_id_hex.to_ascii_lowercase())?;
+    if index >= TRACES_PER_TICK * world.topology().entries.len() {
         return None;
     }
-    let tick = u64::from_str_radix(&id[0..8], 16).ok()?;
-    let index = usize::from_str_radix(&id[8..12], 16).ok()?;
-    if index >= TRACES_PER_TICK * world.topology().entries.len()
-        || trace_id(world, tick, index) != id
-    {
-        return None;
-    }
-    generate(world, tick, index)
+    generate(world, &PodNames::new(world), tick, index)
 }
 
-/// Every sampled trace whose root starts in `[start_ms, end_ms)`.
+/// Every sampled trace whose root starts in `[start_ms, end_ms)` (unix ms), oldest tick first, at most `max`.
 pub fn traces_between(world: &World, start_ms: i64, end_ms: i64, max: usize) -> Vec<Trace> {
     let ring = world.history();
+    let pods = PodNames::new(world);
+    let per_tick = TRACES_PER_TICK * world.topology().entries.len();
+    let tick_ms = (world.tick_s() * 1000.0) as i64;
     let mut out = Vec::new();
     for t in ring.first_tick()..ring.end_tick() {
-        let end = crate::metrics::tick_ms(world, t);
-        if end < start_ms || end - (world.tick_s() * 1000.0) as i64 >= end_ms {
+        let end = det::tick_end_ms(world, t);
+        if end < start_ms || end - tick_ms >= end_ms {
             continue;
         }
-        for tr in traces_at(world, t, usize::MAX) {
-            let root = tr.spans[0].start_ns / 1_000_000;
+        for i in 0..per_tick {
+            let Some(tr) = generate(world, &pods, t, i) else {
+                continue;
+            };
+            let root = tr.spans[0].start_ns.div_euclid(1_000_000);
             if root >= start_ms && root < end_ms {
                 out.push(tr);
                 if out.len() >= max {

@@ -1,0 +1,137 @@
+//! Deterministic helpers shared by the renderers: seeded generators keyed by (purpose, tick, service), uniform
+//! and normal draws, and the mapping from world time to unix time.
+//!
+//! Every draw made while rendering comes from a generator seeded from the world's seed and the key of what is
+//! being rendered, so any tick renders the same way whatever else was rendered before it.
+
+use firedrill_world::changes::ChangeKind;
+use firedrill_world::{ServiceId, World};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+
+/// What a generator is for; keeps the streams of different renderers apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub(crate) enum Purpose {
+    /// Per-tick log lines.
+    TickLogs = 1,
+    /// Which event lines the log pipeline drops.
+    EventDrop = 2,
+    /// Trace walks.
+    Trace = 3,
+    /// Trace ids.
+    TraceId = 4,
+}
+
+/// The splitmix64 finaliser: a cheap bijective mix of 64 bits.
+pub(crate) fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A 64-bit key from the seed, a purpose and two coordinates.
+pub(crate) fn key(seed: u64, purpose: Purpose, a: u64, b: u64) -> u64 {
+    let mut x = splitmix64(seed ^ (purpose as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+    x = splitmix64(x ^ a);
+    splitmix64(x ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// The generator for one (purpose, tick, service) of a world.
+pub(crate) fn rng_for(world: &World, purpose: Purpose, tick: u64, service: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(world.seed() ^ key(world.seed(), purpose, tick, service))
+}
+
+/// A uniform draw in [0, 1).
+pub(crate) fn unit(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// A standard normal draw (Box-Muller; rendering is rare enough that exactness beats speed).
+pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1 = unit(rng).max(1e-12);
+    let u2 = unit(rng);
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// `floor(x)` plus one more with probability `fract(x)`: a count whose mean is `x`.
+pub(crate) fn stochastic_round(rng: &mut ChaCha8Rng, x: f64) -> usize {
+    if x.is_nan() || x <= 0.0 {
+        return 0;
+    }
+    x.floor() as usize + (unit(rng) < x.fract()) as usize
+}
+
+/// One of `items`, uniformly.
+pub(crate) fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str]) -> &'a str {
+    items[((unit(rng) * items.len() as f64) as usize).min(items.len() - 1)]
+}
+
+/// Unix milliseconds of a world time given in milliseconds since the world began.
+pub(crate) fn unix_ms(world: &World, world_ms: i64) -> i64 {
+    world.epoch_unix_s() * 1000 + world_ms
+}
+
+/// Unix milliseconds of the end of tick `tick` (`(epoch + tick * tick_s) * 1000`).
+pub(crate) fn tick_end_ms(world: &World, tick: u64) -> i64 {
+    ((world.epoch_unix_s() as f64 + tick as f64 * world.tick_s()) * 1000.0).round() as i64
+}
+
+/// World milliseconds (since the world began) of the end of tick `tick`.
+pub(crate) fn tick_world_ms(world: &World, tick: u64) -> i64 {
+    (tick as f64 * world.tick_s() * 1000.0).round() as i64
+}
+
+/// A configuration value as it was in effect during the tick ending at `tick_world_ms` (world ms): the current
+/// value with every change made after the tick began undone. A tick's frame was computed with the configuration
+/// set before the tick began; changes made at the tick's end take effect in the next one.
+pub(crate) fn config_at(
+    world: &World,
+    id: ServiceId,
+    key: &str,
+    tick_world_ms: i64,
+) -> Option<String> {
+    let tick_ms = (world.tick_s() * 1000.0).round() as i64;
+    let mut v = world.service(id).config.get(key).cloned();
+    for c in world.changes().iter().rev() {
+        if (c.t_s * 1000.0).round() as i64 <= tick_world_ms - tick_ms {
+            break;
+        }
+        if c.service == id
+            && let ChangeKind::Config { key: k, old, .. } = &c.kind
+            && k == key
+        {
+            v = old.clone();
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_differ_by_every_coordinate() {
+        let k = key(7, Purpose::TickLogs, 3, 4);
+        assert_ne!(k, key(8, Purpose::TickLogs, 3, 4));
+        assert_ne!(k, key(7, Purpose::Trace, 3, 4));
+        assert_ne!(k, key(7, Purpose::TickLogs, 4, 3));
+        assert_ne!(k, key(7, Purpose::TickLogs, 3, 5));
+        assert_eq!(k, key(7, Purpose::TickLogs, 3, 4));
+    }
+
+    #[test]
+    fn draws_are_in_range() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for _ in 0..1000 {
+            let u = unit(&mut rng);
+            assert!((0.0..1.0).contains(&u));
+            assert!(normal(&mut rng).is_finite());
+        }
+        assert_eq!(stochastic_round(&mut rng, 0.0), 0);
+        assert_eq!(stochastic_round(&mut rng, f64::NAN), 0);
+        assert_eq!(stochastic_round(&mut rng, 3.0), 3);
+    }
+}

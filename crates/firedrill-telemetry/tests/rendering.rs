@@ -1,0 +1,745 @@
+//! Metrics, logs and traces rendered from a small world built in code: well-formed series, determinism, lines
+//! for operations, wording that leaks nothing, and traces found again by id.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use firedrill_telemetry::logs::{self, Level, LogOptions, LogRecord};
+use firedrill_telemetry::metrics::{self, CATALOGUE, MetricKind, MetricSeries};
+use firedrill_telemetry::traces::{self, SpanKind, SpanStatus};
+use firedrill_world::spec::TopologySpec;
+use firedrill_world::topology::SpecPath;
+use firedrill_world::{
+    Actor, FaultClass, Operation, Perturbation, ServiceId, Topology, World, WorldOptions,
+};
+use proptest::prelude::*;
+
+fn spec() -> TopologySpec {
+    serde_json::from_value(serde_json::json!({
+        "tick_s": 15,
+        "cluster": { "cpu_millis": 16000, "memory_mb": 16384 },
+        "entrypoints": [{ "service": "web", "rps": 120 }],
+        "services": [
+            { "name": "web", "kind": "edge", "version": "v1.3.0",
+              "versions": [{ "name": "v1.2.4" }, { "name": "v1.3.0" }],
+              "tls": { "expires_at_s": 9.0e6 }, "rate_limit": { "rps_per_replica": 200, "burst": 40 },
+              "disk": { "size_gb": 10, "data_gb": 6 },
+              "config": { "log.level": "info", "dns.resolver": "10.96.0.10" },
+              "calls": [{ "to": "api", "timeout_ms": 3000, "retries": 1 }] },
+            { "name": "api", "kind": "service", "version": "v2.3.1", "capacity_rps": 150,
+              "versions": [{ "name": "v2.3.1" },
+                           { "name": "v2.4.0", "behaviour": { "conn_leak_per_min": 4.0 } }],
+              "tls": { "expires_at_s": 8.0e6 },
+              "config": { "log.level": "info", "dns.resolver": "10.96.0.10", "db.pool.max_size": "10" },
+              "flags": [{ "name": "new-pricing", "when_on": { "error_ratio": 0.3 } }],
+              "calls": [
+                { "to": "db", "per_request": 2, "timeout_ms": 1000, "pool": 10, "hold_ms": 2, "via_cache": "cache" },
+                { "to": "psp", "per_request": 0.5, "timeout_ms": 4000 }
+              ],
+              "publishes": [{ "topic": "order-events", "rate_hz": 10, "qos": { "reliability": "reliable" } }] },
+            { "name": "worker", "kind": "worker", "version": "v1.0.0", "versions": [{ "name": "v1.0.0" }],
+              "subscribes": [{ "topic": "order-events", "qos": { "reliability": "reliable" }, "capacity_hz_per_replica": 50 }] },
+            { "name": "cache", "kind": "cache", "replicas": 1, "capacity_rps": 5000, "latency_ms": 0.6,
+              "version": "7.2.4", "versions": [{ "name": "7.2.4" }] },
+            { "name": "db", "kind": "database", "replicas": 1, "capacity_rps": 3000, "cpu_millis": 2000,
+              "memory_mb": 2048, "base_memory_mb": 1200, "max_connections": 200,
+              "disk": { "size_gb": 50, "data_gb": 30 },
+              "version": "15.4", "versions": [{ "name": "15.4" }] },
+            { "name": "psp", "kind": "external", "replicas": 1, "latency_ms": 140, "capacity_rps": 2000,
+              "log_lines_per_s": 0, "version": "api-2024-06", "versions": [{ "name": "api-2024-06" }] },
+            { "name": "logs", "kind": "observability", "replicas": 1, "capacity_rps": 400,
+              "log_lines_per_s": 0.5, "version": "1.9.2", "versions": [{ "name": "1.9.2" }] }
+        ]
+    }))
+    .expect("spec")
+}
+
+fn world(seed: u64) -> World {
+    let topology = Arc::new(Topology::compile(&spec(), &SpecPath::root()).expect("topology"));
+    let mut w = World::new(topology, seed, WorldOptions::default());
+    w.run(80);
+    w
+}
+
+fn id(w: &World, name: &str) -> ServiceId {
+    w.topology().service_id(name).expect("service")
+}
+
+/// Unix ms of "now" plus one, and of a window `minutes` long ending there.
+fn window(w: &World, minutes: i64) -> (i64, i64) {
+    let end = ((w.epoch_unix_s() as f64 + w.now_s()) * 1000.0) as i64 + 1;
+    (end - minutes * 60_000, end)
+}
+
+fn all_logs(w: &World, noise: f64) -> Vec<LogRecord> {
+    logs::render(
+        w,
+        i64::MIN / 4,
+        i64::MAX / 4,
+        &LogOptions {
+            noise,
+            max_records: usize::MAX,
+        },
+    )
+}
+
+fn all_series(w: &World) -> Vec<MetricSeries> {
+    metrics::render(w, &|_| true, i64::MIN, i64::MAX)
+}
+
+/// A world that went through most of what can happen: a leaking deploy, a bad resolver, a flag, an expired
+/// certificate, a detached network, CPU starvation, an outage upstream, a surge, a restart and a scale.
+fn eventful(seed: u64) -> World {
+    let mut w = world(seed);
+    let (api, web, worker, psp) = (
+        id(&w, "api"),
+        id(&w, "web"),
+        id(&w, "worker"),
+        id(&w, "psp"),
+    );
+    let bot = Actor("deploy-bot".into());
+    w.apply(
+        &Operation::Deploy {
+            service: api,
+            version: 1,
+        },
+        &bot,
+    )
+    .expect("deploy");
+    w.run(20);
+    w.apply(
+        &Operation::SetConfig {
+            service: web,
+            key: "dns.resolver".into(),
+            value: "10.0.0.53".into(),
+        },
+        &bot,
+    )
+    .expect("config");
+    w.run(8);
+    w.apply(
+        &Operation::SetConfig {
+            service: web,
+            key: "dns.resolver".into(),
+            value: "10.96.0.10".into(),
+        },
+        &Actor::oncall(),
+    )
+    .expect("config back");
+    w.apply(
+        &Operation::SetFlag {
+            service: api,
+            flag: 0,
+            enabled: true,
+        },
+        &bot,
+    )
+    .expect("flag");
+    w.perturb(&Perturbation::Certificate {
+        service: api,
+        expires_at_s: w.now_s() + 30.0,
+        renewed_at_s: Some(w.now_s() - 100.0),
+    });
+    w.perturb(&Perturbation::DetachNetwork { service: worker });
+    w.perturb(&Perturbation::CpuShare {
+        service: web,
+        share: 0.3,
+    });
+    w.perturb(&Perturbation::Outage {
+        service: psp,
+        error_ratio: 0.5,
+        latency_factor: 3.0,
+    });
+    w.perturb(&Perturbation::Traffic { factor: 2.0 });
+    w.run(30);
+    w.apply(
+        &Operation::Restart {
+            service: api,
+            memory_mb: None,
+            cpu_millis: None,
+        },
+        &Actor::oncall(),
+    )
+    .expect("restart");
+    w.apply(
+        &Operation::Scale {
+            service: web,
+            replicas: 4,
+        },
+        &Actor::oncall(),
+    )
+    .expect("scale");
+    w.run(20);
+    w
+}
+
+#[test]
+fn counters_are_monotonic_and_histograms_consistent() {
+    let w = eventful(3);
+    let series = all_series(&w);
+    let counters: BTreeSet<&str> = CATALOGUE
+        .iter()
+        .filter(|m| m.kind == MetricKind::Counter)
+        .map(|m| m.name)
+        .collect();
+    let mut names = BTreeSet::new();
+    for s in &series {
+        let name = s.labels["__name__"].as_str();
+        names.insert(name.to_string());
+        assert!(s.labels.contains_key("service") && s.labels["namespace"] == "prod");
+        assert_eq!(s.labels["job"], s.labels["service"]);
+        assert!(
+            s.samples.windows(2).all(|p| p[1].0 > p[0].0),
+            "{name}: timestamps not increasing"
+        );
+        assert!(
+            s.samples.iter().all(|p| p.1.is_finite()),
+            "{name}: not finite"
+        );
+        if counters.contains(name) || name.starts_with("http_request_duration_seconds_") {
+            assert!(
+                s.samples.windows(2).all(|p| p[1].1 >= p[0].1),
+                "{name} {:?} decreases",
+                s.labels
+            );
+        }
+    }
+    // Every rendered family is in the catalogue.
+    for n in &names {
+        let family = n
+            .strip_suffix("_bucket")
+            .or(n.strip_suffix("_sum"))
+            .or(n.strip_suffix("_count"))
+            .filter(|f| f.ends_with("_seconds"))
+            .unwrap_or(n);
+        assert!(
+            CATALOGUE.iter().any(|m| m.name == family),
+            "{n} not in the catalogue"
+        );
+    }
+    for svc in ["web", "api", "worker"] {
+        let buckets: Vec<&MetricSeries> = series
+            .iter()
+            .filter(|s| {
+                s.labels["__name__"] == "http_request_duration_seconds_bucket"
+                    && s.labels["service"] == svc
+            })
+            .collect();
+        assert_eq!(buckets.len(), 12, "{svc}: 11 bounds and +Inf");
+        let count = series
+            .iter()
+            .find(|s| {
+                s.labels["__name__"] == "http_request_duration_seconds_count"
+                    && s.labels["service"] == svc
+            })
+            .expect("count");
+        for k in 0..count.samples.len() {
+            let mut by_le: Vec<(f64, f64)> = buckets
+                .iter()
+                .map(|s| {
+                    (
+                        s.labels["le"].parse::<f64>().unwrap_or(f64::INFINITY),
+                        s.samples[k].1,
+                    )
+                })
+                .collect();
+            by_le.sort_by(|a, b| a.0.total_cmp(&b.0));
+            assert!(
+                by_le.windows(2).all(|p| p[1].1 >= p[0].1),
+                "{svc}: buckets decrease in le"
+            );
+            assert_eq!(
+                by_le.last().expect("+Inf").1,
+                count.samples[k].1,
+                "{svc}: _count != +Inf"
+            );
+        }
+    }
+    // The external provider is not scraped as a deployment.
+    assert!(
+        !series
+            .iter()
+            .any(|s| s.labels["service"] == "psp" && s.labels["__name__"].starts_with("kube_"))
+    );
+}
+
+#[test]
+fn rendering_is_deterministic_and_clones_render_alike() {
+    let w = eventful(5);
+    let fork = w.clone();
+    let opts = LogOptions {
+        noise: 2.0,
+        max_records: usize::MAX,
+    };
+    let (s, e) = window(&w, 60);
+    assert_eq!(
+        metrics::render(&w, &|_| true, s, e),
+        metrics::render(&w, &|_| true, s, e)
+    );
+    assert_eq!(
+        metrics::render(&w, &|_| true, s, e),
+        metrics::render(&fork, &|_| true, s, e)
+    );
+    assert_eq!(
+        logs::render(&w, s, e, &opts),
+        logs::render(&fork, s, e, &opts)
+    );
+    let again = eventful(5);
+    assert_eq!(
+        logs::render(&w, s, e, &opts),
+        logs::render(&again, s, e, &opts)
+    );
+    let t = w.tick_count() - 3;
+    assert_eq!(
+        traces::traces_at(&w, t, 100),
+        traces::traces_at(&fork, t, 100)
+    );
+    assert_ne!(
+        logs::render(&w, s, e, &opts),
+        logs::render(&eventful(6), s, e, &opts),
+        "another seed renders other lines"
+    );
+    // A sub-window renders the same lines as the matching part of a wider one.
+    let mid = s + (e - s) / 2;
+    let wide: Vec<LogRecord> = logs::render(&w, s, e, &opts)
+        .into_iter()
+        .filter(|l| l.t_ms >= mid)
+        .collect();
+    assert_eq!(wide, logs::render(&w, mid, e, &opts));
+}
+
+#[test]
+fn the_name_filter_selects_series() {
+    let w = world(1);
+    let only_buckets = metrics::render(
+        &w,
+        &|n| n == "http_request_duration_seconds_bucket",
+        i64::MIN,
+        i64::MAX,
+    );
+    assert!(!only_buckets.is_empty());
+    assert!(
+        only_buckets
+            .iter()
+            .all(|s| s.labels["__name__"] == "http_request_duration_seconds_bucket")
+    );
+    let family = metrics::render(
+        &w,
+        &|n| n == "http_request_duration_seconds",
+        i64::MIN,
+        i64::MAX,
+    );
+    let names: BTreeSet<&str> = family
+        .iter()
+        .map(|s| s.labels["__name__"].as_str())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    let up = metrics::render(&w, &|n| n == "up", i64::MIN, i64::MAX);
+    assert!(up.iter().all(|s| s.labels["__name__"] == "up"));
+    assert_eq!(
+        up[0].samples.len(),
+        w.history().end_tick() as usize - w.history().first_tick() as usize
+    );
+    let (s, e) = window(&w, 5);
+    let recent = metrics::render(&w, &|n| n == "up", s, e);
+    assert_eq!(recent[0].samples.len(), 20, "one sample per 15 s tick");
+}
+
+#[test]
+fn histogram_rendering_is_cheap() {
+    let w = world(2);
+    let mut w = w;
+    w.run(400);
+    let start = std::time::Instant::now();
+    let series = metrics::render(
+        &w,
+        &|n| n == "http_request_duration_seconds_bucket",
+        i64::MIN,
+        i64::MAX,
+    );
+    let took = start.elapsed();
+    assert!(!series.is_empty());
+    eprintln!(
+        "histogram buckets of {} services over {} ticks: {took:?}",
+        w.topology().len(),
+        w.tick_count()
+    );
+    // Generous for unoptimised builds; release builds take a few milliseconds.
+    assert!(took.as_millis() < 2_000, "{took:?}");
+}
+
+#[test]
+fn a_restart_logs_a_termination_and_a_start_and_renames_pods() {
+    let mut w = world(7);
+    let api = id(&w, "api");
+    let before = ((w.epoch_unix_s() as f64 + w.now_s()) * 1000.0) as i64;
+    let old_pods: BTreeSet<String> = metrics::render(
+        &w,
+        &|n| n == "container_memory_working_set_bytes",
+        before - 1,
+        before,
+    )
+    .into_iter()
+    .filter(|s| s.labels["service"] == "api")
+    .map(|s| s.labels["pod"].clone())
+    .collect();
+    assert_eq!(old_pods.len(), 2);
+    w.apply(
+        &Operation::Restart {
+            service: api,
+            memory_mb: None,
+            cpu_millis: None,
+        },
+        &Actor::oncall(),
+    )
+    .expect("restart");
+    w.run(8);
+    let lines: Vec<LogRecord> =
+        logs::render(&w, before - 1, before + 3_600_000, &LogOptions::default())
+            .into_iter()
+            .filter(|l| l.service == "api")
+            .collect();
+    let events: Vec<&str> = lines.iter().map(|l| l.event).collect();
+    assert!(events.contains(&"pod_terminated"), "{events:?}");
+    assert!(events.contains(&"container_started"), "{events:?}");
+    assert!(events.contains(&"container_ready"), "{events:?}");
+    let terminated: BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l.event == "pod_terminated")
+        .filter_map(|l| l.pod.clone())
+        .collect();
+    assert_eq!(
+        terminated, old_pods,
+        "the pods that stop are the pods the metrics showed"
+    );
+    let started: BTreeSet<String> = lines
+        .iter()
+        .filter(|l| l.event == "container_started")
+        .filter_map(|l| l.pod.clone())
+        .collect();
+    assert!(started.is_disjoint(&old_pods), "new pods get new names");
+    let now = ((w.epoch_unix_s() as f64 + w.now_s()) * 1000.0) as i64;
+    let new_pods: BTreeSet<String> = metrics::render(
+        &w,
+        &|n| n == "container_memory_working_set_bytes",
+        now - 1,
+        now,
+    )
+    .into_iter()
+    .filter(|s| s.labels["service"] == "api")
+    .map(|s| s.labels["pod"].clone())
+    .collect();
+    assert_eq!(new_pods, started);
+    let start_line = lines
+        .iter()
+        .find(|l| l.event == "container_started")
+        .expect("start");
+    assert!(
+        start_line.message.contains("v2.3.1"),
+        "{}",
+        start_line.message
+    );
+    assert!(
+        logs::audit_log(&w)
+            .iter()
+            .any(|c| c.actor == "oncall" && c.kind == "restart")
+    );
+}
+
+#[test]
+fn failure_lines_carry_the_real_parameters() {
+    let mut w = world(11);
+    let (web, api) = (id(&w, "web"), id(&w, "api"));
+    w.apply(
+        &Operation::SetConfig {
+            service: web,
+            key: "dns.resolver".into(),
+            value: "10.0.0.53".into(),
+        },
+        &Actor("deploy-bot".into()),
+    )
+    .expect("config");
+    w.run(6);
+    w.apply(
+        &Operation::SetConfig {
+            service: web,
+            key: "dns.resolver".into(),
+            value: "10.96.0.10".into(),
+        },
+        &Actor::oncall(),
+    )
+    .expect("config back");
+    w.run(6);
+    let lines = all_logs(&w, 1.0);
+    let dns: Vec<&LogRecord> = lines
+        .iter()
+        .filter(|l| l.event == "dns_resolution")
+        .collect();
+    assert!(!dns.is_empty());
+    for l in &dns {
+        assert_eq!(l.service, "web");
+        // Lines written while the bad resolver was configured name it, even after it was fixed.
+        assert!(
+            l.message
+                .contains("lookup api.prod.svc.cluster.local on 10.0.0.53:53"),
+            "{}",
+            l.message
+        );
+    }
+    let reload = lines
+        .iter()
+        .find(|l| {
+            l.event == "config_reloaded"
+                && l.fields.get("actor").map(String::as_str) == Some("deploy-bot")
+        })
+        .expect("config reload");
+    assert!(
+        reload
+            .message
+            .contains("dns.resolver changed from 10.96.0.10 to 10.0.0.53"),
+        "{}",
+        reload.message
+    );
+
+    // A version that leaks connections exhausts a pool of 10.
+    w.apply(
+        &Operation::Deploy {
+            service: api,
+            version: 1,
+        },
+        &Actor("deploy-bot".into()),
+    )
+    .expect("deploy");
+    w.run(120);
+    let lines = all_logs(&w, 1.0);
+    let pool = lines
+        .iter()
+        .find(|l| l.event == "pool_timeout" && l.message.starts_with("could not acquire"))
+        .expect("pool timeout line");
+    assert_eq!(pool.service, "api");
+    assert!(
+        pool.message
+            .contains("from pool db within 1000ms (pool 10/10 in use)"),
+        "{}",
+        pool.message
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.event == "rollout_started" && l.message.contains("from v2.3.1 to v2.4.0"))
+    );
+    let history = logs::deploy_history(&w);
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].summary, "deployed api from v2.3.1 to v2.4.0");
+    assert_eq!(history[0].actor, "deploy-bot");
+}
+
+#[test]
+fn healthy_services_warn_too() {
+    let w = world(4);
+    let lines = all_logs(&w, 1.0);
+    let warners: BTreeSet<&str> = lines
+        .iter()
+        .filter(|l| l.level >= Level::Warn)
+        .map(|l| l.service.as_str())
+        .collect();
+    assert!(warners.len() >= 3, "only {warners:?} warn");
+    assert!(lines.iter().any(|l| l.level == Level::Info));
+    assert!(
+        !lines.iter().any(|l| l.service == "psp"),
+        "a third party's logs are not ours"
+    );
+    let quiet = all_logs(&w, 0.0);
+    assert!(quiet.len() < lines.len());
+}
+
+fn assert_clean(text: &str) {
+    let forbidden_phrases = [
+        "root cause",
+        "rollback will",
+        "restart will",
+        "will fix",
+        "should",
+        "consider",
+        "try restarting",
+        "red herring",
+        "traffic surge",
+        "noisy neighbo",
+    ];
+    let forbidden_words = [
+        "fault",
+        "faults",
+        "faulty",
+        "inject",
+        "injected",
+        "injection",
+        "chaos",
+        "leak",
+        "leaks",
+        "leaking",
+        "leaked",
+        "misconfigured",
+        "misconfiguration",
+        "culprit",
+        "perturbation",
+        "detached",
+    ];
+    let lower = text.to_lowercase();
+    for p in forbidden_phrases {
+        assert!(!lower.contains(p), "{p:?} in {text}");
+    }
+    for word in lower.split(|c: char| !c.is_ascii_alphanumeric()) {
+        assert!(!forbidden_words.contains(&word), "{word:?} in {text}");
+    }
+    for class in FaultClass::ALL {
+        assert!(
+            !lower.contains(class.as_str()),
+            "class {} in {text}",
+            class.as_str()
+        );
+    }
+}
+
+#[test]
+fn no_rendered_text_names_a_cause_or_prescribes_a_fix() {
+    for seed in 0..3 {
+        let w = eventful(seed);
+        let lines = all_logs(&w, 3.0);
+        let events: BTreeSet<&str> = lines.iter().map(|l| l.event).collect();
+        for l in &lines {
+            assert_clean(&l.logfmt());
+            assert_clean(&l.json());
+        }
+        for c in logs::audit_log(&w) {
+            assert_clean(&format!(
+                "{} {} {} {}",
+                c.actor, c.service, c.kind, c.summary
+            ));
+        }
+        for s in all_series(&w) {
+            assert_clean(&format!("{:?}", s.labels));
+        }
+        for m in CATALOGUE {
+            assert_clean(&format!("{} {} {}", m.name, m.help, m.unit));
+        }
+        for t in w.history().first_tick()..w.history().end_tick() {
+            for tr in traces::traces_at(&w, t, 8) {
+                for s in &tr.spans {
+                    assert_clean(&format!("{} {} {:?}", s.service, s.name, s.attributes));
+                }
+            }
+        }
+        // The perturbations nobody can observe directly are not logged as such...
+        assert!(!events.contains("traffic_shift"));
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.service == "worker" && l.message.contains("network"))
+        );
+        // ...while their consequences are.
+        assert!(events.contains("cpu_throttled"), "{events:?}");
+        assert!(events.contains("tls_handshake"), "{events:?}");
+        assert!(
+            events.contains("certificate_issued") || seed > 0 || events.contains("tls_handshake")
+        );
+    }
+}
+
+#[test]
+fn traces_are_found_again_by_id() {
+    let w = eventful(2);
+    let end = w.history().end_tick();
+    let mut seen = 0;
+    let mut errors = 0;
+    for t in end - 40..end {
+        for tr in traces::traces_at(&w, t, usize::MAX) {
+            seen += 1;
+            errors += tr.has_error() as usize;
+            assert_eq!(tr.trace_id.len(), 32);
+            assert_eq!(traces::find_trace(&w, &tr.trace_id).as_ref(), Some(&tr));
+            assert_eq!(
+                traces::find_trace(&w, &tr.trace_id.to_uppercase()).as_ref(),
+                Some(&tr)
+            );
+            let root = tr.root().expect("root");
+            assert!(root.parent_span_id.is_none());
+            assert_eq!(root.kind, SpanKind::Server);
+            assert_eq!(root.service, "web");
+            let ids: BTreeSet<&str> = tr.spans.iter().map(|s| s.span_id.as_str()).collect();
+            assert_eq!(ids.len(), tr.spans.len(), "span ids unique");
+            for s in tr.spans.iter().skip(1) {
+                let parent = tr
+                    .spans
+                    .iter()
+                    .find(|p| Some(&p.span_id) == s.parent_span_id.as_ref())
+                    .expect("parent in trace");
+                assert!(s.start_ns >= parent.start_ns);
+                assert_eq!(s.span_id.len(), 16);
+                assert!(s.duration_ns > 0);
+                if s.kind == SpanKind::Client {
+                    assert!(s.attributes.contains_key("peer.service"));
+                }
+                if s.status == SpanStatus::Error {
+                    assert!(s.attributes.contains_key("error.type"), "{s:?}");
+                }
+            }
+        }
+    }
+    assert!(seen >= 40);
+    assert!(errors > 0, "an eventful world has failing requests");
+    assert!(traces::find_trace(&w, "00000000000000000000000000000000").is_none());
+    assert!(traces::find_trace(&w, "not-a-trace").is_none());
+    let one = traces::traces_at(&w, end - 1, 1).remove(0);
+    assert!(
+        traces::find_trace(&world(99), &one.trace_id).is_none(),
+        "ids are per world"
+    );
+    let between = traces::traces_between(&w, i64::MIN / 4, i64::MAX / 4, 10);
+    assert_eq!(between.len(), 10);
+}
+
+#[test]
+fn a_pool_timeout_shows_in_traces_as_a_call_that_never_reached_the_database() {
+    let mut w = world(13);
+    let api = id(&w, "api");
+    w.apply(
+        &Operation::Deploy {
+            service: api,
+            version: 1,
+        },
+        &Actor("deploy-bot".into()),
+    )
+    .expect("deploy");
+    w.run(160);
+    let end = w.history().end_tick();
+    let found = (end - 40..end)
+        .flat_map(|t| traces::traces_at(&w, t, usize::MAX))
+        .any(|tr| {
+            tr.spans.iter().any(|s| {
+                s.kind == SpanKind::Client
+                    && s.attributes.get("error.type").map(String::as_str) == Some("pool_timeout")
+                    && s.attributes.get("peer.service").map(String::as_str) == Some("db")
+            })
+        });
+    assert!(found, "no trace shows a pool timeout");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn log_rendering_never_panics(start in -10_000_000i64..10_000_000, len in -1_000_000i64..20_000_000,
+                                  noise in -1.0f64..5.0, max in 0usize..500) {
+        let w = WORLD.with(|w| w.clone());
+        let base = w.epoch_unix_s() * 1000;
+        let out = logs::render(&w, base + start, base + start + len, &LogOptions { noise, max_records: max });
+        prop_assert!(out.len() <= max);
+        prop_assert!(out.windows(2).all(|p| p[0].t_ms <= p[1].t_ms));
+        prop_assert!(out.iter().all(|l| l.t_ms >= base + start && l.t_ms < base + start + len));
+        let _ = metrics::render(&w, &|_| true, base + start, base + start + len);
+    }
+}
+
+thread_local! {
+    static WORLD: World = eventful(21);
+}
