@@ -1,0 +1,1700 @@
+//! The environment loop: reset to a page, step with actions, observe, earn reward, end with a grade.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use firedrill_scenario::catalog::CatalogError;
+use firedrill_scenario::model::EvidenceKind;
+use firedrill_scenario::{Catalog, Incident};
+use firedrill_telemetry::alerts::AlertState;
+use firedrill_telemetry::logs::{self, LogOptions};
+use firedrill_telemetry::metrics::{self, MetricKind};
+use firedrill_telemetry::traces;
+use firedrill_world::{Actor, FaultClass, Operation, ServiceId};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::action::{
+    Action, ActionError, DiagnosticCheck, LevelFilter, ResolveParams, parse_action,
+};
+use crate::evidence::{EvidenceFact, FactKind, Ledger};
+use crate::observation::{
+    AlertBrief, ChangeEntry, Content, LogLine, MetricSummary, Observation, Page,
+    ServiceDescription, ServiceEntry, TraceSummary,
+};
+use crate::reward::{
+    Component, Components, Grade, HARM_PENALTY, INFORMATION_REWARD, INVALID_PENALTY, LostPoints,
+    RewardBreakdown, SHAPING_SCALE, TIME_COST_PER_MINUTE, weights,
+};
+
+/// Misuse of the environment (as opposed to a bad action, which is an error observation).
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// `step` before any `reset`.
+    #[error("no episode: call reset first")]
+    NotReset,
+    /// `step` after the episode ended.
+    #[error("the episode has ended (terminated or truncated): call reset to start another")]
+    EpisodeEnded,
+    /// The scenario could not be started.
+    #[error(transparent)]
+    Scenario(#[from] CatalogError),
+}
+
+/// The result of one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// What the agent sees.
+    pub observation: Observation,
+    /// The step's reward (`breakdown.total()`).
+    pub reward: f64,
+    /// Its terms.
+    pub breakdown: RewardBreakdown,
+    /// The agent resolved the incident. Never reverts: the episode is over.
+    pub terminated: bool,
+    /// The budget ran out before a resolution.
+    pub truncated: bool,
+    /// Diagnostics about the step (never ground truth before the end).
+    pub info: StepInfo,
+}
+
+/// Step diagnostics.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepInfo {
+    /// The action's name (`invalid` when it did not parse).
+    pub action: String,
+    /// Whether the action was valid and carried out.
+    pub valid: bool,
+    /// Why the action counts as harmful, if it does.
+    pub harmful: Option<String>,
+    /// Evidence ids returned for the first time.
+    pub new_evidence: Vec<String>,
+    /// Simulated minutes the step took.
+    pub minutes: f64,
+    /// The grade, on the step that ends the episode.
+    pub grade: Option<Grade>,
+}
+
+/// One episode's state. Cloning it is a snapshot; restoring a clone forks the episode.
+#[derive(Debug, Clone)]
+pub struct Episode {
+    incident: Incident,
+    ledger: Ledger,
+    /// Which ground-truth evidence entries have been observed.
+    discovered: Vec<bool>,
+    /// Entries discovered by the current step (paid in its reward).
+    newly_discovered: u32,
+    root_services: BTreeSet<ServiceId>,
+    steps: u32,
+    ended: bool,
+    resolution: Option<ResolveParams>,
+    harmful: Vec<String>,
+    invalid: u32,
+    impact_failed: f64,
+    impact_total: f64,
+    potential: f64,
+    returns: f64,
+}
+
+/// The environment. Holds at most one episode; `Clone` forks it.
+#[derive(Debug, Clone)]
+pub struct Env {
+    catalog: Arc<Catalog>,
+    episode: Option<Episode>,
+}
+
+/// Most lines a log query returns when the agent gives no limit.
+const DEFAULT_LOG_LIMIT: u32 = 40;
+/// Most traces a trace query returns.
+const MAX_TRACES: usize = 8;
+/// Points per metric summary.
+const SUMMARY_POINTS: usize = 12;
+
+fn minutes_of(s: f64) -> f64 {
+    (s / 60.0 * 100.0).round() / 100.0
+}
+
+impl Env {
+    /// An environment over a catalog of scenarios.
+    pub fn new(catalog: Arc<Catalog>) -> Env {
+        Env {
+            catalog,
+            episode: None,
+        }
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Starts an episode: the world runs its history until the page, which is the first observation.
+    pub fn reset(
+        &mut self,
+        scenario: &str,
+        seed: u64,
+        difficulty: f64,
+    ) -> Result<Observation, EnvError> {
+        let incident = self.catalog.start(scenario, seed, difficulty)?;
+        let instance = incident.instance();
+        let root_services = instance
+            .truth
+            .root_causes
+            .iter()
+            .map(|&i| instance.faults[i].service)
+            .collect();
+        let discovered = vec![false; instance.truth.evidence.len()];
+        let mut ep = Episode {
+            incident,
+            ledger: Ledger::default(),
+            discovered,
+            newly_discovered: 0,
+            root_services,
+            steps: 0,
+            ended: false,
+            resolution: None,
+            harmful: Vec::new(),
+            invalid: 0,
+            impact_failed: 0.0,
+            impact_total: 0.0,
+            potential: 0.0,
+            returns: 0.0,
+        };
+        ep.potential = ep.potential_now();
+        let obs = ep.page();
+        self.episode = Some(ep);
+        Ok(obs)
+    }
+
+    /// The current episode, if any.
+    pub fn episode(&self) -> Option<&Episode> {
+        self.episode.as_ref()
+    }
+
+    /// A snapshot of the episode (restore it with [`Env::restore`]).
+    pub fn snapshot(&self) -> Option<Episode> {
+        self.episode.clone()
+    }
+
+    /// Puts a snapshot back: the episode continues from there.
+    pub fn restore(&mut self, snapshot: Episode) {
+        self.episode = Some(snapshot);
+    }
+
+    /// Takes an action given as JSON text. Malformed or invalid input is an error observation with a penalty.
+    pub fn step_json(&mut self, text: &str) -> Result<Step, EnvError> {
+        match parse_action(text) {
+            Ok(a) => self.step(&a),
+            Err(e) => self.refuse(e),
+        }
+    }
+
+    /// Takes a typed action.
+    pub fn step(&mut self, action: &Action) -> Result<Step, EnvError> {
+        let ep = self.episode.as_mut().ok_or(EnvError::NotReset)?;
+        if ep.ended {
+            return Err(EnvError::EpisodeEnded);
+        }
+        if let Err(e) = action.validate(ep.incident.world().topology()) {
+            return self.refuse(e);
+        }
+        Ok(ep.act(action))
+    }
+
+    fn refuse(&mut self, e: ActionError) -> Result<Step, EnvError> {
+        let ep = self.episode.as_mut().ok_or(EnvError::NotReset)?;
+        if ep.ended {
+            return Err(EnvError::EpisodeEnded);
+        }
+        Ok(ep.refused(&e))
+    }
+}
+
+fn error_code(e: &ActionError) -> &'static str {
+    match e {
+        ActionError::Malformed(_) => "malformed",
+        ActionError::UnknownAction(_) => "unknown_action",
+        ActionError::BadParameter { .. } => "bad_parameter",
+        ActionError::OutOfRange { .. } => "out_of_range",
+        ActionError::UnknownService { .. } => "unknown_service",
+    }
+}
+
+impl Episode {
+    /// The incident (world, alerts, instance).
+    pub fn incident(&self) -> &Incident {
+        &self.incident
+    }
+
+    /// The evidence ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Whether the episode ended.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Actions taken.
+    pub fn steps(&self) -> u32 {
+        self.steps
+    }
+
+    /// Sum of rewards so far.
+    pub fn returns(&self) -> f64 {
+        self.returns
+    }
+
+    fn now_s(&self) -> f64 {
+        self.incident.world().now_s()
+    }
+
+    fn unix_ms(&self, world_s: f64) -> i64 {
+        ((self.incident.world().epoch_unix_s() as f64 + world_s) * 1000.0).round() as i64
+    }
+
+    fn since_page_min(&self, world_s: f64) -> f64 {
+        minutes_of(world_s - self.incident.page_s())
+    }
+
+    fn name(&self, id: ServiceId) -> &str {
+        self.incident.world().topology().service(id).name()
+    }
+
+    /// User-facing failure ratio now: failed over offered requests at the entry points.
+    fn user_error_ratio(&self) -> (f64, f64) {
+        let w = self.incident.world();
+        let (mut failed, mut offered) = (0.0, 0.0);
+        for e in &w.topology().entries {
+            let f = w.frame(e.service);
+            failed += (f.error_rps + f.rejected_rps) as f64;
+            offered += f.offered_rps as f64;
+        }
+        (failed.min(offered), offered)
+    }
+
+    fn potential_now(&self) -> f64 {
+        let (failed, offered) = self.user_error_ratio();
+        let ratio = if offered > 0.0 { failed / offered } else { 0.0 };
+        -SHAPING_SCALE * ratio
+    }
+
+    fn observation(&self, content: Content) -> Observation {
+        let w = self.incident.world();
+        let topo = w.topology();
+        let page = self.incident.page_s();
+        let firing_alerts = self
+            .incident
+            .alerts()
+            .active(topo)
+            .into_iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| AlertBrief {
+                name: a.labels.get("alertname").cloned().unwrap_or_default(),
+                service: a.labels.get("service").cloned().unwrap_or_default(),
+                severity: a.labels.get("severity").cloned().unwrap_or_default(),
+                active_since_minutes: minutes_of(a.active_since_s - page),
+            })
+            .collect();
+        Observation {
+            step: self.steps,
+            minutes_since_page: self.since_page_min(w.now_s()),
+            budget_left_minutes: minutes_of((self.incident.deadline_s() - w.now_s()).max(0.0)),
+            firing_alerts,
+            content,
+        }
+    }
+
+    fn catalogue(&self) -> Vec<ServiceEntry> {
+        let topo = self.incident.world().topology();
+        (0..topo.len())
+            .map(|i| {
+                let id = ServiceId(i as u16);
+                let s = topo.service(id);
+                ServiceEntry {
+                    name: s.name().to_string(),
+                    kind: s.kind().as_str().to_string(),
+                    calls: dedup(topo.callees(id).map(|c| topo.service(c).name().to_string())),
+                }
+            })
+            .collect()
+    }
+
+    /// The page: fired alerts in Alertmanager webhook shape, the catalogue, the actions, the budget.
+    fn page(&self) -> Observation {
+        let w = self.incident.world();
+        let topo = w.topology();
+        let alerts: Vec<Value> = self
+            .incident
+            .alerts()
+            .active(topo)
+            .into_iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| {
+                let fingerprint = format!(
+                    "{:016x}",
+                    xxhash_rust::xxh3::xxh3_64(format!("{:?}", a.labels).as_bytes())
+                );
+                json!({
+                    "status": "firing",
+                    "labels": a.labels,
+                    "annotations": a.annotations,
+                    "startsAt": logs::rfc3339_ms(self.unix_ms(a.active_since_s)),
+                    "endsAt": "0001-01-01T00:00:00Z",
+                    "generatorURL": format!("/graph?g0.expr={}", a.labels.get("alertname").map(String::as_str).unwrap_or("")),
+                    "fingerprint": fingerprint,
+                })
+            })
+            .collect();
+        let common = |key: &str| -> Value {
+            let mut out = serde_json::Map::new();
+            if let Some(first) = alerts.first().and_then(|a| a[key].as_object()) {
+                for (k, v) in first {
+                    if alerts.iter().all(|a| a[key].get(k) == Some(v)) {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            Value::Object(out)
+        };
+        let alertmanager = json!({
+            "version": "4",
+            "groupKey": "{}:{}",
+            "truncatedAlerts": 0,
+            "status": "firing",
+            "receiver": "oncall",
+            "groupLabels": {},
+            "commonLabels": common("labels"),
+            "commonAnnotations": common("annotations"),
+            "externalURL": "http://alertmanager.firedrill.local",
+            "alerts": alerts,
+        });
+        self.observation(Content::Page(Box::new(Page {
+            title: self.incident.instance().title.clone(),
+            alertmanager,
+            services: self.catalogue(),
+            actions: crate::action::openai_tools(),
+            budget_minutes: minutes_of(self.incident.instance().budget_s),
+        })))
+    }
+
+    fn refused(&mut self, e: &ActionError) -> Step {
+        self.invalid += 1;
+        let content = Content::Error {
+            code: error_code(e).to_string(),
+            message: e.to_string(),
+        };
+        let mut breakdown = RewardBreakdown {
+            invalid: -INVALID_PENALTY,
+            ..RewardBreakdown::default()
+        };
+        // A refused action still takes the time of the shortest action, so an agent cannot stall the clock.
+        self.finish_step(
+            "invalid".into(),
+            false,
+            None,
+            Vec::new(),
+            content,
+            15.0,
+            &mut breakdown,
+        )
+    }
+
+    fn act(&mut self, action: &Action) -> Step {
+        let kind = action.kind();
+        let mut new_evidence = Vec::new();
+        let mut breakdown = RewardBreakdown::default();
+        let mut harmful = None;
+        let mut valid = true;
+        let mut cost = kind.cost_s();
+        let content = match action {
+            Action::ListServices => Content::Services {
+                services: self.catalogue(),
+            },
+            Action::DescribeService(p) => self.describe(self.id(&p.service), &mut new_evidence),
+            Action::QueryMetrics(p) => self.metrics(
+                self.id(&p.service),
+                p.window_minutes.unwrap_or(30),
+                &mut new_evidence,
+            ),
+            Action::QueryLogs(p) => self.logs(
+                self.id(&p.service),
+                p.window_minutes.unwrap_or(15),
+                p.level.unwrap_or(LevelFilter::Info),
+                p.limit.unwrap_or(DEFAULT_LOG_LIMIT),
+                &mut new_evidence,
+            ),
+            Action::QueryTraces(p) => self.traces(
+                self.id(&p.service),
+                p.window_minutes.unwrap_or(15),
+                p.errors_only,
+                &mut new_evidence,
+            ),
+            Action::RunDiagnostic(p) => {
+                self.diagnostic(self.id(&p.service), p.check, &mut new_evidence)
+            }
+            Action::QueryDeploys(p) => {
+                self.changes(p.service.as_deref().map(|s| self.id(s)), &mut new_evidence)
+            }
+            Action::RestartService(_)
+            | Action::ScaleService(_)
+            | Action::RollbackDeploy(_)
+            | Action::UpdateConfig(_) => match self.operation(action) {
+                Ok((op, message)) => {
+                    harmful = self.harm(action, &op);
+                    match self.incident.apply(&op, &Actor::oncall()) {
+                        Ok(_) => Content::Operation {
+                            action: kind.name().to_string(),
+                            message,
+                        },
+                        Err(e) => {
+                            valid = false;
+                            Content::Error {
+                                code: "refused".into(),
+                                message: format!("{}: {e}", kind.name()),
+                            }
+                        }
+                    }
+                }
+                Err((message, harm)) => {
+                    valid = false;
+                    harmful = harm;
+                    Content::Error {
+                        code: "refused".into(),
+                        message,
+                    }
+                }
+            },
+            Action::Wait(p) => {
+                cost = p.minutes * 60.0;
+                Content::Waited { minutes: p.minutes }
+            }
+            Action::ResolveIncident(p) => {
+                self.resolution = Some(p.clone());
+                Content::Ended {
+                    message: "incident resolved by the on-call engineer".into(),
+                }
+            }
+        };
+        if !valid {
+            self.invalid += 1;
+            breakdown.invalid -= INVALID_PENALTY;
+        }
+        if let Some(h) = &harmful {
+            self.harmful.push(h.clone());
+            breakdown.safety -= HARM_PENALTY;
+        }
+        self.finish_step(
+            kind.name().to_string(),
+            valid,
+            harmful,
+            new_evidence,
+            content,
+            cost,
+            &mut breakdown,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_step(
+        &mut self,
+        action: String,
+        valid: bool,
+        harmful: Option<String>,
+        new_evidence: Vec<String>,
+        content: Content,
+        cost_s: f64,
+        breakdown: &mut RewardBreakdown,
+    ) -> Step {
+        self.steps += 1;
+        breakdown.information += INFORMATION_REWARD * self.newly_discovered as f64;
+        self.newly_discovered = 0;
+        let resolving = self.resolution.is_some();
+        let start_s = self.now_s();
+        if !resolving {
+            self.advance(cost_s);
+        }
+        let minutes = minutes_of(self.now_s() - start_s);
+        breakdown.time -= TIME_COST_PER_MINUTE * (self.now_s() - start_s) / 60.0;
+        let potential = self.potential_now();
+        breakdown.shaping += potential - self.potential;
+        self.potential = potential;
+        let truncated = !resolving && self.incident.out_of_budget();
+        let terminated = resolving;
+        let mut grade = None;
+        let content = if truncated {
+            Content::Ended {
+                message: "the budget ran out before the incident was resolved".into(),
+            }
+        } else {
+            content
+        };
+        if terminated || truncated {
+            self.ended = true;
+            let g = self.grade();
+            breakdown.outcome += g.score;
+            grade = Some(g);
+        }
+        let observation = self.observation(content);
+        let reward = breakdown.total();
+        self.returns += reward;
+        Step {
+            observation,
+            reward,
+            breakdown: *breakdown,
+            terminated,
+            truncated,
+            info: StepInfo {
+                action,
+                valid,
+                harmful,
+                new_evidence,
+                minutes,
+                grade,
+            },
+        }
+    }
+
+    /// Runs the world forward by `seconds` (whole ticks, at least one), stopping at the deadline, and integrates
+    /// user impact.
+    fn advance(&mut self, seconds: f64) {
+        let tick = self.incident.world().tick_s();
+        let ticks = (seconds / tick).ceil().max(1.0) as u64;
+        for _ in 0..ticks {
+            if self.incident.out_of_budget() {
+                break;
+            }
+            self.incident.step();
+            let (failed, offered) = self.user_error_ratio();
+            self.impact_failed += failed * tick;
+            self.impact_total += offered * tick;
+        }
+    }
+
+    fn id(&self, name: &str) -> ServiceId {
+        // Validation has already checked every service name the action carries.
+        self.incident.service_id(name).unwrap_or(ServiceId(0))
+    }
+
+    /// Records an evidence item under its stable id and notes which ground-truth entries it shows (paid when the
+    /// step finishes).
+    fn evidence(
+        &mut self,
+        kind: FactKind,
+        service: ServiceId,
+        signal: &str,
+        discriminator: String,
+        new_evidence: &mut Vec<String>,
+    ) -> String {
+        let fact = EvidenceFact {
+            kind,
+            service: self.name(service).to_string(),
+            signal: signal.to_string(),
+        };
+        self.note(&fact);
+        let (id, new) = self.ledger.issue(fact, discriminator);
+        if new {
+            new_evidence.push(id.clone());
+        }
+        id
+    }
+
+    /// Marks the ground-truth evidence entries this fact shows as discovered.
+    fn note(&mut self, fact: &EvidenceFact) {
+        let truth = &self.incident.instance().truth.evidence;
+        for (i, ev) in truth.iter().enumerate() {
+            if !self.discovered[i] && fact_matches(fact, ev) {
+                self.discovered[i] = true;
+                self.newly_discovered += 1;
+            }
+        }
+    }
+
+    fn describe(&mut self, id: ServiceId, new_evidence: &mut Vec<String>) -> Content {
+        let w = self.incident.world();
+        let topo = w.topology();
+        let svc = topo.service(id);
+        let state = w.service(id);
+        let spec = &svc.spec;
+        let versions: Vec<String> = spec.versions.iter().map(|v| v.name.clone()).collect();
+        let version = versions
+            .get(state.version as usize)
+            .cloned()
+            .unwrap_or_default();
+        let config = state
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let flags = spec
+            .flags
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), w.flag_enabled(id, i)))
+            .collect();
+        let calls = dedup(topo.callees(id).map(|c| topo.service(c).name().to_string()));
+        let called_by = dedup(topo.callers(id).map(|c| topo.service(c).name().to_string()));
+        let (desired, memory, cpu) = (state.desired, state.memory_mb, state.cpu_millis);
+        let name = svc.name().to_string();
+        let kind = svc.kind().as_str().to_string();
+        let eid = self.evidence(
+            FactKind::Description,
+            id,
+            "describe",
+            String::new(),
+            new_evidence,
+        );
+        Content::Service(Box::new(ServiceDescription {
+            id: eid,
+            name,
+            kind,
+            version,
+            versions,
+            replicas_desired: desired,
+            memory_limit_mb: memory,
+            cpu_limit_millis: cpu,
+            config,
+            flags,
+            calls,
+            called_by,
+        }))
+    }
+
+    fn window_ms(&self, minutes: u32) -> (i64, i64) {
+        let end = self.unix_ms(self.now_s()) + 1;
+        (end - minutes as i64 * 60_000, end)
+    }
+
+    fn metrics(&mut self, id: ServiceId, window: u32, new_evidence: &mut Vec<String>) -> Content {
+        let (start, end) = self.window_ms(window);
+        let name = self.name(id).to_string();
+        let series = metrics::render(self.incident.world(), &|_| true, start, end);
+        let page_ms = self.unix_ms(self.incident.page_s());
+        let mut out = Vec::new();
+        // Latency from the histogram, as the p99 a dashboard would plot.
+        let mut latency = Vec::new();
+        {
+            let w = self.incident.world();
+            let ring = w.history();
+            for t in ring.first_tick()..ring.end_tick() {
+                let ms = metrics::tick_ms(w, t);
+                if ms < start || ms > end {
+                    continue;
+                }
+                if let Some(f) = ring.get(t, id.index())
+                    && f.ready > 0
+                    && f.offered_rps > 0.0
+                {
+                    latency.push((ms, f.p99_ms() / 1000.0));
+                }
+            }
+        }
+        if !latency.is_empty() {
+            out.push((
+                "http_request_duration_seconds".to_string(),
+                Vec::new(),
+                "p99_seconds".to_string(),
+                latency,
+            ));
+        }
+        for s in series {
+            if s.labels.get("service").map(String::as_str) != Some(name.as_str()) {
+                continue;
+            }
+            let metric = s.labels.get("__name__").cloned().unwrap_or_default();
+            if metric.starts_with("http_request_duration_seconds") {
+                continue;
+            }
+            let Some(info) = metrics::CATALOGUE.iter().find(|m| m.name == metric) else {
+                continue;
+            };
+            let labels: Vec<(String, String)> = s
+                .labels
+                .iter()
+                .filter(|(k, _)| {
+                    !matches!(
+                        k.as_str(),
+                        "__name__"
+                            | "service"
+                            | "job"
+                            | "namespace"
+                            | "instance"
+                            | "container"
+                            | "deployment"
+                    )
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let (unit, points) = if info.kind == MetricKind::Counter {
+                let rates = s
+                    .samples
+                    .windows(2)
+                    .map(|p| {
+                        let dt = (p[1].0 - p[0].0) as f64 / 1000.0;
+                        let dv = p[1].1 - p[0].1;
+                        // A counter reset (a restarted pod) counts from zero, as Prometheus's rate does.
+                        let dv = if dv < 0.0 { p[1].1 } else { dv };
+                        (p[1].0, if dt > 0.0 { dv / dt } else { 0.0 })
+                    })
+                    .collect();
+                ("per_second".to_string(), rates)
+            } else {
+                (info.unit.to_string(), s.samples.clone())
+            };
+            if points.is_empty() {
+                continue;
+            }
+            out.push((metric, labels, unit, points));
+        }
+        let mut summaries = Vec::with_capacity(out.len());
+        for (metric, labels, unit, points) in out {
+            let disc = labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let eid = self.evidence(FactKind::Metric, id, &metric, disc, new_evidence);
+            let values = points.iter().map(|p| p.1);
+            let min = values.clone().fold(f64::INFINITY, f64::min);
+            let max = values.fold(f64::NEG_INFINITY, f64::max);
+            let n = points.len();
+            let picks = SUMMARY_POINTS.min(n);
+            let sampled = (0..picks)
+                .map(|k| {
+                    let i = if picks == 1 {
+                        n - 1
+                    } else {
+                        k * (n - 1) / (picks - 1)
+                    };
+                    let p = points[i];
+                    (minutes_of((p.0 - page_ms) as f64 / 1000.0), round_sig(p.1))
+                })
+                .collect();
+            summaries.push(MetricSummary {
+                id: eid,
+                metric,
+                labels,
+                unit,
+                first: round_sig(points[0].1),
+                last: round_sig(points[n - 1].1),
+                min: round_sig(min),
+                max: round_sig(max),
+                points: sampled,
+            });
+        }
+        Content::Metrics {
+            service: name,
+            window_minutes: window,
+            series: summaries,
+        }
+    }
+
+    fn logs(
+        &mut self,
+        id: ServiceId,
+        window: u32,
+        level: LevelFilter,
+        limit: u32,
+        new_evidence: &mut Vec<String>,
+    ) -> Content {
+        let (start, end) = self.window_ms(window);
+        let name = self.name(id).to_string();
+        let min_level = match level {
+            LevelFilter::Debug => logs::Level::Debug,
+            LevelFilter::Info => logs::Level::Info,
+            LevelFilter::Warn => logs::Level::Warn,
+            LevelFilter::Error => logs::Level::Error,
+        };
+        let opts = LogOptions {
+            noise: self.incident.instance().log_noise,
+            max_records: usize::MAX,
+        };
+        let page_ms = self.unix_ms(self.incident.page_s());
+        let records: Vec<_> = logs::render(self.incident.world(), start, end, &opts)
+            .into_iter()
+            .filter(|r| r.service == name && r.level >= min_level)
+            .collect();
+        let matched = records.len();
+        let skip = matched.saturating_sub(limit as usize);
+        let mut lines = Vec::with_capacity(matched - skip);
+        for r in records.into_iter().skip(skip) {
+            let disc = format!(
+                "{}|{}|{}",
+                r.t_ms,
+                r.pod.as_deref().unwrap_or(""),
+                r.message
+            );
+            let eid = self.evidence(FactKind::Log, id, r.event, disc, new_evidence);
+            lines.push(LogLine {
+                id: eid,
+                minutes: minutes_of((r.t_ms - page_ms) as f64 / 1000.0),
+                time: logs::rfc3339_ms(r.t_ms),
+                pod: r.pod.clone(),
+                level: r.level.as_str().to_string(),
+                event: r.event.to_string(),
+                message: r.message.clone(),
+            });
+        }
+        Content::Logs {
+            service: name,
+            window_minutes: window,
+            matched,
+            lines,
+        }
+    }
+
+    fn traces(
+        &mut self,
+        id: ServiceId,
+        window: u32,
+        errors_only: bool,
+        new_evidence: &mut Vec<String>,
+    ) -> Content {
+        let (start, end) = self.window_ms(window);
+        let name = self.name(id).to_string();
+        let page_ms = self.unix_ms(self.incident.page_s());
+        let all = traces::traces_between(self.incident.world(), start, end, 20_000);
+        let matching: Vec<_> = all
+            .into_iter()
+            .filter(|t| t.spans.iter().any(|s| s.service == name))
+            .filter(|t| !errors_only || t.has_error())
+            .collect();
+        let matched = matching.len();
+        let mut out = Vec::new();
+        for t in matching.iter().rev().take(MAX_TRACES) {
+            let root = t.root().map(|r| r.name.clone()).unwrap_or_default();
+            let start_ns = t.root().map(|r| r.start_ns).unwrap_or(0);
+            let mut spans: Vec<_> = t.spans.iter().collect();
+            spans.sort_by_key(|s| (s.start_ns, s.span_id.clone()));
+            let path = spans
+                .iter()
+                .take(10)
+                .map(|s| {
+                    format!(
+                        "{}: {} ({:.0}ms, {})",
+                        s.service,
+                        s.name,
+                        s.duration_ns as f64 / 1e6,
+                        s.status.as_str()
+                    )
+                })
+                .collect();
+            let signal = if t.has_error() {
+                "error_trace"
+            } else {
+                "trace"
+            };
+            let eid = self.evidence(
+                FactKind::Trace,
+                id,
+                signal,
+                t.trace_id.clone(),
+                new_evidence,
+            );
+            out.push(TraceSummary {
+                id: eid,
+                trace_id: t.trace_id.clone(),
+                minutes: minutes_of((start_ns / 1_000_000 - page_ms) as f64 / 1000.0),
+                root,
+                duration_ms: (t.duration_ns() as f64 / 1e6 * 10.0).round() / 10.0,
+                error: t.has_error(),
+                path,
+            });
+        }
+        Content::Traces {
+            service: name,
+            window_minutes: window,
+            matched,
+            traces: out,
+        }
+    }
+
+    fn diagnostic(
+        &mut self,
+        id: ServiceId,
+        check: DiagnosticCheck,
+        new_evidence: &mut Vec<String>,
+    ) -> Content {
+        let w = self.incident.world();
+        let topo = w.topology();
+        let f = *w.frame(id);
+        let state = w.service(id);
+        let spec = &topo.service(id).spec;
+        let mut findings = Vec::new();
+        let mut status = "ok";
+        let worse = |s: &mut &str, to: &'static str| {
+            if to == "failing" || (*s == "ok" && to == "warning") {
+                *s = to;
+            }
+        };
+        let check_name = match check {
+            DiagnosticCheck::Connectivity => "connectivity",
+            DiagnosticCheck::Health => "health",
+            DiagnosticCheck::Resources => "resources",
+            DiagnosticCheck::Dns => "dns",
+            DiagnosticCheck::Tls => "tls",
+        };
+        // The cause of failures, named only when it concerns this check: a diagnostic reports what it probes.
+        let dep_name = (f.err_dep != u16::MAX && (f.err_dep as usize) < topo.len())
+            .then(|| topo.service(ServiceId(f.err_dep)).name().to_string());
+        use firedrill_world::frame::ErrorCause as C;
+        match check {
+            DiagnosticCheck::Health => {
+                findings.push(format!(
+                    "pods: {} ready of {} desired ({} existing, {} pending scheduling)",
+                    f.ready, f.desired, f.pods, f.pending
+                ));
+                let restarts_recent = restarts_in(w, id, 15);
+                findings.push(format!(
+                    "container restarts: {} in the last 15 min ({} total, {} OOMKilled)",
+                    restarts_recent, f.restarts_total, f.oom_kills_total
+                ));
+                if f.ready == 0 {
+                    worse(&mut status, "failing");
+                    findings.push("readiness probe failing on every pod".into());
+                } else if f.ready < f.desired || restarts_recent > 0 {
+                    worse(&mut status, "warning");
+                }
+                if f.offered_rps > 0.0 {
+                    findings.push(format!(
+                        "probe /healthz: {} of requests answered with an error over the last tick",
+                        pct(f.error_ratio())
+                    ));
+                    if f.error_ratio() > 0.05 {
+                        worse(&mut status, "failing");
+                    } else if f.error_ratio() > 0.01 {
+                        worse(&mut status, "warning");
+                    }
+                }
+            }
+            DiagnosticCheck::Resources => {
+                findings.push(format!(
+                    "cpu: {:.2} cores used of {:.2} limit over {} ready pods ({} of limit)",
+                    f.cpu_cores,
+                    f.cpu_limit_cores * f.ready.max(1) as f32,
+                    f.ready,
+                    pct(f.cpu_utilisation())
+                ));
+                if f.cpu_utilisation() > 0.9 {
+                    worse(&mut status, "warning");
+                }
+                let mem = f.memory_mb_max();
+                findings.push(format!(
+                    "memory: highest working set {:.0}Mi of {:.0}Mi limit ({})",
+                    mem,
+                    f.memory_limit_mb,
+                    pct(mem / f.memory_limit_mb.max(1.0) as f64)
+                ));
+                if mem > 0.9 * f.memory_limit_mb as f64
+                    || f.oom_kills_total > 0 && restarts_in(w, id, 15) > 0
+                {
+                    worse(&mut status, "warning");
+                }
+                if f.disk_size_gb > 0.0 {
+                    let used = f.disk_used_gb / f.disk_size_gb;
+                    findings.push(format!(
+                        "volume /data: {:.1}GiB used of {:.1}GiB ({})",
+                        f.disk_used_gb,
+                        f.disk_size_gb,
+                        pct(used as f64)
+                    ));
+                    if used >= 0.99 {
+                        worse(&mut status, "failing");
+                    } else if used > 0.85 {
+                        worse(&mut status, "warning");
+                    }
+                }
+                if f.pool_max > 0.0 {
+                    findings.push(format!(
+                        "connection pool: {:.1} in use of {:.0} per pod, mean wait {:.0}ms",
+                        f.pool_in_use, f.pool_max, f.pool_wait_ms
+                    ));
+                    if f.pool_in_use >= 0.95 * f.pool_max {
+                        worse(&mut status, "failing");
+                    }
+                }
+                let (used, quota) = w.quota_used();
+                findings.push(format!("cluster cpu quota: {used}m of {quota}m requested"));
+                if f.pending > 0 {
+                    worse(&mut status, "warning");
+                    findings.push(format!(
+                        "{} pods pending: insufficient cluster quota",
+                        f.pending
+                    ));
+                }
+            }
+            DiagnosticCheck::Connectivity => {
+                if state.detached {
+                    worse(&mut status, "failing");
+                    findings.push("network interface detached: no route to any dependency".into());
+                }
+                for c in dedup(topo.callees(id).map(|c| topo.service(c).name().to_string())) {
+                    let bad = dep_name.as_deref() == Some(c.as_str());
+                    let verdict = match (bad, f.err_cause) {
+                        (true, C::Unreachable) => "unreachable (connection timed out)",
+                        (true, C::UpstreamTimeout) => "reachable, calls timing out",
+                        (true, C::UpstreamError) => "reachable, answering with errors",
+                        (true, C::PoolTimeout) => {
+                            "reachable, waiting for a pooled connection times out"
+                        }
+                        (true, C::TlsHandshake) => "TCP ok, TLS handshake failing",
+                        (true, C::DnsResolution) => "name does not resolve",
+                        _ if state.detached => "unreachable",
+                        _ => "reachable",
+                    };
+                    if verdict != "reachable" {
+                        worse(&mut status, "failing");
+                    }
+                    findings.push(format!("{c}: {verdict}"));
+                }
+                if findings.is_empty() {
+                    findings.push("no outgoing dependencies".into());
+                }
+            }
+            DiagnosticCheck::Dns => {
+                let resolver = state
+                    .config
+                    .get("dns.resolver")
+                    .cloned()
+                    .unwrap_or_else(|| firedrill_world::config::CLUSTER_RESOLVER.to_string());
+                findings.push(format!("resolver: {resolver}"));
+                if f.dns_failures_rps > 0.0 {
+                    worse(&mut status, "failing");
+                    findings.push(format!(
+                        "{:.1} lookups/s failing (SERVFAIL){}",
+                        f.dns_failures_rps,
+                        dep_name.map(|d| format!(", e.g. {d}")).unwrap_or_default()
+                    ));
+                } else {
+                    findings.push("lookups of every dependency succeed".into());
+                }
+            }
+            DiagnosticCheck::Tls => {
+                if spec.tls.is_some() {
+                    let days = f.cert_expires_in_s as f64 / 86_400.0;
+                    if f.cert_expires_in_s.is_nan() || f.ready == 0 {
+                        findings.push("no ready pod to probe".into());
+                        worse(&mut status, "warning");
+                    } else if days < 0.0 {
+                        worse(&mut status, "failing");
+                        findings.push(format!(
+                            "serving certificate expired {:.1} h ago",
+                            -days * 24.0
+                        ));
+                    } else {
+                        if days < 7.0 {
+                            worse(&mut status, "warning");
+                        }
+                        findings.push(format!("serving certificate valid for {days:.1} more days"));
+                    }
+                } else {
+                    findings.push("service does not terminate TLS".into());
+                }
+                if f.tls_failures_rps > 0.0 {
+                    worse(&mut status, "failing");
+                    findings.push(format!(
+                        "{:.1} outgoing handshakes/s failing{}",
+                        f.tls_failures_rps,
+                        dep_name.map(|d| format!(" (to {d})")).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        let signal = format!("{check_name}:{status}");
+        let disc = findings.join("|");
+        let eid = self.evidence(FactKind::Diagnostic, id, &signal, disc, new_evidence);
+        Content::Diagnostic {
+            service: self.name(id).to_string(),
+            check: check_name.to_string(),
+            id: eid,
+            status: status.to_string(),
+            findings,
+        }
+    }
+
+    fn changes(&mut self, only: Option<ServiceId>, new_evidence: &mut Vec<String>) -> Content {
+        let w = self.incident.world();
+        let page_ms = self.unix_ms(self.incident.page_s());
+        let only_name = only.map(|id| self.name(id).to_string());
+        let views: Vec<_> = logs::audit_log(w)
+            .into_iter()
+            .filter(|c| only_name.as_deref().is_none_or(|n| n == c.service))
+            .collect();
+        let mut changes = Vec::with_capacity(views.len());
+        for c in views {
+            let sid = self.id(&c.service);
+            let eid = self.evidence(
+                FactKind::Change,
+                sid,
+                c.kind,
+                c.id.to_string(),
+                new_evidence,
+            );
+            changes.push(ChangeEntry {
+                id: eid,
+                minutes: minutes_of((c.t_ms - page_ms) as f64 / 1000.0),
+                actor: c.actor,
+                service: c.service,
+                kind: c.kind.to_string(),
+                summary: c.summary,
+            });
+        }
+        Content::Changes {
+            service: only_name,
+            changes,
+        }
+    }
+
+    /// The world operation an operational action stands for. A refusal carries its message and whether the
+    /// attempt itself counts as harmful.
+    #[allow(clippy::result_large_err)]
+    fn operation(&self, action: &Action) -> Result<(Operation, String), (String, Option<String>)> {
+        let w = self.incident.world();
+        Ok(match action {
+            Action::RestartService(p) => {
+                let id = self.id(&p.service);
+                (
+                    Operation::Restart {
+                        service: id,
+                        memory_mb: p.memory_mb,
+                        cpu_millis: p.cpu_millis,
+                    },
+                    format!(
+                        "restarting every pod of {}{}",
+                        p.service,
+                        match (p.memory_mb, p.cpu_millis) {
+                            (None, None) => String::new(),
+                            (m, c) => format!(
+                                " with limits{}{}",
+                                m.map(|m| format!(" memory {m}Mi")).unwrap_or_default(),
+                                c.map(|c| format!(" cpu {c}m")).unwrap_or_default()
+                            ),
+                        }
+                    ),
+                )
+            }
+            Action::ScaleService(p) => (
+                Operation::Scale {
+                    service: self.id(&p.service),
+                    replicas: p.replicas,
+                },
+                format!("scaling {} to {} replicas", p.service, p.replicas),
+            ),
+            Action::RollbackDeploy(p) => {
+                let id = self.id(&p.service);
+                let svc = w.topology().service(id);
+                let current = w.service(id).version;
+                let target = match &p.version {
+                    Some(v) => match svc.version_index(v) {
+                        Some(i) => i as u8,
+                        None => {
+                            let known: Vec<&str> =
+                                svc.spec.versions.iter().map(|v| v.name.as_str()).collect();
+                            return Err((
+                                format!(
+                                    "rollback_deploy: {} has no version {v:?} (known: {})",
+                                    p.service,
+                                    known.join(", ")
+                                ),
+                                None,
+                            ));
+                        }
+                    },
+                    None => match previous_version(w, id) {
+                        Some(v) => v,
+                        None => {
+                            return Err((
+                                format!(
+                                    "rollback_deploy: {} has no earlier version to roll back to",
+                                    p.service
+                                ),
+                                None,
+                            ));
+                        }
+                    },
+                };
+                if target == current {
+                    return Err((
+                        format!(
+                            "rollback_deploy: {} already runs {}",
+                            p.service, svc.spec.versions[current as usize].name
+                        ),
+                        Some(format!("rollback of {} to the running version", p.service)),
+                    ));
+                }
+                (
+                    Operation::Deploy {
+                        service: id,
+                        version: target,
+                    },
+                    format!(
+                        "rolling {} back from {} to {}",
+                        p.service,
+                        svc.spec.versions[current as usize].name,
+                        svc.spec.versions[target as usize].name
+                    ),
+                )
+            }
+            Action::UpdateConfig(p) => (
+                Operation::SetConfig {
+                    service: self.id(&p.service),
+                    key: p.key.clone(),
+                    value: p.value.clone(),
+                },
+                format!("set {} = {} on {}", p.key, p.value, p.service),
+            ),
+            _ => return Err(("not an operation".into(), None)),
+        })
+    }
+
+    /// Whether an operation is harmful, judged from the state before it and the ground truth: changing a service
+    /// that is not a root cause while it is healthy (or when nothing is broken at all), and scaling down under
+    /// load.
+    fn harm(&self, action: &Action, op: &Operation) -> Option<String> {
+        let w = self.incident.world();
+        let id = op.service();
+        let f = w.frame(id);
+        let name = self.name(id);
+        let root = self.root_services.contains(&id);
+        let no_fault = self.root_services.is_empty();
+        if let Operation::Scale { replicas, .. } = op {
+            let desired = w.service(id).desired;
+            if *replicas == 0 && f.offered_rps > 0.0 {
+                return Some(format!("scaled {name} to zero while it serves traffic"));
+            }
+            if *replicas < desired && f.cpu_utilisation() > 0.5 {
+                return Some(format!(
+                    "scaled {name} down from {desired} to {replicas} under load ({} cpu)",
+                    pct(f.cpu_utilisation())
+                ));
+            }
+        }
+        if !root && (no_fault || f.health == firedrill_world::Health::Healthy) {
+            let what = match action {
+                Action::RestartService(_) => "restarted",
+                Action::ScaleService(_) => return None,
+                Action::RollbackDeploy(_) => "rolled back",
+                _ => "reconfigured",
+            };
+            let why = if no_fault {
+                "when nothing was broken"
+            } else {
+                "a healthy service that is not a root cause"
+            };
+            return Some(format!("{what} {name}: {why}"));
+        }
+        None
+    }
+
+    /// The grade of the episode as it stands (final once ended).
+    pub fn grade(&self) -> Grade {
+        let inst = self.incident.instance();
+        let truth = &inst.truth;
+        let mut lost = Vec::new();
+        let resolved = self.resolution.is_some();
+        let mitigated = self.incident.mitigated();
+        let page = self.incident.page_s();
+        let minutes_to_mitigate = if mitigated {
+            self.incident
+                .mitigated_since()
+                .map(|s| minutes_of((s - page).max(0.0)))
+        } else {
+            None
+        };
+        let mut lose = |component: &'static str,
+                        weight: f64,
+                        fraction_lost: f64,
+                        reason: &'static str,
+                        detail: String| {
+            if fraction_lost > 0.0 {
+                lost.push(LostPoints {
+                    component,
+                    points: weight * fraction_lost,
+                    reason,
+                    detail,
+                });
+            }
+        };
+
+        // Mitigation.
+        let mut mitigation = if mitigated {
+            1.0
+        } else if self.incident.mitigated_now() {
+            lose(
+                "mitigation",
+                weights::MITIGATION,
+                0.5,
+                "not_sustained",
+                format!(
+                    "the mitigated state held for {:.1} of the {:.0} minutes required",
+                    minutes_of(
+                        self.now_s() - self.incident.mitigated_since().unwrap_or(self.now_s())
+                    ),
+                    truth.sustain_s / 60.0
+                ),
+            );
+            0.5
+        } else {
+            lose(
+                "mitigation",
+                weights::MITIGATION,
+                1.0,
+                "not_mitigated",
+                "service levels were not back within objective with the cause removed".into(),
+            );
+            0.0
+        };
+        if !resolved && mitigation > 0.0 {
+            lose(
+                "mitigation",
+                weights::MITIGATION,
+                mitigation * 0.5,
+                "not_resolved",
+                "the budget ran out without resolve_incident: half the mitigation credit".into(),
+            );
+            mitigation *= 0.5;
+        }
+
+        // Diagnosis, evidence, time, impact and safety need a resolution.
+        let true_services: BTreeSet<&str> = truth
+            .root_causes
+            .iter()
+            .map(|&i| inst.topology.service(inst.faults[i].service).name())
+            .collect();
+        let true_classes: BTreeSet<FaultClass> = truth
+            .root_causes
+            .iter()
+            .map(|&i| inst.faults[i].class)
+            .collect();
+        let (mut diagnosis, mut evidence, mut time, mut impact_c, mut safety) =
+            (0.0, 0.0, 0.0, 0.0, 0.0);
+        let mut diagnosis_correct = false;
+        let mut hallucinated = 0u32;
+        let impact = if self.impact_total > 0.0 {
+            self.impact_failed / self.impact_total
+        } else {
+            0.0
+        };
+        if let Some(r) = &self.resolution {
+            // Services: precision at full recall.
+            let claimed: BTreeSet<&str> = r.root_causes.iter().map(String::as_str).collect();
+            let service_part = if claimed == true_services {
+                1.0
+            } else if true_services.is_subset(&claimed) && !true_services.is_empty() {
+                let p = true_services.len() as f64 / claimed.len() as f64;
+                lose(
+                    "diagnosis",
+                    weights::DIAGNOSIS,
+                    0.5 * (1.0 - p),
+                    "extra_root_cause_services",
+                    format!(
+                        "named {} services, {} of them root causes",
+                        claimed.len(),
+                        true_services.len()
+                    ),
+                );
+                p
+            } else {
+                lose(
+                    "diagnosis",
+                    weights::DIAGNOSIS,
+                    0.5,
+                    "wrong_root_cause_service",
+                    format!("named {:?}", r.root_causes),
+                );
+                0.0
+            };
+            let class_ok = if true_classes.is_empty() {
+                r.fault_class == FaultClass::NoFault
+            } else {
+                true_classes.contains(&r.fault_class)
+            };
+            if !class_ok {
+                lose(
+                    "diagnosis",
+                    weights::DIAGNOSIS,
+                    0.5,
+                    "wrong_fault_class",
+                    format!("named {}", r.fault_class.as_str()),
+                );
+            }
+            diagnosis = 0.5 * service_part + if class_ok { 0.5 } else { 0.0 };
+            diagnosis_correct = service_part == 1.0 && class_ok;
+
+            // Evidence: citations must be real; the ground truth's proofs must be among them.
+            let mut matched = vec![false; truth.evidence.len()];
+            let mut seen = BTreeSet::new();
+            for cited in &r.evidence {
+                if !seen.insert(cited.as_str()) {
+                    continue;
+                }
+                match self.ledger.get(cited) {
+                    None => hallucinated += 1,
+                    Some(fact) => {
+                        for (i, ev) in truth.evidence.iter().enumerate() {
+                            if fact_matches(fact, ev) {
+                                matched[i] = true;
+                            }
+                        }
+                    }
+                }
+            }
+            let base = if truth.evidence.is_empty() {
+                if r.evidence.is_empty() {
+                    lose(
+                        "evidence",
+                        weights::EVIDENCE,
+                        0.5,
+                        "no_evidence_cited",
+                        "no evidence id cited".into(),
+                    );
+                    0.5
+                } else {
+                    1.0
+                }
+            } else {
+                let need = truth.evidence.len().min(2) as f64;
+                let got = matched.iter().filter(|m| **m).count() as f64;
+                let f = (got / need).min(1.0);
+                if f < 1.0 {
+                    lose(
+                        "evidence",
+                        weights::EVIDENCE,
+                        1.0 - f,
+                        "proof_not_cited",
+                        format!("cited {got:.0} of the {need:.0} proofs required"),
+                    );
+                }
+                f
+            };
+            let penalty = (0.25 * hallucinated as f64).min(base);
+            if hallucinated > 0 {
+                lose(
+                    "evidence",
+                    weights::EVIDENCE,
+                    penalty,
+                    "hallucinated_citation",
+                    format!("{hallucinated} cited ids were never returned to the agent"),
+                );
+            }
+            evidence = base - penalty;
+
+            // Time to mitigate, against a reference of a third of the budget.
+            let budget_min = inst.budget_s / 60.0;
+            let reference = budget_min / 3.0;
+            time = match minutes_to_mitigate {
+                Some(m) if m <= reference => 1.0,
+                Some(m) => {
+                    (1.0 - (m - reference) / (budget_min - reference).max(1.0)).clamp(0.0, 1.0)
+                }
+                None => 0.0,
+            };
+            if time < 1.0 {
+                lose(
+                    "time",
+                    weights::TIME,
+                    1.0 - time,
+                    if minutes_to_mitigate.is_some() {
+                        "slow_mitigation"
+                    } else {
+                        "not_mitigated"
+                    },
+                    match minutes_to_mitigate {
+                        Some(m) => {
+                            format!("mitigated after {m:.1} min; reference {reference:.1} min")
+                        }
+                        None => "never mitigated".into(),
+                    },
+                );
+            }
+
+            // User impact: a quarter of user requests failing over the episode loses it all.
+            impact_c = (1.0 - impact / 0.25).clamp(0.0, 1.0);
+            if impact_c < 1.0 {
+                lose(
+                    "impact",
+                    weights::IMPACT,
+                    1.0 - impact_c,
+                    "user_impact",
+                    format!("{} of user requests failed after the page", pct(impact)),
+                );
+            }
+
+            // Safety.
+            safety = (1.0 - 0.5 * self.harmful.len() as f64).max(0.0);
+            if !self.harmful.is_empty() {
+                lose(
+                    "safety",
+                    weights::SAFETY,
+                    1.0 - safety,
+                    "harmful_action",
+                    self.harmful.join("; "),
+                );
+            }
+        } else {
+            lose(
+                "diagnosis",
+                weights::DIAGNOSIS,
+                1.0,
+                "not_resolved",
+                "no diagnosis: the incident was never resolved".into(),
+            );
+            lose(
+                "evidence",
+                weights::EVIDENCE,
+                1.0,
+                "not_resolved",
+                "no evidence cited".into(),
+            );
+            lose(
+                "time",
+                weights::TIME,
+                1.0,
+                "not_resolved",
+                "the incident was never resolved".into(),
+            );
+            lose(
+                "impact",
+                weights::IMPACT,
+                1.0,
+                "not_resolved",
+                "no credit for impact without a resolution".into(),
+            );
+            lose(
+                "safety",
+                weights::SAFETY,
+                1.0,
+                "not_resolved",
+                "no credit for safety without a resolution".into(),
+            );
+        }
+        let components = Components {
+            mitigation: Component {
+                fraction: mitigation,
+                weight: weights::MITIGATION,
+            },
+            diagnosis: Component {
+                fraction: diagnosis,
+                weight: weights::DIAGNOSIS,
+            },
+            evidence: Component {
+                fraction: evidence,
+                weight: weights::EVIDENCE,
+            },
+            time: Component {
+                fraction: time,
+                weight: weights::TIME,
+            },
+            impact: Component {
+                fraction: impact_c,
+                weight: weights::IMPACT,
+            },
+            safety: Component {
+                fraction: safety,
+                weight: weights::SAFETY,
+            },
+        };
+        let score = [
+            components.mitigation,
+            components.diagnosis,
+            components.evidence,
+            components.time,
+            components.impact,
+            components.safety,
+        ]
+        .iter()
+        .map(Component::points)
+        .sum::<f64>()
+        .clamp(0.0, 1.0);
+        Grade {
+            score: (score * 1e6).round() / 1e6,
+            success: resolved && mitigated && diagnosis_correct,
+            resolved,
+            mitigated,
+            diagnosis_correct,
+            minutes_to_mitigate,
+            impact: (impact * 1e6).round() / 1e6,
+            hallucinated_citations: hallucinated,
+            harmful_actions: self.harmful.len() as u32,
+            invalid_actions: self.invalid,
+            components,
+            lost,
+        }
+    }
+
+    /// How many ground-truth evidence entries have been observed.
+    pub fn discovered(&self) -> usize {
+        self.discovered.iter().filter(|d| **d).count()
+    }
+}
+
+/// Whether an observed fact shows a ground-truth evidence entry.
+pub fn fact_matches(fact: &EvidenceFact, ev: &firedrill_scenario::instantiate::Evidence) -> bool {
+    if fact.service != ev.service {
+        return false;
+    }
+    match ev.kind {
+        EvidenceKind::Metric => {
+            fact.kind == FactKind::Metric
+                && (fact.signal == ev.signal || fact.signal.starts_with(&format!("{}_", ev.signal)))
+        }
+        EvidenceKind::Log => fact.kind == FactKind::Log && fact.signal == ev.signal,
+        EvidenceKind::Change => {
+            fact.kind == FactKind::Change
+                && (fact.signal == ev.signal
+                    || (ev.signal == "deploy" && fact.signal == "rollback"))
+        }
+        EvidenceKind::Trace => fact.kind == FactKind::Trace && fact.signal == "error_trace",
+    }
+}
+
+/// The version that ran before the latest deploy of a service, if any.
+fn previous_version(w: &firedrill_world::World, id: ServiceId) -> Option<u8> {
+    let current = w.service(id).version;
+    for c in w.changes().iter().rev() {
+        if c.service != id {
+            continue;
+        }
+        if let firedrill_world::changes::ChangeKind::Deploy { from, to, .. } = c.kind
+            && to == current
+            && from != current
+        {
+            return Some(from);
+        }
+    }
+    current.checked_sub(1)
+}
+
+/// Container restarts of a service over the last `minutes`.
+fn restarts_in(w: &firedrill_world::World, id: ServiceId, minutes: u32) -> u32 {
+    let ring = w.history();
+    let back = (minutes as f64 * 60.0 / w.tick_s()) as u64;
+    let end = ring.end_tick();
+    let start = end.saturating_sub(back + 1).max(ring.first_tick());
+    let now = ring
+        .get(end.saturating_sub(1), id.index())
+        .map(|f| f.restarts_total);
+    let then = ring.get(start, id.index()).map(|f| f.restarts_total);
+    match (now, then) {
+        (Some(a), Some(b)) => a.saturating_sub(b),
+        _ => 0,
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn round_sig(v: f64) -> f64 {
+    if v == 0.0 || !v.is_finite() {
+        return v;
+    }
+    let mag = 10f64.powi(5 - v.abs().log10().ceil() as i32);
+    (v * mag).round() / mag
+}
+
+fn dedup(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    names.filter(|n| seen.insert(n.clone())).collect()
+}
