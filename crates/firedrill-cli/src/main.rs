@@ -7,6 +7,9 @@ macro_rules! say {
     };
 }
 
+mod bench;
+mod eval;
+mod play;
 mod scenarios;
 mod simulate;
 
@@ -54,6 +57,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Evaluate agents on scenarios × seeds: leaderboard, per-family table and a run directory.
+    Eval(eval::EvalArgs),
+    /// Play an incident yourself in the terminal, graded at the end.
+    Play(play::PlayArgs),
+    /// Measure environment throughput (resets/s, steps/s, VecEnv steps/s).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +91,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Scenarios { command } => scenarios::run(command, &cli.scenario_dirs),
         Command::Simulate(args) => simulate::run(args, &catalog(&cli.scenario_dirs)?),
+        Command::Eval(args) => eval::run(args, catalog(&cli.scenario_dirs)?),
+        Command::Play(args) => play::run(args, catalog(&cli.scenario_dirs)?),
+        Command::Bench(args) => bench::run(args, catalog(&cli.scenario_dirs)?),
         Command::Actions { json } => {
             use firedrill_env::action::{ActionKind, openai_tools};
             if json {
