@@ -669,7 +669,14 @@ impl Episode {
     fn metrics(&mut self, id: ServiceId, window: u32, new_evidence: &mut Vec<String>) -> Content {
         let (start, end) = self.window_ms(window);
         let name = self.name(id).to_string();
-        let series = metrics::render(self.incident.world(), &|_| true, start, end);
+        // Only the families summarised below are rendered: the latency histogram is read from the frames instead
+        // (its buckets integrate every held tick and were most of the cost of this action), and series outside
+        // the catalogue are never shown. The summaries are the same either way.
+        let wanted = |name: &str| {
+            !name.starts_with("http_request_duration_seconds")
+                && metrics::CATALOGUE.iter().any(|m| m.name == name)
+        };
+        let series = metrics::render(self.incident.world(), &wanted, start, end);
         let page_ms = self.unix_ms(self.incident.page_s());
         let mut out = Vec::new();
         // Latency from the histogram, as the p99 a dashboard would plot.
