@@ -5,10 +5,10 @@
 //! grade, and carries the new episode's page in `reset_observation` (the observation to act on next). With
 //! [`AutoReset::Disabled`], stepping an ended slot is an error until [`VecEnv::reset_slot`].
 //!
-//! Results do not depend on the thread count: every slot owns its episode and its generator, and slots are
-//! split into contiguous chunks whose results are written back in slot order.
+//! Results do not depend on the thread count: every slot owns its episode and its generator, and whichever thread
+//! steps a slot, its result is written back in slot order.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use firedrill_scenario::Catalog;
 use serde::Serialize;
@@ -106,37 +106,53 @@ impl VecEnv {
         self.envs[slot].reset(&spec.scenario, spec.seed, spec.difficulty)
     }
 
-    /// Steps every slot with its action (`actions[i]` for slot `i`), on the configured threads. With
-    /// [`AutoReset::SameStep`], a slot whose episode ended is reset on the thread that stepped it, so resets run
-    /// in parallel too.
+    /// Steps every slot with its action (`actions[i]` for slot `i`), on the configured threads. Threads take
+    /// slots one at a time, so a slow slot (a trace query, a reset) does not leave the other threads idle; with
+    /// [`AutoReset::SameStep`], a slot whose episode ended is reset on the thread that stepped it.
     pub fn step(&mut self, actions: &[Action]) -> Vec<Result<VecStep, EnvError>> {
         let n = self.envs.len().min(actions.len());
-        let chunk = n.div_ceil(self.threads).max(1);
         let slots = self.envs.len();
         let (schedule, mode) = (&self.schedule[..], self.mode);
-        let run = |envs: &mut [Env], acts: &[Action], cursors: &mut [usize]| {
-            envs.iter_mut()
-                .zip(acts)
-                .zip(cursors.iter_mut())
-                .map(|((e, a), c)| step_slot(e, a, c, schedule, slots, mode))
-                .collect::<Vec<_>>()
-        };
+        let pairs = self.envs[..n].iter_mut().zip(self.cursor[..n].iter_mut());
         if self.threads == 1 || n < 2 {
-            return run(&mut self.envs[..n], &actions[..n], &mut self.cursor[..n]);
+            return pairs
+                .zip(actions)
+                .map(|((e, c), a)| step_slot(e, a, c, schedule, slots, mode))
+                .collect();
         }
-        let chunks: Vec<Vec<Result<VecStep, EnvError>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self.envs[..n]
-                .chunks_mut(chunk)
-                .zip(actions[..n].chunks(chunk))
-                .zip(self.cursor[..n].chunks_mut(chunk))
-                .map(|((envs, acts), cursors)| scope.spawn(move || run(envs, acts, cursors)))
+        let work = Mutex::new(pairs.enumerate());
+        let parts: Vec<Vec<(usize, Result<VecStep, EnvError>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..self.threads.min(n))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            // The lock is held only to take the next slot. A poisoned lock means another thread
+                            // panicked: this one stops, and the panic is resumed below.
+                            let next = work.lock().ok().and_then(|mut w| w.next());
+                            let Some((i, (env, cursor))) = next else {
+                                break;
+                            };
+                            done.push((
+                                i,
+                                step_slot(env, &actions[i], cursor, schedule, slots, mode),
+                            ));
+                        }
+                        done
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
                 .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
                 .collect()
         });
-        chunks.into_iter().flatten().collect()
+        // Every slot below `n` was taken exactly once (a panic would have been resumed above).
+        let mut out: Vec<Option<Result<VecStep, EnvError>>> = (0..n).map(|_| None).collect();
+        for (i, r) in parts.into_iter().flatten() {
+            out[i] = Some(r);
+        }
+        out.into_iter().flatten().collect()
     }
 }
 

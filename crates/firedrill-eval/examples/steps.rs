@@ -1,9 +1,9 @@
 //! Runs one phase of the throughput benchmark alone, for profiling:
-//! `cargo run --release -p firedrill-eval --example steps -- [steps|text|resets] [seconds]`, or under
+//! `cargo run --release -p firedrill-eval --example steps -- [steps|text|resets|vec1|vec2] [seconds]`, or under
 //! `perf record --call-graph dwarf` / `valgrind --tool=callgrind`.
 use std::sync::Arc;
 
-use firedrill_eval::bench::{measure_resets, measure_steps};
+use firedrill_eval::bench::{SLOTS_PER_THREAD, measure_resets, measure_steps, measure_vec};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -14,6 +14,15 @@ fn main() {
         "resets" => {
             let (n, d) = measure_resets(&catalog, seconds).expect("resets");
             println!("{n} resets, {:.0}/s", n as f64 / d.as_secs_f64());
+        }
+        "vec1" | "vec2" => {
+            let threads = if phase == "vec1" { 1 } else { 2 };
+            let (n, d) =
+                measure_vec(&catalog, seconds, 2 * SLOTS_PER_THREAD, threads).expect("vec");
+            println!(
+                "{n} steps on {threads} threads, {:.0}/s",
+                n as f64 / d.as_secs_f64()
+            );
         }
         p => {
             let r = measure_steps(&catalog, seconds, p == "text").expect("steps");
