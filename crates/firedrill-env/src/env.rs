@@ -94,6 +94,10 @@ pub struct Episode {
     impact_total: f64,
     potential: f64,
     returns: f64,
+    /// The firing alerts as observations show them, and the length of the alert history they were read at.
+    /// The set and its start times change only with a transition, which always lengthens the history, so the
+    /// briefs are rebuilt only then (building them formats every alert's labels and annotations).
+    alert_briefs: (usize, Vec<AlertBrief>),
 }
 
 /// The environment. Holds at most one episode; `Clone` forks it.
@@ -159,6 +163,7 @@ impl Env {
             impact_total: 0.0,
             potential: 0.0,
             returns: 0.0,
+            alert_briefs: (usize::MAX, Vec::new()),
         };
         ep.potential = ep.potential_now();
         let obs = ep.page();
@@ -280,23 +285,33 @@ impl Episode {
         -SHAPING_SCALE * ratio
     }
 
-    fn observation(&self, content: Content) -> Observation {
+    /// The alerts firing now, briefly (cached until the next alert transition).
+    fn firing_alerts(&mut self) -> Vec<AlertBrief> {
+        let transitions = self.incident.alerts().history().len();
+        if self.alert_briefs.0 != transitions {
+            let topo = self.incident.world().topology();
+            let page = self.incident.page_s();
+            let briefs = self
+                .incident
+                .alerts()
+                .active(topo)
+                .into_iter()
+                .filter(|a| a.state == AlertState::Firing)
+                .map(|a| AlertBrief {
+                    name: a.labels.get("alertname").cloned().unwrap_or_default(),
+                    service: a.labels.get("service").cloned().unwrap_or_default(),
+                    severity: a.labels.get("severity").cloned().unwrap_or_default(),
+                    active_since_minutes: minutes_of(a.active_since_s - page),
+                })
+                .collect();
+            self.alert_briefs = (transitions, briefs);
+        }
+        self.alert_briefs.1.clone()
+    }
+
+    fn observation(&mut self, content: Content) -> Observation {
+        let firing_alerts = self.firing_alerts();
         let w = self.incident.world();
-        let topo = w.topology();
-        let page = self.incident.page_s();
-        let firing_alerts = self
-            .incident
-            .alerts()
-            .active(topo)
-            .into_iter()
-            .filter(|a| a.state == AlertState::Firing)
-            .map(|a| AlertBrief {
-                name: a.labels.get("alertname").cloned().unwrap_or_default(),
-                service: a.labels.get("service").cloned().unwrap_or_default(),
-                severity: a.labels.get("severity").cloned().unwrap_or_default(),
-                active_since_minutes: minutes_of(a.active_since_s - page),
-            })
-            .collect();
         Observation {
             step: self.steps,
             minutes_since_page: self.since_page_min(w.now_s()),
@@ -322,7 +337,7 @@ impl Episode {
     }
 
     /// The page: fired alerts in Alertmanager webhook shape, the catalogue, the actions, the budget.
-    fn page(&self) -> Observation {
+    fn page(&mut self) -> Observation {
         let w = self.incident.world();
         let topo = w.topology();
         let alerts: Vec<Value> = self
