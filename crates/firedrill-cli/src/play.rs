@@ -33,6 +33,12 @@ use firedrill_scenario::Catalog;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Actions are read line by line from stdin, as JSON ({\"action\": \"query_logs\", \"service\": \"x\"}) \
+or as short commands: NAME [POSITIONAL...] [key=value...], e.g. `query_logs order-service level=warn`, `wait 5`, \
+`resolve postgres-db disk_full evidence=ev-3,ev-7 summary=\"...\"`. At the prompt, `help` lists every action \
+and its parameters; `quit` stops. Piped scripts work: blank lines and # comments are skipped."
+)]
 pub struct PlayArgs {
     /// Scenario id (`firedrill scenarios list` shows them).
     scenario: String,
@@ -558,6 +564,10 @@ pub fn run(args: PlayArgs, catalog: Catalog) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
         total += step.reward;
         show(&step);
+        if interactive {
+            // A blank line before the next prompt separates one exchange from the next.
+            say!("");
+        }
         if let Some(grade) = &step.info.grade {
             print_grade(grade, total);
             return Ok(ExitCode::SUCCESS);

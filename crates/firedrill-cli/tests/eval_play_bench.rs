@@ -140,7 +140,7 @@ fn eval_json_prints_the_report_and_writes_the_run_directory() {
 fn eval_refuses_bad_arguments_with_a_clear_message() {
     let out = scratch("cli-eval-bad");
     let out_s = out.to_string_lossy().into_owned();
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["--agent", "nobody"], "unknown agent \"nobody\""),
         (
             &["--scenario", "no_such_scenario"],
@@ -153,6 +153,7 @@ fn eval_refuses_bad_arguments_with_a_clear_message() {
             "difficulty must be a number in [0, 1]",
         ),
         (&["--suite", "advanced"], "unknown suite \"advanced\""),
+        (&["--jobs", "0"], "--jobs must be at least 1"),
     ];
     for (extra, needle) in cases {
         let mut args = vec!["eval", "--out", &out_s];
