@@ -1029,19 +1029,33 @@ impl Episode {
                     worse(&mut status, "failing");
                     findings.push("network interface detached: no route to any dependency".into());
                 }
-                for c in dedup(topo.callees(id).map(|c| topo.service(c).name().to_string())) {
+                let mut callees: Vec<ServiceId> = topo.callees(id).collect();
+                callees.dedup();
+                for cid in callees {
+                    let c = topo.service(cid).name().to_string();
                     let bad = dep_name.as_deref() == Some(c.as_str());
+                    // What a probe request to the dependency sees, besides the caller's own failures.
+                    let cf = w.frame(cid);
+                    let probe = if cf.ready == 0 {
+                        "reachable, no ready endpoint".to_string()
+                    } else if cf.error_ratio() > 0.05 {
+                        format!("reachable, answering {} errors", pct(cf.error_ratio()))
+                    } else if cf.p99_ms() > 2_000.0 {
+                        format!("reachable, slow (p99 {:.0}ms)", cf.p99_ms())
+                    } else {
+                        "reachable".to_string()
+                    };
                     let verdict = match (bad, f.err_cause) {
-                        (true, C::Unreachable) => "unreachable (connection timed out)",
-                        (true, C::UpstreamTimeout) => "reachable, calls timing out",
-                        (true, C::UpstreamError) => "reachable, answering with errors",
+                        (true, C::Unreachable) => "unreachable (connection timed out)".to_string(),
+                        (true, C::UpstreamTimeout) => "reachable, calls timing out".to_string(),
+                        (true, C::UpstreamError) => "reachable, answering with errors".to_string(),
                         (true, C::PoolTimeout) => {
-                            "reachable, waiting for a pooled connection times out"
+                            "reachable, waiting for a pooled connection times out".to_string()
                         }
-                        (true, C::TlsHandshake) => "TCP ok, TLS handshake failing",
-                        (true, C::DnsResolution) => "name does not resolve",
-                        _ if state.detached => "unreachable",
-                        _ => "reachable",
+                        (true, C::TlsHandshake) => "TCP ok, TLS handshake failing".to_string(),
+                        (true, C::DnsResolution) => "name does not resolve".to_string(),
+                        _ if state.detached => "unreachable".to_string(),
+                        _ => probe,
                     };
                     if verdict != "reachable" {
                         worse(&mut status, "failing");
