@@ -118,7 +118,7 @@ impl RandomAgent {
     /// Seeded.
     pub fn new(seed: u64) -> RandomAgent {
         RandomAgent {
-            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_0f_a9e4),
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x005e_ed0f_a9e4),
             services: Vec::new(),
             seen: Vec::new(),
         }

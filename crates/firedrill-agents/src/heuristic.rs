@@ -478,6 +478,21 @@ impl Heuristic {
             signature_ids = self.event_ids(s, "rate_limited", 3);
             remediation = format!("scaled {s} out");
             roots = vec![s.to_string()];
+        } else if let Some(d) = self
+            .recent(s, &["deploy"])
+            .first()
+            .filter(|c| c.minutes > -15.0 && !self.rechecked)
+            .map(|c| c.id.clone())
+        {
+            // An alerted service deployed minutes before the page: the deploy is the prime suspect even when its
+            // pods look fine at this instant.
+            self.cite.push(d);
+            plan.push(rollback(s));
+            proof_metric = Some((s.to_string(), "container_cpu_usage_seconds_total"));
+            class = FaultClass::BadDeploy;
+            signature_ids = self.event_ids(s, "oom_killed", 2);
+            remediation = format!("rolled back {s}");
+            roots = vec![s.to_string()];
         } else if self.health.get(s).is_some_and(|h| h.0 == "ok") && !self.starts.is_empty() {
             // Nothing here: walk again from the next alerted service.
             let next = self.starts.pop_front().unwrap_or_default();
