@@ -277,7 +277,8 @@ impl Episode {
     fn potential_now(&self) -> f64 {
         let (failed, offered) = self.user_error_ratio();
         let ratio = if offered > 0.0 { failed / offered } else { 0.0 };
-        -SHAPING_SCALE * ratio
+        // Rounded so that float noise in a steady state does not show up as tiny shaping terms.
+        (-SHAPING_SCALE * ratio * 1e6).round() / 1e6
     }
 
     fn observation(&self, content: Content) -> Observation {
