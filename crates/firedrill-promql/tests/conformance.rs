@@ -60,7 +60,11 @@ fn print_reports(title: &str, reports: &[FileReport]) -> (usize, usize, usize) {
 /// The core scripts, vendored unchanged under `tests/prometheus/core` (see its NOTICE.md) so CI needs nothing
 /// outside the repository.
 fn vendored_core() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/prometheus/core")).to_path_buf()
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/prometheus/core"
+    ))
+    .to_path_buf()
 }
 
 #[test]
