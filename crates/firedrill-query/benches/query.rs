@@ -1,0 +1,2 @@
+//! Placeholder, replaced by the query benchmarks.
+fn main() {}
