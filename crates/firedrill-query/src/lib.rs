@@ -190,6 +190,31 @@ impl LogqlRequest {
     }
 }
 
+/// Checks that a PromQL query parses (and type-checks), without evaluating it.
+pub fn check_promql(query: &str) -> Result<(), QueryError> {
+    firedrill_promql::parse_query(query)?;
+    Ok(())
+}
+
+/// Checks that a LogQL query parses, without evaluating it.
+pub fn check_logql(query: &str) -> Result<(), QueryError> {
+    firedrill_logql::parse(query)?;
+    Ok(())
+}
+
+/// Checks that a TraceQL query parses, without searching.
+pub fn check_traceql(query: &str) -> Result<(), QueryError> {
+    firedrill_traceql::parse(query)?;
+    Ok(())
+}
+
+/// Checks that a trace id is well formed (1 to 32 hex digits), without looking it up.
+pub fn check_trace_id(id: &str) -> Result<(), QueryError> {
+    firedrill_traceql::parse_trace_id(id)
+        .map(|_| ())
+        .ok_or_else(|| QueryError::InvalidTraceId { id: id.to_string() })
+}
+
 /// Whether a LogQL query is a log query (returns lines) rather than a metric query (returns numbers).
 pub fn logql_is_log_query(query: &str) -> Result<bool, QueryError> {
     Ok(matches!(firedrill_logql::parse(query)?, Expr::Log(_)))
