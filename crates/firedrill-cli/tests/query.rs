@@ -126,6 +126,55 @@ fn a_searched_trace_resolves_by_id() {
     assert!(text.contains(&format!("trace {id}")), "{text}");
 }
 
+/// Every `firedrill query` example of the README runs (trace ids are deterministic: the README's names a trace
+/// of seed 4 at minute 70).
+#[test]
+fn readme_query_examples_run() {
+    let readme = include_str!("../../../README.md");
+    let mut n = 0;
+    for line in readme.lines() {
+        let Some(rest) = line.strip_prefix("cargo run --release -- query ") else {
+            continue;
+        };
+        let args = shell_words(rest);
+        let mut argv = vec!["query"];
+        argv.extend(args.iter().map(String::as_str));
+        ok(&argv);
+        n += 1;
+    }
+    assert!(n >= 5, "{n} examples");
+}
+
+/// Splits a command line on blanks, honouring single quotes (all the README uses).
+fn shell_words(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        out.push(cur);
+    }
+    out
+}
+
 fn scalar(v: &Value) -> f64 {
     v["result"][1]
         .as_str()
