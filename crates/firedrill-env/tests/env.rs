@@ -255,3 +255,106 @@ proptest! {
         }
     }
 }
+
+/// `query_metrics`, `query_logs` and `query_traces` take PromQL, LogQL and TraceQL; results are paged, carry
+/// evidence ids, and pay information reward for proofs; a bad query is a typed error with its position.
+#[test]
+fn query_language_parameters() {
+    let mut env = Env::new(catalog());
+    env.reset("db_pool_exhaustion", 4, 0.5).expect("reset");
+    let target = env
+        .episode()
+        .expect("episode")
+        .incident()
+        .instance()
+        .root_causes()[0]
+        .service
+        .clone();
+    let promql = format!(
+        r#"{{"action":"query_metrics","promql":"max by (service) (db_client_connections_in_use{{service=\"{target}\"}})","window_minutes":30}}"#
+    );
+    let s = env.step_json(&promql).expect("step");
+    match &s.observation.content {
+        Content::QueryResult {
+            language,
+            series,
+            total,
+            ..
+        } => {
+            assert_eq!(language, "promql");
+            assert_eq!(*total, 1, "{series:?}");
+            assert!(series[0].id.starts_with("ev-"));
+            assert!(
+                series[0].max > series[0].first,
+                "the leak shows: {:?}",
+                series[0]
+            );
+        }
+        other => panic!("expected a query result, got {other:?}"),
+    }
+    assert!(s.breakdown.information > 0.0, "the pool metric is a proof");
+
+    let logql = format!(
+        r#"{{"action":"query_logs","logql":"{{service=\"{target}\"}} |= \"pool\"","window_minutes":30}}"#
+    );
+    let s = env.step_json(&logql).expect("step");
+    match &s.observation.content {
+        Content::QueryResult {
+            lines,
+            total,
+            pages,
+            ..
+        } => {
+            assert!(!lines.is_empty() && *total >= lines.len());
+            assert!(*pages >= 1);
+            assert!(
+                lines.iter().all(|l| l.message.contains("pool")),
+                "{lines:?}"
+            );
+            assert!(lines.iter().any(|l| l.event == "pool_timeout"));
+        }
+        other => panic!("expected a query result, got {other:?}"),
+    }
+    let metric_logql = format!(
+        r#"{{"action":"query_logs","logql":"sum by (level) (count_over_time({{service=\"{target}\"}}[5m]))"}}"#
+    );
+    let s = env.step_json(&metric_logql).expect("step");
+    assert!(
+        matches!(&s.observation.content, Content::QueryResult { series, .. } if !series.is_empty()),
+        "{:?}",
+        s.observation.content
+    );
+
+    let traceql = r#"{"action":"query_traces","traceql":"{ status = error }","window_minutes":10}"#;
+    let s = env.step_json(traceql).expect("step");
+    match &s.observation.content {
+        Content::QueryResult { traces, .. } => {
+            assert!(!traces.is_empty());
+            assert!(traces.iter().all(|t| t.error));
+        }
+        other => panic!("expected a query result, got {other:?}"),
+    }
+
+    for (bad, lang) in [
+        (
+            r#"{"action":"query_metrics","promql":"sum(rate(x[5m])"}"#,
+            "promql",
+        ),
+        (r#"{"action":"query_logs","logql":"{service=}"}"#, "logql"),
+        (
+            r#"{"action":"query_traces","traceql":"{ .a = }"}"#,
+            "traceql",
+        ),
+    ] {
+        let s = env.step_json(bad).expect("step");
+        match &s.observation.content {
+            Content::Error { code, message } => {
+                assert_eq!(code, "bad_query");
+                assert!(message.starts_with(lang), "{message}");
+                assert!(message.contains("position"), "{message}");
+            }
+            other => panic!("{bad}: expected an error, got {other:?}"),
+        }
+        assert!(s.breakdown.invalid < 0.0);
+    }
+}
