@@ -382,3 +382,56 @@ fn answers_are_deterministic() {
         evaluate_logql(&w.clone(), &LogSourceOptions::default(), q, &req)
     );
 }
+
+/// A restart replaces every pod of a service: the old pods' series go stale at the first scrape they miss, so an
+/// instant vector at any tick holds exactly the pods scraped at that tick, never a replaced pod kept alive by
+/// the 5-minute lookback.
+#[test]
+fn replaced_pods_go_stale_at_once() {
+    use firedrill_promql::{LabelMatcher, Storage};
+    use firedrill_world::{Actor, Operation};
+
+    let mut inc = incident().clone();
+    let service = inc.service_id("order-service").expect("order-service");
+    let before = now_ms(inc.world());
+    inc.apply(
+        &Operation::Restart {
+            service,
+            memory_mb: None,
+            cpu_millis: None,
+        },
+        &Actor::oncall(),
+    )
+    .expect("restart");
+    for _ in 0..40 {
+        inc.step();
+    }
+    let w = inc.world();
+    let selector = r#"container_memory_working_set_bytes{service="order-service"}"#;
+    let matchers = [
+        LabelMatcher::eq("__name__", "container_memory_working_set_bytes"),
+        LabelMatcher::eq("service", "order-service"),
+    ];
+    let storage = WorldStorage::new(w);
+    let mut pods_seen = BTreeSet::new();
+    let step = (w.tick_s() * 1000.0) as i64;
+    let mut t = before - 5 * step;
+    while t <= now_ms(w) {
+        let Value::Vector(v) = promql_instant(w, selector, t).expect("query") else {
+            panic!("vector expected")
+        };
+        let scraped: Vec<_> = storage
+            .select(&matchers, t, t)
+            .expect("select")
+            .into_iter()
+            .filter(|s| s.samples.iter().any(|x| x.t == t && !x.is_stale()))
+            .map(|s| s.labels)
+            .collect();
+        let got: Vec<_> = v.into_iter().map(|(l, _)| l).collect();
+        assert_eq!(got, scraped, "at {t}");
+        pods_seen.extend(got.iter().filter_map(|l| l.get("pod").map(str::to_string)));
+        t += step;
+    }
+    // The restart did replace the pods (new names), so the check above covered vanishing series.
+    assert!(pods_seen.len() >= 4, "{pods_seen:?}");
+}
