@@ -9,6 +9,9 @@ macro_rules! say {
 
 mod conformance;
 mod query;
+mod bench;
+mod eval;
+mod play;
 mod scenarios;
 mod simulate;
 
@@ -60,6 +63,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Evaluate agents on scenarios × seeds: leaderboard, per-family table and a run directory.
+    Eval(eval::EvalArgs),
+    /// Play an incident yourself in the terminal, graded at the end.
+    Play(play::PlayArgs),
+    /// Measure environment throughput (resets/s, steps/s, VecEnv steps/s).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +99,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Simulate(args) => simulate::run(args, &catalog(&cli.scenario_dirs)?),
         Command::Query(args) => query::run(args, &catalog(&cli.scenario_dirs)?),
         Command::Conformance(args) => conformance::run(args),
+        Command::Eval(args) => eval::run(args, catalog(&cli.scenario_dirs)?),
+        Command::Play(args) => play::run(args, catalog(&cli.scenario_dirs)?),
+        Command::Bench(args) => bench::run(args, catalog(&cli.scenario_dirs)?),
         Command::Actions { json } => {
             use firedrill_env::action::{ActionKind, openai_tools};
             if json {

@@ -1,0 +1,154 @@
+//! `firedrill bench`: environment throughput on the basic suite (the workload is described in
+//! `firedrill_eval::bench`). The wall clock is read here to time the environment, never inside it.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use firedrill_eval::bench::{BenchOptions, run_bench};
+use firedrill_scenario::Catalog;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Wall-clock seconds per phase (five phases: resets, structured steps, text steps, VecEnv on one thread,
+    /// VecEnv on all threads).
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Threads of the VecEnv phase [default: the available cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Print `{resets_per_sec, steps_per_sec_structured, steps_per_sec_text, vec_steps_per_sec, threads}`
+    /// (plus `vec_steps_per_sec_one_thread`) as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn thousands(x: f64) -> String {
+    let digits: Vec<char> = (x.round() as u64).to_string().chars().rev().collect();
+    let groups: Vec<String> = digits
+        .chunks(3)
+        .map(|g| g.iter().rev().collect())
+        .rev()
+        .collect();
+    groups.join(",")
+}
+
+pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
+    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 3600.0) {
+        return Err(format!(
+            "--seconds must be in (0, 3600], got {}",
+            args.seconds
+        ));
+    }
+    let threads = args.threads.unwrap_or_else(crate::eval::available_cores);
+    if threads == 0 {
+        return Err("--threads must be at least 1".into());
+    }
+    let catalog = Arc::new(catalog);
+    if !args.json {
+        eprintln!(
+            "measuring five phases of {:.1} s each (resets, steps, text steps, VecEnv 1 thread, VecEnv {threads} threads)...",
+            args.seconds
+        );
+    }
+    let r = run_bench(
+        &catalog,
+        BenchOptions {
+            seconds: args.seconds,
+            threads,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    if args.json {
+        say!(
+            "{}",
+            serde_json::to_string_pretty(&r.figures).map_err(|e| e.to_string())?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let f = &r.figures;
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["measure", "per second", "work measured"]);
+    t.add_row([
+        "resets".to_string(),
+        thousands(f.resets_per_sec),
+        format!("{} resets", r.resets),
+    ]);
+    t.add_row([
+        "steps, structured".to_string(),
+        thousands(f.steps_per_sec_structured),
+        format!("{} steps in {} episodes", r.steps, r.episodes),
+    ]);
+    t.add_row([
+        "steps, text".to_string(),
+        thousands(f.steps_per_sec_text),
+        format!(
+            "{} steps; to_text() {:.1} µs each",
+            r.text_steps, r.to_text_mean_us
+        ),
+    ]);
+    t.add_row([
+        "VecEnv steps, 1 thread".to_string(),
+        thousands(f.vec_steps_per_sec_one_thread),
+        format!("{} slots", r.slots),
+    ]);
+    t.add_row([
+        format!("VecEnv steps, {} threads", f.threads),
+        thousands(f.vec_steps_per_sec),
+        format!(
+            "{} steps; {:.2}× one thread",
+            r.vec_steps,
+            if f.vec_steps_per_sec_one_thread > 0.0 {
+                f.vec_steps_per_sec / f.vec_steps_per_sec_one_thread
+            } else {
+                0.0
+            }
+        ),
+    ]);
+    if let Some(c) = t.column_mut(1) {
+        c.set_cell_alignment(CellAlignment::Right);
+    }
+    say!("{t}");
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header([
+            "action (structured phase)",
+            "steps",
+            "mean µs",
+            "share of time",
+        ]);
+    for a in &r.per_action {
+        t.add_row([
+            a.action.to_string(),
+            a.count.to_string(),
+            format!("{:.1}", a.mean_us),
+            format!("{:.1}%", a.share * 100.0),
+        ]);
+    }
+    for i in 1..4 {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    say!("{t}");
+    say!(
+        "Workload: the random agent on the nine basic families (episode k: family k mod 9, seed k div 9, \
+         difficulty 0.5); reset time is not counted in step rates."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands_groups_digits_by_three() {
+        assert_eq!(super::thousands(0.0), "0");
+        assert_eq!(super::thousands(999.4), "999");
+        assert_eq!(super::thousands(1000.0), "1,000");
+        assert_eq!(super::thousands(1234567.0), "1,234,567");
+    }
+}

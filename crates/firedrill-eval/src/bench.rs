@@ -1,0 +1,286 @@
+//! The throughput benchmark behind `firedrill bench`: resets/s, steps/s with structured and with text
+//! observations, and [`VecEnv`] steps/s, on the basic suite.
+//!
+//! This module reads the wall clock, and only to time the environment: nothing it measures feeds back into a
+//! simulation. The workload is fixed and deterministic:
+//!
+//! - **episodes**: episode `k` is basic family `k mod 9` (library order) at seed `k div 9`, difficulty 0.5;
+//! - **resets**: `Env::reset` for episodes 0, 1, 2..., each timed on its own;
+//! - **steps**: the `random` baseline agent (seeded with the episode's seed) plays episodes 0, 1, 2... to
+//!   their end: uniform over the thirteen action kinds with plausible parameters, so about one step in thirteen
+//!   resolves the episode, and the mix holds queries, diagnostics, operations and waits. Only `Env::step` is
+//!   timed (each call on its own): the agent's choice and the reset that starts each episode are not, as in
+//!   Praetor's benchmark (random policy, reset time excluded);
+//! - **text steps**: the same steps, each followed by `Observation::to_text()`, timed together;
+//! - **vector steps**: a [`VecEnv`] of `slots` slots with [`AutoReset::SameStep`] over the same episode list,
+//!   one `random` agent per slot, stepped with every slot's action at once; `VecEnv::step` is timed, which
+//!   includes the auto-resets of slots whose episode ended. Run once on one thread and once on `threads`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use firedrill_agents::{Agent, RandomAgent};
+use firedrill_env::{ActionKind, AutoReset, Env, EpisodeSpec, Observation, VecEnv};
+use firedrill_scenario::Catalog;
+use firedrill_scenario::library::BASIC_FAMILIES;
+use serde::Serialize;
+
+use crate::EvalError;
+
+/// Difficulty of every benchmark episode.
+pub const BENCH_DIFFICULTY: f64 = 0.5;
+/// Slots per thread of the vector benchmark: enough work per `VecEnv::step` call that spawning its threads is
+/// small beside it.
+pub const SLOTS_PER_THREAD: usize = 32;
+
+/// How long and how wide to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchOptions {
+    /// Wall-clock seconds per phase (reset, step, text step, vector on one thread, vector on `threads`).
+    pub seconds: f64,
+    /// Threads of the multi-threaded vector phase.
+    pub threads: usize,
+}
+
+/// The headline figures (`firedrill bench --json`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchFigures {
+    /// `Env::reset` calls per second, one thread.
+    pub resets_per_sec: f64,
+    /// `Env::step` calls per second with structured observations, one thread.
+    pub steps_per_sec_structured: f64,
+    /// `Env::step` plus `Observation::to_text()` per second, one thread.
+    pub steps_per_sec_text: f64,
+    /// Environment steps per second through `VecEnv::step` on `threads` threads.
+    pub vec_steps_per_sec: f64,
+    /// The same on one thread, the base of the scaling ratio.
+    pub vec_steps_per_sec_one_thread: f64,
+    /// Threads of the vector phase.
+    pub threads: usize,
+}
+
+/// Mean cost of one action kind in the structured phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionTiming {
+    /// Action name.
+    pub action: &'static str,
+    /// Steps of this kind.
+    pub count: u64,
+    /// Mean microseconds per step.
+    pub mean_us: f64,
+    /// Share of the phase's step time.
+    pub share: f64,
+}
+
+/// Everything measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// The headline figures.
+    pub figures: BenchFigures,
+    /// Resets timed.
+    pub resets: u64,
+    /// Steps timed in the structured phase.
+    pub steps: u64,
+    /// Episodes those steps belong to (the last may be unfinished).
+    pub episodes: u64,
+    /// Steps timed in the text phase.
+    pub text_steps: u64,
+    /// Mean microseconds of `to_text()` alone in the text phase.
+    pub to_text_mean_us: f64,
+    /// Steps through `VecEnv` on `threads` threads.
+    pub vec_steps: u64,
+    /// Slots of the vector phases.
+    pub slots: usize,
+    /// Per action kind, in the structured phase.
+    pub per_action: Vec<ActionTiming>,
+}
+
+/// Episode `k` of the fixed workload.
+pub fn episode(k: u64) -> EpisodeSpec {
+    EpisodeSpec {
+        scenario: BASIC_FAMILIES[(k % BASIC_FAMILIES.len() as u64) as usize].to_string(),
+        seed: k / BASIC_FAMILIES.len() as u64,
+        difficulty: BENCH_DIFFICULTY,
+    }
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        n as f64 / d.as_secs_f64()
+    }
+}
+
+/// Times `Env::reset` over the workload's episodes for about `seconds`.
+pub fn measure_resets(catalog: &Arc<Catalog>, seconds: f64) -> Result<(u64, Duration), EvalError> {
+    let mut env = Env::new(Arc::clone(catalog));
+    let wall = Instant::now();
+    let (mut n, mut spent) = (0u64, Duration::ZERO);
+    while n == 0 || wall.elapsed().as_secs_f64() < seconds {
+        let spec = episode(n);
+        let t = Instant::now();
+        let page = env.reset(&spec.scenario, spec.seed, spec.difficulty)?;
+        spent += t.elapsed();
+        std::hint::black_box(page);
+        n += 1;
+    }
+    Ok((n, spent))
+}
+
+/// Result of a single-thread step phase.
+#[derive(Debug, Clone, Default)]
+pub struct StepPhase {
+    /// Steps timed.
+    pub steps: u64,
+    /// Episodes started.
+    pub episodes: u64,
+    /// Time in `Env::step` (and `to_text()` in the text phase).
+    pub spent: Duration,
+    /// Time in `to_text()` alone (text phase only).
+    pub text: Duration,
+    /// Per action kind: count and time.
+    pub per_kind: BTreeMap<ActionKind, (u64, Duration)>,
+}
+
+/// Plays the workload with the random agent for about `seconds`, timing each `Env::step` (and `to_text()` on
+/// every observation when `text`).
+pub fn measure_steps(
+    catalog: &Arc<Catalog>,
+    seconds: f64,
+    text: bool,
+) -> Result<StepPhase, EvalError> {
+    let mut env = Env::new(Arc::clone(catalog));
+    let mut out = StepPhase::default();
+    let wall = Instant::now();
+    while out.steps == 0 || wall.elapsed().as_secs_f64() < seconds {
+        let spec = episode(out.episodes);
+        out.episodes += 1;
+        let mut obs = env.reset(&spec.scenario, spec.seed, spec.difficulty)?;
+        let mut agent = RandomAgent::new(spec.seed);
+        loop {
+            let action = agent.act(&obs);
+            let t = Instant::now();
+            let step = env.step(&action)?;
+            let stepped = t.elapsed();
+            let mut spent = stepped;
+            if text {
+                let t = Instant::now();
+                std::hint::black_box(step.observation.to_text());
+                let rendered = t.elapsed();
+                out.text += rendered;
+                spent += rendered;
+            }
+            out.spent += spent;
+            out.steps += 1;
+            let slot = out.per_kind.entry(action.kind()).or_default();
+            slot.0 += 1;
+            slot.1 += stepped;
+            if step.terminated || step.truncated {
+                break;
+            }
+            obs = step.observation;
+            if wall.elapsed().as_secs_f64() >= seconds {
+                return Ok(out);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Steps a [`VecEnv`] of `slots` slots on `threads` threads for about `seconds`; returns environment steps and
+/// the time spent in `VecEnv::step`.
+pub fn measure_vec(
+    catalog: &Arc<Catalog>,
+    seconds: f64,
+    slots: usize,
+    threads: usize,
+) -> Result<(u64, Duration), EvalError> {
+    let slots = slots.max(1);
+    // Long enough that no slot wraps around the schedule in any realistic run.
+    let schedule: Vec<EpisodeSpec> = (0..slots as u64 * 4_096).map(episode).collect();
+    let mut venv = VecEnv::new(
+        Arc::clone(catalog),
+        slots,
+        schedule.clone(),
+        AutoReset::SameStep,
+        threads,
+    );
+    let mut observations: Vec<Observation> = venv.reset().into_iter().collect::<Result<_, _>>()?;
+    // Slot `i` plays schedule entries `i`, `i + slots`, ...: its agent is seeded like the episode it plays.
+    let mut cursor: Vec<usize> = (0..slots).collect();
+    let mut agents: Vec<RandomAgent> = (0..slots)
+        .map(|i| RandomAgent::new(schedule[i].seed))
+        .collect();
+    let wall = Instant::now();
+    let (mut n, mut spent) = (0u64, Duration::ZERO);
+    while n == 0 || wall.elapsed().as_secs_f64() < seconds {
+        let actions: Vec<_> = agents
+            .iter_mut()
+            .zip(&observations)
+            .map(|(a, o)| a.act(o))
+            .collect();
+        let t = Instant::now();
+        let results = venv.step(&actions);
+        spent += t.elapsed();
+        for (i, r) in results.into_iter().enumerate() {
+            let r = r?;
+            n += 1;
+            match r.reset_observation {
+                Some(page) => {
+                    cursor[i] += slots;
+                    agents[i] = RandomAgent::new(schedule[cursor[i] % schedule.len()].seed);
+                    observations[i] = page;
+                }
+                None => observations[i] = r.step.observation,
+            }
+        }
+    }
+    Ok((n, spent))
+}
+
+/// Runs every phase.
+pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchReport, EvalError> {
+    let seconds = options.seconds.max(0.0);
+    let threads = options.threads.max(1);
+    let (resets, reset_time) = measure_resets(catalog, seconds)?;
+    let structured = measure_steps(catalog, seconds, false)?;
+    let text = measure_steps(catalog, seconds, true)?;
+    let slots = SLOTS_PER_THREAD * threads;
+    let (vec1, vec1_time) = measure_vec(catalog, seconds, slots, 1)?;
+    let (vecn, vecn_time) = measure_vec(catalog, seconds, slots, threads)?;
+    let total = structured.spent.as_secs_f64();
+    let per_action = structured
+        .per_kind
+        .iter()
+        .map(|(k, (count, d))| ActionTiming {
+            action: k.name(),
+            count: *count,
+            mean_us: d.as_secs_f64() * 1e6 / (*count).max(1) as f64,
+            share: if total > 0.0 {
+                d.as_secs_f64() / total
+            } else {
+                0.0
+            },
+        })
+        .collect();
+    Ok(BenchReport {
+        figures: BenchFigures {
+            resets_per_sec: rate(resets, reset_time),
+            steps_per_sec_structured: rate(structured.steps, structured.spent),
+            steps_per_sec_text: rate(text.steps, text.spent),
+            vec_steps_per_sec: rate(vecn, vecn_time),
+            vec_steps_per_sec_one_thread: rate(vec1, vec1_time),
+            threads,
+        },
+        resets,
+        steps: structured.steps,
+        episodes: structured.episodes,
+        text_steps: text.steps,
+        to_text_mean_us: text.text.as_secs_f64() * 1e6 / text.steps.max(1) as f64,
+        vec_steps: vecn,
+        slots,
+        per_action,
+    })
+}
