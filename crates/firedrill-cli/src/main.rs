@@ -7,11 +7,11 @@ macro_rules! say {
     };
 }
 
-mod conformance;
-mod query;
 mod bench;
+mod conformance;
 mod eval;
 mod play;
+mod query;
 mod scenarios;
 mod simulate;
 
