@@ -80,7 +80,10 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
     t.add_row([
         "steps, structured".to_string(),
         thousands(f.steps_per_sec_structured),
-        format!("{} steps in {} episodes", r.steps, r.episodes),
+        format!(
+            "{} steps in {} episodes; {:.2} simulated min per step",
+            r.steps, r.episodes, r.sim_minutes_per_step
+        ),
     ]);
     t.add_row([
         "steps, text".to_string(),

@@ -95,6 +95,10 @@ pub struct Episode {
     impact_total: f64,
     potential: f64,
     returns: f64,
+    /// The firing alerts as observations show them, and the length of the alert history they were read at.
+    /// The set and its start times change only with a transition, which always lengthens the history, so the
+    /// briefs are rebuilt only then (building them formats every alert's labels and annotations).
+    alert_briefs: (usize, Vec<AlertBrief>),
 }
 
 /// The environment. Holds at most one episode; `Clone` forks it.
@@ -189,6 +193,7 @@ impl Env {
             impact_total: 0.0,
             potential: 0.0,
             returns: 0.0,
+            alert_briefs: (usize::MAX, Vec::new()),
         };
         ep.potential = ep.potential_now();
         let obs = ep.page();
@@ -311,23 +316,33 @@ impl Episode {
         (-SHAPING_SCALE * ratio * 1e6).round() / 1e6
     }
 
-    fn observation(&self, content: Content) -> Observation {
+    /// The alerts firing now, briefly (cached until the next alert transition).
+    fn firing_alerts(&mut self) -> Vec<AlertBrief> {
+        let transitions = self.incident.alerts().history().len();
+        if self.alert_briefs.0 != transitions {
+            let topo = self.incident.world().topology();
+            let page = self.incident.page_s();
+            let briefs = self
+                .incident
+                .alerts()
+                .active(topo)
+                .into_iter()
+                .filter(|a| a.state == AlertState::Firing)
+                .map(|a| AlertBrief {
+                    name: a.labels.get("alertname").cloned().unwrap_or_default(),
+                    service: a.labels.get("service").cloned().unwrap_or_default(),
+                    severity: a.labels.get("severity").cloned().unwrap_or_default(),
+                    active_since_minutes: minutes_of(a.active_since_s - page),
+                })
+                .collect();
+            self.alert_briefs = (transitions, briefs);
+        }
+        self.alert_briefs.1.clone()
+    }
+
+    fn observation(&mut self, content: Content) -> Observation {
+        let firing_alerts = self.firing_alerts();
         let w = self.incident.world();
-        let topo = w.topology();
-        let page = self.incident.page_s();
-        let firing_alerts = self
-            .incident
-            .alerts()
-            .active(topo)
-            .into_iter()
-            .filter(|a| a.state == AlertState::Firing)
-            .map(|a| AlertBrief {
-                name: a.labels.get("alertname").cloned().unwrap_or_default(),
-                service: a.labels.get("service").cloned().unwrap_or_default(),
-                severity: a.labels.get("severity").cloned().unwrap_or_default(),
-                active_since_minutes: minutes_of(a.active_since_s - page),
-            })
-            .collect();
         Observation {
             step: self.steps,
             minutes_since_page: self.since_page_min(w.now_s()),
@@ -353,7 +368,7 @@ impl Episode {
     }
 
     /// The page: fired alerts in Alertmanager webhook shape, the catalogue, the actions, the budget.
-    fn page(&self) -> Observation {
+    fn page(&mut self) -> Observation {
         let w = self.incident.world();
         let topo = w.topology();
         let alerts: Vec<Value> = self
@@ -706,7 +721,14 @@ impl Episode {
     fn metrics(&mut self, id: ServiceId, window: u32, new_evidence: &mut Vec<String>) -> Content {
         let (start, end) = self.window_ms(window);
         let name = self.name(id).to_string();
-        let series = metrics::render(self.incident.world(), &|_| true, start, end);
+        // Only the families summarised below are rendered: the latency histogram is read from the frames instead
+        // (its buckets integrate every held tick and were most of the cost of this action), and series outside
+        // the catalogue are never shown. The summaries are the same either way.
+        let wanted = |name: &str| {
+            !name.starts_with("http_request_duration_seconds")
+                && metrics::CATALOGUE.iter().any(|m| m.name == name)
+        };
+        let series = metrics::render(self.incident.world(), &wanted, start, end);
         let page_ms = self.unix_ms(self.incident.page_s());
         let mut out = Vec::new();
         // Latency from the histogram, as the p99 a dashboard would plot.

@@ -5,10 +5,10 @@
 //! grade, and carries the new episode's page in `reset_observation` (the observation to act on next). With
 //! [`AutoReset::Disabled`], stepping an ended slot is an error until [`VecEnv::reset_slot`].
 //!
-//! Results do not depend on the thread count: every slot owns its episode and its generator, and slots are
-//! split into contiguous chunks whose results are written back in slot order.
+//! Results do not depend on the thread count: every slot owns its episode and its generator, and whichever thread
+//! steps a slot, its result is written back in slot order.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use firedrill_scenario::Catalog;
 use serde::Serialize;
@@ -91,12 +91,8 @@ impl VecEnv {
     }
 
     fn next_spec(&mut self, slot: usize) -> Option<EpisodeSpec> {
-        if self.schedule.is_empty() {
-            return None;
-        }
-        let spec = self.schedule[self.cursor[slot] % self.schedule.len()].clone();
-        self.cursor[slot] += self.envs.len();
-        Some(spec)
+        let n = self.envs.len();
+        next_spec(&self.schedule, &mut self.cursor[slot], n)
     }
 
     /// Resets every slot to its next episode.
@@ -110,51 +106,191 @@ impl VecEnv {
         self.envs[slot].reset(&spec.scenario, spec.seed, spec.difficulty)
     }
 
-    /// Steps every slot with its action (`actions[i]` for slot `i`), on the configured threads.
+    /// Steps every slot with its action (`actions[i]` for slot `i`), on the configured threads. Threads take
+    /// slots one at a time, so a slow slot (a trace query, a reset) does not leave the other threads idle; with
+    /// [`AutoReset::SameStep`], a slot whose episode ended is reset on the thread that stepped it.
     pub fn step(&mut self, actions: &[Action]) -> Vec<Result<VecStep, EnvError>> {
         let n = self.envs.len().min(actions.len());
-        let chunk = n.div_ceil(self.threads).max(1);
-        let mut results: Vec<Result<Step, EnvError>> = Vec::with_capacity(n);
+        let slots = self.envs.len();
+        let (schedule, mode) = (&self.schedule[..], self.mode);
+        let pairs = self.envs[..n].iter_mut().zip(self.cursor[..n].iter_mut());
         if self.threads == 1 || n < 2 {
-            for (env, a) in self.envs.iter_mut().zip(actions) {
-                results.push(env.step(a));
-            }
-        } else {
-            let chunks: Vec<Vec<Result<Step, EnvError>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = self.envs[..n]
-                    .chunks_mut(chunk)
-                    .zip(actions[..n].chunks(chunk))
-                    .map(|(envs, acts)| {
-                        scope.spawn(move || {
-                            envs.iter_mut()
-                                .zip(acts)
-                                .map(|(e, a)| e.step(a))
-                                .collect::<Vec<_>>()
-                        })
+            return pairs
+                .zip(actions)
+                .map(|((e, c), a)| step_slot(e, a, c, schedule, slots, mode))
+                .collect();
+        }
+        let work = Mutex::new(pairs.enumerate());
+        let parts: Vec<Vec<(usize, Result<VecStep, EnvError>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..self.threads.min(n))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            // The lock is held only to take the next slot. A poisoned lock means another thread
+                            // panicked: this one stops, and the panic is resumed below.
+                            let next = work.lock().ok().and_then(|mut w| w.next());
+                            let Some((i, (env, cursor))) = next else {
+                                break;
+                            };
+                            done.push((
+                                i,
+                                step_slot(env, &actions[i], cursor, schedule, slots, mode),
+                            ));
+                        }
+                        done
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            });
-            results.extend(chunks.into_iter().flatten());
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        // Every slot below `n` was taken exactly once (a panic would have been resumed above).
+        let mut out: Vec<Option<Result<VecStep, EnvError>>> = (0..n).map(|_| None).collect();
+        for (i, r) in parts.into_iter().flatten() {
+            out[i] = Some(r);
         }
-        let mut out = Vec::with_capacity(n);
-        for (slot, r) in results.into_iter().enumerate() {
-            out.push(r.map(|step| {
-                let ended = step.terminated || step.truncated;
-                let reset_observation = if ended && self.mode == AutoReset::SameStep {
-                    self.reset_slot(slot).ok()
+        out.into_iter().flatten().collect()
+    }
+}
+
+/// The next episode of a slot whose schedule position is `cursor`, advancing it by the number of slots.
+fn next_spec(schedule: &[EpisodeSpec], cursor: &mut usize, slots: usize) -> Option<EpisodeSpec> {
+    if schedule.is_empty() {
+        return None;
+    }
+    let spec = schedule[*cursor % schedule.len()].clone();
+    *cursor += slots;
+    Some(spec)
+}
+
+/// Steps one slot and, when its episode ends under [`AutoReset::SameStep`], resets it to its next episode.
+fn step_slot(
+    env: &mut Env,
+    action: &Action,
+    cursor: &mut usize,
+    schedule: &[EpisodeSpec],
+    slots: usize,
+    mode: AutoReset,
+) -> Result<VecStep, EnvError> {
+    let step = env.step(action)?;
+    let ended = step.terminated || step.truncated;
+    let reset_observation = if ended && mode == AutoReset::SameStep {
+        next_spec(schedule, cursor, slots)
+            .and_then(|spec| env.reset(&spec.scenario, spec.seed, spec.difficulty).ok())
+    } else {
+        None
+    };
+    Ok(VecStep {
+        step,
+        reset_observation,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::{ResolveParams, WaitParams};
+    use firedrill_world::FaultClass;
+
+    fn catalog() -> Arc<Catalog> {
+        Arc::new(Catalog::builtin().expect("library"))
+    }
+
+    fn spec(scenario: &str, seed: u64) -> EpisodeSpec {
+        EpisodeSpec {
+            scenario: scenario.into(),
+            seed,
+            difficulty: 0.5,
+        }
+    }
+
+    fn actions(round: usize, slots: usize) -> Vec<Action> {
+        (0..slots)
+            .map(|i| {
+                if (round + i) % 3 == 2 {
+                    Action::ResolveIncident(ResolveParams {
+                        root_causes: Vec::new(),
+                        fault_class: FaultClass::NoFault,
+                        evidence: Vec::new(),
+                        remediation: String::new(),
+                        summary: String::new(),
+                    })
                 } else {
-                    None
-                };
-                VecStep {
-                    step,
-                    reset_observation,
+                    Action::Wait(WaitParams { minutes: 2.0 })
                 }
-            }));
+            })
+            .collect()
+    }
+
+    /// Auto-reset on worker threads gives the same results as on one thread, and each slot moves through its
+    /// own schedule entries (`i`, `i + n`, ...).
+    #[test]
+    fn threads_do_not_change_results_and_resets_follow_the_schedule() {
+        let schedule = vec![
+            spec("oom_crash", 1),
+            spec("disk_full", 2),
+            spec("dns_failure", 3),
+        ];
+        let mut runs = Vec::new();
+        for threads in [1, 2, 3] {
+            let mut v = VecEnv::new(catalog(), 3, schedule.clone(), AutoReset::SameStep, threads);
+            let mut log = Vec::new();
+            for page in v.reset() {
+                log.push(serde_json::to_string(&page.expect("reset")).expect("json"));
+            }
+            for round in 0..6 {
+                for r in v.step(&actions(round, 3)) {
+                    log.push(serde_json::to_string(&r.expect("step")).expect("json"));
+                }
+            }
+            runs.push(log);
         }
-        out
+        assert_eq!(runs[0], runs[1]);
+        assert_eq!(runs[0], runs[2]);
+
+        // Slot 0 resolves at rounds 2 and 5: its second episode is schedule[3 % 3] = oom_crash seed 1 again.
+        let mut v = VecEnv::new(catalog(), 3, schedule.clone(), AutoReset::SameStep, 2);
+        let pages: Vec<Observation> = v.reset().into_iter().map(|p| p.expect("reset")).collect();
+        let mut env = Env::new(catalog());
+        assert_eq!(
+            Some(&pages[1]),
+            env.reset("disk_full", 2, 0.5).ok().as_ref()
+        );
+        for round in 0..3 {
+            let out = v.step(&actions(round, 3));
+            let r0 = out[0].as_ref().expect("step");
+            if round == 2 {
+                assert!(r0.step.terminated);
+                let again = env.reset("oom_crash", 1, 0.5).ok();
+                assert_eq!(r0.reset_observation.as_ref(), again.as_ref());
+            } else {
+                assert!(r0.reset_observation.is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn without_auto_reset_an_ended_slot_refuses_to_step() {
+        let mut v = VecEnv::new(
+            catalog(),
+            1,
+            vec![spec("oom_crash", 1)],
+            AutoReset::Disabled,
+            1,
+        );
+        assert!(v.reset()[0].is_ok());
+        let out = v.step(&actions(2, 1));
+        assert!(
+            out[0]
+                .as_ref()
+                .is_ok_and(|r| r.step.terminated && r.reset_observation.is_none())
+        );
+        assert!(matches!(
+            v.step(&actions(0, 1))[0],
+            Err(EnvError::EpisodeEnded)
+        ));
     }
 }

@@ -92,6 +92,9 @@ pub struct BenchReport {
     pub vec_steps: u64,
     /// Slots of the vector phases.
     pub slots: usize,
+    /// Mean simulated minutes per step in the structured phase (the world advances one 15 s tick per quarter
+    /// minute, so this bounds how cheap a step can be).
+    pub sim_minutes_per_step: f64,
     /// Per action kind, in the structured phase.
     pub per_action: Vec<ActionTiming>,
 }
@@ -142,6 +145,8 @@ pub struct StepPhase {
     pub text: Duration,
     /// Per action kind: count and time.
     pub per_kind: BTreeMap<ActionKind, (u64, Duration)>,
+    /// Simulated minutes the timed steps advanced the world by.
+    pub sim_minutes: f64,
 }
 
 /// Plays the workload with the random agent for about `seconds`, timing each `Env::step` (and `to_text()` on
@@ -174,6 +179,7 @@ pub fn measure_steps(
             }
             out.spent += spent;
             out.steps += 1;
+            out.sim_minutes += step.info.minutes;
             let slot = out.per_kind.entry(action.kind()).or_default();
             slot.0 += 1;
             slot.1 += stepped;
@@ -281,6 +287,7 @@ pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchR
         to_text_mean_us: text.text.as_secs_f64() * 1e6 / text.steps.max(1) as f64,
         vec_steps: vecn,
         slots,
+        sim_minutes_per_step: structured.sim_minutes / structured.steps.max(1) as f64,
         per_action,
     })
 }

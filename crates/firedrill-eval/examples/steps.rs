@@ -1,0 +1,45 @@
+//! Runs one phase of the throughput benchmark alone, for profiling:
+//! `cargo run --release -p firedrill-eval --example steps -- [steps|text|resets|vec1|vec2] [seconds]`, or under
+//! `perf record --call-graph dwarf` / `valgrind --tool=callgrind`.
+use std::sync::Arc;
+
+use firedrill_eval::bench::{SLOTS_PER_THREAD, measure_resets, measure_steps, measure_vec};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let phase = args.get(1).map(String::as_str).unwrap_or("steps");
+    let seconds: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+    let catalog = Arc::new(firedrill_scenario::Catalog::builtin().expect("library"));
+    match phase {
+        "resets" => {
+            let (n, d) = measure_resets(&catalog, seconds).expect("resets");
+            println!("{n} resets, {:.0}/s", n as f64 / d.as_secs_f64());
+        }
+        "vec1" | "vec2" => {
+            let threads = if phase == "vec1" { 1 } else { 2 };
+            let (n, d) =
+                measure_vec(&catalog, seconds, 2 * SLOTS_PER_THREAD, threads).expect("vec");
+            println!(
+                "{n} steps on {threads} threads, {:.0}/s",
+                n as f64 / d.as_secs_f64()
+            );
+        }
+        p => {
+            let r = measure_steps(&catalog, seconds, p == "text").expect("steps");
+            println!(
+                "{} steps in {} episodes, {:.0}/s",
+                r.steps,
+                r.episodes,
+                r.steps as f64 / r.spent.as_secs_f64()
+            );
+            for (k, (n, d)) in &r.per_kind {
+                println!(
+                    "  {:<18} {:>6} {:>9.1} µs",
+                    k.name(),
+                    n,
+                    d.as_secs_f64() * 1e6 / *n as f64
+                );
+            }
+        }
+    }
+}
