@@ -8,8 +8,10 @@ macro_rules! say {
 }
 
 mod bench;
+mod conformance;
 mod eval;
 mod play;
+mod query;
 mod scenarios;
 mod simulate;
 
@@ -51,6 +53,10 @@ enum Command {
     },
     /// Run a scenario with no agent and report what happened.
     Simulate(simulate::SimulateArgs),
+    /// Query a scenario's world with PromQL, LogQL or TraceQL at a point of its simulated timeline.
+    Query(query::QueryArgs),
+    /// Run conformance scripts (PromQL: Prometheus's promqltest format).
+    Conformance(conformance::ConformanceArgs),
     /// List the agent actions with their simulated time cost; `--json` prints OpenAI tool definitions.
     Actions {
         /// Print the actions as OpenAI function-calling tool definitions.
@@ -91,6 +97,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Scenarios { command } => scenarios::run(command, &cli.scenario_dirs),
         Command::Simulate(args) => simulate::run(args, &catalog(&cli.scenario_dirs)?),
+        Command::Query(args) => query::run(args, &catalog(&cli.scenario_dirs)?),
+        Command::Conformance(args) => conformance::run(args),
         Command::Eval(args) => eval::run(args, catalog(&cli.scenario_dirs)?),
         Command::Play(args) => play::run(args, catalog(&cli.scenario_dirs)?),
         Command::Bench(args) => bench::run(args, catalog(&cli.scenario_dirs)?),

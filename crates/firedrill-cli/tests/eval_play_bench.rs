@@ -189,7 +189,7 @@ resolve api-gateway memory_leak_oom evidence=ev-1,ev-999 summary=\"a guess\"
     // The page, the help, the observations and their rewards.
     assert!(out.contains("PAGE: "), "{out}");
     assert!(
-        out.contains("query_logs SERVICE [level=debug|info|warn|error]"),
+        out.contains("query_logs [SERVICE] [level=debug|info|warn|error]"),
         "{out}"
     );
     assert!(

@@ -85,6 +85,51 @@ pub struct TracesParams {
     pub errors_only: bool,
 }
 
+/// `query_metrics` with a PromQL query: a range query over the window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PromqlParams {
+    /// A PromQL expression, e.g. `sum by (service) (rate(http_requests_total{code=~"5.."}[5m]))`.
+    pub promql: String,
+    /// How far back to evaluate, in minutes (1 to 360, default 30).
+    #[serde(default)]
+    pub window_minutes: Option<u32>,
+    /// Resolution step in seconds (15 to 3600, default: a twelfth of the window, at least 15).
+    #[serde(default)]
+    pub step_seconds: Option<u32>,
+    /// Result page, from 0 (each page holds up to 20 series).
+    #[serde(default)]
+    pub page: Option<u32>,
+}
+
+/// `query_logs` with a LogQL query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogqlParams {
+    /// A LogQL query, e.g. `{service="order-service"} |= "timeout"` or a metric query.
+    pub logql: String,
+    /// How far back to look, in minutes (1 to 360, default 15).
+    #[serde(default)]
+    pub window_minutes: Option<u32>,
+    /// Result page, from 0 (each page holds up to 50 lines or 20 series).
+    #[serde(default)]
+    pub page: Option<u32>,
+}
+
+/// `query_traces` with a TraceQL query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TraceqlParams {
+    /// A TraceQL search, e.g. `{ .service.name = "order-service" && status = error }`.
+    pub traceql: String,
+    /// How far back to look, in minutes (1 to 360, default 15).
+    #[serde(default)]
+    pub window_minutes: Option<u32>,
+    /// Result page, from 0 (each page holds up to 10 traces).
+    #[serde(default)]
+    pub page: Option<u32>,
+}
+
 /// `run_diagnostic`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -189,6 +234,12 @@ pub enum Action {
     QueryMetrics(MetricsParams),
     /// Recent log lines of a service.
     QueryLogs(LogsParams),
+    /// A PromQL range query over a window (wire name `query_metrics`, with `promql`).
+    QueryPromql(PromqlParams),
+    /// A LogQL query over a window (wire name `query_logs`, with `logql`).
+    QueryLogql(LogqlParams),
+    /// A TraceQL search over a window (wire name `query_traces`, with `traceql`).
+    QueryTraceql(TraceqlParams),
     /// Recent traces through a service.
     QueryTraces(TracesParams),
     /// A diagnostic check.
@@ -332,9 +383,27 @@ impl ActionKind {
                 return json!({"type": "object", "properties": {}, "additionalProperties": false});
             }
             ActionKind::DescribeService => schemars::schema_for!(ServiceParams),
-            ActionKind::QueryMetrics => schemars::schema_for!(MetricsParams),
-            ActionKind::QueryLogs => schemars::schema_for!(LogsParams),
-            ActionKind::QueryTraces => schemars::schema_for!(TracesParams),
+            ActionKind::QueryMetrics => {
+                return merged_schema(
+                    schemars::schema_for!(MetricsParams),
+                    schemars::schema_for!(PromqlParams),
+                    "Either `service` (a snapshot of the service's metrics) or `promql` (a PromQL range query).",
+                );
+            }
+            ActionKind::QueryLogs => {
+                return merged_schema(
+                    schemars::schema_for!(LogsParams),
+                    schemars::schema_for!(LogqlParams),
+                    "Either `service` (the service's recent lines) or `logql` (a LogQL log or metric query).",
+                );
+            }
+            ActionKind::QueryTraces => {
+                return merged_schema(
+                    schemars::schema_for!(TracesParams),
+                    schemars::schema_for!(TraceqlParams),
+                    "Either `service` (recent traces through it) or `traceql` (a TraceQL search).",
+                );
+            }
             ActionKind::RunDiagnostic => schemars::schema_for!(DiagnosticParams),
             ActionKind::QueryDeploys => schemars::schema_for!(DeploysParams),
             ActionKind::RestartService => schemars::schema_for!(RestartParams),
@@ -360,6 +429,38 @@ impl ActionKind {
     fn parse(name: &str) -> Option<ActionKind> {
         ActionKind::ALL.into_iter().find(|k| k.name() == name)
     }
+}
+
+/// One object schema accepting either parameter set: the union of their properties, nothing required (the
+/// parser tells them apart by the query field and reports what is missing). Function-calling APIs want a single
+/// object schema, not a `oneOf`.
+fn merged_schema(a: schemars::Schema, b: schemars::Schema, description: &str) -> Value {
+    let mut a = serde_json::to_value(a).unwrap_or(Value::Null);
+    let b = serde_json::to_value(b).unwrap_or(Value::Null);
+    if let (Some(pa), Some(pb)) = (
+        a.get_mut("properties").and_then(Value::as_object_mut),
+        b.get("properties").and_then(Value::as_object),
+    ) {
+        for (k, v) in pb {
+            pa.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    if let (Some(obj), Some(defs)) = (a.as_object_mut(), b.get("$defs").and_then(Value::as_object))
+    {
+        let entry = obj
+            .entry("$defs")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Some(d) = entry.as_object_mut() {
+            for (k, v) in defs {
+                d.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    if let Some(obj) = a.as_object_mut() {
+        obj.insert("required".into(), Value::Array(Vec::new()));
+        obj.insert("description".into(), Value::String(description.into()));
+    }
+    a
 }
 
 /// Every action as OpenAI tool definitions.
@@ -421,6 +522,9 @@ impl Action {
             Action::DescribeService(_) => ActionKind::DescribeService,
             Action::QueryMetrics(_) => ActionKind::QueryMetrics,
             Action::QueryLogs(_) => ActionKind::QueryLogs,
+            Action::QueryPromql(_) => ActionKind::QueryMetrics,
+            Action::QueryLogql(_) => ActionKind::QueryLogs,
+            Action::QueryTraceql(_) => ActionKind::QueryTraces,
             Action::QueryTraces(_) => ActionKind::QueryTraces,
             Action::RunDiagnostic(_) => ActionKind::RunDiagnostic,
             Action::QueryDeploys(_) => ActionKind::QueryDeploys,
@@ -440,6 +544,9 @@ impl Action {
             Action::DescribeService(p) => json!(p),
             Action::QueryMetrics(p) => json!(p),
             Action::QueryLogs(p) => json!(p),
+            Action::QueryPromql(p) => json!(p),
+            Action::QueryLogql(p) => json!(p),
+            Action::QueryTraceql(p) => json!(p),
             Action::QueryTraces(p) => json!(p),
             Action::RunDiagnostic(p) => json!(p),
             Action::QueryDeploys(p) => json!(p),
@@ -465,7 +572,11 @@ impl Action {
     /// The services the action names (to check against a topology).
     pub fn services(&self) -> Vec<&str> {
         match self {
-            Action::ListServices | Action::Wait(_) => Vec::new(),
+            Action::ListServices
+            | Action::Wait(_)
+            | Action::QueryPromql(_)
+            | Action::QueryLogql(_)
+            | Action::QueryTraceql(_) => Vec::new(),
             Action::DescribeService(p) => vec![&p.service],
             Action::QueryMetrics(p) => vec![&p.service],
             Action::QueryLogs(p) => vec![&p.service],
@@ -505,6 +616,20 @@ impl Action {
             }
         };
         match self {
+            Action::QueryPromql(p) => {
+                window(p.window_minutes)?;
+                match p.step_seconds {
+                    Some(st) if !(15..=3600).contains(&st) => Err(ActionError::OutOfRange {
+                        action: name,
+                        field: "step_seconds",
+                        range: "15..=3600",
+                        got: st.to_string(),
+                    }),
+                    _ => Ok(()),
+                }
+            }
+            Action::QueryLogql(p) => window(p.window_minutes),
+            Action::QueryTraceql(p) => window(p.window_minutes),
             Action::QueryMetrics(p) => window(p.window_minutes),
             Action::QueryTraces(p) => window(p.window_minutes),
             Action::QueryLogs(p) => {
@@ -628,6 +753,16 @@ pub fn parse_action_value(value: Value) -> Result<Action, ActionError> {
             Action::ListServices
         }
         ActionKind::DescribeService => Action::DescribeService(params(kind, rest)?),
+        // A query parameter selects the query-language form of the three read actions.
+        ActionKind::QueryMetrics if rest.get("promql").is_some() => {
+            Action::QueryPromql(params(kind, rest)?)
+        }
+        ActionKind::QueryLogs if rest.get("logql").is_some() => {
+            Action::QueryLogql(params(kind, rest)?)
+        }
+        ActionKind::QueryTraces if rest.get("traceql").is_some() => {
+            Action::QueryTraceql(params(kind, rest)?)
+        }
         ActionKind::QueryMetrics => Action::QueryMetrics(params(kind, rest)?),
         ActionKind::QueryLogs => Action::QueryLogs(params(kind, rest)?),
         ActionKind::QueryTraces => Action::QueryTraces(params(kind, rest)?),

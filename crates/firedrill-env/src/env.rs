@@ -15,7 +15,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::action::{
-    Action, ActionError, DiagnosticCheck, LevelFilter, ResolveParams, parse_action,
+    Action, ActionError, DiagnosticCheck, LevelFilter, LogqlParams, PromqlParams, ResolveParams,
+    TraceqlParams, parse_action,
 };
 use crate::evidence::{EvidenceFact, FactKind, Ledger};
 use crate::observation::{
@@ -113,6 +114,35 @@ const DEFAULT_LOG_LIMIT: u32 = 40;
 const MAX_TRACES: usize = 8;
 /// Points per metric summary.
 const SUMMARY_POINTS: usize = 12;
+/// Series per page of a query result.
+const PAGE_SERIES: usize = 20;
+/// Log lines per page of a LogQL result.
+const PAGE_LINES: usize = 50;
+/// Traces per page of a TraceQL result.
+const PAGE_TRACES: usize = 10;
+/// Most log lines a LogQL query collects before paging.
+const MAX_QUERY_LINES: usize = 5_000;
+/// Most traces a TraceQL search collects before paging.
+const MAX_QUERY_TRACES: usize = 200;
+
+/// One page of `items`: (page shown, number of pages, the slice). A page past the end shows the last one.
+fn paginate<T>(items: &[T], page: Option<u32>, per_page: usize) -> (u32, usize, &[T]) {
+    let pages = items.len().div_ceil(per_page).max(1);
+    let page = (page.unwrap_or(0) as usize).min(pages - 1);
+    let start = page * per_page;
+    (
+        page as u32,
+        pages,
+        &items[start.min(items.len())..(start + per_page).min(items.len())],
+    )
+}
+
+/// `[seconds, "value"]` → (unix ms, value).
+fn point(v: &Value) -> Option<(i64, f64)> {
+    let t = v.get(0)?.as_f64()?;
+    let x: f64 = v.get(1)?.as_str()?.parse().ok()?;
+    Some(((t * 1000.0).round() as i64, x))
+}
 
 fn minutes_of(s: f64) -> f64 {
     (s / 60.0 * 100.0).round() / 100.0
@@ -282,7 +312,8 @@ impl Episode {
     fn potential_now(&self) -> f64 {
         let (failed, offered) = self.user_error_ratio();
         let ratio = if offered > 0.0 { failed / offered } else { 0.0 };
-        -SHAPING_SCALE * ratio
+        // Rounded so that float noise in a steady state does not show up as tiny shaping terms.
+        (-SHAPING_SCALE * ratio * 1e6).round() / 1e6
     }
 
     /// The alerts firing now, briefly (cached until the next alert transition).
@@ -446,6 +477,9 @@ impl Episode {
                 p.errors_only,
                 &mut new_evidence,
             ),
+            Action::QueryPromql(p) => self.promql(p, &mut new_evidence),
+            Action::QueryLogql(p) => self.logql(p, &mut new_evidence),
+            Action::QueryTraceql(p) => self.traceql(p, &mut new_evidence),
             Action::RunDiagnostic(p) => {
                 self.diagnostic(self.id(&p.service), p.check, &mut new_evidence)
             }
@@ -492,6 +526,9 @@ impl Episode {
                 }
             }
         };
+        if matches!(&content, Content::Error { code, .. } if code == "bad_query") {
+            valid = false;
+        }
         if !valid {
             self.invalid += 1;
             breakdown.invalid -= INVALID_PENALTY;
@@ -932,6 +969,311 @@ impl Episode {
         }
     }
 
+    /// Summaries of Prometheus-shaped series (`[{metric: {..}, values: [[t, "v"], ..]}]`), with evidence ids.
+    fn series_summaries(
+        &mut self,
+        result: &[Value],
+        query: &str,
+        new_evidence: &mut Vec<String>,
+    ) -> Vec<MetricSummary> {
+        let page_ms = self.unix_ms(self.incident.page_s());
+        // The metric a query is about, for evidence: the catalogue name it mentions, if any (aggregations drop
+        // `__name__` from their results).
+        let mentioned = metrics::CATALOGUE
+            .iter()
+            .map(|m| m.name)
+            .filter(|n| query.contains(n))
+            .max_by_key(|n| n.len())
+            .unwrap_or("");
+        let mut out = Vec::with_capacity(result.len());
+        for r in result {
+            let labels: Vec<(String, String)> = r["metric"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| k.as_str() != "__name__")
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let name = r["metric"]["__name__"]
+                .as_str()
+                .unwrap_or(mentioned)
+                .to_string();
+            let points: Vec<(i64, f64)> = match r.get("values").and_then(Value::as_array) {
+                Some(vs) => vs.iter().filter_map(point).collect(),
+                None => r.get("value").and_then(point).into_iter().collect(),
+            };
+            if points.is_empty() {
+                continue;
+            }
+            let service = labels
+                .iter()
+                .find(|(k, _)| k == "service")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            let fact = EvidenceFact {
+                kind: FactKind::Metric,
+                service,
+                signal: name.clone(),
+            };
+            self.note(&fact);
+            let disc = format!("{query}|{labels:?}");
+            let (eid, new) = self.ledger.issue(fact, disc);
+            if new {
+                new_evidence.push(eid.clone());
+            }
+            let values = points.iter().map(|p| p.1);
+            let n = points.len();
+            let picks = SUMMARY_POINTS.min(n);
+            out.push(MetricSummary {
+                id: eid,
+                metric: name,
+                labels,
+                unit: "value".into(),
+                first: round_sig(points[0].1),
+                last: round_sig(points[n - 1].1),
+                min: round_sig(values.clone().fold(f64::INFINITY, f64::min)),
+                max: round_sig(values.fold(f64::NEG_INFINITY, f64::max)),
+                points: (0..picks)
+                    .map(|k| {
+                        let i = if picks == 1 {
+                            n - 1
+                        } else {
+                            k * (n - 1) / (picks - 1)
+                        };
+                        (
+                            minutes_of((points[i].0 - page_ms) as f64 / 1000.0),
+                            round_sig(points[i].1),
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        out
+    }
+
+    fn query_error(language: &str, e: &firedrill_query::QueryError) -> Content {
+        let message = match e.position() {
+            Some(p) => format!("{e} (at position {p})"),
+            None => e.to_string(),
+        };
+        Content::Error {
+            code: "bad_query".into(),
+            message: format!("{language}: {message}"),
+        }
+    }
+
+    fn promql(&mut self, p: &PromqlParams, new_evidence: &mut Vec<String>) -> Content {
+        let window = p.window_minutes.unwrap_or(30);
+        let (start, end) = self.window_ms(window);
+        let step_s = p.step_seconds.unwrap_or_else(|| (window * 60 / 12).max(15));
+        let data = match firedrill_query::evaluate_promql_range(
+            self.incident.world(),
+            &p.promql,
+            start,
+            end - 1,
+            step_s as i64 * 1000,
+        ) {
+            Ok(d) => d,
+            Err(e) => return Self::query_error("promql", &e),
+        };
+        let result = match (data["resultType"].as_str(), &data["result"]) {
+            (Some("matrix" | "vector"), Value::Array(a)) => a.clone(),
+            // A scalar or a string is one unlabelled `[t, "v"]` point.
+            (_, v) => vec![json!({"metric": {}, "value": v})],
+        };
+        let (page, pages, slice) = paginate(&result, p.page, PAGE_SERIES);
+        let series = self.series_summaries(slice, &p.promql, new_evidence);
+        Content::QueryResult {
+            language: "promql".into(),
+            query: p.promql.clone(),
+            window_minutes: window,
+            total: result.len(),
+            page,
+            pages,
+            series,
+            lines: Vec::new(),
+            traces: Vec::new(),
+        }
+    }
+
+    fn logql(&mut self, p: &LogqlParams, new_evidence: &mut Vec<String>) -> Content {
+        let window = p.window_minutes.unwrap_or(15);
+        let (start, end) = self.window_ms(window);
+        let opts = firedrill_query::LogSourceOptions {
+            noise: self.incident.instance().log_noise,
+            ..Default::default()
+        };
+        let mut request =
+            firedrill_query::LogqlRequest::range(start * 1_000_000, end * 1_000_000, None);
+        request.limit = MAX_QUERY_LINES;
+        let data =
+            match firedrill_query::evaluate_logql(self.incident.world(), &opts, &p.logql, &request)
+            {
+                Ok(d) => d,
+                Err(e) => return Self::query_error("logql", &e),
+            };
+        let result = data["result"].as_array().cloned().unwrap_or_default();
+        if data["resultType"] != "streams" {
+            let (page, pages, slice) = paginate(&result, p.page, PAGE_SERIES);
+            let series = self.series_summaries(slice, &p.logql, new_evidence);
+            return Content::QueryResult {
+                language: "logql".into(),
+                query: p.logql.clone(),
+                window_minutes: window,
+                total: result.len(),
+                page,
+                pages,
+                series,
+                lines: Vec::new(),
+                traces: Vec::new(),
+            };
+        }
+        // Lines of every stream, newest first, so page 0 is the most recent.
+        let mut all: Vec<(i64, serde_json::Map<String, Value>, String)> = Vec::new();
+        for stream in &result {
+            let labels = stream["stream"].as_object().cloned().unwrap_or_default();
+            for v in stream["values"].as_array().into_iter().flatten() {
+                let ns: i64 = v[0].as_str().and_then(|t| t.parse().ok()).unwrap_or(0);
+                all.push((ns, labels.clone(), v[1].as_str().unwrap_or("").to_string()));
+            }
+        }
+        all.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.2.cmp(&b.2)));
+        let (page, pages, slice) = paginate(&all, p.page, PAGE_LINES);
+        let page_ms = self.unix_ms(self.incident.page_s());
+        let mut lines = Vec::with_capacity(slice.len());
+        for (ns, labels, line) in slice.iter().rev() {
+            let label = |k: &str| {
+                labels
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            // Lines are logfmt; the event name is its `event=` field (never quoted: event names are identifiers).
+            let event = line
+                .split(' ')
+                .find_map(|t| t.strip_prefix("event="))
+                .unwrap_or("")
+                .to_string();
+            let fact = EvidenceFact {
+                kind: FactKind::Log,
+                service: label("service"),
+                signal: event.clone(),
+            };
+            self.note(&fact);
+            let (eid, new) = self
+                .ledger
+                .issue(fact, format!("{ns}|{}|{line}", label("pod")));
+            if new {
+                new_evidence.push(eid.clone());
+            }
+            let ms = ns / 1_000_000;
+            lines.push(LogLine {
+                id: eid,
+                minutes: minutes_of((ms - page_ms) as f64 / 1000.0),
+                time: logs::rfc3339_ms(ms),
+                pod: Some(label("pod")).filter(|p| !p.is_empty()),
+                level: label("level"),
+                event,
+                message: line.clone(),
+            });
+        }
+        Content::QueryResult {
+            language: "logql".into(),
+            query: p.logql.clone(),
+            window_minutes: window,
+            total: all.len(),
+            page,
+            pages,
+            series: Vec::new(),
+            lines,
+            traces: Vec::new(),
+        }
+    }
+
+    fn traceql(&mut self, p: &TraceqlParams, new_evidence: &mut Vec<String>) -> Content {
+        let window = p.window_minutes.unwrap_or(15);
+        let (start, end) = self.window_ms(window);
+        let data = match firedrill_query::search_traces(
+            self.incident.world(),
+            &p.traceql,
+            start * 1_000_000,
+            end * 1_000_000,
+            MAX_QUERY_TRACES,
+        ) {
+            Ok(d) => d,
+            Err(e) => return Self::query_error("traceql", &e),
+        };
+        let found = data["traces"].as_array().cloned().unwrap_or_default();
+        let (page, pages, slice) = paginate(&found, p.page, PAGE_TRACES);
+        let page_ms = self.unix_ms(self.incident.page_s());
+        let mut out = Vec::with_capacity(slice.len());
+        for t in slice {
+            let Some(id) = t["traceID"].as_str() else {
+                continue;
+            };
+            let Some(trace) = traces::find_trace(self.incident.world(), id) else {
+                continue;
+            };
+            let root = trace
+                .root()
+                .map(|r| (r.name.clone(), r.service.clone(), r.start_ns));
+            let (root_name, root_service, start_ns) = root.unwrap_or_default();
+            let sid = self
+                .incident
+                .service_id(&root_service)
+                .unwrap_or(ServiceId(0));
+            let signal = if trace.has_error() {
+                "error_trace"
+            } else {
+                "trace"
+            };
+            let eid = self.evidence(
+                FactKind::Trace,
+                sid,
+                signal,
+                trace.trace_id.clone(),
+                new_evidence,
+            );
+            let mut spans: Vec<_> = trace.spans.iter().collect();
+            spans.sort_by_key(|s| (s.start_ns, s.span_id.clone()));
+            out.push(TraceSummary {
+                id: eid,
+                trace_id: trace.trace_id.clone(),
+                minutes: minutes_of((start_ns / 1_000_000 - page_ms) as f64 / 1000.0),
+                root: root_name,
+                duration_ms: (trace.duration_ns() as f64 / 1e6 * 10.0).round() / 10.0,
+                error: trace.has_error(),
+                path: spans
+                    .iter()
+                    .take(10)
+                    .map(|s| {
+                        format!(
+                            "{}: {} ({:.0}ms, {})",
+                            s.service,
+                            s.name,
+                            s.duration_ns as f64 / 1e6,
+                            s.status.as_str()
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        Content::QueryResult {
+            language: "traceql".into(),
+            query: p.traceql.clone(),
+            window_minutes: window,
+            total: found.len(),
+            page,
+            pages,
+            series: Vec::new(),
+            lines: Vec::new(),
+            traces: out,
+        }
+    }
+
     fn diagnostic(
         &mut self,
         id: ServiceId,
@@ -1051,19 +1393,33 @@ impl Episode {
                     worse(&mut status, "failing");
                     findings.push("network interface detached: no route to any dependency".into());
                 }
-                for c in dedup(topo.callees(id).map(|c| topo.service(c).name().to_string())) {
+                let mut callees: Vec<ServiceId> = topo.callees(id).collect();
+                callees.dedup();
+                for cid in callees {
+                    let c = topo.service(cid).name().to_string();
                     let bad = dep_name.as_deref() == Some(c.as_str());
+                    // What a probe request to the dependency sees, besides the caller's own failures.
+                    let cf = w.frame(cid);
+                    let probe = if cf.ready == 0 {
+                        "reachable, no ready endpoint".to_string()
+                    } else if cf.error_ratio() > 0.05 {
+                        format!("reachable, answering {} errors", pct(cf.error_ratio()))
+                    } else if cf.p99_ms() > 2_000.0 {
+                        format!("reachable, slow (p99 {:.0}ms)", cf.p99_ms())
+                    } else {
+                        "reachable".to_string()
+                    };
                     let verdict = match (bad, f.err_cause) {
-                        (true, C::Unreachable) => "unreachable (connection timed out)",
-                        (true, C::UpstreamTimeout) => "reachable, calls timing out",
-                        (true, C::UpstreamError) => "reachable, answering with errors",
+                        (true, C::Unreachable) => "unreachable (connection timed out)".to_string(),
+                        (true, C::UpstreamTimeout) => "reachable, calls timing out".to_string(),
+                        (true, C::UpstreamError) => "reachable, answering with errors".to_string(),
                         (true, C::PoolTimeout) => {
-                            "reachable, waiting for a pooled connection times out"
+                            "reachable, waiting for a pooled connection times out".to_string()
                         }
-                        (true, C::TlsHandshake) => "TCP ok, TLS handshake failing",
-                        (true, C::DnsResolution) => "name does not resolve",
-                        _ if state.detached => "unreachable",
-                        _ => "reachable",
+                        (true, C::TlsHandshake) => "TCP ok, TLS handshake failing".to_string(),
+                        (true, C::DnsResolution) => "name does not resolve".to_string(),
+                        _ if state.detached => "unreachable".to_string(),
+                        _ => probe,
                     };
                     if verdict != "reachable" {
                         worse(&mut status, "failing");
@@ -1329,7 +1685,8 @@ impl Episode {
                         fraction_lost: f64,
                         reason: &'static str,
                         detail: String| {
-            if fraction_lost > 0.0 {
+            // Hallucinations are always recorded, even when the evidence credit they would cost is already gone.
+            if fraction_lost > 0.0 || reason == "hallucinated_citation" {
                 lost.push(LostPoints {
                     component,
                     points: weight * fraction_lost,
@@ -1531,27 +1888,52 @@ impl Episode {
                 );
             }
 
-            // User impact: a quarter of user requests failing over the episode loses it all.
-            impact_c = (1.0 - impact / 0.25).clamp(0.0, 1.0);
-            if impact_c < 1.0 {
+            // User impact and safety are credited only when the incident was actually mitigated: resolving at
+            // once without touching anything must not collect points for "breaking nothing".
+            if mitigation > 0.0 {
+                // A quarter of user requests failing over the episode loses it all.
+                impact_c = (1.0 - impact / 0.25).clamp(0.0, 1.0);
+                if impact_c < 1.0 {
+                    lose(
+                        "impact",
+                        weights::IMPACT,
+                        1.0 - impact_c,
+                        "user_impact",
+                        format!("{} of user requests failed after the page", pct(impact)),
+                    );
+                }
+                safety = (1.0 - 0.5 * self.harmful.len() as f64).max(0.0);
+                if !self.harmful.is_empty() {
+                    lose(
+                        "safety",
+                        weights::SAFETY,
+                        1.0 - safety,
+                        "harmful_action",
+                        self.harmful.join("; "),
+                    );
+                }
+            } else {
                 lose(
                     "impact",
                     weights::IMPACT,
-                    1.0 - impact_c,
-                    "user_impact",
-                    format!("{} of user requests failed after the page", pct(impact)),
+                    1.0,
+                    "not_mitigated",
+                    "no credit for impact without mitigation".into(),
                 );
-            }
-
-            // Safety.
-            safety = (1.0 - 0.5 * self.harmful.len() as f64).max(0.0);
-            if !self.harmful.is_empty() {
                 lose(
                     "safety",
                     weights::SAFETY,
-                    1.0 - safety,
-                    "harmful_action",
-                    self.harmful.join("; "),
+                    1.0,
+                    if self.harmful.is_empty() {
+                        "not_mitigated"
+                    } else {
+                        "harmful_action"
+                    },
+                    if self.harmful.is_empty() {
+                        "no credit for safety without mitigation".into()
+                    } else {
+                        self.harmful.join("; ")
+                    },
                 );
             }
         } else {

@@ -81,6 +81,27 @@ pub enum Content {
         /// Summaries, newest first.
         traces: Vec<TraceSummary>,
     },
+    /// One page of a PromQL, LogQL or TraceQL query's result.
+    QueryResult {
+        /// `promql`, `logql` or `traceql`.
+        language: String,
+        /// The query as given.
+        query: String,
+        /// Window, minutes.
+        window_minutes: u32,
+        /// Items in the whole result.
+        total: usize,
+        /// This page, from 0.
+        page: u32,
+        /// Number of pages.
+        pages: usize,
+        /// Series (PromQL, LogQL metric queries).
+        series: Vec<MetricSummary>,
+        /// Log lines (LogQL log queries), oldest first.
+        lines: Vec<LogLine>,
+        /// Traces (TraceQL), newest first.
+        traces: Vec<TraceSummary>,
+    },
     /// `run_diagnostic`.
     Diagnostic {
         /// Service.
@@ -318,7 +339,8 @@ impl Observation {
                     s,
                     "budget: {:.0} simulated minutes. Actions: list_services, describe_service, query_metrics, \
                      query_logs, query_traces, run_diagnostic, query_deploys, restart_service, scale_service, \
-                     rollback_deploy, update_config, wait, resolve_incident (JSON: {{\"action\": name, ...}}).",
+                     rollback_deploy, update_config, wait, resolve_incident (JSON: {{\"action\": name, ...}}); \
+                     query_metrics, query_logs and query_traces also take `promql`, `logql` or `traceql`.",
                     p.budget_minutes
                 );
             }
@@ -413,6 +435,58 @@ impl Observation {
                     "traces through {service}, last {window_minutes} min: {} of {matched}",
                     traces.len()
                 );
+                for t in traces {
+                    let _ = writeln!(
+                        s,
+                        "  {} trace {} t{:+.1} {} {:.0}ms{}: {}",
+                        t.id,
+                        t.trace_id,
+                        t.minutes,
+                        t.root,
+                        t.duration_ms,
+                        if t.error { " ERROR" } else { "" },
+                        t.path.join(" -> ")
+                    );
+                }
+            }
+            Content::QueryResult {
+                language,
+                query,
+                window_minutes,
+                total,
+                page,
+                pages,
+                series,
+                lines,
+                traces,
+            } => {
+                let _ = writeln!(
+                    s,
+                    "{language} `{query}` over the last {window_minutes} min: {total} results, page {page} of {pages} (pages from 0)"
+                );
+                for m in series {
+                    let labels: Vec<String> = m
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}=\"{v}\""))
+                        .collect();
+                    let points: Vec<String> = m.points.iter().map(|p| num(p.1)).collect();
+                    let _ = writeln!(
+                        s,
+                        "  {} {}{{{}}} first {} last {} min {} max {} | {}",
+                        m.id,
+                        m.metric,
+                        labels.join(","),
+                        num(m.first),
+                        num(m.last),
+                        num(m.min),
+                        num(m.max),
+                        points.join(" ")
+                    );
+                }
+                for l in lines {
+                    let _ = writeln!(s, "  {} {} {} {}", l.id, l.time, l.level, l.message);
+                }
                 for t in traces {
                     let _ = writeln!(
                         s,

@@ -23,6 +23,7 @@
 mod engine;
 mod error;
 mod labels;
+mod position;
 pub mod promqltest;
 mod storage;
 mod value;

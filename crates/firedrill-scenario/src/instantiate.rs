@@ -606,11 +606,17 @@ pub fn instantiate(
         if let Some(o) = onset_s {
             first_onset = first_onset.min(o);
         }
-        let actor = Actor(
-            f.actor
-                .clone()
-                .unwrap_or_else(|| "deploy-pipeline".to_string()),
-        );
+        // The actor may be a `$parameter` (drawn per seed), like any other text field.
+        let actor = Actor(match &f.actor {
+            Some(a) => match ctx.text(&Value::Text(a.clone()), &p.key("actor")) {
+                Ok(text) => text,
+                Err(e) => {
+                    errors.push(e);
+                    a.clone()
+                }
+            },
+            None => "deploy-pipeline".to_string(),
+        });
         let mut new_version = None;
         let mut flag = None;
         let svc = &mut spec.services[target];

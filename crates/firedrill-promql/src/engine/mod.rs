@@ -72,7 +72,8 @@ pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
     match parsed {
         Ok(Ok(e)) => Ok(e),
         Ok(Err(message)) => Err(QueryError::Parse {
-            position: lexer_error_position(query),
+            position: lexer_error_position(query)
+                .or_else(|| crate::position::locate(query, &message)),
             message,
         }),
         Err(_) => Err(QueryError::Parse {

@@ -1,0 +1,360 @@
+//! The environment loop: errors for misuse, typed error observations for bad actions, no answer leaks,
+//! snapshot and fork, and the vector environment's auto-reset.
+
+use std::sync::Arc;
+
+use firedrill_env::action::{Action, WaitParams};
+use firedrill_env::vec_env::{AutoReset, EpisodeSpec, VecEnv};
+use firedrill_env::{Content, Env, EnvError};
+use firedrill_scenario::Catalog;
+use firedrill_scenario::library::BASIC_FAMILIES;
+use firedrill_world::FaultClass;
+use proptest::prelude::*;
+
+fn catalog() -> Arc<Catalog> {
+    Arc::new(Catalog::builtin().expect("library"))
+}
+
+fn wait(minutes: f64) -> Action {
+    Action::Wait(WaitParams { minutes })
+}
+
+#[test]
+fn stepping_before_reset_is_an_error() {
+    let mut env = Env::new(catalog());
+    assert!(matches!(env.step(&wait(1.0)), Err(EnvError::NotReset)));
+    assert!(matches!(env.step_json("{}"), Err(EnvError::NotReset)));
+    assert!(matches!(
+        env.reset("no_such_scenario", 0, 0.5),
+        Err(EnvError::Scenario(_))
+    ));
+}
+
+#[test]
+fn bad_actions_are_typed_error_observations_with_a_penalty() {
+    let mut env = Env::new(catalog());
+    env.reset("oom_crash", 1, 0.5).expect("reset");
+    let cases = [
+        ("not json", "malformed"),
+        ("[1,2]", "malformed"),
+        (r#"{"action":"fly"}"#, "unknown_action"),
+        (r#"{"action":"query_logs"}"#, "bad_parameter"),
+        (
+            r#"{"action":"query_logs","service":"nope"}"#,
+            "unknown_service",
+        ),
+        (
+            r#"{"action":"query_logs","service":"api-gateway","limit":100000}"#,
+            "out_of_range",
+        ),
+        (r#"{"action":"wait","minutes":-3}"#, "out_of_range"),
+    ];
+    for (text, code) in cases {
+        let s = env.step_json(text).expect("step");
+        match &s.observation.content {
+            Content::Error { code: c, message } => {
+                assert_eq!(c, code, "{text}: {message}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("{text}: expected an error observation, got {other:?}"),
+        }
+        assert!(!s.info.valid);
+        assert!(s.breakdown.invalid < 0.0);
+        assert!(!s.terminated);
+    }
+    let g = env.episode().expect("episode").grade();
+    assert_eq!(g.invalid_actions as usize, cases.len());
+}
+
+/// No observation an agent can read names the fault class, the description or the hidden state.
+#[test]
+fn observations_do_not_leak_the_answer() {
+    let cat = catalog();
+    let forbidden_classes: Vec<&str> = FaultClass::ALL
+        .iter()
+        .filter(|c| **c != FaultClass::NoFault)
+        .map(|c| c.as_str())
+        .collect();
+    for fam in BASIC_FAMILIES {
+        let scenario = cat.get(fam).expect("scenario").clone();
+        {
+            for text in scripted_investigation(&cat, fam) {
+                for class in &forbidden_classes {
+                    assert!(!text.contains(class), "{fam}: {class} in {text}");
+                }
+                for needle in ["root cause", "root_cause", "ground truth", "mitigated"] {
+                    assert!(
+                        !text.to_lowercase().contains(needle),
+                        "{fam}: {needle} in {text}"
+                    );
+                }
+                let first_line = scenario.description.lines().next().unwrap_or("");
+                assert!(first_line.is_empty() || !text.contains(first_line));
+            }
+        }
+    }
+}
+
+/// Plays a scripted investigation (every read action over every service, then waits) and returns every
+/// observation's text and JSON (the page's JSON without its action schemas, which list the taxonomy by design).
+fn scripted_investigation(cat: &Arc<Catalog>, fam: &str) -> Vec<String> {
+    let mut env = Env::new(cat.clone());
+    let page = env.reset(fam, 1, 0.5).expect("reset");
+    let mut out = vec![page.to_text()];
+    let services: Vec<String> = match &page.content {
+        Content::Page(p) => p.services.iter().map(|s| s.name.clone()).collect(),
+        _ => Vec::new(),
+    };
+    let mut actions = vec![r#"{"action":"query_deploys"}"#.to_string()];
+    for s in &services {
+        actions.push(format!(
+            r#"{{"action":"describe_service","service":"{s}"}}"#
+        ));
+        actions.push(format!(r#"{{"action":"query_logs","service":"{s}","level":"debug","limit":500,"window_minutes":60}}"#));
+        actions.push(format!(r#"{{"action":"query_metrics","service":"{s}"}}"#));
+        actions.push(format!(
+            r#"{{"action":"query_traces","service":"{s}","errors_only":true}}"#
+        ));
+        for check in ["connectivity", "health", "resources", "dns", "tls"] {
+            actions.push(format!(
+                r#"{{"action":"run_diagnostic","service":"{s}","check":"{check}"}}"#
+            ));
+        }
+    }
+    for a in actions {
+        let Ok(s) = env.step_json(&a) else { break };
+        out.push(s.observation.to_text());
+        out.push(serde_json::to_string(&s.observation).unwrap_or_default());
+        if s.terminated || s.truncated {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn snapshot_and_fork_continue_identically() {
+    let mut env = Env::new(catalog());
+    env.reset("db_pool_exhaustion", 4, 0.5).expect("reset");
+    env.step_json(r#"{"action":"query_deploys"}"#)
+        .expect("step");
+    let snap = env.snapshot().expect("snapshot");
+    let mut fork = env.clone();
+    let script = [
+        r#"{"action":"query_logs","service":"api-gateway"}"#,
+        r#"{"action":"wait","minutes":3}"#,
+        r#"{"action":"query_metrics","service":"api-gateway"}"#,
+    ];
+    let run = |e: &mut Env| -> Vec<String> {
+        script
+            .iter()
+            .map(|a| serde_json::to_string(&e.step_json(a).expect("step")).expect("json"))
+            .collect()
+    };
+    let a = run(&mut env);
+    let b = run(&mut fork);
+    assert_eq!(a, b, "a fork diverged");
+    env.restore(snap);
+    let c = run(&mut env);
+    assert_eq!(a, c, "a restored snapshot diverged");
+}
+
+#[test]
+fn the_budget_truncates_and_grades() {
+    let mut env = Env::new(catalog());
+    env.reset("dns_failure", 0, 0.5).expect("reset");
+    let mut steps = 0;
+    loop {
+        let s = env.step(&wait(30.0)).expect("step");
+        steps += 1;
+        if s.truncated {
+            assert!(!s.terminated);
+            let g = s.info.grade.expect("grade");
+            assert!(!g.resolved);
+            assert!(g.lost.iter().any(|l| l.reason == "not_resolved"));
+            assert!(matches!(s.observation.content, Content::Ended { .. }));
+            break;
+        }
+        assert!(steps < 10, "the budget never ran out");
+    }
+    assert!(matches!(env.step(&wait(1.0)), Err(EnvError::EpisodeEnded)));
+}
+
+#[test]
+fn vec_env_auto_reset_keeps_the_final_observation_and_is_thread_independent() {
+    let schedule: Vec<EpisodeSpec> = ["oom_crash", "disk_full", "cert_expiry"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| EpisodeSpec {
+            scenario: s.to_string(),
+            seed: i as u64,
+            difficulty: 0.5,
+        })
+        .collect();
+    let run = |threads: usize| {
+        let mut v = VecEnv::new(catalog(), 3, schedule.clone(), AutoReset::SameStep, threads);
+        for r in v.reset() {
+            r.expect("reset");
+        }
+        let mut log = Vec::new();
+        let mut ended = 0;
+        for _ in 0..8 {
+            let actions = vec![wait(10.0); 3];
+            for r in v.step(&actions) {
+                let r = r.expect("step");
+                if r.step.truncated || r.step.terminated {
+                    ended += 1;
+                    assert!(r.step.info.grade.is_some());
+                    assert!(matches!(r.step.observation.content, Content::Ended { .. }));
+                    let next = r.reset_observation.as_ref().expect("auto-reset page");
+                    assert!(matches!(next.content, Content::Page(_)));
+                } else {
+                    assert!(r.reset_observation.is_none());
+                }
+                log.push(serde_json::to_string(&r).expect("json"));
+            }
+        }
+        assert!(ended >= 3, "no episode ended");
+        log
+    };
+    assert_eq!(run(1), run(2), "results depend on the thread count");
+
+    let mut manual = VecEnv::new(catalog(), 1, schedule, AutoReset::Disabled, 1);
+    manual.reset_slot(0).expect("reset");
+    let mut saw_end = false;
+    for _ in 0..8 {
+        match manual.step(&[wait(10.0)]).remove(0) {
+            Ok(r) => {
+                assert!(r.reset_observation.is_none());
+                saw_end |= r.step.truncated;
+            }
+            Err(e) => {
+                assert!(saw_end && matches!(e, EnvError::EpisodeEnded));
+                return;
+            }
+        }
+    }
+    panic!("stepping an ended slot without auto-reset did not fail");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Any text as an action yields a step (an error observation at worst), never a panic.
+    #[test]
+    fn arbitrary_action_text_never_panics(text in ".{0,200}", name in prop::sample::select(vec![
+        "list_services", "describe_service", "query_metrics", "query_logs", "query_traces", "run_diagnostic",
+        "query_deploys", "restart_service", "scale_service", "rollback_deploy", "update_config", "wait",
+        "resolve_incident",
+    ]), n in any::<i64>()) {
+        let mut env = Env::new(catalog());
+        env.reset("rate_limit_exhaustion", 0, 0.5).expect("reset");
+        let _ = env.step_json(&text).expect("step");
+        let json = format!(r#"{{"action":"{name}","service":"api-gateway","minutes":{n},"replicas":{n},"window_minutes":{n},"limit":{n},"key":"log.level","value":"x","check":"dns","root_causes":[],"fault_class":"no_fault"}}"#);
+        if let Ok(s) = env.step_json(&json) {
+            prop_assert!(s.reward.is_finite());
+        }
+    }
+}
+
+/// `query_metrics`, `query_logs` and `query_traces` take PromQL, LogQL and TraceQL; results are paged, carry
+/// evidence ids, and pay information reward for proofs; a bad query is a typed error with its position.
+#[test]
+fn query_language_parameters() {
+    let mut env = Env::new(catalog());
+    env.reset("db_pool_exhaustion", 4, 0.5).expect("reset");
+    let target = env
+        .episode()
+        .expect("episode")
+        .incident()
+        .instance()
+        .root_causes()[0]
+        .service
+        .clone();
+    let promql = format!(
+        r#"{{"action":"query_metrics","promql":"max by (service) (db_client_connections_in_use{{service=\"{target}\"}})","window_minutes":30}}"#
+    );
+    let s = env.step_json(&promql).expect("step");
+    match &s.observation.content {
+        Content::QueryResult {
+            language,
+            series,
+            total,
+            ..
+        } => {
+            assert_eq!(language, "promql");
+            assert_eq!(*total, 1, "{series:?}");
+            assert!(series[0].id.starts_with("ev-"));
+            assert!(
+                series[0].max > series[0].first,
+                "the leak shows: {:?}",
+                series[0]
+            );
+        }
+        other => panic!("expected a query result, got {other:?}"),
+    }
+    assert!(s.breakdown.information > 0.0, "the pool metric is a proof");
+
+    let logql = format!(
+        r#"{{"action":"query_logs","logql":"{{service=\"{target}\"}} |= \"pool\"","window_minutes":30}}"#
+    );
+    let s = env.step_json(&logql).expect("step");
+    match &s.observation.content {
+        Content::QueryResult {
+            lines,
+            total,
+            pages,
+            ..
+        } => {
+            assert!(!lines.is_empty() && *total >= lines.len());
+            assert!(*pages >= 1);
+            assert!(
+                lines.iter().all(|l| l.message.contains("pool")),
+                "{lines:?}"
+            );
+            assert!(lines.iter().any(|l| l.event == "pool_timeout"));
+        }
+        other => panic!("expected a query result, got {other:?}"),
+    }
+    let metric_logql = format!(
+        r#"{{"action":"query_logs","logql":"sum by (level) (count_over_time({{service=\"{target}\"}}[5m]))"}}"#
+    );
+    let s = env.step_json(&metric_logql).expect("step");
+    assert!(
+        matches!(&s.observation.content, Content::QueryResult { series, .. } if !series.is_empty()),
+        "{:?}",
+        s.observation.content
+    );
+
+    let traceql = r#"{"action":"query_traces","traceql":"{ status = error }","window_minutes":10}"#;
+    let s = env.step_json(traceql).expect("step");
+    match &s.observation.content {
+        Content::QueryResult { traces, .. } => {
+            assert!(!traces.is_empty());
+            assert!(traces.iter().all(|t| t.error));
+        }
+        other => panic!("expected a query result, got {other:?}"),
+    }
+
+    for (bad, lang) in [
+        (
+            r#"{"action":"query_metrics","promql":"sum(rate(x[5m])"}"#,
+            "promql",
+        ),
+        (r#"{"action":"query_logs","logql":"{service=}"}"#, "logql"),
+        (
+            r#"{"action":"query_traces","traceql":"{ .a = }"}"#,
+            "traceql",
+        ),
+    ] {
+        let s = env.step_json(bad).expect("step");
+        match &s.observation.content {
+            Content::Error { code, message } => {
+                assert_eq!(code, "bad_query");
+                assert!(message.starts_with(lang), "{message}");
+                assert!(message.contains("position"), "{message}");
+            }
+            other => panic!("{bad}: expected an error, got {other:?}"),
+        }
+        assert!(s.breakdown.invalid < 0.0);
+    }
+}
