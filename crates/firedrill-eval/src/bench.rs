@@ -12,9 +12,10 @@
 //!   timed (each call on its own): the agent's choice and the reset that starts each episode are not, as in
 //!   Praetor's benchmark (random policy, reset time excluded);
 //! - **text steps**: the same steps, each followed by `Observation::to_text()`, timed together;
-//! - **vector steps**: a [`VecEnv`] of `slots` slots with [`AutoReset::SameStep`] over the same episode list,
-//!   one `random` agent per slot, stepped with every slot's action at once; `VecEnv::step` is timed, which
-//!   includes the auto-resets of slots whose episode ended. Run once on one thread and once on `threads`.
+//! - **vector steps**: a [`VecEnv`] of [`SLOTS_PER_THREAD`] × `threads` slots with [`AutoReset::SameStep`] over
+//!   the same episode list, one `random` agent per slot, stepped with every slot's action at once;
+//!   `VecEnv::step` is timed, which includes the auto-resets of slots whose episode ended. Run once on one
+//!   thread and once on `threads`, with the same slots.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
