@@ -66,7 +66,7 @@ pub struct LogsParams {
     /// Lowest severity returned (default info).
     #[serde(default)]
     pub level: Option<LevelFilter>,
-    /// Most lines returned (1 to 500, default 50).
+    /// Most lines returned (1 to 500, default 40).
     #[serde(default)]
     pub limit: Option<u32>,
 }
