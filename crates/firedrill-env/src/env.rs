@@ -814,33 +814,7 @@ impl Episode {
                 .collect::<Vec<_>>()
                 .join(",");
             let eid = self.evidence(FactKind::Metric, id, &metric, disc, new_evidence);
-            let values = points.iter().map(|p| p.1);
-            let min = values.clone().fold(f64::INFINITY, f64::min);
-            let max = values.fold(f64::NEG_INFINITY, f64::max);
-            let n = points.len();
-            let picks = SUMMARY_POINTS.min(n);
-            let sampled = (0..picks)
-                .map(|k| {
-                    let i = if picks == 1 {
-                        n - 1
-                    } else {
-                        k * (n - 1) / (picks - 1)
-                    };
-                    let p = points[i];
-                    (minutes_of((p.0 - page_ms) as f64 / 1000.0), round_sig(p.1))
-                })
-                .collect();
-            summaries.push(MetricSummary {
-                id: eid,
-                metric,
-                labels,
-                unit,
-                first: round_sig(points[0].1),
-                last: round_sig(points[n - 1].1),
-                min: round_sig(min),
-                max: round_sig(max),
-                points: sampled,
-            });
+            summaries.push(summarise(eid, metric, labels, unit, &points, page_ms));
         }
         Content::Metrics {
             service: name,
@@ -903,30 +877,38 @@ impl Episode {
         }
     }
 
-    fn traces(
+    /// A trace as the agent sees it, recorded as evidence about `service`.
+    fn trace_summary(
         &mut self,
-        id: ServiceId,
-        window: u32,
-        errors_only: bool,
+        t: &traces::Trace,
+        service: ServiceId,
         new_evidence: &mut Vec<String>,
-    ) -> Content {
-        let (start, end) = self.window_ms(window);
-        let name = self.name(id).to_string();
+    ) -> TraceSummary {
         let page_ms = self.unix_ms(self.incident.page_s());
-        let all = traces::traces_between(self.incident.world(), start, end, 20_000);
-        let matching: Vec<_> = all
-            .into_iter()
-            .filter(|t| t.spans.iter().any(|s| s.service == name))
-            .filter(|t| !errors_only || t.has_error())
-            .collect();
-        let matched = matching.len();
-        let mut out = Vec::new();
-        for t in matching.iter().rev().take(MAX_TRACES) {
-            let root = t.root().map(|r| r.name.clone()).unwrap_or_default();
-            let start_ns = t.root().map(|r| r.start_ns).unwrap_or(0);
-            let mut spans: Vec<_> = t.spans.iter().collect();
-            spans.sort_by_key(|s| (s.start_ns, s.span_id.clone()));
-            let path = spans
+        let signal = if t.has_error() {
+            "error_trace"
+        } else {
+            "trace"
+        };
+        let id = self.evidence(
+            FactKind::Trace,
+            service,
+            signal,
+            t.trace_id.clone(),
+            new_evidence,
+        );
+        let mut spans: Vec<_> = t.spans.iter().collect();
+        spans.sort_by_key(|s| (s.start_ns, s.span_id.clone()));
+        TraceSummary {
+            id,
+            trace_id: t.trace_id.clone(),
+            minutes: minutes_of(
+                (t.root().map(|r| r.start_ns).unwrap_or(0) / 1_000_000 - page_ms) as f64 / 1000.0,
+            ),
+            root: t.root().map(|r| r.name.clone()).unwrap_or_default(),
+            duration_ms: (t.duration_ns() as f64 / 1e6 * 10.0).round() / 10.0,
+            error: t.has_error(),
+            path: spans
                 .iter()
                 .take(10)
                 .map(|s| {
@@ -938,28 +920,29 @@ impl Episode {
                         s.status.as_str()
                     )
                 })
-                .collect();
-            let signal = if t.has_error() {
-                "error_trace"
-            } else {
-                "trace"
-            };
-            let eid = self.evidence(
-                FactKind::Trace,
-                id,
-                signal,
-                t.trace_id.clone(),
-                new_evidence,
-            );
-            out.push(TraceSummary {
-                id: eid,
-                trace_id: t.trace_id.clone(),
-                minutes: minutes_of((start_ns / 1_000_000 - page_ms) as f64 / 1000.0),
-                root,
-                duration_ms: (t.duration_ns() as f64 / 1e6 * 10.0).round() / 10.0,
-                error: t.has_error(),
-                path,
-            });
+                .collect(),
+        }
+    }
+
+    fn traces(
+        &mut self,
+        id: ServiceId,
+        window: u32,
+        errors_only: bool,
+        new_evidence: &mut Vec<String>,
+    ) -> Content {
+        let (start, end) = self.window_ms(window);
+        let name = self.name(id).to_string();
+        let all = traces::traces_between(self.incident.world(), start, end, 20_000);
+        let matching: Vec<_> = all
+            .into_iter()
+            .filter(|t| t.spans.iter().any(|s| s.service == name))
+            .filter(|t| !errors_only || t.has_error())
+            .collect();
+        let matched = matching.len();
+        let mut out = Vec::new();
+        for t in matching.iter().rev().take(MAX_TRACES) {
+            out.push(self.trace_summary(t, id, new_evidence));
         }
         Content::Traces {
             service: name,
@@ -1023,32 +1006,14 @@ impl Episode {
             if new {
                 new_evidence.push(eid.clone());
             }
-            let values = points.iter().map(|p| p.1);
-            let n = points.len();
-            let picks = SUMMARY_POINTS.min(n);
-            out.push(MetricSummary {
-                id: eid,
-                metric: name,
+            out.push(summarise(
+                eid,
+                name,
                 labels,
-                unit: "value".into(),
-                first: round_sig(points[0].1),
-                last: round_sig(points[n - 1].1),
-                min: round_sig(values.clone().fold(f64::INFINITY, f64::min)),
-                max: round_sig(values.fold(f64::NEG_INFINITY, f64::max)),
-                points: (0..picks)
-                    .map(|k| {
-                        let i = if picks == 1 {
-                            n - 1
-                        } else {
-                            k * (n - 1) / (picks - 1)
-                        };
-                        (
-                            minutes_of((points[i].0 - page_ms) as f64 / 1000.0),
-                            round_sig(points[i].1),
-                        )
-                    })
-                    .collect(),
-            });
+                "value".into(),
+                &points,
+                page_ms,
+            ));
         }
         out
     }
@@ -1208,7 +1173,6 @@ impl Episode {
         };
         let found = data["traces"].as_array().cloned().unwrap_or_default();
         let (page, pages, slice) = paginate(&found, p.page, PAGE_TRACES);
-        let page_ms = self.unix_ms(self.incident.page_s());
         let mut out = Vec::with_capacity(slice.len());
         for t in slice {
             let Some(id) = t["traceID"].as_str() else {
@@ -1217,49 +1181,13 @@ impl Episode {
             let Some(trace) = traces::find_trace(self.incident.world(), id) else {
                 continue;
             };
-            let root = trace
-                .root()
-                .map(|r| (r.name.clone(), r.service.clone(), r.start_ns));
-            let (root_name, root_service, start_ns) = root.unwrap_or_default();
+            // A search result is attributed to the service its trace entered by.
+            let root_service = trace.root().map(|r| r.service.clone()).unwrap_or_default();
             let sid = self
                 .incident
                 .service_id(&root_service)
                 .unwrap_or(ServiceId(0));
-            let signal = if trace.has_error() {
-                "error_trace"
-            } else {
-                "trace"
-            };
-            let eid = self.evidence(
-                FactKind::Trace,
-                sid,
-                signal,
-                trace.trace_id.clone(),
-                new_evidence,
-            );
-            let mut spans: Vec<_> = trace.spans.iter().collect();
-            spans.sort_by_key(|s| (s.start_ns, s.span_id.clone()));
-            out.push(TraceSummary {
-                id: eid,
-                trace_id: trace.trace_id.clone(),
-                minutes: minutes_of((start_ns / 1_000_000 - page_ms) as f64 / 1000.0),
-                root: root_name,
-                duration_ms: (trace.duration_ns() as f64 / 1e6 * 10.0).round() / 10.0,
-                error: trace.has_error(),
-                path: spans
-                    .iter()
-                    .take(10)
-                    .map(|s| {
-                        format!(
-                            "{}: {} ({:.0}ms, {})",
-                            s.service,
-                            s.name,
-                            s.duration_ns as f64 / 1e6,
-                            s.status.as_str()
-                        )
-                    })
-                    .collect(),
-            });
+            out.push(self.trace_summary(&trace, sid, new_evidence));
         }
         Content::QueryResult {
             language: "traceql".into(),
@@ -2083,6 +2011,44 @@ fn restarts_in(w: &firedrill_world::World, id: ServiceId, minutes: u32) -> u32 {
     match (now, then) {
         (Some(a), Some(b)) => a.saturating_sub(b),
         _ => 0,
+    }
+}
+
+/// A series over a window as the agent sees it: first, last, extremes and up to [`SUMMARY_POINTS`] evenly
+/// spaced points in minutes since the page. `points` is not empty.
+fn summarise(
+    id: String,
+    metric: String,
+    labels: Vec<(String, String)>,
+    unit: String,
+    points: &[(i64, f64)],
+    page_ms: i64,
+) -> MetricSummary {
+    let n = points.len();
+    let picks = SUMMARY_POINTS.min(n);
+    let values = points.iter().map(|p| p.1);
+    MetricSummary {
+        id,
+        metric,
+        labels,
+        unit,
+        first: round_sig(points[0].1),
+        last: round_sig(points[n - 1].1),
+        min: round_sig(values.clone().fold(f64::INFINITY, f64::min)),
+        max: round_sig(values.fold(f64::NEG_INFINITY, f64::max)),
+        points: (0..picks)
+            .map(|k| {
+                let i = if picks == 1 {
+                    n - 1
+                } else {
+                    k * (n - 1) / (picks - 1)
+                };
+                (
+                    minutes_of((points[i].0 - page_ms) as f64 / 1000.0),
+                    round_sig(points[i].1),
+                )
+            })
+            .collect(),
     }
 }
 

@@ -377,25 +377,7 @@ impl Observation {
             } => {
                 let _ = writeln!(s, "metrics of {service}, last {window_minutes} min:");
                 for m in series {
-                    let labels: Vec<String> = m
-                        .labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}=\"{v}\""))
-                        .collect();
-                    let points: Vec<String> = m.points.iter().map(|p| num(p.1)).collect();
-                    let _ = writeln!(
-                        s,
-                        "  {} {}{{{}}} [{}] first {} last {} min {} max {} | {}",
-                        m.id,
-                        m.metric,
-                        labels.join(","),
-                        m.unit,
-                        num(m.first),
-                        num(m.last),
-                        num(m.min),
-                        num(m.max),
-                        points.join(" ")
-                    );
+                    write_series(&mut s, m, true);
                 }
                 if series.is_empty() {
                     s.push_str("  (no series)\n");
@@ -436,17 +418,7 @@ impl Observation {
                     traces.len()
                 );
                 for t in traces {
-                    let _ = writeln!(
-                        s,
-                        "  {} trace {} t{:+.1} {} {:.0}ms{}: {}",
-                        t.id,
-                        t.trace_id,
-                        t.minutes,
-                        t.root,
-                        t.duration_ms,
-                        if t.error { " ERROR" } else { "" },
-                        t.path.join(" -> ")
-                    );
+                    write_trace(&mut s, t);
                 }
             }
             Content::QueryResult {
@@ -465,40 +437,13 @@ impl Observation {
                     "{language} `{query}` over the last {window_minutes} min: {total} results, page {page} of {pages} (pages from 0)"
                 );
                 for m in series {
-                    let labels: Vec<String> = m
-                        .labels
-                        .iter()
-                        .map(|(k, v)| format!("{k}=\"{v}\""))
-                        .collect();
-                    let points: Vec<String> = m.points.iter().map(|p| num(p.1)).collect();
-                    let _ = writeln!(
-                        s,
-                        "  {} {}{{{}}} first {} last {} min {} max {} | {}",
-                        m.id,
-                        m.metric,
-                        labels.join(","),
-                        num(m.first),
-                        num(m.last),
-                        num(m.min),
-                        num(m.max),
-                        points.join(" ")
-                    );
+                    write_series(&mut s, m, false);
                 }
                 for l in lines {
                     let _ = writeln!(s, "  {} {} {} {}", l.id, l.time, l.level, l.message);
                 }
                 for t in traces {
-                    let _ = writeln!(
-                        s,
-                        "  {} trace {} t{:+.1} {} {:.0}ms{}: {}",
-                        t.id,
-                        t.trace_id,
-                        t.minutes,
-                        t.root,
-                        t.duration_ms,
-                        if t.error { " ERROR" } else { "" },
-                        t.path.join(" -> ")
-                    );
+                    write_trace(&mut s, t);
                 }
             }
             Content::Diagnostic {
@@ -546,6 +491,48 @@ impl Observation {
         }
         s
     }
+}
+
+/// One metric summary on a line; `unit` is left out where every series of the result has the same one.
+fn write_series(s: &mut String, m: &MetricSummary, unit: bool) {
+    let labels: Vec<String> = m
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}=\"{v}\""))
+        .collect();
+    let points: Vec<String> = m.points.iter().map(|p| num(p.1)).collect();
+    let unit = if unit {
+        format!(" [{}]", m.unit)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        s,
+        "  {} {}{{{}}}{unit} first {} last {} min {} max {} | {}",
+        m.id,
+        m.metric,
+        labels.join(","),
+        num(m.first),
+        num(m.last),
+        num(m.min),
+        num(m.max),
+        points.join(" ")
+    );
+}
+
+/// One trace summary on a line.
+fn write_trace(s: &mut String, t: &TraceSummary) {
+    let _ = writeln!(
+        s,
+        "  {} trace {} t{:+.1} {} {:.0}ms{}: {}",
+        t.id,
+        t.trace_id,
+        t.minutes,
+        t.root,
+        t.duration_ms,
+        if t.error { " ERROR" } else { "" },
+        t.path.join(" -> ")
+    );
 }
 
 fn write_services(s: &mut String, services: &[ServiceEntry]) {
