@@ -68,7 +68,7 @@ fn plan(ep: &Episode) -> Vec<Action> {
     }
     if inst.truth.evidence.is_empty() {
         // Nothing to prove but that the system is fine: look at the alerted services.
-        for a in ep.incident().alerts().active(topo) {
+        for a in ep.incident().alerts().active() {
             if let Some(service) = a.labels.get("service") {
                 actions.push(Action::QueryMetrics(MetricsParams {
                     service: service.clone(),

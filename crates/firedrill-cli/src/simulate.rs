@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use firedrill_alerting::AlertState;
 use firedrill_scenario::{Catalog, Incident};
-use firedrill_telemetry::AlertState;
 use firedrill_world::{Health, ServiceFrame, ServiceId};
 use serde_json::{Value, json};
 
@@ -96,27 +96,23 @@ pub fn run(args: SimulateArgs, catalog: &Catalog) -> Result<ExitCode, String> {
 }
 
 fn alerts_json(incident: &Incident) -> Vec<Value> {
-    let topo = incident.world().topology();
-    let rules = incident.alerts().rules();
-    let mut grouped: BTreeMap<(usize, u16), Vec<Value>> = BTreeMap::new();
-    for t in incident.alerts().history() {
-        grouped
-            .entry((t.rule, t.service.0))
-            .or_default()
-            .push(json!({
-                "t_s": t.t_s,
-                "minute_from_page": round((t.t_s - incident.page_s()) / 60.0, 2),
-                "state": t.to,
-                "value": round(t.value, 4),
-            }));
+    let engine = incident.alerts();
+    let mut grouped: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+    for t in engine.history() {
+        grouped.entry(t.instance).or_default().push(json!({
+            "t_s": t.t_s,
+            "minute_from_page": round((t.t_s - incident.page_s()) / 60.0, 2),
+            "state": t.to,
+            "value": round(t.value, 4),
+        }));
     }
     grouped
         .into_iter()
-        .map(|((rule, service), changes)| {
-            let name = topo.service(ServiceId(service)).name();
+        .map(|(instance, changes)| {
+            let alert = engine.instance(instance);
             json!({
-                "name": rules[rule].spec.name,
-                "labels": firedrill_telemetry::alerts::labels(&rules[rule], name),
+                "name": engine.rules()[alert.rule].name(),
+                "labels": alert.labels,
                 "changes": changes,
             })
         })
@@ -184,10 +180,11 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
     );
 
     say!("\nalerts (times relative to the page):");
-    let rules = incident.alerts().rules();
+    let engine = incident.alerts();
     let mut any = false;
-    for t in incident.alerts().history() {
-        if t.to == AlertState::Pending {
+    for t in engine.history() {
+        // Pending and pending-then-dropped alerts never reached a receiver.
+        if t.to == AlertState::Pending || t.from == AlertState::Pending {
             continue;
         }
         any = true;
@@ -195,12 +192,20 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
             AlertState::Firing => "FIRING  ",
             _ => "resolved",
         };
+        let alert = engine.instance(t.instance);
+        // Prometheus style, without the labels every alert of a service shares.
+        let labels: Vec<String> = alert
+            .labels
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "alertname" | "severity" | "job" | "namespace"))
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
         say!(
-            "  {:>8}  {}  {}{{service=\"{}\"}}  value {:.3}",
+            "  {:>8}  {}  {}{{{}}}  value {:.3}",
             fmt_t(t.t_s),
             what,
-            rules[t.rule].spec.name,
-            topo.service(t.service).name(),
+            engine.rules()[t.rule].name(),
+            labels.join(", "),
             t.value
         );
     }

@@ -3,10 +3,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use firedrill_alerting::AlertState;
 use firedrill_scenario::catalog::CatalogError;
 use firedrill_scenario::model::EvidenceKind;
 use firedrill_scenario::{Catalog, Incident};
-use firedrill_telemetry::alerts::AlertState;
 use firedrill_telemetry::logs::{self, LogOptions};
 use firedrill_telemetry::metrics::{self, MetricKind};
 use firedrill_telemetry::traces;
@@ -320,12 +320,11 @@ impl Episode {
     fn firing_alerts(&mut self) -> Vec<AlertBrief> {
         let transitions = self.incident.alerts().history().len();
         if self.alert_briefs.0 != transitions {
-            let topo = self.incident.world().topology();
             let page = self.incident.page_s();
             let briefs = self
                 .incident
                 .alerts()
-                .active(topo)
+                .active()
                 .into_iter()
                 .filter(|a| a.state == AlertState::Firing)
                 .map(|a| AlertBrief {
@@ -369,12 +368,10 @@ impl Episode {
 
     /// The page: fired alerts in Alertmanager webhook shape, the catalogue, the actions, the budget.
     fn page(&mut self) -> Observation {
-        let w = self.incident.world();
-        let topo = w.topology();
         let alerts: Vec<Value> = self
             .incident
             .alerts()
-            .active(topo)
+            .active()
             .into_iter()
             .filter(|a| a.state == AlertState::Firing)
             .map(|a| {

@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
+use firedrill_alerting::AlertState;
 use firedrill_env::action::{Action, RestartParams, WaitParams};
 use firedrill_env::{Env, Observation};
 use firedrill_scenario::Catalog;
-use firedrill_telemetry::AlertState;
 
 fn engine_view(env: &Env) -> Vec<(String, String, String, f64)> {
     let ep = env.episode().expect("episode");
     let inc = ep.incident();
     let page = inc.page_s();
     inc.alerts()
-        .active(inc.world().topology())
+        .active()
         .into_iter()
         .filter(|a| a.state == AlertState::Firing)
         .map(|a| {

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use firedrill_telemetry::AlertEngine;
-use firedrill_telemetry::alerts::AlertState;
+use firedrill_alerting::{AlertState, RuleEngine};
 use firedrill_world::{Actor, OpError, Operation, ServiceId, World, WorldOptions};
 use serde::Serialize;
 
@@ -27,7 +26,7 @@ pub enum StartError {
 pub struct Incident {
     instance: Arc<Instance>,
     world: World,
-    alerts: AlertEngine,
+    alerts: RuleEngine,
     injected: Vec<bool>,
     injected_at: Vec<Option<f64>>,
     phase_fired: Vec<bool>,
@@ -80,7 +79,7 @@ impl Incident {
             ..WorldOptions::default()
         };
         let world = World::new(instance.topology.clone(), instance.seed, options);
-        let alerts = AlertEngine::new(instance.alerts.clone());
+        let alerts = RuleEngine::new(instance.alerts.clone(), instance.alert_interval_ticks);
         let n = instance.faults.len();
         Incident {
             world,
@@ -110,8 +109,8 @@ impl Incident {
         &self.world
     }
 
-    /// The alert engine.
-    pub fn alerts(&self) -> &AlertEngine {
+    /// The alert rules and their alerts.
+    pub fn alerts(&self) -> &RuleEngine {
         &self.alerts
     }
 
@@ -160,7 +159,7 @@ impl Incident {
                 PhaseTrigger::AfterPage(d) => self.page_s.is_some_and(|pg| pg + d <= next_t),
                 PhaseTrigger::When(service, metric, op, value) => metric
                     .value(&self.world, *service)
-                    .is_some_and(|v| compare(*op, v, *value)),
+                    .is_some_and(|v| op.holds(v, *value)),
                 PhaseTrigger::AfterOperation(..) => false,
             };
             if due {
@@ -316,20 +315,15 @@ impl Incident {
         for a in self.alerts.history() {
             h.write(&a.t_s.to_bits().to_le_bytes());
             h.write(&(a.rule as u32).to_le_bytes());
-            h.write(&a.service.0.to_le_bytes());
+            for (k, v) in &self.alerts.instance(a.instance).labels {
+                h.write(k.as_bytes());
+                h.write(&[0]);
+                h.write(v.as_bytes());
+                h.write(&[0]);
+            }
             h.write(&[a.from as u8, a.to as u8]);
         }
         h
-    }
-}
-
-fn compare(op: firedrill_telemetry::alerts::Comparison, v: f64, t: f64) -> bool {
-    use firedrill_telemetry::alerts::Comparison::*;
-    match op {
-        Gt => v > t,
-        Ge => v >= t,
-        Lt => v < t,
-        Le => v <= t,
     }
 }
 

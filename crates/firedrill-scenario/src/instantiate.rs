@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use firedrill_telemetry::AlertRule;
-use firedrill_telemetry::alerts::AlertRuleSpec;
+use firedrill_alerting::{AlertRuleSpec, AlertingRule};
 use firedrill_world::config::CLUSTER_RESOLVER;
 use firedrill_world::spec::{Behaviour, FlagSpec, Qos, ServiceKind, TopologySpec, VersionSpec};
 use firedrill_world::topology::{SpecError, SpecPath};
@@ -112,7 +111,7 @@ pub enum PhaseTrigger {
     When(
         ServiceId,
         firedrill_telemetry::KeyMetric,
-        firedrill_telemetry::alerts::Comparison,
+        firedrill_telemetry::Comparison,
         f64,
     ),
 }
@@ -204,8 +203,10 @@ pub struct Instance {
     pub params: BTreeMap<String, Scalar>,
     /// The compiled topology.
     pub topology: Arc<Topology>,
-    /// Alert rules.
-    pub alerts: Vec<AlertRule>,
+    /// Alert rules (the topology's standard ones, then the scenario's).
+    pub alerts: Vec<AlertingRule>,
+    /// Ticks between two evaluations of the alert rules.
+    pub alert_interval_ticks: u64,
     /// Faults.
     pub faults: Vec<Fault>,
     /// Phases.
@@ -815,17 +816,38 @@ pub fn instantiate(
     // Alerts: the topology's standard rules, then the scenario's own.
     let mut alerts = Vec::new();
     for (i, a) in builtin_alerts.iter().enumerate() {
-        match AlertRule::compile(a, &topology, &topo_path.key("alerts").index(i)) {
+        match AlertingRule::compile(a, &topology, &topo_path.key("alerts").index(i)) {
             Ok(r) => alerts.push(r),
             Err(e) => errors.extend(e),
         }
     }
     for (i, a) in scenario.alerts.iter().enumerate() {
-        match AlertRule::compile(a, &topology, &root.key("alerts").index(i)) {
+        match AlertingRule::compile(a, &topology, &root.key("alerts").index(i)) {
             Ok(r) => alerts.push(r),
             Err(e) => errors.extend(e),
         }
     }
+
+    let alert_interval_ticks =
+        match firedrill_telemetry::duration::parse_duration_s(&scenario.evaluation_interval) {
+            Ok(s) if s > 0.0 && (s / topology.tick_s).fract() == 0.0 => {
+                (s / topology.tick_s) as u64
+            }
+            Ok(_) => {
+                errors.push(SpecError::new(
+                    root.key("evaluation_interval"),
+                    format!(
+                        "the evaluation interval must be a positive multiple of the {} s tick",
+                        topology.tick_s
+                    ),
+                ));
+                1
+            }
+            Err(e) => {
+                errors.push(SpecError::new(root.key("evaluation_interval"), e));
+                1
+            }
+        };
 
     // Faults, resolved against the compiled topology.
     let mut faults = Vec::new();
@@ -1300,6 +1322,7 @@ pub fn instantiate(
         params,
         topology,
         alerts,
+        alert_interval_ticks,
         faults,
         phases,
         scheduled,

@@ -1,6 +1,6 @@
 //! The built-in library, embedded in the binary: topologies (with their standard alert rules) and scenarios.
 
-use firedrill_telemetry::alerts::AlertRuleSpec;
+use firedrill_alerting::AlertRuleSpec;
 use firedrill_world::spec::TopologySpec;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

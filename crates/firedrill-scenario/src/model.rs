@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use firedrill_telemetry::{AlertRuleSpec, KeyMetric};
+use firedrill_alerting::AlertRuleSpec;
+use firedrill_telemetry::KeyMetric;
 use firedrill_world::FaultClass;
 use firedrill_world::spec::{Durability, Reliability, TopologySpec};
 use schemars::JsonSchema;
@@ -69,9 +70,13 @@ pub struct Scenario {
     /// Benign events that are not faults (a traffic burst, a routine restart).
     #[serde(default)]
     pub events: Vec<BenignEventSpec>,
-    /// Alert rules added to the topology's standard ones.
+    /// Alert rules (Prometheus alerting rules) added to the topology's standard ones.
     #[serde(default)]
     pub alerts: Vec<AlertRuleSpec>,
+    /// How often the alert rules are evaluated (Prometheus's `evaluation_interval`); a multiple of the
+    /// 15 s tick.
+    #[serde(default = "default_evaluation_interval")]
+    pub evaluation_interval: String,
     /// The truth the episode is graded against.
     pub ground_truth: GroundTruthSpec,
     /// Simulated minutes the responder has after the page.
@@ -79,6 +84,10 @@ pub struct Scenario {
     /// When the page may arrive.
     #[serde(default)]
     pub page: PageSpec,
+}
+
+fn default_evaluation_interval() -> String {
+    "15s".to_string()
 }
 
 /// A topology by built-in name or inline.
@@ -353,7 +362,7 @@ pub enum Trigger {
         /// Signal.
         metric: KeyMetric,
         /// Comparison.
-        op: firedrill_telemetry::alerts::Comparison,
+        op: firedrill_telemetry::Comparison,
         /// Threshold.
         value: f64,
     },

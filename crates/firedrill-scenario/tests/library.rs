@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use firedrill_alerting::AlertState;
 use firedrill_scenario::{Catalog, Incident};
-use firedrill_telemetry::AlertState;
 use firedrill_world::Actor;
 
 const SEEDS: std::ops::Range<u64> = 0..50;

@@ -240,7 +240,7 @@ fn no_agent_visible_text_names_the_cause_or_prescribes_the_fix() {
                     .iter()
                     .map(|c| format!("{} {} {}", c.actor, c.kind, c.summary)),
             );
-            for a in inc.alerts().active(inc.world().topology()) {
+            for a in inc.alerts().active() {
                 texts.push(format!("{:?} {:?}", a.labels, a.annotations));
             }
             texts.push(inc.instance().title.clone());

@@ -1,9 +1,38 @@
 //! Key per-service signals read straight from the latest frames: what the simulate report prints and what
-//! threshold alert rules compare.
+//! phase triggers and mitigation conditions compare.
 
 use firedrill_world::{ServiceId, World};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+/// Comparison of a key signal with a threshold (phase triggers, mitigation conditions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Comparison {
+    /// Greater than.
+    #[serde(rename = ">")]
+    Gt,
+    /// Greater or equal.
+    #[serde(rename = ">=")]
+    Ge,
+    /// Less than.
+    #[serde(rename = "<")]
+    Lt,
+    /// Less or equal.
+    #[serde(rename = "<=")]
+    Le,
+}
+
+impl Comparison {
+    /// Whether `v op threshold` holds.
+    pub fn holds(self, v: f64, threshold: f64) -> bool {
+        match self {
+            Comparison::Gt => v > threshold,
+            Comparison::Ge => v >= threshold,
+            Comparison::Lt => v < threshold,
+            Comparison::Le => v <= threshold,
+        }
+    }
+}
 
 /// A per-service signal.
 #[derive(

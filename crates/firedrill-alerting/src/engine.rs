@@ -1,0 +1,350 @@
+//! Rule evaluation on the simulated clock, with the state machine of Prometheus's alerting rules
+//! (`rules/alerting.go`): an alert is pending from the first evaluation that returns it, fires once it has
+//! been returned at every evaluation for `for`, keeps firing for `keep_firing_for` after it stops being
+//! returned, and is resolved after that.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use firedrill_promql::{Engine, EngineOptions, Labels, METRIC_NAME, Value};
+use firedrill_query::WorldStorage;
+use firedrill_world::World;
+use serde::Serialize;
+
+use crate::rule::AlertingRule;
+use crate::template::Data;
+
+/// State of an alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertState {
+    /// Not returned by the expression (or resolved).
+    Inactive,
+    /// Returned, but not yet for `for`.
+    Pending,
+    /// Firing.
+    Firing,
+}
+
+impl AlertState {
+    /// Prometheus's `alertstate` label value (`inactive`, `pending`, `firing`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+        }
+    }
+}
+
+/// One alert (a rule and one label set of its result) over the whole episode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertInstance {
+    /// Index of the rule.
+    pub rule: usize,
+    /// Labels: the result's (without `__name__`), the rule's, and `alertname`.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations, expanded at the latest evaluation that returned the alert.
+    pub annotations: BTreeMap<String, String>,
+    /// Current state.
+    pub state: AlertState,
+    /// When the current activation began (Unix ms).
+    pub active_at_ms: i64,
+    /// When it last started firing (Unix ms).
+    pub fired_at_ms: Option<i64>,
+    /// Since when a firing alert has not been returned (Unix ms), while `keep_firing_for` holds it.
+    keep_firing_since_ms: Option<i64>,
+    /// The value at the latest evaluation that returned the alert.
+    pub value: f64,
+}
+
+impl AlertInstance {
+    /// The `service` label, if any.
+    pub fn service(&self) -> Option<&str> {
+        self.labels.get("service").map(String::as_str)
+    }
+}
+
+/// One change of state of an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertTransition {
+    /// Simulated seconds since the world began.
+    pub t_s: f64,
+    /// Index of the rule.
+    pub rule: usize,
+    /// Index of the alert ([`RuleEngine::instance`]).
+    pub instance: usize,
+    /// Previous state.
+    pub from: AlertState,
+    /// New state.
+    pub to: AlertState,
+    /// The alert's value at that evaluation (its last value when it resolves).
+    pub value: f64,
+}
+
+/// A pending or firing alert, as an alert receiver sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActiveAlert {
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Pending or firing.
+    pub state: AlertState,
+    /// When the alert became active, simulated seconds since the world began.
+    pub active_since_s: f64,
+    /// Latest value.
+    pub value: f64,
+}
+
+/// Evaluates a set of alerting rules against a world at a fixed interval and keeps every alert's history.
+///
+/// Cloning is cheap in rules (shared) and copies the alert states, so a forked incident forks its alerts.
+#[derive(Debug, Clone)]
+pub struct RuleEngine {
+    rules: Arc<[AlertingRule]>,
+    interval_ticks: u64,
+    engine: Engine,
+    instances: Vec<AlertInstance>,
+    /// (rule, labels) to instance index; ordered, so nothing depends on hash order.
+    index: BTreeMap<(usize, Labels), usize>,
+    history: Vec<AlertTransition>,
+    /// The latest evaluation error of each rule (Prometheus's rule health), if the latest evaluation failed.
+    errors: Vec<Option<String>>,
+    evaluations: u64,
+}
+
+impl RuleEngine {
+    /// An engine evaluating `rules` every `interval_ticks` ticks (at least 1).
+    pub fn new(rules: Vec<AlertingRule>, interval_ticks: u64) -> RuleEngine {
+        let n = rules.len();
+        RuleEngine {
+            rules: rules.into(),
+            interval_ticks: interval_ticks.max(1),
+            engine: Engine::new(EngineOptions::default()),
+            instances: Vec::new(),
+            index: BTreeMap::new(),
+            history: Vec::new(),
+            errors: vec![None; n],
+            evaluations: 0,
+        }
+    }
+
+    /// The rules.
+    pub fn rules(&self) -> &[AlertingRule] {
+        &self.rules
+    }
+
+    /// Ticks between evaluations.
+    pub fn interval_ticks(&self) -> u64 {
+        self.interval_ticks
+    }
+
+    /// Every alert seen so far, in order of first appearance.
+    pub fn instances(&self) -> &[AlertInstance] {
+        &self.instances
+    }
+
+    /// One alert.
+    pub fn instance(&self, index: usize) -> &AlertInstance {
+        &self.instances[index]
+    }
+
+    /// Every state change so far, in time order.
+    pub fn history(&self) -> &[AlertTransition] {
+        &self.history
+    }
+
+    /// The latest evaluation error of a rule, if its latest evaluation failed.
+    pub fn rule_error(&self, rule: usize) -> Option<&str> {
+        self.errors.get(rule).and_then(|e| e.as_deref())
+    }
+
+    /// Evaluations run so far.
+    pub fn evaluations(&self) -> u64 {
+        self.evaluations
+    }
+
+    /// Evaluates every rule if the world's clock is on an evaluation (every `interval_ticks` ticks).
+    pub fn evaluate(&mut self, world: &World) {
+        if world.tick_count() % self.interval_ticks == 0 {
+            self.evaluate_now(world);
+        }
+    }
+
+    /// Evaluates every rule at the world's current time.
+    pub fn evaluate_now(&mut self, world: &World) {
+        self.evaluations += 1;
+        let ts = firedrill_query::now_ms(world);
+        let t_s = world.now_s();
+        let storage = WorldStorage::new(world);
+        let rules = Arc::clone(&self.rules);
+        for (ri, rule) in rules.iter().enumerate() {
+            match self.engine.instant_expr(&storage, &rule.expr, ts) {
+                Ok(v) => {
+                    self.errors[ri] = results(rule, v)
+                        .and_then(|found| self.apply(ri, rule, found, ts, t_s))
+                        .err();
+                }
+                // A failing rule changes no alert, as in Prometheus (the rule's health turns bad).
+                Err(e) => self.errors[ri] = Some(e.to_string()),
+            }
+        }
+    }
+
+    fn apply(
+        &mut self,
+        ri: usize,
+        rule: &AlertingRule,
+        found: Vec<(BTreeMap<String, String>, f64)>,
+        ts: i64,
+        t_s: f64,
+    ) -> Result<(), String> {
+        // Labels and annotations of every returned alert first: a duplicate label set fails the whole
+        // evaluation of the rule before any state changes, as in Prometheus.
+        let mut alerts = BTreeMap::new();
+        for (labels, value) in found {
+            let data = Data {
+                labels: &labels,
+                value,
+            };
+            // Templates see the result's labels (not the rule's own), as in Prometheus.
+            let annotations: BTreeMap<String, String> = rule
+                .annotations
+                .iter()
+                .map(|(k, t)| (k.clone(), t.expand(data)))
+                .collect();
+            let mut all = labels.clone();
+            for (k, t) in &rule.labels {
+                let v = t.expand(data);
+                if v.is_empty() {
+                    all.remove(k);
+                } else {
+                    all.insert(k.clone(), v);
+                }
+            }
+            all.insert("alertname".into(), rule.name().to_string());
+            let key = Labels::new(all.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            if alerts.insert(key, (all, annotations, value)).is_some() {
+                return Err(format!(
+                    "vector contains metrics with the same labelset after applying alert labels \
+                     (rule {})",
+                    rule.name()
+                ));
+            }
+        }
+        let mut returned = Vec::with_capacity(alerts.len());
+        for (key, (all, annotations, value)) in alerts {
+            let key = (ri, key);
+            let idx = match self.index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    self.instances.push(AlertInstance {
+                        rule: ri,
+                        labels: all,
+                        annotations: BTreeMap::new(),
+                        state: AlertState::Inactive,
+                        active_at_ms: ts,
+                        fired_at_ms: None,
+                        keep_firing_since_ms: None,
+                        value,
+                    });
+                    self.index.insert(key, self.instances.len() - 1);
+                    self.instances.len() - 1
+                }
+            };
+            let inst = &mut self.instances[idx];
+            if inst.state == AlertState::Inactive {
+                inst.active_at_ms = ts;
+                inst.fired_at_ms = None;
+            }
+            inst.value = value;
+            inst.annotations = annotations;
+            inst.keep_firing_since_ms = None;
+            returned.push(idx);
+        }
+        returned.sort_unstable();
+        for idx in 0..self.instances.len() {
+            let inst = &mut self.instances[idx];
+            if inst.rule != ri {
+                continue;
+            }
+            let before = inst.state;
+            if returned.binary_search(&idx).is_ok() {
+                if inst.state == AlertState::Inactive {
+                    inst.state = AlertState::Pending;
+                }
+                if inst.state == AlertState::Pending && ts - inst.active_at_ms >= rule.for_ms {
+                    inst.state = AlertState::Firing;
+                    inst.fired_at_ms = Some(ts);
+                }
+            } else if inst.state != AlertState::Inactive {
+                let keep = inst.state == AlertState::Firing && rule.keep_firing_for_ms > 0 && {
+                    let since = *inst.keep_firing_since_ms.get_or_insert(ts);
+                    ts - since < rule.keep_firing_for_ms
+                };
+                if !keep {
+                    inst.state = AlertState::Inactive;
+                    inst.keep_firing_since_ms = None;
+                }
+            }
+            if inst.state != before {
+                self.history.push(AlertTransition {
+                    t_s,
+                    rule: ri,
+                    instance: idx,
+                    from: before,
+                    to: inst.state,
+                    value: inst.value,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Alerts pending or firing now, in order of first appearance.
+    pub fn active(&self) -> Vec<ActiveAlert> {
+        self.instances
+            .iter()
+            .filter(|i| i.state != AlertState::Inactive)
+            .map(|i| ActiveAlert {
+                labels: i.labels.clone(),
+                annotations: i.annotations.clone(),
+                state: i.state,
+                active_since_s: i.active_at_ms as f64 / 1000.0,
+                value: i.value,
+            })
+            .collect()
+    }
+
+    /// Whether any alert is firing now.
+    pub fn any_firing(&self) -> bool {
+        self.instances.iter().any(|i| i.state == AlertState::Firing)
+    }
+}
+
+/// The samples of a rule's result with their labels (without `__name__`).
+fn results(rule: &AlertingRule, v: Value) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+    let samples: Vec<(Labels, f64)> = match v {
+        Value::Vector(s) => s.into_iter().map(|(l, s)| (l, s.v)).collect(),
+        Value::Scalar(s) => vec![(Labels::empty(), s.v)],
+        other => {
+            return Err(format!(
+                "rule {} returned a {}, not an instant vector",
+                rule.name(),
+                other.result_type()
+            ));
+        }
+    };
+    Ok(samples
+        .into_iter()
+        .map(|(labels, value)| {
+            let map = labels
+                .iter()
+                .filter(|(k, _)| *k != METRIC_NAME)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            (map, value)
+        })
+        .collect())
+}
