@@ -11,6 +11,7 @@ use firedrill_query::WorldStorage;
 use firedrill_world::World;
 use serde::Serialize;
 
+use crate::cache::FamilyCache;
 use crate::rule::AlertingRule;
 use crate::template::Data;
 
@@ -177,7 +178,7 @@ impl RuleEngine {
         self.evaluations += 1;
         let ts = firedrill_query::now_ms(world);
         let t_s = world.now_s();
-        let storage = WorldStorage::new(world);
+        let storage = FamilyCache::new(WorldStorage::new(world));
         let rules = Arc::clone(&self.rules);
         for (ri, rule) in rules.iter().enumerate() {
             match self.engine.instant_expr(&storage, &rule.expr, ts) {

@@ -184,7 +184,9 @@ fn print_human(incident: &Incident, args: &SimulateArgs, hash: &str) {
     let mut any = false;
     for t in engine.history() {
         // Pending and pending-then-dropped alerts never reached a receiver.
-        if t.to == AlertState::Pending || t.from == AlertState::Pending {
+        if t.to == AlertState::Pending
+            || (t.from == AlertState::Pending && t.to == AlertState::Inactive)
+        {
             continue;
         }
         any = true;
