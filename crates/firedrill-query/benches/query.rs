@@ -173,3 +173,37 @@ fn trace_by_id(bencher: divan::Bencher) {
         .to_string();
     bencher.bench(|| firedrill_query::trace_by_id(w, divan::black_box(&id)));
 }
+
+/// The shop topology's standard alerting rules (six PromQL rules), evaluated once at the end of the history,
+/// with the request-serving job selector adapted to this world's service names.
+#[divan::bench]
+fn alert_rules_evaluation(bencher: divan::Bencher) {
+    use firedrill_alerting::{AlertingRule, RuleEngine};
+    let w = world();
+    let (_, specs) = firedrill_scenario::library::builtin_topology("shop")
+        .expect("the shop topology exists")
+        .expect("the shop topology parses");
+    let rules: Vec<AlertingRule> = specs
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            s.expr = s
+                .expr
+                .replace("frontend-bff|api-gateway|.+-service", "edge|gateway|svc-.+");
+            AlertingRule::compile(&s, w.topology(), &SpecPath::root()).expect("rule compiles")
+        })
+        .collect();
+    assert_eq!(rules.len(), 6);
+    let engine = RuleEngine::new(rules, 1);
+    let mut check = engine.clone();
+    check.evaluate_now(w);
+    assert!(
+        (0..6).all(|r| check.rule_error(r).is_none()),
+        "every rule evaluates"
+    );
+    bencher.bench(|| {
+        let mut e = engine.clone();
+        e.evaluate_now(w);
+        e
+    });
+}
