@@ -6,15 +6,20 @@
 //! are classic `le` buckets computed from each tick's log-normal latency distribution. Every series carries
 //! `service`, `job` (= service) and `namespace="prod"`; per-pod series add `pod`.
 //!
+//! Every family reads the ticks of the requested window only: counters read totals the world keeps per tick
+//! (the frame's own `*_total` fields, or [`firedrill_world::frame::ServiceTotals`] for what a frame holds as a
+//! rate), so a query over five minutes costs five minutes of ticks whatever the history held. A sample is the
+//! same whatever window it is rendered in.
+//!
 //! Nothing names a fault class, a hidden state or a fix: the catalogue is what a kube-state-metrics, cAdvisor,
 //! postgres-exporter, blackbox-exporter and instrumented-application setup would expose.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use firedrill_world::frame::ErrorCause;
+use firedrill_world::frame::{ErrorCause, SERVER_ERROR_CODES, ServiceTotals};
 use firedrill_world::spec::ServiceKind;
 use firedrill_world::topology::MAX_REPLICAS;
-use firedrill_world::world::{LATENCY_BUCKETS_S, lognormal_cdf};
+use firedrill_world::world::LATENCY_BUCKETS_S;
 use firedrill_world::{EventKind, ServiceFrame, ServiceId, World};
 use serde::Serialize;
 
@@ -328,28 +333,17 @@ fn in_cluster(kind: ServiceKind) -> bool {
     kind != ServiceKind::External
 }
 
-/// Whether a service answers HTTP requests we can count.
-fn serves_http(kind: ServiceKind) -> bool {
-    !matches!(kind, ServiceKind::Observability | ServiceKind::Sensor)
-}
-
-/// The status code most failures of a tick are answered with.
+/// The status code most failures of a tick are answered with: the world's server-error code for its cause
+/// (the one `http_requests_total` counts them under), or 429 when the rate limiter is the cause.
 pub(crate) fn code_of(cause: ErrorCause) -> &'static str {
-    match cause {
-        ErrorCause::Unavailable => "503",
-        ErrorCause::UpstreamTimeout
-        | ErrorCause::PoolTimeout
-        | ErrorCause::LockTimeout
-        | ErrorCause::Overload => "504",
-        ErrorCause::RateLimited => "429",
+    if cause == ErrorCause::RateLimited {
+        return "429";
+    }
+    match cause.server_error_code() {
+        503 => "503",
+        504 => "504",
         _ => "500",
     }
-}
-
-/// Requests answered per second as the latency histogram counts them (the world folds evicted ticks the same
-/// way, see `World::latency_baseline`).
-fn answered_rps(f: &ServiceFrame) -> f64 {
-    (f.admitted_rps - f.error_rps).max(0.0) as f64
 }
 
 struct Builder<'a> {
@@ -392,13 +386,6 @@ impl Builder<'_> {
         }
     }
 
-    fn window(&self) -> (u64, u64) {
-        (
-            self.ticks.first().copied().unwrap_or(u64::MAX),
-            self.ticks.last().copied().unwrap_or(0),
-        )
-    }
-
     /// A gauge (or a counter the frame already holds cumulatively): one sample per tick where `value` is some.
     fn gauge(
         &mut self,
@@ -423,43 +410,6 @@ impl Builder<'_> {
         self.push(name, service, extra, samples);
     }
 
-    /// A counter accumulated tick by tick from a per-second rate, starting from `base` just before the first
-    /// held tick. Counts of things are floored to integers, as an exporter would report them.
-    fn counter(
-        &mut self,
-        name: &str,
-        service: ServiceId,
-        extra: &[(&str, String)],
-        base: f64,
-        integral: bool,
-        rate: impl Fn(&ServiceFrame) -> f64,
-    ) {
-        if !(self.wanted)(name) {
-            return;
-        }
-        let ring = self.world.history();
-        let dt = self.world.tick_s();
-        let (first, last) = self.window();
-        let mut total = base.max(0.0);
-        let mut shown = 0.0f64;
-        let mut samples = Vec::with_capacity(self.ticks.len());
-        for t in ring.first_tick()..=last.min(ring.end_tick().saturating_sub(1)) {
-            let Some(f) = ring.get(t, service.index()) else {
-                continue;
-            };
-            let r = rate(f);
-            if r.is_finite() && r > 0.0 {
-                total += r * dt;
-            }
-            let v = if integral { total.floor() } else { total };
-            shown = shown.max(v);
-            if t >= first {
-                samples.push((tick_ms(self.world, t), shown));
-            }
-        }
-        self.push(name, service, extra, samples);
-    }
-
     /// A counter read from a cumulative value the frame holds; kept monotonic against float noise.
     fn cumulative(
         &mut self,
@@ -469,17 +419,49 @@ impl Builder<'_> {
         integral: bool,
         value: impl Fn(&ServiceFrame) -> f64,
     ) {
+        let ring = self.world.history();
+        self.monotonic(name, service, extra, integral, |t| {
+            ring.get(t, service.index()).map(&value)
+        });
+    }
+
+    /// A counter of something a frame holds as a rate, read from the totals the world accumulated per tick (see
+    /// [`ServiceTotals`]). Counts of things are floored to integers, as an exporter would report them.
+    fn total(
+        &mut self,
+        name: &str,
+        service: ServiceId,
+        extra: &[(&str, String)],
+        integral: bool,
+        value: impl Fn(&ServiceTotals) -> f64,
+    ) {
+        let ring = self.world.history();
+        self.monotonic(name, service, extra, integral, |t| {
+            ring.totals(t, service.index()).map(&value)
+        });
+    }
+
+    /// A cumulative series over the window's ticks: `value` of each tick (none where not held), never below 0,
+    /// floored if `integral`, and never below an earlier sample of the window (float noise in a difference of
+    /// totals must not show as a counter reset).
+    fn monotonic(
+        &mut self,
+        name: &str,
+        service: ServiceId,
+        extra: &[(&str, String)],
+        integral: bool,
+        value: impl Fn(u64) -> Option<f64>,
+    ) {
         if !(self.wanted)(name) {
             return;
         }
-        let ring = self.world.history();
         let mut shown = 0.0f64;
         let mut samples = Vec::with_capacity(self.ticks.len());
         for &t in &self.ticks {
-            let Some(f) = ring.get(t, service.index()) else {
+            let Some(v) = value(t) else {
                 continue;
             };
-            let v = value(f).max(0.0);
+            let v = v.max(0.0);
             let v = if integral { v.floor() } else { v };
             shown = shown.max(v);
             samples.push((tick_ms(self.world, t), shown));
@@ -515,16 +497,14 @@ pub fn render(
         out: Vec::new(),
     };
     let topo = world.topology();
-    let first = ring.first_tick();
     let dt = world.tick_s();
     let pods = ((b.wanted)("container_memory_working_set_bytes")).then(|| PodNames::new(world));
     for i in 0..topo.len() {
         let id = ServiceId(i as u16);
         let svc = topo.service(id);
         let spec = &svc.spec;
-        let first_frame = ring.get(first, i).copied().unwrap_or_default();
 
-        if serves_http(spec.kind) {
+        if spec.kind.serves_http() {
             // 200: everything offered that was neither a server error nor rejected. The frame holds the
             // cumulative totals, so this counter survives the ring's eviction exactly.
             b.cumulative(
@@ -534,21 +514,14 @@ pub fn render(
                 true,
                 |f| f.requests_total - f.errors_total - f.rejected_total,
             );
-            // Server errors, split by the cause of each tick; errors older than the ring count as 500.
-            let err_base = (first_frame.errors_total - first_frame.error_rps as f64 * dt).max(0.0);
-            for code in ["500", "503", "504"] {
-                let base = if code == "500" { err_base } else { 0.0 };
-                b.counter(
+            // Server errors, split by the cause of each tick (the world keeps the split totals).
+            for (k, code) in SERVER_ERROR_CODES.iter().enumerate() {
+                b.total(
                     "http_requests_total",
                     id,
-                    &[("code", code.into())],
-                    base,
+                    &[("code", code.to_string())],
                     true,
-                    move |f| {
-                        let c = code_of(f.err_cause);
-                        let c = if c == "429" { "500" } else { c };
-                        if c == code { f.error_rps as f64 } else { 0.0 }
-                    },
+                    move |t| t.server_errors[k],
                 );
             }
             if spec.rate_limit.is_some() {
@@ -658,13 +631,12 @@ pub fn render(
             b.gauge("db_client_connections_max", id, &pool, |f| {
                 Some(f.pool_max as f64)
             });
-            b.counter(
+            b.total(
                 "db_client_connection_timeouts_total",
                 id,
                 &pool,
-                0.0,
                 true,
-                |f| f.pool_timeouts_rps as f64,
+                |t| t.pool_timeouts,
             );
             b.gauge("db_client_connection_wait_seconds", id, &pool, |f| {
                 Some(f.pool_wait_ms as f64 / 1000.0)
@@ -710,11 +682,11 @@ pub fn render(
             b.push("probe_ssl_earliest_cert_expiry", id, &[], samples);
         }
         if !svc.out_edges.is_empty() {
-            b.counter("dns_lookup_failures_total", id, &[], 0.0, true, |f| {
-                f.dns_failures_rps as f64
+            b.total("dns_lookup_failures_total", id, &[], true, |t| {
+                t.dns_failures
             });
-            b.counter("tls_handshake_failures_total", id, &[], 0.0, true, |f| {
-                f.tls_failures_rps as f64
+            b.total("tls_handshake_failures_total", id, &[], true, |t| {
+                t.tls_failures
             });
         }
         if spec.rate_limit.is_some() {
@@ -723,14 +695,10 @@ pub fn render(
             });
         }
         if !spec.publishes.is_empty() {
-            b.counter("messages_published_total", id, &[], 0.0, true, |f| {
-                f.published_hz as f64
-            });
+            b.total("messages_published_total", id, &[], true, |t| t.published);
         }
         if !spec.subscribes.is_empty() {
-            b.counter("messages_consumed_total", id, &[], 0.0, true, |f| {
-                f.consumed_hz as f64
-            });
+            b.total("messages_consumed_total", id, &[], true, |t| t.consumed);
             b.gauge("subscription_backlog_messages", id, &[], |f| {
                 Some(f.queue_depth.round() as f64)
             });
@@ -792,46 +760,27 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
         return;
     }
     let ring = world.history();
-    let dt = world.tick_s();
-    let (baseline, sum_base) = world.latency_baseline(id);
-    let mut cum = *baseline;
-    let mut sum = sum_base;
     let n = LATENCY_BUCKETS_S.len();
     let cap = b.ticks.len();
     let mut buckets: Vec<Vec<(i64, f64)>> = vec![Vec::with_capacity(cap); n + 1];
     let mut sums = Vec::with_capacity(cap);
-    let (first_wanted, last_wanted) = b.window();
-    let mut shown = vec![0.0f64; n + 1];
+    let mut shown = [0.0f64; LATENCY_BUCKETS_S.len() + 1];
     let mut shown_sum = 0.0f64;
-    for t in ring.first_tick()..=last_wanted.min(ring.end_tick().saturating_sub(1)) {
-        let Some(f) = ring.get(t, id.index()) else {
+    for &t in &b.ticks {
+        // The world accumulated the buckets at record time, from each tick's log-normal latency.
+        let Some(totals) = ring.totals(t, id.index()) else {
             continue;
         };
-        let answered = answered_rps(f) * dt;
-        if answered > 0.0 {
-            let median = f.latency_median_ms as f64;
-            let sigma = f.latency_sigma as f64;
-            let mut prev = 0.0;
-            for (k, le) in LATENCY_BUCKETS_S.iter().enumerate() {
-                // Monotone in `le` even where the erfc approximation wobbles.
-                let p = lognormal_cdf(median, sigma, le * 1000.0).clamp(prev, 1.0);
-                prev = p;
-                cum[k] += answered * p;
-            }
-            cum[n] += answered;
-            sum += answered * median / 1000.0 * (0.5 * sigma * sigma).exp();
+        let ms = tick_ms(world, t);
+        for k in 0..=n {
+            // Whole requests, as an exporter counts them; never below the bucket before it. The totals only grow,
+            // so this depends on the tick alone, not on where the window starts.
+            let floor = if k > 0 { shown[k - 1] } else { 0.0 };
+            shown[k] = shown[k].max(totals.latency_buckets[k].round()).max(floor);
+            buckets[k].push((ms, shown[k]));
         }
-        if t >= first_wanted {
-            let ms = tick_ms(world, t);
-            for k in 0..=n {
-                // Whole requests, as an exporter counts them; never below the bucket before it.
-                let floor = if k > 0 { shown[k - 1] } else { 0.0 };
-                shown[k] = shown[k].max(cum[k].round()).max(floor);
-                buckets[k].push((ms, shown[k]));
-            }
-            shown_sum = shown_sum.max(sum);
-            sums.push((ms, shown_sum));
-        }
+        shown_sum = shown_sum.max(totals.latency_sum_s);
+        sums.push((ms, shown_sum));
     }
     if want_count {
         b.push(

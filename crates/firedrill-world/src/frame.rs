@@ -66,6 +66,22 @@ pub enum ErrorCause {
     RateLimited,
 }
 
+impl ErrorCause {
+    /// The 5xx status code the server errors of a tick with this cause are counted under: 503 without a ready
+    /// replica, 504 for timeouts and overload, 500 for everything else. A rate-limited tick's server errors (its
+    /// rejections are 429s, counted apart) are 500s.
+    pub fn server_error_code(self) -> u16 {
+        match self {
+            ErrorCause::Unavailable => 503,
+            ErrorCause::UpstreamTimeout
+            | ErrorCause::PoolTimeout
+            | ErrorCause::LockTimeout
+            | ErrorCause::Overload => 504,
+            _ => 500,
+        }
+    }
+}
+
 /// One service's state at the end of one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ServiceFrame {
@@ -201,6 +217,41 @@ impl ServiceFrame {
     }
 }
 
+/// The 5xx codes [`ServiceTotals::server_errors`] counts, in its order.
+pub const SERVER_ERROR_CODES: [u16; 3] = [500, 503, 504];
+
+/// Number of latency-histogram buckets, `+Inf` included (the last).
+pub const LATENCY_BUCKET_COUNT: usize = crate::world::LATENCY_BUCKETS_S.len() + 1;
+
+/// One service's cumulative totals at the end of one tick, for the counters a frame only holds as rates.
+///
+/// Each is the running sum, since recording began, of a frame rate times the tick length (only finite positive
+/// rates count), accumulated in tick order in `f64` at record time. Rendering a counter then reads the window's
+/// ticks only, instead of integrating the whole history on every query; the sums are the very ones a renderer
+/// integrating from the first recorded tick would compute, so the rendered values are the same to the bit.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ServiceTotals {
+    /// Server errors by status code, in [`SERVER_ERROR_CODES`] order: each tick's `error_rps` goes to the code of
+    /// its `err_cause` ([`ErrorCause::server_error_code`]). Errors from before recording began count as 500.
+    pub server_errors: [f64; 3],
+    /// Calls that gave up waiting for a pooled connection (`pool_timeouts_rps`).
+    pub pool_timeouts: f64,
+    /// Outgoing calls that failed name resolution (`dns_failures_rps`).
+    pub dns_failures: f64,
+    /// Outgoing calls that failed the TLS handshake (`tls_failures_rps`).
+    pub tls_failures: f64,
+    /// Messages published (`published_hz`).
+    pub published: f64,
+    /// Messages consumed (`consumed_hz`).
+    pub consumed: f64,
+    /// Latency-histogram counts of answered requests (`admitted_rps - error_rps`), cumulative over the bucket
+    /// bounds of [`crate::world::LATENCY_BUCKETS_S`] then `+Inf`, from each tick's log-normal latency. Fractional;
+    /// kept for services that serve HTTP only ([`crate::spec::ServiceKind::serves_http`]), zero for the others.
+    pub latency_buckets: [f64; LATENCY_BUCKET_COUNT],
+    /// Latency sum of answered requests, in seconds (the log-normal mean times the count; same services).
+    pub latency_sum_s: f64,
+}
+
 /// A ring of frames: `capacity_ticks` ticks of `n` services, allocated once.
 #[derive(Debug)]
 pub struct FrameRing {
@@ -208,6 +259,8 @@ pub struct FrameRing {
     capacity_ticks: usize,
     /// Frames, tick-major; slot `(tick % capacity) * n + service`.
     frames: Vec<ServiceFrame>,
+    /// Totals, laid out as `frames` (kept apart so that reading gauges does not drag them through the cache).
+    totals: Vec<ServiceTotals>,
     /// The first tick still held.
     first_tick: u64,
     /// One past the last tick held.
@@ -221,10 +274,13 @@ impl Clone for FrameRing {
     fn clone(&self) -> Self {
         let mut frames = Vec::with_capacity(self.frames.capacity());
         frames.extend_from_slice(&self.frames);
+        let mut totals = Vec::with_capacity(self.totals.capacity());
+        totals.extend_from_slice(&self.totals);
         FrameRing {
             n: self.n,
             capacity_ticks: self.capacity_ticks,
             frames,
+            totals,
             first_tick: self.first_tick,
             end_tick: self.end_tick,
             origin: self.origin,
@@ -240,29 +296,37 @@ impl FrameRing {
             n,
             capacity_ticks,
             frames: Vec::with_capacity(n * capacity_ticks),
+            totals: Vec::with_capacity(n * capacity_ticks),
             first_tick: 0,
             end_tick: 0,
             origin: 0,
         }
     }
 
-    /// Stores the frames of tick `tick` (must be the next tick), evicting the oldest tick when full (callers
-    /// that keep baselines read [`FrameRing::oldest`] first).
-    pub fn push(&mut self, tick: u64, frames: &[ServiceFrame]) {
+    /// Stores the frames and totals of tick `tick` (must be the next tick), evicting the oldest tick when full.
+    pub fn push(&mut self, tick: u64, frames: &[ServiceFrame], totals: &[ServiceTotals]) {
         debug_assert_eq!(frames.len(), self.n);
+        debug_assert_eq!(totals.len(), self.n);
         debug_assert!(self.end_tick == 0 || tick == self.end_tick);
-        if self.end_tick == 0 && self.frames.is_empty() {
+        if self.is_empty() {
             self.first_tick = tick;
             self.origin = tick;
         }
         let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
         if self.frames.len() < self.n * self.capacity_ticks {
             self.frames.extend_from_slice(frames);
+            self.totals.extend_from_slice(totals);
         } else {
             self.frames[slot..slot + self.n].copy_from_slice(frames);
+            self.totals[slot..slot + self.n].copy_from_slice(totals);
             self.first_tick += 1;
         }
         self.end_tick = tick + 1;
+    }
+
+    /// Whether nothing was ever pushed.
+    pub fn is_empty(&self) -> bool {
+        self.end_tick == 0 && self.frames.is_empty()
     }
 
     /// Whether the next push evicts a tick.
@@ -298,6 +362,15 @@ impl FrameRing {
     pub fn get(&self, tick: u64, service: usize) -> Option<&ServiceFrame> {
         self.tick(tick).and_then(|f| f.get(service))
     }
+
+    /// One service's totals at a tick, if held.
+    pub fn totals(&self, tick: u64, service: usize) -> Option<&ServiceTotals> {
+        if tick < self.first_tick || tick >= self.end_tick || service >= self.n {
+            return None;
+        }
+        let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
+        self.totals.get(slot + service)
+    }
 }
 
 #[cfg(test)]
@@ -311,20 +384,34 @@ mod tests {
         }]
     }
 
+    fn totals(x: f64) -> [ServiceTotals; 1] {
+        [ServiceTotals {
+            published: x,
+            ..ServiceTotals::default()
+        }]
+    }
+
     #[test]
     fn every_tick_reads_back_its_own_frame_before_and_after_wrapping() {
         let mut ring = FrameRing::new(1, 4);
         for t in 1..=10u64 {
-            ring.push(t, &frame(t as f32));
+            ring.push(t, &frame(t as f32), &totals(t as f64));
             for k in ring.first_tick()..ring.end_tick() {
                 assert_eq!(
                     ring.get(k, 0).map(|f| f.offered_rps),
                     Some(k as f32),
                     "after pushing {t}, tick {k}"
                 );
+                assert_eq!(
+                    ring.totals(k, 0).map(|f| f.published),
+                    Some(k as f64),
+                    "after pushing {t}, tick {k}"
+                );
             }
         }
         assert_eq!(ring.first_tick(), 7);
         assert!(ring.get(6, 0).is_none() && ring.get(11, 0).is_none());
+        assert!(ring.totals(6, 0).is_none() && ring.totals(11, 0).is_none());
+        assert!(ring.totals(8, 1).is_none());
     }
 }

@@ -53,6 +53,12 @@ impl ServiceKind {
             ServiceKind::Observability => "observability",
         }
     }
+
+    /// Whether the service answers HTTP requests that are counted (`http_requests_total`) and timed (the latency
+    /// histogram). Sensors only publish and telemetry components only ingest, so neither exposes them.
+    pub fn serves_http(self) -> bool {
+        !matches!(self, ServiceKind::Observability | ServiceKind::Sensor)
+    }
 }
 
 /// How one version (or one enabled feature flag) of a service behaves, relative to a clean baseline.

@@ -16,7 +16,7 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use crate::changes::ChangeRecord;
 use crate::config::ConfigEffects;
 use crate::events::{Event, EventKind, EventLog};
-use crate::frame::{ErrorCause, FrameRing, Health, ServiceFrame};
+use crate::frame::{ErrorCause, FrameRing, Health, ServiceFrame, ServiceTotals};
 use crate::spec::{Behaviour, Qos, ServiceKind};
 use crate::topology::{MAX_REPLICAS, ServiceId, Topology};
 
@@ -268,11 +268,9 @@ pub struct World {
     traffic_factor: f64,
     pod_serial: u32,
     frames: Vec<ServiceFrame>,
+    /// Per service: totals at the end of the last tick (the running sums [`ServiceTotals`] describes).
+    totals: Vec<ServiceTotals>,
     ring: FrameRing,
-    /// Latency-histogram counts of evicted ticks, per service and bucket (plus +Inf last).
-    bucket_baseline: Vec<[f64; LATENCY_BUCKETS_S.len() + 1]>,
-    /// Latency sum of evicted ticks, per service, in seconds.
-    latency_sum_baseline: Vec<f64>,
     events: EventLog,
     changes: Vec<ChangeRecord>,
     scratch: Scratch,
@@ -297,9 +295,8 @@ impl World {
             traffic_factor: 1.0,
             pod_serial: 0,
             frames: vec![ServiceFrame::default(); n],
+            totals: vec![ServiceTotals::default(); n],
             ring: FrameRing::new(n, options.retention_ticks),
-            bucket_baseline: vec![[0.0; LATENCY_BUCKETS_S.len() + 1]; n],
-            latency_sum_baseline: vec![0.0; n],
             events: EventLog::new(options.event_capacity),
             changes: Vec::new(),
             scratch: Scratch::default(),
@@ -486,12 +483,10 @@ impl World {
         &self.ring
     }
 
-    /// Histogram counts and latency sum from ticks already evicted from the ring.
-    pub fn latency_baseline(&self, id: ServiceId) -> (&[f64; LATENCY_BUCKETS_S.len() + 1], f64) {
-        (
-            &self.bucket_baseline[id.index()],
-            self.latency_sum_baseline[id.index()],
-        )
+    /// One service's cumulative totals at the end of the last tick (those of held ticks are in
+    /// [`World::history`]).
+    pub fn totals(&self, id: ServiceId) -> &ServiceTotals {
+        &self.totals[id.index()]
     }
 
     /// Events, oldest first.
@@ -657,10 +652,8 @@ impl World {
         self.resources(&topo, dt);
         self.topics(&topo, dt);
         self.telemetry_pipeline(&topo);
-        if self.ring.is_full() {
-            self.fold_oldest_tick(dt);
-        }
-        self.ring.push(self.tick, &self.frames);
+        self.accumulate_totals(&topo, dt);
+        self.ring.push(self.tick, &self.frames, &self.totals);
     }
 
     /// Advances the world by `n` ticks.
@@ -1768,26 +1761,64 @@ impl World {
         }
     }
 
-    /// Folds the oldest held tick into the histogram baselines before the ring overwrites it.
-    fn fold_oldest_tick(&mut self, dt: f64) {
-        let Some(oldest) = self.ring.oldest() else {
-            return;
-        };
-        for (i, f) in oldest.iter().enumerate() {
-            let answered = (f.admitted_rps - f.error_rps).max(0.0) as f64 * dt;
-            for (b, le) in LATENCY_BUCKETS_S.iter().enumerate() {
-                self.bucket_baseline[i][b] += answered
-                    * lognormal_cdf(
-                        f.latency_median_ms as f64,
-                        f.latency_sigma as f64,
-                        le * 1000.0,
-                    );
+    /// Adds this tick's finished frames to the running totals (see [`ServiceTotals`]).
+    ///
+    /// Every sum is accumulated exactly as a renderer integrating the rates from the first recorded tick would
+    /// (same expressions, same order), so that reading a total is the same to the bit as integrating.
+    fn accumulate_totals(&mut self, topo: &Topology, dt: f64) {
+        let first = self.ring.is_empty();
+        for i in 0..topo.len() {
+            let f = &self.frames[i];
+            let t = &mut self.totals[i];
+            if first {
+                // Errors the world counted before recording began (none for a fresh world but float dust) are
+                // 500s: there is no tick to tell their cause.
+                t.server_errors[0] = (f.errors_total - f.error_rps as f64 * dt).max(0.0);
             }
-            self.bucket_baseline[i][LATENCY_BUCKETS_S.len()] += answered;
-            let mean_s = f.latency_median_ms as f64 / 1000.0
-                * (0.5 * (f.latency_sigma as f64).powi(2)).exp();
-            self.latency_sum_baseline[i] += answered * mean_s;
+            let code = match f.err_cause.server_error_code() {
+                503 => 1,
+                504 => 2,
+                _ => 0,
+            };
+            add_rate(&mut t.server_errors[code], f.error_rps, dt);
+            add_rate(&mut t.pool_timeouts, f.pool_timeouts_rps, dt);
+            add_rate(&mut t.dns_failures, f.dns_failures_rps, dt);
+            add_rate(&mut t.tls_failures, f.tls_failures_rps, dt);
+            add_rate(&mut t.published, f.published_hz, dt);
+            add_rate(&mut t.consumed, f.consumed_hz, dt);
+            if !topo.services[i].spec.kind.serves_http() {
+                // Nobody reads their histogram: the bucket probabilities are the tick's costliest arithmetic.
+                continue;
+            }
+            let answered = (f.admitted_rps - f.error_rps).max(0.0) as f64 * dt;
+            if answered > 0.0 {
+                let median = f.latency_median_ms as f64;
+                let sigma = f.latency_sigma as f64;
+                let mut prev = 0.0f64;
+                for (k, le) in LATENCY_BUCKETS_S.iter().enumerate() {
+                    // Monotone in `le` even where the erfc approximation wobbles. Once a bucket holds every
+                    // request the ones above it do too, without a logarithm and an exponential each.
+                    let p = if prev >= 1.0 {
+                        1.0
+                    } else {
+                        lognormal_cdf(median, sigma, le * 1000.0).max(prev).min(1.0)
+                    };
+                    prev = p;
+                    t.latency_buckets[k] += answered * p;
+                }
+                t.latency_buckets[LATENCY_BUCKETS_S.len()] += answered;
+                t.latency_sum_s += answered * median / 1000.0 * (0.5 * sigma * sigma).exp();
+            }
         }
+    }
+}
+
+/// Adds a per-second rate over one tick to a total, ignoring non-finite and non-positive rates.
+#[inline]
+fn add_rate(total: &mut f64, rate: f32, dt: f64) {
+    let r = rate as f64;
+    if r.is_finite() && r > 0.0 {
+        *total += r * dt;
     }
 }
 
