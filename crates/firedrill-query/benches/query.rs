@@ -180,10 +180,11 @@ fn trace_by_id(bencher: divan::Bencher) {
 fn alert_rules_evaluation(bencher: divan::Bencher) {
     use firedrill_alerting::{AlertingRule, RuleEngine};
     let w = world();
-    let (_, specs) = firedrill_scenario::library::builtin_topology("shop")
+    let shop = firedrill_scenario::library::builtin_topology("shop")
         .expect("the shop topology exists")
         .expect("the shop topology parses");
-    let rules: Vec<AlertingRule> = specs
+    let rules: Vec<AlertingRule> = shop
+        .alerts
         .iter()
         .map(|s| {
             let mut s = s.clone();

@@ -265,10 +265,17 @@ fn lerp(pair: [f64; 2], d: f64) -> f64 {
 
 /// Resolves the scenario's topology reference.
 pub fn topology_spec(scenario: &Scenario) -> Result<(TopologySpec, Vec<AlertRuleSpec>), SpecError> {
+    topology_parts(scenario).map(|(spec, alerts, _)| (spec.clone(), alerts.to_vec()))
+}
+
+/// The topology a scenario runs on, its standard alert rules and their evaluation interval, borrowed.
+fn topology_parts(
+    scenario: &Scenario,
+) -> Result<(&TopologySpec, &[AlertRuleSpec], Option<&str>), SpecError> {
     match &scenario.topology {
-        TopologyRef::Inline(spec) => Ok(((**spec).clone(), Vec::new())),
+        TopologyRef::Inline(spec) => Ok((spec, &[], None)),
         TopologyRef::Builtin(name) => match library::builtin_topology(name) {
-            Some(Ok(t)) => Ok(t),
+            Some(Ok(t)) => Ok((&t.topology, &t.alerts, t.evaluation_interval.as_deref())),
             Some(Err(message)) => Err(SpecError::new(SpecPath::root().key("topology"), message)),
             None => Err(SpecError::new(
                 SpecPath::root().key("topology"),
@@ -534,7 +541,9 @@ pub fn instantiate(
         0.0
     };
     let root = SpecPath::root();
-    let (mut spec, builtin_alerts) = topology_spec(scenario).map_err(|e| vec![e])?;
+    let (spec, builtin_alerts, topology_interval) =
+        topology_parts(scenario).map_err(|e| vec![e])?;
+    let mut spec = spec.clone();
     let topo_path = root.key("topology");
 
     // Depths for prefer_deep come from the untouched topology.
@@ -828,26 +837,28 @@ pub fn instantiate(
         }
     }
 
-    let alert_interval_ticks =
-        match firedrill_telemetry::duration::parse_duration_s(&scenario.evaluation_interval) {
-            Ok(s) if s > 0.0 && (s / topology.tick_s).fract() == 0.0 => {
-                (s / topology.tick_s) as u64
-            }
-            Ok(_) => {
-                errors.push(SpecError::new(
-                    root.key("evaluation_interval"),
-                    format!(
-                        "the evaluation interval must be a positive multiple of the {} s tick",
-                        topology.tick_s
-                    ),
-                ));
-                1
-            }
-            Err(e) => {
-                errors.push(SpecError::new(root.key("evaluation_interval"), e));
-                1
-            }
-        };
+    let interval = scenario
+        .evaluation_interval
+        .as_deref()
+        .or(topology_interval)
+        .unwrap_or("15s");
+    let alert_interval_ticks = match firedrill_telemetry::duration::parse_duration_s(interval) {
+        Ok(s) if s > 0.0 && (s / topology.tick_s).fract() == 0.0 => (s / topology.tick_s) as u64,
+        Ok(_) => {
+            errors.push(SpecError::new(
+                root.key("evaluation_interval"),
+                format!(
+                    "the evaluation interval must be a positive multiple of the {} s tick",
+                    topology.tick_s
+                ),
+            ));
+            1
+        }
+        Err(e) => {
+            errors.push(SpecError::new(root.key("evaluation_interval"), e));
+            1
+        }
+    };
 
     // Faults, resolved against the compiled topology.
     let mut faults = Vec::new();

@@ -1,5 +1,7 @@
 //! The built-in library, embedded in the binary: topologies (with their standard alert rules) and scenarios.
 
+use std::sync::OnceLock;
+
 use firedrill_alerting::AlertRuleSpec;
 use firedrill_world::spec::TopologySpec;
 use schemars::JsonSchema;
@@ -19,6 +21,10 @@ pub struct TopologyFile {
     /// The standard alert rules.
     #[serde(default)]
     pub alerts: Vec<AlertRuleSpec>,
+    /// How often the operators' Prometheus evaluates the rules (`evaluation_interval`; default `15s`, the
+    /// tick). A scenario may set its own.
+    #[serde(default)]
+    pub evaluation_interval: Option<String>,
 }
 
 /// Names of the built-in topologies.
@@ -84,21 +90,30 @@ pub fn topology_source(name: &str) -> Option<&'static str> {
     TOPOLOGIES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }
 
-/// A built-in topology and its alert rules: `None` if there is no such name, `Some(Err)` if the embedded file
-/// does not parse (a build defect the test suite catches; reported, never a panic).
-pub fn builtin_topology(name: &str) -> Option<Result<(TopologySpec, Vec<AlertRuleSpec>), String>> {
-    let src = topology_source(name)?;
-    Some(match serde_saphyr::from_str::<TopologyFile>(src) {
-        Ok(file) => Ok((file.topology, file.alerts)),
-        Err(e) => {
-            let at = e
-                .location()
-                .map(|l| format!("{}:{}: ", l.line(), l.column()))
-                .unwrap_or_default();
-            Err(format!(
-                "built-in topology {name}.yaml: {at}{}",
-                crate::load::first_line(&e.to_string())
-            ))
-        }
+/// A built-in topology file, parsed once per process: `None` if there is no such name, `Some(Err)` if the
+/// embedded file does not parse (a build defect the test suite catches; reported, never a panic).
+pub fn builtin_topology(name: &str) -> Option<Result<&'static TopologyFile, String>> {
+    // Parsing the YAML was a third of every instantiation; the files are embedded, so once is enough.
+    static PARSED: OnceLock<Vec<Result<TopologyFile, String>>> = OnceLock::new();
+    let parsed = PARSED.get_or_init(|| {
+        TOPOLOGIES
+            .iter()
+            .map(|(n, src)| parse_topology(n, src))
+            .collect()
+    });
+    let i = TOPOLOGIES.iter().position(|(n, _)| *n == name)?;
+    Some(parsed[i].as_ref().map_err(Clone::clone))
+}
+
+fn parse_topology(name: &str, src: &str) -> Result<TopologyFile, String> {
+    serde_saphyr::from_str::<TopologyFile>(src).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!("{}:{}: ", l.line(), l.column()))
+            .unwrap_or_default();
+        format!(
+            "built-in topology {name}.yaml: {at}{}",
+            crate::load::first_line(&e.to_string())
+        )
     })
 }

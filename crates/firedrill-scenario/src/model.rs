@@ -73,10 +73,10 @@ pub struct Scenario {
     /// Alert rules (Prometheus alerting rules) added to the topology's standard ones.
     #[serde(default)]
     pub alerts: Vec<AlertRuleSpec>,
-    /// How often the alert rules are evaluated (Prometheus's `evaluation_interval`); a multiple of the
-    /// 15 s tick.
-    #[serde(default = "default_evaluation_interval")]
-    pub evaluation_interval: String,
+    /// How often the alert rules are evaluated (Prometheus's `evaluation_interval`), a multiple of the tick;
+    /// default: the built-in topology's, or `15s`.
+    #[serde(default)]
+    pub evaluation_interval: Option<String>,
     /// The truth the episode is graded against.
     pub ground_truth: GroundTruthSpec,
     /// Simulated minutes the responder has after the page.
@@ -84,10 +84,6 @@ pub struct Scenario {
     /// When the page may arrive.
     #[serde(default)]
     pub page: PageSpec,
-}
-
-fn default_evaluation_interval() -> String {
-    "15s".to_string()
 }
 
 /// A topology by built-in name or inline.
