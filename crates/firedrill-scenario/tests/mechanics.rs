@@ -254,9 +254,13 @@ fn disk_fills_after_debug_logging_and_frees_after_the_fix() {
             !events_of(&idle, t, EventKind::DiskFull).is_empty(),
             "seed {seed}: no disk-full event"
         );
+        // Writes fail while the volume is full; log rotation frees a little now and then, so look at the
+        // last five minutes rather than one tick.
+        let recent = frames_since(&idle, t, idle.world().tick_count().saturating_sub(20));
+        let worst = recent.iter().map(|f| f.error_ratio()).fold(0.0, f64::max);
         assert!(
-            f.error_ratio() > 0.05,
-            "seed {seed}: full disk causes no errors"
+            worst > 0.05,
+            "seed {seed}: full disk causes no errors (worst {worst:.3} in 5 minutes)"
         );
         // Restarting changes nothing: the configuration stays.
         let mut restarted = idle.clone();
