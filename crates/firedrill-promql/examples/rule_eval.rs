@@ -37,7 +37,11 @@ fn build_store() -> MemStorage {
             ]);
             let mut v = 0.0;
             for i in 0..SAMPLES {
-                v += if ci == 0 { 50.0 } else { 1.0 + (svc % 3) as f64 } + (i % 5) as f64;
+                v += if ci == 0 {
+                    50.0
+                } else {
+                    1.0 + (svc % 3) as f64
+                } + (i % 5) as f64;
                 s.append(&l, i * STEP, v);
             }
         }

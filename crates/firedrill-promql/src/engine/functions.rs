@@ -10,7 +10,7 @@ use super::util::{
 };
 use super::{Collector, Evaluator, Grid, StepSeries, Val, by_step, user_regex};
 use crate::error::QueryError;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::labels::{KeyInterner, KeySpec, Labels, METRIC_NAME};
 use crate::storage::Sample;
 
 /// Per-step context of a range-vector function call.
@@ -806,8 +806,7 @@ impl Evaluator<'_> {
         f: impl Fn(&mut Vec<Bucket>, usize) -> Vec<f64>,
         label: impl Fn(&Labels, usize) -> Labels,
     ) -> Result<Val, QueryError> {
-        let mut gid: HashMap<Labels, usize> = HashMap::new();
-        let mut groups: Vec<Labels> = Vec::new();
+        let mut gid = KeyInterner::new();
         let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.len());
         for s in &v {
             let le = s.labels.get("le").and_then(parse_le);
@@ -817,14 +816,10 @@ impl Evaluator<'_> {
             };
             // The name stays in the group key until delayed name removal, so buckets of two
             // differently named histograms are not mixed (and collide at the end instead).
-            let mut gl = s.labels.clone();
-            gl.remove("le");
-            let g = *gid.entry(gl).or_insert_with_key(|k| {
-                groups.push(k.clone());
-                groups.len() - 1
-            });
+            let (g, _) = gid.id(KeySpec::Without("le"), &s.labels);
             member.push(Some((g, le)));
         }
+        let groups = gid.keys;
         let steps = by_step(&v, grid);
         let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
         let mut touched = Vec::new();

@@ -11,7 +11,7 @@ mod functions;
 pub(crate) mod util;
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +19,8 @@ use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
 use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
 
 use crate::error::QueryError;
-use crate::labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp, compile_anchored};
+use crate::hash::{FxMap, fx_map};
+use crate::labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp, compile_anchored_shared};
 use crate::storage::{Sample, Series, Storage, is_stale_nan};
 use crate::value::Value;
 
@@ -374,7 +375,7 @@ pub(crate) fn cleanup_names(vs: Vec<StepSeries>) -> Result<Vec<StepSeries>, Quer
     if !vs.iter().any(|s| s.drop_name) {
         return Ok(vs);
     }
-    let mut idx: HashMap<Labels, usize> = HashMap::new();
+    let mut idx: FxMap<Labels, usize> = fx_map();
     let mut out: Vec<StepSeries> = Vec::with_capacity(vs.len());
     let mut merged = false;
     for mut s in vs {
@@ -412,16 +413,16 @@ pub(crate) fn dup_labelset_err() -> QueryError {
 /// the same timestamp. `K` is a cheap caller-side key (e.g. input series index) so that labels
 /// are computed and hashed once per distinct key, not once per point.
 pub(crate) struct Collector<K: Hash + Eq> {
-    by_key: HashMap<K, usize>,
-    by_labels: HashMap<Labels, usize>,
+    by_key: FxMap<K, usize>,
+    by_labels: FxMap<Labels, usize>,
     pub series: Vec<StepSeries>,
 }
 
 impl<K: Hash + Eq> Collector<K> {
     pub fn new() -> Self {
         Collector {
-            by_key: HashMap::new(),
-            by_labels: HashMap::new(),
+            by_key: fx_map(),
+            by_labels: fx_map(),
             series: Vec::new(),
         }
     }
@@ -879,6 +880,6 @@ fn lookup(samples: &[Sample], t: i64, lookback: i64) -> Option<f64> {
 }
 
 /// Compiles a user regex (label_replace & co.) with PromQL's anchoring.
-pub(crate) fn user_regex(src: &str) -> Result<regex::Regex, regex::Error> {
-    compile_anchored(src)
+pub(crate) fn user_regex(src: &str) -> Result<std::sync::Arc<regex::Regex>, regex::Error> {
+    compile_anchored_shared(src)
 }
