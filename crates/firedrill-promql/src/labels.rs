@@ -1,6 +1,7 @@
 //! Label sets and label matchers.
 
 use std::cell::RefCell;
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::hash::Hasher;
@@ -21,7 +22,7 @@ pub const METRIC_NAME: &str = "__name__";
 ///
 /// The pairs are shared behind an [`Arc`], so cloning a label set is a reference-count
 /// increment; the modifying methods build a new set (sharing the strings).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Labels(Arc<[Label]>);
 
 /// One `(name, value)` pair of a [`Labels`]; both strings are shared, so copying a pair (or
@@ -243,6 +244,8 @@ pub(crate) struct KeyInterner {
     hashes: Vec<u64>,
     /// The key label sets, indexed by id.
     pub keys: Vec<Labels>,
+    /// The key pairs of the label set being looked up.
+    scratch: Vec<Label>,
 }
 
 const NO_ID: u32 = u32::MAX;
@@ -254,6 +257,7 @@ impl KeyInterner {
             next: Vec::new(),
             hashes: Vec::new(),
             keys: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -264,8 +268,10 @@ impl KeyInterner {
 
     /// The id of `l`'s key under `spec`, and whether it is new.
     pub fn id(&mut self, spec: KeySpec<'_>, l: &Labels) -> (usize, bool) {
+        self.scratch.clear();
+        self.scratch.extend(spec.pairs(l).cloned());
         let mut h = FxHasher::default();
-        for (k, v) in spec.pairs(l) {
+        for (k, v) in &self.scratch {
             h.write(k.as_bytes());
             h.write_u8(0xff);
             h.write(v.as_bytes());
@@ -276,17 +282,56 @@ impl KeyInterner {
         let head = cur;
         while cur != NO_ID {
             let i = cur as usize;
-            if self.hashes[i] == hash && self.keys[i].0.iter().eq(spec.pairs(l)) {
+            if self.hashes[i] == hash && *self.keys[i].0 == *self.scratch {
                 return (i, false);
             }
             cur = self.next[i];
         }
         let id = self.keys.len();
-        self.keys.push(spec.labels(l));
+        let key = if self.scratch.len() == l.len() {
+            l.clone()
+        } else if self.scratch.is_empty() {
+            Labels::empty()
+        } else {
+            Labels(Arc::from(&self.scratch[..]))
+        };
+        self.keys.push(key);
         self.hashes.push(hash);
         self.next.push(head);
         self.first.insert(hash, id as u32);
         (id, true)
+    }
+}
+
+/// Orders two shared strings, equal without reading them when they are the same allocation.
+#[inline]
+fn cmp_shared(a: &Arc<str>, b: &Arc<str>) -> Ordering {
+    if Arc::ptr_eq(a, b) {
+        Ordering::Equal
+    } else {
+        (**a).cmp(&**b)
+    }
+}
+
+impl Ord for Labels {
+    /// Lexicographic over the `(name, value)` pairs, then by length.
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        for (a, b) in self.0.iter().zip(other.0.iter()) {
+            let o = cmp_shared(&a.0, &b.0).then_with(|| cmp_shared(&a.1, &b.1));
+            if o != Ordering::Equal {
+                return o;
+            }
+        }
+        self.0.len().cmp(&other.0.len())
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 

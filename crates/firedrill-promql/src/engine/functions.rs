@@ -852,11 +852,14 @@ impl Evaluator<'_> {
 
 fn parse_le(s: &str) -> Option<f64> {
     let t = s.trim();
-    match t.to_ascii_lowercase().as_str() {
-        "+inf" | "inf" => return Some(f64::INFINITY),
-        "-inf" => return Some(f64::NEG_INFINITY),
-        "nan" => return Some(f64::NAN),
-        _ => {}
+    if t.eq_ignore_ascii_case("+inf") || t.eq_ignore_ascii_case("inf") {
+        return Some(f64::INFINITY);
+    }
+    if t.eq_ignore_ascii_case("-inf") {
+        return Some(f64::NEG_INFINITY);
+    }
+    if t.eq_ignore_ascii_case("nan") {
+        return Some(f64::NAN);
     }
     t.parse::<f64>().ok()
 }
