@@ -251,12 +251,15 @@ pub(crate) struct KeyInterner {
 const NO_ID: u32 = u32::MAX;
 
 impl KeyInterner {
-    pub fn new() -> Self {
+    /// An interner expecting up to `n` distinct keys.
+    pub fn with_capacity(n: usize) -> Self {
+        let mut first = fx_map();
+        first.reserve(n);
         KeyInterner {
-            first: fx_map(),
-            next: Vec::new(),
-            hashes: Vec::new(),
-            keys: Vec::new(),
+            first,
+            next: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
             scratch: Vec::new(),
         }
     }

@@ -3,7 +3,7 @@
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::util::{go_f64_to_i64, kahan_inc, quantile};
-use super::{Collector, Evaluator, Grid, StepSeries, Val, by_step};
+use super::{Collector, Evaluator, Grid, Points, StepSeries, Val, by_step};
 use crate::error::QueryError;
 use crate::hash::{FxMap, fx_map};
 use crate::labels::{KeyInterner, KeySpec, Labels, METRIC_NAME};
@@ -207,8 +207,8 @@ impl Evaluator<'_> {
         grid: Grid,
     ) -> Result<Val, QueryError> {
         let spec = group_spec(modifier);
-        let mut gid = KeyInterner::new();
-        let mut groups: Vec<StepSeries> = Vec::new();
+        let mut gid = KeyInterner::with_capacity(input.len());
+        let mut groups: Vec<StepSeries> = Vec::with_capacity(input.len());
         let mut series_group = Vec::with_capacity(input.len());
         for s in &input {
             let (g, new) = gid.id(spec, &s.labels);
@@ -216,7 +216,7 @@ impl Evaluator<'_> {
                 groups.push(StepSeries {
                     labels: gid.keys[g].clone(),
                     drop_name: false,
-                    points: Vec::new(),
+                    points: Points::Empty,
                 });
             }
             if s.drop_name && groups[g].labels.get(METRIC_NAME).is_some() {
@@ -268,7 +268,7 @@ impl Evaluator<'_> {
         grid: Grid,
     ) -> Result<Val, QueryError> {
         let spec = group_spec(modifier);
-        let mut gid = KeyInterner::new();
+        let mut gid = KeyInterner::with_capacity(input.len());
         let series_group: Vec<usize> = input.iter().map(|s| gid.id(spec, &s.labels).0).collect();
         let ngroups = gid.len();
         let hashes: Vec<f64> = if op == "limit_ratio" {

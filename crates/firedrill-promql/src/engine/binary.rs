@@ -206,7 +206,7 @@ fn set_op(
 ) -> Result<Val, QueryError> {
     // Signatures are interned so per-step work uses small integers instead of label sets.
     let spec = matching_spec(matching);
-    let mut sigs = KeyInterner::new();
+    let mut sigs = KeyInterner::with_capacity(l.len() + r.len());
     let lsig: Vec<usize> = l.iter().map(|s| sigs.id(spec, &s.labels).0).collect();
     let rsig: Vec<usize> = r.iter().map(|s| sigs.id(spec, &s.labels).0).collect();
     let nsig = sigs.len();
@@ -295,7 +295,7 @@ fn vector_binop(
     }
     let (many, one) = if swapped { (r, l) } else { (l, r) };
     let spec = matching_spec(matching);
-    let mut sigs = KeyInterner::new();
+    let mut sigs = KeyInterner::with_capacity(many.len() + one.len());
     let msig: Vec<usize> = many.iter().map(|s| sigs.id(spec, &s.labels).0).collect();
     let osig: Vec<usize> = one.iter().map(|s| sigs.id(spec, &s.labels).0).collect();
     let nsig = sigs.len();

@@ -8,7 +8,7 @@ use super::util::{
     Bucket, bucket_fraction, bucket_quantile, civil_from_days, days_in_month, go_f64_to_i64,
     go_max, go_min, kahan_inc, linear_regression, natsort_less, quantile,
 };
-use super::{Collector, Evaluator, Grid, StepSeries, Val, by_step, user_regex};
+use super::{Collector, Evaluator, Grid, Points, StepSeries, Val, by_step, user_regex};
 use crate::error::QueryError;
 use crate::labels::{KeyInterner, KeySpec, Labels, METRIC_NAME};
 use crate::storage::Sample;
@@ -360,7 +360,7 @@ impl Evaluator<'_> {
                 let m = self.eval_matrix(args[0], grid)?;
                 let labels = absent_labels(unwrap_parens(args[0]));
                 let mut cursors = vec![(0usize, 0usize); m.series.len()];
-                let mut points = Vec::new();
+                let mut points = Points::Empty;
                 for i in 0..n {
                     let t = grid.ts(i);
                     let (lo, hi) = m.window(t);
@@ -762,7 +762,7 @@ impl Evaluator<'_> {
         let mut out = Vec::with_capacity(m.series.len());
         for s in &m.series {
             let mut cursor = (0usize, 0usize);
-            let mut points = Vec::new();
+            let mut points = Points::Empty;
             for i in 0..n {
                 let t = grid.ts(i);
                 let (lo, hi) = m.window(t);
@@ -806,7 +806,7 @@ impl Evaluator<'_> {
         f: impl Fn(&mut Vec<Bucket>, usize) -> Vec<f64>,
         label: impl Fn(&Labels, usize) -> Labels,
     ) -> Result<Val, QueryError> {
-        let mut gid = KeyInterner::new();
+        let mut gid = KeyInterner::with_capacity(v.len());
         let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.len());
         for s in &v {
             let le = s.labels.get("le").and_then(parse_le);
@@ -886,7 +886,7 @@ fn advance(points: &[Sample], cur: &mut (usize, usize), lo: i64, hi: i64) -> (us
     *cur
 }
 
-fn one_series(labels: Labels, points: Vec<Sample>) -> Vec<StepSeries> {
+fn one_series(labels: Labels, points: Points) -> Vec<StepSeries> {
     if points.is_empty() {
         return Vec::new();
     }

@@ -8,6 +8,7 @@
 mod aggregate;
 mod binary;
 mod functions;
+mod points;
 pub(crate) mod util;
 
 use std::cell::Cell;
@@ -23,6 +24,7 @@ use crate::hash::{FxMap, fx_map};
 use crate::labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp, compile_anchored_shared};
 use crate::storage::{Sample, Series, Storage, is_stale_nan};
 use crate::value::Value;
+pub(crate) use points::Points;
 
 /// Engine configuration.
 #[derive(Clone, Debug)]
@@ -257,7 +259,7 @@ impl Engine {
                 .filter(|s| !s.points.is_empty())
                 .map(|s| Series {
                     labels: s.labels,
-                    samples: s.points,
+                    samples: s.points.into_vec(),
                 })
                 .collect(),
             _ => {
@@ -311,7 +313,7 @@ pub(crate) struct StepSeries {
     /// Prometheus 3 delays `__name__` removal to the end of evaluation so that label functions
     /// can still read it; this flag records that the name must go.
     pub drop_name: bool,
-    pub points: Vec<Sample>,
+    pub points: Points,
 }
 
 /// A range-vector operand: raw samples plus how to cut a window for a given step.
@@ -386,7 +388,7 @@ pub(crate) fn cleanup_names(vs: Vec<StepSeries>) -> Result<Vec<StepSeries>, Quer
         match idx.get(&s.labels) {
             Some(&i) => {
                 merged = true;
-                out[i].points.extend(s.points);
+                out[i].points.append(s.points);
             }
             None => {
                 idx.insert(s.labels.clone(), out.len());
@@ -443,7 +445,7 @@ impl<K: Hash + Eq> Collector<K> {
                 self.series.push(StepSeries {
                     labels,
                     drop_name,
-                    points: Vec::new(),
+                    points: Points::Empty,
                 });
                 i
             }
@@ -474,6 +476,9 @@ impl<K: Hash + Eq> Collector<K> {
 /// Per-step view of a vector: for each grid step, `(series index, value)` pairs.
 pub(crate) fn by_step(series: &[StepSeries], grid: Grid) -> Vec<Vec<(usize, f64)>> {
     let mut steps: Vec<Vec<(usize, f64)>> = vec![Vec::new(); grid.len()];
+    if let [only] = steps.as_mut_slice() {
+        only.reserve_exact(series.len());
+    }
     for (i, s) in series.iter().enumerate() {
         for p in &s.points {
             steps[grid.index(p.t)].push((i, p.v));
@@ -681,7 +686,7 @@ impl<'a> Evaluator<'a> {
         let n = grid.len();
         let mut out = Vec::with_capacity(series.len());
         for s in series {
-            let mut points = Vec::new();
+            let mut points = Points::Empty;
             if let Some(a) = at {
                 if let Some(v) = lookup(&s.samples, a.saturating_sub(offset), lookback) {
                     points = (0..n).map(|i| Sample::new(grid.ts(i), v)).collect();
@@ -735,7 +740,7 @@ impl<'a> Evaluator<'a> {
         let series = self.select(vs, mint, maxt)?;
         let mut out = Vec::new();
         for s in series {
-            let mut points = Vec::new();
+            let mut points = Points::Empty;
             for i in 0..grid.len() {
                 let t = grid.ts(i);
                 let ref_t = at.unwrap_or(t).saturating_sub(offset);
@@ -783,11 +788,12 @@ impl<'a> Evaluator<'a> {
                     .map(|s| StepSeries {
                         labels: s.labels,
                         drop_name: false,
-                        points: s
-                            .samples
-                            .into_iter()
-                            .filter(|p| !is_stale_nan(p.v))
-                            .collect(),
+                        points: Points::from(
+                            s.samples
+                                .into_iter()
+                                .filter(|p| !is_stale_nan(p.v))
+                                .collect::<Vec<_>>(),
+                        ),
                     })
                     .collect();
                 Ok(MatrixVal {
@@ -860,7 +866,7 @@ impl<'a> Evaluator<'a> {
             .into_iter()
             .map(|s| Series {
                 labels: s.labels,
-                samples: s.points,
+                samples: s.points.into_vec(),
             })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
