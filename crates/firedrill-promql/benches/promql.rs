@@ -164,3 +164,23 @@ fn rule_error_ratio_instant(bencher: divan::Bencher) {
 fn rule_p99_instant(bencher: divan::Bencher) {
     rule_instant(bencher, RULE_P99);
 }
+
+fn rule_prepared(bencher: divan::Bencher, query: &str) {
+    let s = build_rule_store();
+    let e = Engine::new(EngineOptions::default());
+    let q = e.prepare(query).expect("parse");
+    let t = (RULE_SAMPLES - 1) * STEP;
+    bencher.bench_local(|| e.instant_prepared(&s, &q, t).expect("query"));
+}
+
+/// The error-ratio rule through `Engine::instant_prepared`, as a rule evaluator runs it.
+#[divan::bench]
+fn rule_error_ratio_prepared(bencher: divan::Bencher) {
+    rule_prepared(bencher, RULE_ERROR_RATIO);
+}
+
+/// The p99 rule through `Engine::instant_prepared`.
+#[divan::bench]
+fn rule_p99_prepared(bencher: divan::Bencher) {
+    rule_prepared(bencher, RULE_P99);
+}

@@ -4,14 +4,18 @@
 //! ```text
 //! cargo build --release -p firedrill-promql --example rule_eval
 //! valgrind --tool=callgrind --toggle-collect='rule_eval::run' \
-//!     target/release/examples/rule_eval error_ratio expr 100
+//!     target/release/examples/rule_eval error_ratio prepared 100
 //! ```
 //!
-//! Arguments: `error_ratio|p99`, `string|expr` (re-parse each time or parse once) and the
-//! number of evaluations; divide the collected instruction count by that number.
+//! Arguments: `error_ratio|p99`; `string`, `expr` or `prepared` (parse every time with
+//! `Engine::instant`, parse once for `Engine::instant_expr`, or prepare once for
+//! `Engine::instant_prepared`, the default); and the number of evaluations. Divide the
+//! collected instruction count by that number.
 
 use firedrill_promql::promql_parser::parser::Expr;
-use firedrill_promql::{Engine, EngineOptions, Labels, MemStorage, Value, parse_query};
+use firedrill_promql::{
+    Engine, EngineOptions, Labels, MemStorage, PreparedQuery, Value, parse_query,
+};
 
 const ERROR_RATIO: &str = r#"sum by (service) (rate(http_requests_total{code=~"5..|429"}[5m])) / sum by (service) (rate(http_requests_total[5m])) > 0.05"#;
 const P99: &str = r#"histogram_quantile(0.99, sum by (le, service) (rate(http_request_duration_seconds_bucket[5m]))) > 2"#;
@@ -63,20 +67,27 @@ fn build_store() -> MemStorage {
     s
 }
 
+/// How `run` evaluates the query.
+enum Mode {
+    /// `Engine::instant`: parse every time.
+    String,
+    /// `Engine::instant_expr`: parsed once.
+    Expr(Expr),
+    /// `Engine::instant_prepared`: parsed and prepared once.
+    Prepared(PreparedQuery),
+}
+
 #[inline(never)]
-fn run(engine: &Engine, store: &MemStorage, query: &str, expr: Option<&Expr>, n: usize) -> usize {
+fn run(engine: &Engine, store: &MemStorage, query: &str, mode: &Mode, n: usize) -> usize {
     let t = (SAMPLES - 1) * STEP;
     let mut total = 0;
-    if let Some(expr) = expr {
-        for _ in 0..n {
-            let v = engine.instant_expr(store, expr, t).expect("query");
-            total += len(&v);
-        }
-    } else {
-        for _ in 0..n {
-            let v = engine.instant(store, query, t).expect("query");
-            total += len(&v);
-        }
+    for _ in 0..n {
+        let v = match mode {
+            Mode::String => engine.instant(store, query, t),
+            Mode::Expr(e) => engine.instant_expr(store, e, t),
+            Mode::Prepared(p) => engine.instant_prepared(store, p, t),
+        };
+        total += len(&v.expect("query"));
     }
     total
 }
@@ -94,7 +105,11 @@ fn main() {
         Some("p99") => P99,
         _ => ERROR_RATIO,
     };
-    let parsed = args.get(2).map(String::as_str) != Some("string");
+    let mode = match args.get(2).map(String::as_str) {
+        Some("string") => Mode::String,
+        Some("expr") => Mode::Expr(parse_query(query).expect("parse")),
+        _ => Mode::Prepared(PreparedQuery::parse(query).expect("parse")),
+    };
     let n: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(100);
     let store = build_store();
     let engine = Engine::new(EngineOptions::default());
@@ -102,7 +117,6 @@ fn main() {
         .instant(&store, query, (SAMPLES - 1) * STEP)
         .expect("query");
     println!("{}", first.to_prometheus_data());
-    let expr = parse_query(query).expect("parse");
-    let total = run(&engine, &store, query, parsed.then_some(&expr), n);
+    let total = run(&engine, &store, query, &mode, n);
     println!("{total} result series over {n} evaluations");
 }

@@ -30,7 +30,7 @@ mod storage;
 mod value;
 
 pub use engine::util::almost_equal;
-pub use engine::{Engine, EngineOptions, parse_query};
+pub use engine::{Engine, EngineOptions, PreparedQuery, parse_query};
 pub use error::QueryError;
 pub use labels::{Label, LabelMatcher, Labels, METRIC_NAME, MatchOp};
 pub use storage::{

@@ -14,6 +14,7 @@ pub(crate) mod util;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
@@ -148,7 +149,53 @@ impl Engine {
         expr: &Expr,
         time_ms: i64,
     ) -> Result<Value, QueryError> {
-        let ev = Evaluator::new(storage, &self.opts, time_ms, time_ms, 0);
+        self.instant_with(storage, expr, None, time_ms)
+    }
+
+    /// Parses `query` and prepares it for repeated evaluation; see [`PreparedQuery`].
+    pub fn prepare(&self, query: &str) -> Result<PreparedQuery, QueryError> {
+        PreparedQuery::parse(query)
+    }
+
+    /// Evaluates a prepared query at `time_ms`; the result is exactly that of
+    /// [`Engine::instant_expr`] on the same expression.
+    pub fn instant_prepared(
+        &self,
+        storage: &dyn Storage,
+        query: &PreparedQuery,
+        time_ms: i64,
+    ) -> Result<Value, QueryError> {
+        self.instant_with(storage, &query.expr, Some(&query.selectors), time_ms)
+    }
+
+    /// Range evaluation of a prepared query; the result is exactly that of
+    /// [`Engine::range_expr`] on the same expression.
+    pub fn range_prepared(
+        &self,
+        storage: &dyn Storage,
+        query: &PreparedQuery,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, QueryError> {
+        self.range_with(
+            storage,
+            &query.expr,
+            Some(&query.selectors),
+            start_ms,
+            end_ms,
+            step_ms,
+        )
+    }
+
+    fn instant_with(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        prepared: Option<&[PreparedSelector]>,
+        time_ms: i64,
+    ) -> Result<Value, QueryError> {
+        let ev = Evaluator::new(storage, &self.opts, time_ms, time_ms, 0, prepared);
         let grid = Grid {
             start: time_ms,
             end: time_ms,
@@ -208,6 +255,18 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<Value, QueryError> {
+        self.range_with(storage, expr, None, start_ms, end_ms, step_ms)
+    }
+
+    fn range_with(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        prepared: Option<&[PreparedSelector]>,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, QueryError> {
         if step_ms <= 0 {
             return Err(QueryError::BadParameters(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer"
@@ -238,7 +297,7 @@ impl Engine {
                 )));
             }
         }
-        let ev = Evaluator::new(storage, &self.opts, start_ms, end_ms, step_ms);
+        let ev = Evaluator::new(storage, &self.opts, start_ms, end_ms, step_ms, prepared);
         let grid = Grid {
             start: start_ms,
             end: end_ms,
@@ -271,6 +330,130 @@ impl Engine {
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(Value::Matrix(series))
     }
+}
+
+/// A parsed expression made ready for repeated evaluation, as alerting and recording rules
+/// evaluate the same expression at every interval.
+///
+/// Preparing builds every selector's label matchers (compiling their regexes) once; evaluating
+/// through [`Engine::instant_prepared`] or [`Engine::range_prepared`] then gives exactly the
+/// results (and errors) of [`Engine::instant_expr`] and [`Engine::range_expr`]. Cloning is cheap
+/// and clones share the prepared state.
+///
+/// ```
+/// use firedrill_promql::{Engine, EngineOptions, Labels, MemStorage, Value};
+///
+/// let mut store = MemStorage::new();
+/// store.append(&Labels::new([("__name__", "up"), ("job", "api")]), 0, 0.0);
+/// let engine = Engine::new(EngineOptions::default());
+/// let rule = engine.prepare(r#"up{job=~"api|web"} == 0"#).unwrap();
+/// for t in [0, 15_000, 30_000] {
+///     let v = engine.instant_prepared(&store, &rule, t).unwrap();
+///     assert!(matches!(v, Value::Vector(ref s) if s.len() == 1));
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PreparedQuery {
+    /// Shared so that the selectors' addresses, which key `selectors`, never change.
+    expr: Arc<Expr>,
+    /// Per selector of `expr` (by address, ascending), its matcher groups or the error building
+    /// them raised (reported only if the selector is evaluated, as without preparation).
+    selectors: Arc<[PreparedSelector]>,
+}
+
+/// A selector's address in its prepared expression and its matcher groups.
+type PreparedSelector = (usize, Result<Arc<[Vec<LabelMatcher>]>, QueryError>);
+
+impl PreparedQuery {
+    /// Prepares a parsed expression.
+    pub fn new(expr: Expr) -> Self {
+        let expr = Arc::new(expr);
+        let mut selectors = Vec::new();
+        visit_selectors(&expr, &mut |vs| {
+            selectors.push((selector_key(vs), selector_matchers(vs).map(Arc::from)));
+        });
+        selectors.sort_by_key(|s| s.0);
+        PreparedQuery {
+            expr,
+            selectors: selectors.into(),
+        }
+    }
+
+    /// Parses and prepares a query.
+    pub fn parse(query: &str) -> Result<Self, QueryError> {
+        Ok(PreparedQuery::new(parse_query(query)?))
+    }
+
+    /// The prepared expression.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+}
+
+/// Identifies a selector node by its address, which is stable while its tree is neither moved
+/// nor modified (a prepared expression is behind an `Arc` and never modified).
+fn selector_key(vs: &VectorSelector) -> usize {
+    std::ptr::from_ref(vs) as usize
+}
+
+/// Calls `f` on every vector selector in `e`, including those of matrix selectors.
+fn visit_selectors<'e>(e: &'e Expr, f: &mut impl FnMut(&'e VectorSelector)) {
+    match e {
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                visit_selectors(p, f);
+            }
+            visit_selectors(&a.expr, f);
+        }
+        Expr::Unary(u) => visit_selectors(&u.expr, f),
+        Expr::Binary(b) => {
+            visit_selectors(&b.lhs, f);
+            visit_selectors(&b.rhs, f);
+        }
+        Expr::Paren(p) => visit_selectors(&p.expr, f),
+        Expr::Subquery(s) => visit_selectors(&s.expr, f),
+        Expr::VectorSelector(vs) => f(vs),
+        Expr::MatrixSelector(ms) => f(&ms.vs),
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                visit_selectors(a, f);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// Label matchers of a selector; one matcher list per `or` alternative.
+fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
+    let conv = |m: &PMatcher| -> Result<LabelMatcher, QueryError> {
+        let op = match m.op {
+            PMatchOp::Equal => MatchOp::Eq,
+            PMatchOp::NotEqual => MatchOp::Ne,
+            PMatchOp::Re(_) => MatchOp::Re,
+            PMatchOp::NotRe(_) => MatchOp::Nre,
+        };
+        LabelMatcher::new(m.name.clone(), op, m.value.clone())
+            .map_err(|e| QueryError::exec(format!("invalid regular expression {:?}: {e}", m.value)))
+    };
+    let mut base: Vec<LabelMatcher> = Vec::new();
+    if let Some(n) = &vs.name {
+        base.push(LabelMatcher::eq(METRIC_NAME, n.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        base.push(conv(m)?);
+    }
+    if vs.matchers.or_matchers.is_empty() {
+        return Ok(vec![base]);
+    }
+    let mut out = Vec::new();
+    for group in &vs.matchers.or_matchers {
+        let mut ms = base.clone();
+        for m in group {
+            ms.push(conv(m)?);
+        }
+        out.push(ms);
+    }
+    Ok(out)
 }
 
 /// Whether Prometheus would return this expression's instant result in a meaningful order.
@@ -350,6 +533,8 @@ pub(crate) struct Evaluator<'a> {
     /// Top-level step (0 for instant queries), reported by `step()`.
     pub(crate) query_step: i64,
     samples: Cell<usize>,
+    /// Matchers of a prepared query's selectors, by selector address.
+    prepared: Option<&'a [PreparedSelector]>,
 }
 
 pub(crate) fn dur_ms(d: &Duration) -> i64 {
@@ -494,6 +679,7 @@ impl<'a> Evaluator<'a> {
         query_start: i64,
         query_end: i64,
         query_step: i64,
+        prepared: Option<&'a [PreparedSelector]>,
     ) -> Self {
         Evaluator {
             storage,
@@ -502,6 +688,7 @@ impl<'a> Evaluator<'a> {
             query_end,
             query_step,
             samples: Cell::new(0),
+            prepared,
         }
     }
 
@@ -605,51 +792,29 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Label matchers of a selector; one matcher list per `or` alternative.
-    fn selector_matchers(&self, vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
-        let conv = |m: &PMatcher| -> Result<LabelMatcher, QueryError> {
-            let op = match m.op {
-                PMatchOp::Equal => MatchOp::Eq,
-                PMatchOp::NotEqual => MatchOp::Ne,
-                PMatchOp::Re(_) => MatchOp::Re,
-                PMatchOp::NotRe(_) => MatchOp::Nre,
-            };
-            LabelMatcher::new(m.name.clone(), op, m.value.clone()).map_err(|e| {
-                QueryError::exec(format!("invalid regular expression {:?}: {e}", m.value))
-            })
-        };
-        let mut base: Vec<LabelMatcher> = Vec::new();
-        if let Some(n) = &vs.name {
-            base.push(LabelMatcher::eq(METRIC_NAME, n.clone()));
-        }
-        for m in &vs.matchers.matchers {
-            base.push(conv(m)?);
-        }
-        if vs.matchers.or_matchers.is_empty() {
-            return Ok(vec![base]);
-        }
-        let mut out = Vec::new();
-        for group in &vs.matchers.or_matchers {
-            let mut ms = base.clone();
-            for m in group {
-                ms.push(conv(m)?);
-            }
-            out.push(ms);
-        }
-        Ok(out)
-    }
-
     /// Fetches series for a selector, deterministic order, sample budget enforced.
     fn select(&self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<Series>, QueryError> {
         if mint > maxt {
             return Ok(Vec::new());
         }
-        let groups = self.selector_matchers(vs)?;
+        let prepared = self.prepared.and_then(|p| {
+            let key = selector_key(vs);
+            p.binary_search_by_key(&key, |s| s.0).ok().map(|i| &p[i].1)
+        });
+        let built;
+        let groups: &[Vec<LabelMatcher>] = match prepared {
+            Some(Ok(g)) => g,
+            Some(Err(e)) => return Err(e.clone()),
+            None => {
+                built = selector_matchers(vs)?;
+                &built
+            }
+        };
         let mut series = if groups.len() == 1 {
             self.storage.select(&groups[0], mint, maxt)?
         } else {
             let mut all: BTreeMap<Labels, Series> = BTreeMap::new();
-            for g in &groups {
+            for g in groups {
                 for s in self.storage.select(g, mint, maxt)? {
                     all.entry(s.labels.clone()).or_insert(s);
                 }
