@@ -34,7 +34,8 @@ pub use engine::{Engine, EngineOptions, PreparedQuery, parse_query};
 pub use error::QueryError;
 pub use labels::{Label, LabelMatcher, Labels, METRIC_NAME, MatchOp};
 pub use storage::{
-    MemStorage, STALE_NAN_BITS, Sample, Series, Storage, StorageError, is_stale_nan, stale_nan,
+    MemStorage, STALE_NAN_BITS, Sample, Series, SeriesRef, Storage, StorageError, is_stale_nan,
+    stale_nan,
 };
 pub use value::{Value, format_value};
 

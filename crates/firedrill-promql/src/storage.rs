@@ -51,6 +51,15 @@ pub struct Series {
     pub samples: Vec<Sample>,
 }
 
+/// A series whose samples are lent by a [`Storage`] (see [`Storage::select_lent`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeriesRef<'s> {
+    /// Label set, including `__name__` when present.
+    pub labels: Labels,
+    /// Samples in ascending timestamp order.
+    pub samples: &'s [Sample],
+}
+
 /// Error raised by a [`Storage`] implementation.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("storage error: {0}")]
@@ -67,6 +76,18 @@ pub trait Storage {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, StorageError>;
+
+    /// Like [`Storage::select`], but lending the samples instead of copying them, for storages
+    /// that hold them in memory. `None` (the default) means the storage cannot lend, and the
+    /// engine calls `select` instead; an implementation must select exactly the same series.
+    fn select_lent(
+        &self,
+        _matchers: &[LabelMatcher],
+        _start_ms: i64,
+        _end_ms: i64,
+    ) -> Option<Result<Vec<SeriesRef<'_>>, StorageError>> {
+        None
+    }
 
     /// Sorted distinct label names of series matching `matchers` (all series if empty).
     fn label_names(&self, matchers: &[LabelMatcher]) -> Result<Vec<String>, StorageError> {
@@ -199,6 +220,58 @@ impl MemStorage {
     }
 }
 
+impl MemStorage {
+    /// Calls `f` with each series matching `matchers` that has samples in
+    /// `start_ms..=end_ms`, in label-set order, and those samples.
+    fn visit<'s>(
+        &'s self,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+        mut f: impl FnMut(&'s Labels, &'s [Sample]),
+    ) {
+        // A selector naming its metric only needs that family, and that matcher holds there.
+        let name = matchers
+            .iter()
+            .position(|m| m.name == METRIC_NAME && m.op == MatchOp::Eq);
+        let families: Vec<&BTreeMap<Labels, Vec<Sample>>> = match name {
+            Some(i) => self
+                .families
+                .get(matchers[i].value.as_str())
+                .into_iter()
+                .collect(),
+            None => self.families.values().collect(),
+        };
+        let mut hits: Vec<(&'s Labels, &'s [Sample])> = Vec::new();
+        for family in &families {
+            for (labels, samples) in *family {
+                if !matchers
+                    .iter()
+                    .enumerate()
+                    .all(|(i, m)| Some(i) == name || m.matches_labels(labels))
+                {
+                    continue;
+                }
+                let lo = samples.partition_point(|s| s.t < start_ms);
+                let hi = samples.partition_point(|s| s.t <= end_ms);
+                if lo < hi {
+                    if families.len() > 1 {
+                        hits.push((labels, &samples[lo..hi]));
+                    } else {
+                        f(labels, &samples[lo..hi]);
+                    }
+                }
+            }
+        }
+        if families.len() > 1 {
+            hits.sort_by(|a, b| a.0.cmp(b.0));
+            for (l, s) in hits {
+                f(l, s);
+            }
+        }
+    }
+}
+
 impl Storage for MemStorage {
     fn select(
         &self,
@@ -206,38 +279,30 @@ impl Storage for MemStorage {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, StorageError> {
-        let name = matchers
-            .iter()
-            .find(|m| m.name == METRIC_NAME && m.op == MatchOp::Eq)
-            .map(|m| m.value.as_str());
         let mut out = Vec::new();
-        let mut families = 0;
-        for family in self
-            .families
-            .iter()
-            .filter(|(n, _)| name.is_none_or(|want| want == n.as_str()))
-            .map(|(_, f)| f)
-        {
-            families += 1;
-            for (labels, samples) in family {
-                if !matchers.iter().all(|m| m.matches_labels(labels)) {
-                    continue;
-                }
-                let lo = samples.partition_point(|s| s.t < start_ms);
-                let hi = samples.partition_point(|s| s.t <= end_ms);
-                if lo >= hi {
-                    continue;
-                }
-                out.push(Series {
-                    labels: labels.clone(),
-                    samples: samples[lo..hi].to_vec(),
-                });
-            }
-        }
-        if families > 1 {
-            out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        }
+        self.visit(matchers, start_ms, end_ms, |labels, samples| {
+            out.push(Series {
+                labels: labels.clone(),
+                samples: samples.to_vec(),
+            });
+        });
         Ok(out)
+    }
+
+    fn select_lent(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Option<Result<Vec<SeriesRef<'_>>, StorageError>> {
+        let mut out = Vec::new();
+        self.visit(matchers, start_ms, end_ms, |labels, samples| {
+            out.push(SeriesRef {
+                labels: labels.clone(),
+                samples,
+            });
+        });
+        Some(Ok(out))
     }
 }
 

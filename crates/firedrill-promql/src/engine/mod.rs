@@ -11,6 +11,7 @@ mod functions;
 mod points;
 pub(crate) mod util;
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -499,16 +500,49 @@ pub(crate) struct StepSeries {
     pub points: Points,
 }
 
+/// A selected series; samples lent by the storage when it can, else owned.
+pub(crate) struct Fetched<'s> {
+    pub labels: Labels,
+    pub samples: Cow<'s, [Sample]>,
+}
+
+/// One series of a range-vector operand.
+#[derive(Clone, Debug)]
+pub(crate) struct MatrixSeries<'s> {
+    pub labels: Labels,
+    pub drop_name: bool,
+    /// Samples in time order, without staleness markers; lent by the storage when possible.
+    pub points: Cow<'s, [Sample]>,
+}
+
 /// A range-vector operand: raw samples plus how to cut a window for a given step.
 #[derive(Clone, Debug)]
-pub(crate) struct MatrixVal {
-    pub series: Vec<StepSeries>,
+pub(crate) struct MatrixVal<'s> {
+    pub series: Vec<MatrixSeries<'s>>,
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
 }
 
-impl MatrixVal {
+impl MatrixVal<'_> {
+    /// The same value owning all its samples.
+    fn into_owned(self) -> MatrixVal<'static> {
+        MatrixVal {
+            series: self
+                .series
+                .into_iter()
+                .map(|s| MatrixSeries {
+                    labels: s.labels,
+                    drop_name: s.drop_name,
+                    points: Cow::Owned(s.points.into_owned()),
+                })
+                .collect(),
+            range: self.range,
+            offset: self.offset,
+            at: self.at,
+        }
+    }
+
     /// Window `(lo, hi]` for evaluation time `t`.
     pub fn window(&self, t: i64) -> (i64, i64) {
         let base = self.at.unwrap_or(t);
@@ -522,7 +556,7 @@ pub(crate) enum Val {
     Scalar(Vec<f64>),
     Str(String),
     Vector(Vec<StepSeries>),
-    Matrix(MatrixVal),
+    Matrix(MatrixVal<'static>),
 }
 
 pub(crate) struct Evaluator<'a> {
@@ -734,7 +768,7 @@ impl<'a> Evaluator<'a> {
             },
             Expr::VectorSelector(vs) => Val::Vector(self.eval_vector_selector(vs, grid)?),
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
-                Val::Matrix(self.eval_matrix(expr, grid)?)
+                Val::Matrix(self.eval_matrix(expr, grid)?.into_owned())
             }
             Expr::Binary(b) => self.eval_binary(b, grid)?,
             Expr::Aggregate(a) => self.eval_aggregate(a, grid)?,
@@ -793,7 +827,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Fetches series for a selector, deterministic order, sample budget enforced.
-    fn select(&self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<Series>, QueryError> {
+    fn select(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Fetched<'a>>, QueryError> {
         if mint > maxt {
             return Ok(Vec::new());
         }
@@ -810,12 +849,32 @@ impl<'a> Evaluator<'a> {
                 &built
             }
         };
+        let storage = self.storage;
+        let fetch = |g: &[LabelMatcher]| -> Result<Vec<Fetched<'a>>, QueryError> {
+            Ok(match storage.select_lent(g, mint, maxt) {
+                Some(lent) => lent?
+                    .into_iter()
+                    .map(|s| Fetched {
+                        labels: s.labels,
+                        samples: Cow::Borrowed(s.samples),
+                    })
+                    .collect(),
+                None => storage
+                    .select(g, mint, maxt)?
+                    .into_iter()
+                    .map(|s| Fetched {
+                        labels: s.labels,
+                        samples: Cow::Owned(s.samples),
+                    })
+                    .collect(),
+            })
+        };
         let mut series = if groups.len() == 1 {
-            self.storage.select(&groups[0], mint, maxt)?
+            fetch(&groups[0])?
         } else {
-            let mut all: BTreeMap<Labels, Series> = BTreeMap::new();
+            let mut all: BTreeMap<Labels, Fetched<'a>> = BTreeMap::new();
             for g in groups {
-                for s in self.storage.select(g, mint, maxt)? {
+                for s in fetch(g)? {
                     all.entry(s.labels.clone()).or_insert(s);
                 }
             }
@@ -930,7 +989,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates a range-vector expression for use over `grid`.
-    pub(crate) fn eval_matrix(&self, expr: &Expr, grid: Grid) -> Result<MatrixVal, QueryError> {
+    pub(crate) fn eval_matrix(&self, expr: &Expr, grid: Grid) -> Result<MatrixVal<'a>, QueryError> {
         match expr {
             Expr::Paren(p) => self.eval_matrix(&p.expr, grid),
             Expr::MatrixSelector(ms) => {
@@ -950,15 +1009,10 @@ impl<'a> Evaluator<'a> {
                 let series = self
                     .select(vs, mint, maxt)?
                     .into_iter()
-                    .map(|s| StepSeries {
+                    .map(|s| MatrixSeries {
                         labels: s.labels,
                         drop_name: false,
-                        points: Points::from(
-                            s.samples
-                                .into_iter()
-                                .filter(|p| !is_stale_nan(p.v))
-                                .collect::<Vec<_>>(),
-                        ),
+                        points: without_stale(s.samples),
                     })
                     .collect();
                 Ok(MatrixVal {
@@ -1000,7 +1054,15 @@ impl<'a> Evaluator<'a> {
                         )));
                     }
                     let inner = Grid { start, end, step };
-                    series = self.eval_vector(&sq.expr, inner)?;
+                    series = self
+                        .eval_vector(&sq.expr, inner)?
+                        .into_iter()
+                        .map(|s| MatrixSeries {
+                            labels: s.labels,
+                            drop_name: s.drop_name,
+                            points: Cow::Owned(s.points.into_vec()),
+                        })
+                        .collect();
                 }
                 Ok(MatrixVal {
                     series,
@@ -1022,9 +1084,18 @@ impl<'a> Evaluator<'a> {
         let series: Vec<StepSeries> = m
             .series
             .into_iter()
-            .filter_map(|mut s| {
-                s.points.retain(|p| p.t > lo && p.t <= hi);
-                if s.points.is_empty() { None } else { Some(s) }
+            .filter_map(|s| {
+                let points: Points = s
+                    .points
+                    .iter()
+                    .filter(|p| p.t > lo && p.t <= hi)
+                    .copied()
+                    .collect();
+                (!points.is_empty()).then_some(StepSeries {
+                    labels: s.labels,
+                    drop_name: s.drop_name,
+                    points,
+                })
             })
             .collect();
         let mut out: Vec<Series> = cleanup_names(series)?
@@ -1037,6 +1108,20 @@ impl<'a> Evaluator<'a> {
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
+}
+
+/// The samples without staleness markers, still lent when there are none.
+fn without_stale(samples: Cow<'_, [Sample]>) -> Cow<'_, [Sample]> {
+    if !samples.iter().any(|p| is_stale_nan(p.v)) {
+        return samples;
+    }
+    Cow::Owned(
+        samples
+            .iter()
+            .filter(|p| !is_stale_nan(p.v))
+            .copied()
+            .collect(),
+    )
 }
 
 /// Latest non-stale sample at or before `t` within the lookback window.

@@ -43,11 +43,6 @@ impl Points {
         }
     }
 
-    /// Keeps the points for which `f` returns true.
-    pub fn retain(&mut self, mut f: impl FnMut(&Sample) -> bool) {
-        self.retain_mut(|s| f(s));
-    }
-
     /// Appends all points of `other`.
     pub fn append(&mut self, other: Points) {
         match (&mut *self, other) {
@@ -149,7 +144,7 @@ mod tests {
         p.push(Sample::new(2, 2.0));
         p.push(Sample::new(3, 3.0));
         assert_eq!(p.iter().map(|s| s.t).collect::<Vec<_>>(), [1, 2, 3]);
-        p.retain(|s| s.t != 2);
+        p.retain_mut(|s| s.t != 2);
         assert_eq!(p.len(), 2);
         let mut q: Points = [Sample::new(0, 0.0)].into_iter().collect();
         q.retain_mut(|s| {
