@@ -244,8 +244,8 @@ pub(crate) struct KeyInterner {
     hashes: Vec<u64>,
     /// The key label sets, indexed by id.
     pub keys: Vec<Labels>,
-    /// The key pairs of the label set being looked up.
-    scratch: Vec<Label>,
+    /// Indices of the key pairs of the label set being looked up.
+    scratch: Vec<u32>,
 }
 
 const NO_ID: u32 = u32::MAX;
@@ -272,20 +272,28 @@ impl KeyInterner {
     /// The id of `l`'s key under `spec`, and whether it is new.
     pub fn id(&mut self, spec: KeySpec<'_>, l: &Labels) -> (usize, bool) {
         self.scratch.clear();
-        self.scratch.extend(spec.pairs(l).cloned());
         let mut h = FxHasher::default();
-        for (k, v) in &self.scratch {
-            h.write(k.as_bytes());
-            h.write_u8(0xff);
-            h.write(v.as_bytes());
-            h.write_u8(0xff);
+        for (i, (k, v)) in l.0.iter().enumerate() {
+            if spec.keeps(k) {
+                self.scratch.push(i as u32);
+                h.write(k.as_bytes());
+                h.write_u8(0xff);
+                h.write(v.as_bytes());
+                h.write_u8(0xff);
+            }
         }
         let hash = h.finish();
+        let pairs = &l.0;
         let mut cur = self.first.get(&hash).copied().unwrap_or(NO_ID);
         let head = cur;
         while cur != NO_ID {
             let i = cur as usize;
-            if self.hashes[i] == hash && *self.keys[i].0 == *self.scratch {
+            if self.hashes[i] == hash
+                && self.keys[i]
+                    .0
+                    .iter()
+                    .eq(self.scratch.iter().map(|&j| &pairs[j as usize]))
+            {
                 return (i, false);
             }
             cur = self.next[i];
@@ -296,7 +304,12 @@ impl KeyInterner {
         } else if self.scratch.is_empty() {
             Labels::empty()
         } else {
-            Labels(Arc::from(&self.scratch[..]))
+            Labels(
+                self.scratch
+                    .iter()
+                    .map(|&j| pairs[j as usize].clone())
+                    .collect(),
+            )
         };
         self.keys.push(key);
         self.hashes.push(hash);

@@ -234,17 +234,9 @@ impl MemStorage {
         let name = matchers
             .iter()
             .position(|m| m.name == METRIC_NAME && m.op == MatchOp::Eq);
-        let families: Vec<&BTreeMap<Labels, Vec<Sample>>> = match name {
-            Some(i) => self
-                .families
-                .get(matchers[i].value.as_str())
-                .into_iter()
-                .collect(),
-            None => self.families.values().collect(),
-        };
-        let mut hits: Vec<(&'s Labels, &'s [Sample])> = Vec::new();
-        for family in &families {
-            for (labels, samples) in *family {
+        let scan = |family: &'s BTreeMap<Labels, Vec<Sample>>,
+                    f: &mut dyn FnMut(&'s Labels, &'s [Sample])| {
+            for (labels, samples) in family {
                 if !matchers
                     .iter()
                     .enumerate()
@@ -255,18 +247,26 @@ impl MemStorage {
                 let lo = samples.partition_point(|s| s.t < start_ms);
                 let hi = samples.partition_point(|s| s.t <= end_ms);
                 if lo < hi {
-                    if families.len() > 1 {
-                        hits.push((labels, &samples[lo..hi]));
-                    } else {
-                        f(labels, &samples[lo..hi]);
-                    }
+                    f(labels, &samples[lo..hi]);
                 }
             }
-        }
-        if families.len() > 1 {
-            hits.sort_by(|a, b| a.0.cmp(b.0));
-            for (l, s) in hits {
-                f(l, s);
+        };
+        match name {
+            Some(i) => {
+                if let Some(family) = self.families.get(matchers[i].value.as_str()) {
+                    scan(family, &mut f);
+                }
+            }
+            None => {
+                // Label-set order can interleave families (names sorting before `__name__`).
+                let mut hits: Vec<(&'s Labels, &'s [Sample])> = Vec::new();
+                for family in self.families.values() {
+                    scan(family, &mut |l, s| hits.push((l, s)));
+                }
+                hits.sort_by(|a, b| a.0.cmp(b.0));
+                for (l, s) in hits {
+                    f(l, s);
+                }
             }
         }
     }

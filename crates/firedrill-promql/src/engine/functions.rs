@@ -10,6 +10,7 @@ use super::util::{
 };
 use super::{Collector, Evaluator, Grid, Points, StepSeries, Val, by_step, user_regex};
 use crate::error::QueryError;
+use crate::hash::{FxMap, fx_map};
 use crate::labels::{KeyInterner, KeySpec, Labels, METRIC_NAME};
 use crate::storage::Sample;
 
@@ -566,7 +567,7 @@ impl Evaluator<'_> {
                 self.histogram_fn(
                     v,
                     grid,
-                    |b, i| vec![bucket_quantile(q[i], b)],
+                    |b, i, out| out.push(bucket_quantile(q[i], b)),
                     |l, _| l.clone(),
                 )
             }
@@ -577,7 +578,7 @@ impl Evaluator<'_> {
                 self.histogram_fn(
                     v,
                     grid,
-                    |b, i| vec![bucket_fraction(lo[i], hi[i], b)],
+                    |b, i, out| out.push(bucket_fraction(lo[i], hi[i], b)),
                     |l, _| l.clone(),
                 )
             }
@@ -599,10 +600,8 @@ impl Evaluator<'_> {
                 self.histogram_fn(
                     v,
                     grid,
-                    |b, i| {
-                        qs.iter()
-                            .map(|q| bucket_quantile(q[i], &mut b.clone()))
-                            .collect()
+                    |b, i, out| {
+                        out.extend(qs.iter().map(|q| bucket_quantile(q[i], &mut b.clone())));
                     },
                     |l, qi| {
                         let mut l = l.clone();
@@ -803,13 +802,18 @@ impl Evaluator<'_> {
         &self,
         v: Vec<StepSeries>,
         grid: Grid,
-        f: impl Fn(&mut Vec<Bucket>, usize) -> Vec<f64>,
+        f: impl Fn(&mut Vec<Bucket>, usize, &mut Vec<f64>),
         label: impl Fn(&Labels, usize) -> Labels,
     ) -> Result<Val, QueryError> {
         let mut gid = KeyInterner::with_capacity(v.len());
         let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.len());
+        // Bucket series share few distinct `le` values; parse each once.
+        let mut les: FxMap<&str, Option<f64>> = fx_map();
         for s in &v {
-            let le = s.labels.get("le").and_then(parse_le);
+            let le = s
+                .labels
+                .get("le")
+                .and_then(|x| *les.entry(x).or_insert_with(|| parse_le(x)));
             let Some(le) = le else {
                 member.push(None);
                 continue;
@@ -821,8 +825,13 @@ impl Evaluator<'_> {
         }
         let groups = gid.keys;
         let steps = by_step(&v, grid);
-        let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
+        let mut sizes = vec![0usize; groups.len()];
+        for &(g, _) in member.iter().flatten() {
+            sizes[g] += 1;
+        }
+        let mut buckets: Vec<Vec<Bucket>> = sizes.into_iter().map(Vec::with_capacity).collect();
         let mut touched = Vec::new();
+        let mut results = Vec::new();
         let mut out: Collector<(usize, usize)> = Collector::new();
         for (i, entries) in steps.iter().enumerate() {
             for &(si, val) in entries {
@@ -838,8 +847,10 @@ impl Evaluator<'_> {
             }
             let t = grid.ts(i);
             for &g in &touched {
-                let mut b = std::mem::take(&mut buckets[g]);
-                for (qi, r) in f(&mut b, i).into_iter().enumerate() {
+                results.clear();
+                f(&mut buckets[g], i, &mut results);
+                buckets[g].clear();
+                for (qi, &r) in results.iter().enumerate() {
                     let slot = out.slot((g, qi), || (label(&groups[g], qi), true));
                     out.push(slot, t, r)?;
                 }
@@ -866,6 +877,13 @@ fn parse_le(s: &str) -> Option<f64> {
 
 /// Advances a `(start, end)` cursor pair so that `points[start..end]` is the window `(lo, hi]`.
 fn advance(points: &[Sample], cur: &mut (usize, usize), lo: i64, hi: i64) -> (usize, usize) {
+    if *cur == (0, 0) {
+        // The first window (often the only one) can be anywhere: search rather than walk.
+        let a = points.partition_point(|p| p.t <= lo);
+        let b = a + points[a..].partition_point(|p| p.t <= hi);
+        *cur = (a, b);
+        return *cur;
+    }
     // Windows only move forward across steps, so both ends advance monotonically; a window
     // that moved backwards (never produced by the grid) is handled by a binary search.
     if cur.0 > 0 && points[cur.0 - 1].t > lo {
