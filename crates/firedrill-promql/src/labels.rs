@@ -237,7 +237,8 @@ impl KeySpec<'_> {
 
 /// Interns the keys of label sets under a [`KeySpec`] into dense ids (in order of first
 /// appearance) without building a label set for keys already seen.
-pub(crate) struct KeyInterner {
+pub(crate) struct KeyInterner<'a> {
+    spec: KeySpec<'a>,
     /// Key hash to the first id with that hash; `next` chains ids sharing a hash.
     first: FxMap<u64, u32>,
     next: Vec<u32>,
@@ -246,21 +247,30 @@ pub(crate) struct KeyInterner {
     pub keys: Vec<Labels>,
     /// Indices of the key pairs of the label set being looked up.
     scratch: Vec<u32>,
+    /// Whether the spec keeps a label name, for names seen so far: label sets from one storage
+    /// share their name strings, so a pointer comparison usually answers. Holding the `Arc`s
+    /// keeps their addresses from being reused.
+    seen_names: Vec<(Arc<str>, bool)>,
 }
+
+/// How many label names [`KeyInterner`] remembers decisions for.
+const SEEN_NAMES_CAP: usize = 16;
 
 const NO_ID: u32 = u32::MAX;
 
-impl KeyInterner {
-    /// An interner expecting up to `n` distinct keys.
-    pub fn with_capacity(n: usize) -> Self {
+impl<'a> KeyInterner<'a> {
+    /// An interner of keys under `spec` expecting up to `n` distinct keys.
+    pub fn with_capacity(spec: KeySpec<'a>, n: usize) -> Self {
         let mut first = fx_map();
         first.reserve(n);
         KeyInterner {
+            spec,
             first,
             next: Vec::with_capacity(n),
             hashes: Vec::with_capacity(n),
             keys: Vec::with_capacity(n),
             scratch: Vec::new(),
+            seen_names: Vec::new(),
         }
     }
 
@@ -269,12 +279,23 @@ impl KeyInterner {
         self.keys.len()
     }
 
-    /// The id of `l`'s key under `spec`, and whether it is new.
-    pub fn id(&mut self, spec: KeySpec<'_>, l: &Labels) -> (usize, bool) {
+    /// The id of `l`'s key, and whether it is new.
+    pub fn id(&mut self, l: &Labels) -> (usize, bool) {
+        let spec = self.spec;
         self.scratch.clear();
         let mut h = FxHasher::default();
         for (i, (k, v)) in l.0.iter().enumerate() {
-            if spec.keeps(k) {
+            let keep = match self.seen_names.iter().find(|(n, _)| Arc::ptr_eq(n, k)) {
+                Some(&(_, keep)) => keep,
+                None => {
+                    let keep = spec.keeps(k);
+                    if self.seen_names.len() < SEEN_NAMES_CAP {
+                        self.seen_names.push((Arc::clone(k), keep));
+                    }
+                    keep
+                }
+            };
+            if keep {
                 self.scratch.push(i as u32);
                 h.write(k.as_bytes());
                 h.write_u8(0xff);

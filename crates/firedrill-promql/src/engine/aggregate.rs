@@ -207,19 +207,23 @@ impl Evaluator<'_> {
         grid: Grid,
     ) -> Result<Val, QueryError> {
         let spec = group_spec(modifier);
-        let mut gid = KeyInterner::with_capacity(input.len());
+        let mut gid = KeyInterner::with_capacity(spec, input.len());
         let mut groups: Vec<StepSeries> = Vec::with_capacity(input.len());
         let mut series_group = Vec::with_capacity(input.len());
+        // Whether each group's labels keep the metric name.
+        let mut named: Vec<bool> = Vec::with_capacity(input.len());
         for s in &input {
-            let (g, new) = gid.id(spec, &s.labels);
+            let (g, new) = gid.id(&s.labels);
             if new {
+                let labels = gid.keys[g].clone();
+                named.push(labels.get(METRIC_NAME).is_some());
                 groups.push(StepSeries {
-                    labels: gid.keys[g].clone(),
+                    labels,
                     drop_name: false,
                     points: Points::Empty,
                 });
             }
-            if s.drop_name && groups[g].labels.get(METRIC_NAME).is_some() {
+            if s.drop_name && named[g] {
                 groups[g].drop_name = true;
             }
             series_group.push(g);
@@ -268,8 +272,8 @@ impl Evaluator<'_> {
         grid: Grid,
     ) -> Result<Val, QueryError> {
         let spec = group_spec(modifier);
-        let mut gid = KeyInterner::with_capacity(input.len());
-        let series_group: Vec<usize> = input.iter().map(|s| gid.id(spec, &s.labels).0).collect();
+        let mut gid = KeyInterner::with_capacity(spec, input.len());
+        let series_group: Vec<usize> = input.iter().map(|s| gid.id(&s.labels).0).collect();
         let ngroups = gid.len();
         let hashes: Vec<f64> = if op == "limit_ratio" {
             input

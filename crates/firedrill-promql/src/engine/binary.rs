@@ -206,9 +206,9 @@ fn set_op(
 ) -> Result<Val, QueryError> {
     // Signatures are interned so per-step work uses small integers instead of label sets.
     let spec = matching_spec(matching);
-    let mut sigs = KeyInterner::with_capacity(l.len() + r.len());
-    let lsig: Vec<usize> = l.iter().map(|s| sigs.id(spec, &s.labels).0).collect();
-    let rsig: Vec<usize> = r.iter().map(|s| sigs.id(spec, &s.labels).0).collect();
+    let mut sigs = KeyInterner::with_capacity(spec, l.len() + r.len());
+    let lsig: Vec<usize> = l.iter().map(|s| sigs.id(&s.labels).0).collect();
+    let rsig: Vec<usize> = r.iter().map(|s| sigs.id(&s.labels).0).collect();
     let nsig = sigs.len();
     let lsteps = by_step(&l, grid);
     let rsteps = by_step(&r, grid);
@@ -295,9 +295,9 @@ fn vector_binop(
     }
     let (many, one) = if swapped { (r, l) } else { (l, r) };
     let spec = matching_spec(matching);
-    let mut sigs = KeyInterner::with_capacity(many.len() + one.len());
-    let msig: Vec<usize> = many.iter().map(|s| sigs.id(spec, &s.labels).0).collect();
-    let osig: Vec<usize> = one.iter().map(|s| sigs.id(spec, &s.labels).0).collect();
+    let mut sigs = KeyInterner::with_capacity(spec, many.len() + one.len());
+    let msig: Vec<usize> = many.iter().map(|s| sigs.id(&s.labels).0).collect();
+    let osig: Vec<usize> = one.iter().map(|s| sigs.id(&s.labels).0).collect();
     let nsig = sigs.len();
     let msteps = by_step(&many, grid);
     let osteps = by_step(&one, grid);

@@ -805,7 +805,7 @@ impl Evaluator<'_> {
         f: impl Fn(&mut Vec<Bucket>, usize, &mut Vec<f64>),
         label: impl Fn(&Labels, usize) -> Labels,
     ) -> Result<Val, QueryError> {
-        let mut gid = KeyInterner::with_capacity(v.len());
+        let mut gid = KeyInterner::with_capacity(KeySpec::Without("le"), v.len());
         let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.len());
         // Bucket series share few distinct `le` values; parse each once.
         let mut les: FxMap<&str, Option<f64>> = fx_map();
@@ -820,7 +820,7 @@ impl Evaluator<'_> {
             };
             // The name stays in the group key until delayed name removal, so buckets of two
             // differently named histograms are not mixed (and collide at the end instead).
-            let (g, _) = gid.id(KeySpec::Without("le"), &s.labels);
+            let (g, _) = gid.id(&s.labels);
             member.push(Some((g, le)));
         }
         let groups = gid.keys;

@@ -500,12 +500,6 @@ pub(crate) struct StepSeries {
     pub points: Points,
 }
 
-/// A selected series; samples lent by the storage when it can, else owned.
-pub(crate) struct Fetched<'s> {
-    pub labels: Labels,
-    pub samples: Cow<'s, [Sample]>,
-}
-
 /// One series of a range-vector operand.
 #[derive(Clone, Debug)]
 pub(crate) struct MatrixSeries<'s> {
@@ -832,7 +826,7 @@ impl<'a> Evaluator<'a> {
         vs: &VectorSelector,
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<Fetched<'a>>, QueryError> {
+    ) -> Result<Vec<MatrixSeries<'a>>, QueryError> {
         if mint > maxt {
             return Ok(Vec::new());
         }
@@ -850,21 +844,23 @@ impl<'a> Evaluator<'a> {
             }
         };
         let storage = self.storage;
-        let fetch = |g: &[LabelMatcher]| -> Result<Vec<Fetched<'a>>, QueryError> {
+        let fetch = |g: &[LabelMatcher]| -> Result<Vec<MatrixSeries<'a>>, QueryError> {
             Ok(match storage.select_lent(g, mint, maxt) {
                 Some(lent) => lent?
                     .into_iter()
-                    .map(|s| Fetched {
+                    .map(|s| MatrixSeries {
                         labels: s.labels,
-                        samples: Cow::Borrowed(s.samples),
+                        drop_name: false,
+                        points: Cow::Borrowed(s.samples),
                     })
                     .collect(),
                 None => storage
                     .select(g, mint, maxt)?
                     .into_iter()
-                    .map(|s| Fetched {
+                    .map(|s| MatrixSeries {
                         labels: s.labels,
-                        samples: Cow::Owned(s.samples),
+                        drop_name: false,
+                        points: Cow::Owned(s.samples),
                     })
                     .collect(),
             })
@@ -872,7 +868,7 @@ impl<'a> Evaluator<'a> {
         let mut series = if groups.len() == 1 {
             fetch(&groups[0])?
         } else {
-            let mut all: BTreeMap<Labels, Fetched<'a>> = BTreeMap::new();
+            let mut all: BTreeMap<Labels, MatrixSeries<'a>> = BTreeMap::new();
             for g in groups {
                 for s in fetch(g)? {
                     all.entry(s.labels.clone()).or_insert(s);
@@ -885,7 +881,7 @@ impl<'a> Evaluator<'a> {
             series.sort_by(|a, b| a.labels.cmp(&b.labels));
             series.dedup_by(|a, b| a.labels == b.labels);
         }
-        self.add_samples(series.iter().map(|s| s.samples.len()).sum())?;
+        self.add_samples(series.iter().map(|s| s.points.len()).sum())?;
         Ok(series)
     }
 
@@ -912,7 +908,7 @@ impl<'a> Evaluator<'a> {
         for s in series {
             let mut points = Points::Empty;
             if let Some(a) = at {
-                if let Some(v) = lookup(&s.samples, a.saturating_sub(offset), lookback) {
+                if let Some(v) = lookup(&s.points, a.saturating_sub(offset), lookback) {
                     points = (0..n).map(|i| Sample::new(grid.ts(i), v)).collect();
                 }
             } else {
@@ -920,13 +916,13 @@ impl<'a> Evaluator<'a> {
                 for i in 0..n {
                     let t = grid.ts(i);
                     let ref_t = t.saturating_sub(offset);
-                    while cursor < s.samples.len() && s.samples[cursor].t <= ref_t {
+                    while cursor < s.points.len() && s.points[cursor].t <= ref_t {
                         cursor += 1;
                     }
                     if cursor == 0 {
                         continue;
                     }
-                    let smp = s.samples[cursor - 1];
+                    let smp = s.points[cursor - 1];
                     if smp.t > ref_t.saturating_sub(lookback) && !is_stale_nan(smp.v) {
                         points.push(Sample::new(t, smp.v));
                     }
@@ -968,11 +964,11 @@ impl<'a> Evaluator<'a> {
             for i in 0..grid.len() {
                 let t = grid.ts(i);
                 let ref_t = at.unwrap_or(t).saturating_sub(offset);
-                let idx = s.samples.partition_point(|x| x.t <= ref_t);
+                let idx = s.points.partition_point(|x| x.t <= ref_t);
                 if idx == 0 {
                     continue;
                 }
-                let smp = s.samples[idx - 1];
+                let smp = s.points[idx - 1];
                 if smp.t > ref_t.saturating_sub(lookback) && !is_stale_nan(smp.v) {
                     points.push(Sample::new(t, smp.t as f64 / 1000.0));
                 }
@@ -1006,15 +1002,10 @@ impl<'a> Evaluator<'a> {
                     .saturating_sub(range)
                     .saturating_add(1);
                 let maxt = hi_base.saturating_sub(offset);
-                let series = self
-                    .select(vs, mint, maxt)?
-                    .into_iter()
-                    .map(|s| MatrixSeries {
-                        labels: s.labels,
-                        drop_name: false,
-                        points: without_stale(s.samples),
-                    })
-                    .collect();
+                let mut series = self.select(vs, mint, maxt)?;
+                for s in &mut series {
+                    without_stale(&mut s.points);
+                }
                 Ok(MatrixVal {
                     series,
                     range,
@@ -1110,18 +1101,17 @@ impl<'a> Evaluator<'a> {
     }
 }
 
-/// The samples without staleness markers, still lent when there are none.
-fn without_stale(samples: Cow<'_, [Sample]>) -> Cow<'_, [Sample]> {
-    if !samples.iter().any(|p| is_stale_nan(p.v)) {
-        return samples;
+/// Drops staleness markers; samples without any stay lent.
+fn without_stale(samples: &mut Cow<'_, [Sample]>) {
+    if samples.iter().any(|p| is_stale_nan(p.v)) {
+        *samples = Cow::Owned(
+            samples
+                .iter()
+                .filter(|p| !is_stale_nan(p.v))
+                .copied()
+                .collect(),
+        );
     }
-    Cow::Owned(
-        samples
-            .iter()
-            .filter(|p| !is_stale_nan(p.v))
-            .copied()
-            .collect(),
-    )
 }
 
 /// Latest non-stale sample at or before `t` within the lookback window.
