@@ -10,11 +10,14 @@
 //! Arguments: `error_ratio|p99`; `string`, `expr` or `prepared` (parse every time with
 //! `Engine::instant`, parse once for `Engine::instant_expr`, or prepare once for
 //! `Engine::instant_prepared`, the default); and the number of evaluations. Divide the
-//! collected instruction count by that number.
+//! collected instruction count by that number. A fourth argument `render` reads through a
+//! storage that rebuilds label sets on every selection, like a storage rendering series on
+//! demand.
 
 use firedrill_promql::promql_parser::parser::Expr;
 use firedrill_promql::{
-    Engine, EngineOptions, Labels, MemStorage, PreparedQuery, Value, parse_query,
+    Engine, EngineOptions, LabelMatcher, Labels, MemStorage, PreparedQuery, Series, Storage,
+    StorageError, Value, parse_query,
 };
 
 const ERROR_RATIO: &str = r#"sum by (service) (rate(http_requests_total{code=~"5..|429"}[5m])) / sum by (service) (rate(http_requests_total[5m])) > 0.05"#;
@@ -77,8 +80,32 @@ enum Mode {
     Prepared(PreparedQuery),
 }
 
+/// A storage that builds every selected series' label set afresh from owned strings, as a
+/// storage rendering series on demand (like the simulator's world storage) does.
+struct Rendering<'a>(&'a MemStorage);
+
+impl Storage for Rendering<'_> {
+    fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Series>, StorageError> {
+        let mut out = self.0.select(matchers, start_ms, end_ms)?;
+        for s in &mut out {
+            let owned: Vec<(String, String)> = s
+                .labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            s.labels = Labels::new(owned);
+        }
+        Ok(out)
+    }
+}
+
 #[inline(never)]
-fn run(engine: &Engine, store: &MemStorage, query: &str, mode: &Mode, n: usize) -> usize {
+fn run(engine: &Engine, store: &dyn Storage, query: &str, mode: &Mode, n: usize) -> usize {
     let t = (SAMPLES - 1) * STEP;
     let mut total = 0;
     for _ in 0..n {
@@ -117,6 +144,10 @@ fn main() {
         .instant(&store, query, (SAMPLES - 1) * STEP)
         .expect("query");
     println!("{}", first.to_prometheus_data());
-    let total = run(&engine, &store, query, &mode, n);
+    let total = if args.get(4).map(String::as_str) == Some("render") {
+        run(&engine, &Rendering(&store), query, &mode, n)
+    } else {
+        run(&engine, &store, query, &mode, n)
+    };
     println!("{total} result series over {n} evaluations");
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use regex::Regex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::hash::{FxHasher, FxMap, fx_map};
+use crate::hash::{FxHasher, FxMap, FxSet, fx_map};
 
 /// The reserved label holding the metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -58,12 +58,34 @@ impl Labels {
             }
             v = out;
         }
-        Labels::from_sorted(
-            v.into_iter()
-                .filter(|(_, val)| !val.is_empty())
-                .map(|(k, val)| (Arc::from(k), Arc::from(val)))
-                .collect(),
-        )
+        v.retain(|(_, val)| !val.is_empty());
+        if v.is_empty() {
+            return Labels::empty();
+        }
+        let mut v = Some(v);
+        let shared = STRINGS.try_with(|strings| {
+            let mut strings = strings.borrow_mut();
+            let v = v.take().unwrap_or_default();
+            if strings.len() + 2 * v.len() > STRING_CACHE_CAP {
+                strings.clear();
+            }
+            // An exact-size iterator collects straight into the shared slice.
+            Labels(
+                v.into_iter()
+                    .map(|(k, val)| (shared_str(&mut strings, k), shared_str(&mut strings, val)))
+                    .collect(),
+            )
+        });
+        match (shared, v) {
+            (Ok(l), _) => l,
+            // The thread is shutting down: build without sharing.
+            (Err(_), v) => Labels(
+                v.unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, val)| (Arc::from(k), Arc::from(val)))
+                    .collect(),
+            ),
+        }
     }
 
     /// Wraps pairs already sorted by name, unique and without empty values.
@@ -542,6 +564,27 @@ pub(crate) fn compile_anchored(src: &str) -> Result<Regex, regex::Error> {
     }
 }
 
+/// How many label strings each thread shares; the set is emptied when it would grow past.
+const STRING_CACHE_CAP: usize = 8192;
+
+thread_local! {
+    /// Label names and values recently turned into label sets. Storages that build their series'
+    /// label sets on every selection (rendering them from other state) then hand the engine
+    /// shared strings: one allocation per distinct string rather than per use, and the
+    /// engine's pointer-equality shortcuts apply.
+    static STRINGS: RefCell<FxSet<Arc<str>>> = RefCell::new(FxSet::default());
+}
+
+/// The shared copy of `s` in `strings`, added if new.
+fn shared_str(strings: &mut FxSet<Arc<str>>, s: String) -> Arc<str> {
+    if let Some(x) = strings.get(s.as_str()) {
+        return Arc::clone(x);
+    }
+    let a: Arc<str> = Arc::from(s);
+    strings.insert(Arc::clone(&a));
+    a
+}
+
 /// How many compiled regexes each thread keeps; the cache is emptied when it would grow past.
 const REGEX_CACHE_CAP: usize = 256;
 
@@ -556,11 +599,12 @@ thread_local! {
 /// [`compile_anchored`], memoized per thread. Sharing one `Regex` (rather than cloning it) also
 /// shares its matching caches, which are costly to build.
 pub(crate) fn compile_anchored_shared(src: &str) -> Result<Arc<Regex>, regex::Error> {
-    if let Some(r) = REGEX_CACHE.with(|c| c.borrow().get(src).cloned()) {
+    if let Ok(Some(r)) = REGEX_CACHE.try_with(|c| c.borrow().get(src).cloned()) {
         return Ok(r);
     }
     let r = Arc::new(compile_anchored(src)?);
-    REGEX_CACHE.with(|c| {
+    // Unavailable only while the thread shuts down; the regex is then simply not cached.
+    let _ = REGEX_CACHE.try_with(|c| {
         let mut c = c.borrow_mut();
         if c.len() >= REGEX_CACHE_CAP {
             c.clear();
