@@ -104,6 +104,11 @@ impl Labels {
 
     /// Value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
+        // Equality mostly stops at the length, ordering needs the bytes: for the usual handful
+        // of labels a scan beats a binary search.
+        if self.0.len() <= 8 {
+            return self.0.iter().find(|(k, _)| **k == *name).map(|(_, v)| &**v);
+        }
         self.position(name).ok().map(|i| &*self.0[i].1)
     }
 
@@ -269,14 +274,11 @@ pub(crate) struct KeyInterner<'a> {
     pub keys: Vec<Labels>,
     /// Indices of the key pairs of the label set being looked up.
     scratch: Vec<u32>,
-    /// Whether the spec keeps a label name, for names seen so far: label sets from one storage
-    /// share their name strings, so a pointer comparison usually answers. Holding the `Arc`s
-    /// keeps their addresses from being reused.
+    /// Per label position, the last name seen there and whether the spec keeps it: series
+    /// being grouped usually share their label names (same strings, same positions), so one
+    /// pointer comparison answers. Holding the `Arc`s keeps their addresses from being reused.
     seen_names: Vec<(Arc<str>, bool)>,
 }
-
-/// How many label names [`KeyInterner`] remembers decisions for.
-const SEEN_NAMES_CAP: usize = 16;
 
 const NO_ID: u32 = u32::MAX;
 
@@ -307,12 +309,15 @@ impl<'a> KeyInterner<'a> {
         self.scratch.clear();
         let mut h = FxHasher::default();
         for (i, (k, v)) in l.0.iter().enumerate() {
-            let keep = match self.seen_names.iter().find(|(n, _)| Arc::ptr_eq(n, k)) {
-                Some(&(_, keep)) => keep,
-                None => {
+            let keep = match self.seen_names.get(i) {
+                Some((n, keep)) if Arc::ptr_eq(n, k) => *keep,
+                _ => {
                     let keep = spec.keeps(k);
-                    if self.seen_names.len() < SEEN_NAMES_CAP {
-                        self.seen_names.push((Arc::clone(k), keep));
+                    let entry = (Arc::clone(k), keep);
+                    if i < self.seen_names.len() {
+                        self.seen_names[i] = entry;
+                    } else {
+                        self.seen_names.push(entry);
                     }
                     keep
                 }
