@@ -221,15 +221,16 @@ impl MemStorage {
 }
 
 impl MemStorage {
-    /// Calls `f` with each series matching `matchers` that has samples in
-    /// `start_ms..=end_ms`, in label-set order, and those samples.
-    fn visit<'s>(
+    /// `f` of each series matching `matchers` that has samples in `start_ms..=end_ms` and of
+    /// those samples, in label-set order.
+    fn visit<'s, T>(
         &'s self,
         matchers: &[LabelMatcher],
         start_ms: i64,
         end_ms: i64,
-        mut f: impl FnMut(&'s Labels, &'s [Sample]),
-    ) {
+        mut f: impl FnMut(&'s Labels, &'s [Sample]) -> T,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
         // A selector naming its metric only needs that family, and that matcher holds there.
         let name = matchers
             .iter()
@@ -254,7 +255,8 @@ impl MemStorage {
         match name {
             Some(i) => {
                 if let Some(family) = self.families.get(matchers[i].value.as_str()) {
-                    scan(family, &mut f);
+                    out.reserve(family.len());
+                    scan(family, &mut |l, s| out.push(f(l, s)));
                 }
             }
             None => {
@@ -264,11 +266,10 @@ impl MemStorage {
                     scan(family, &mut |l, s| hits.push((l, s)));
                 }
                 hits.sort_by(|a, b| a.0.cmp(b.0));
-                for (l, s) in hits {
-                    f(l, s);
-                }
+                out.extend(hits.into_iter().map(|(l, s)| f(l, s)));
             }
         }
+        out
     }
 }
 
@@ -279,14 +280,12 @@ impl Storage for MemStorage {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<Series>, StorageError> {
-        let mut out = Vec::new();
-        self.visit(matchers, start_ms, end_ms, |labels, samples| {
-            out.push(Series {
+        Ok(
+            self.visit(matchers, start_ms, end_ms, |labels, samples| Series {
                 labels: labels.clone(),
                 samples: samples.to_vec(),
-            });
-        });
-        Ok(out)
+            }),
+        )
     }
 
     fn select_lent(
@@ -295,14 +294,15 @@ impl Storage for MemStorage {
         start_ms: i64,
         end_ms: i64,
     ) -> Option<Result<Vec<SeriesRef<'_>>, StorageError>> {
-        let mut out = Vec::new();
-        self.visit(matchers, start_ms, end_ms, |labels, samples| {
-            out.push(SeriesRef {
+        Some(Ok(self.visit(
+            matchers,
+            start_ms,
+            end_ms,
+            |labels, samples| SeriesRef {
                 labels: labels.clone(),
                 samples,
-            });
-        });
-        Some(Ok(out))
+            },
+        )))
     }
 }
 
