@@ -12,7 +12,7 @@ mod points;
 pub(crate) mod util;
 
 use std::borrow::Cow;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -57,6 +57,10 @@ impl Default for EngineOptions {
 }
 
 /// A PromQL engine. Cheap to create and stateless between queries.
+///
+/// Each thread memoizes (bounded) a few pure computations shared by all engines: prepared
+/// query texts for [`Engine::instant`]/[`Engine::range`], compiled label-matcher regexes and
+/// label strings. They only save work; no result depends on them.
 #[derive(Clone, Debug, Default)]
 pub struct Engine {
     opts: EngineOptions,
@@ -132,15 +136,15 @@ impl Engine {
         &self.opts
     }
 
-    /// Evaluates `query` at `time_ms`.
+    /// Evaluates `query` at `time_ms`. The parsed and prepared query is kept per thread, so
+    /// sending the same text again costs only the evaluation.
     pub fn instant(
         &self,
         storage: &dyn Storage,
         query: &str,
         time_ms: i64,
     ) -> Result<Value, QueryError> {
-        let expr = parse_query(query)?;
-        self.instant_expr(storage, &expr, time_ms)
+        self.instant_prepared(storage, &prepared_cached(query)?, time_ms)
     }
 
     /// Evaluates an already parsed expression at `time_ms`.
@@ -243,8 +247,7 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<Value, QueryError> {
-        let expr = parse_query(query)?;
-        self.range_expr(storage, &expr, start_ms, end_ms, step_ms)
+        self.range_prepared(storage, &prepared_cached(query)?, start_ms, end_ms, step_ms)
     }
 
     /// Range evaluation of an already parsed expression.
@@ -389,6 +392,34 @@ impl PreparedQuery {
     pub fn expr(&self) -> &Expr {
         &self.expr
     }
+}
+
+/// How many prepared query texts each thread keeps; the cache is emptied when it would grow past.
+const PREPARED_CACHE_CAP: usize = 128;
+
+thread_local! {
+    /// Prepared queries by text, for [`Engine::instant`] and [`Engine::range`]: callers often
+    /// send the same text again, and parsing (which compiles the parser's own regexes) costs
+    /// more than evaluating a small query. Parsing is a pure function of the text, so this
+    /// cannot change any result.
+    static PREPARED: RefCell<FxMap<String, PreparedQuery>> = RefCell::new(fx_map());
+}
+
+/// [`PreparedQuery::parse`], memoized per thread (parse errors are not kept).
+fn prepared_cached(query: &str) -> Result<PreparedQuery, QueryError> {
+    if let Ok(Some(p)) = PREPARED.try_with(|c| c.borrow().get(query).cloned()) {
+        return Ok(p);
+    }
+    let p = PreparedQuery::parse(query)?;
+    // Unavailable only while the thread shuts down; the query is then simply not kept.
+    let _ = PREPARED.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= PREPARED_CACHE_CAP {
+            c.clear();
+        }
+        c.insert(query.to_string(), p.clone());
+    });
+    Ok(p)
 }
 
 /// Identifies a selector node by its address, which is stable while its tree is neither moved
