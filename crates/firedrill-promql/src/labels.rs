@@ -699,6 +699,46 @@ mod tests {
     }
 
     #[test]
+    fn later_pairs_win_and_order_is_by_pairs() {
+        assert!(Labels::new([("a", "1"), ("a", "")]).is_empty());
+        assert_eq!(Labels::new([("a", ""), ("a", "2")]).get("a"), Some("2"));
+        let mut sets = [
+            Labels::new([("a", "2")]),
+            Labels::new([("a", "1"), ("b", "1")]),
+            Labels::new([("a", "1")]),
+            Labels::empty(),
+        ];
+        sets.sort();
+        let shown: Vec<String> = sets.iter().map(|l| l.to_string()).collect();
+        assert_eq!(
+            shown,
+            ["{}", "{a=\"1\"}", "{a=\"1\", b=\"1\"}", "{a=\"2\"}"]
+        );
+        let mut l = Labels::new([("b", "1")]);
+        l.set("a", "0");
+        l.set("c", "2");
+        l.set("b", "");
+        assert_eq!(l.to_string(), "{a=\"0\", c=\"2\"}");
+    }
+
+    #[test]
+    fn key_interner_groups_by_spec() {
+        let by = vec!["job".to_string()];
+        let mut k = KeyInterner::with_capacity(KeySpec::Only(&by), 4);
+        let a = Labels::new([("__name__", "x"), ("job", "a"), ("i", "1")]);
+        let b = Labels::new([("__name__", "y"), ("job", "a"), ("i", "2")]);
+        let c = Labels::new([("job", "b")]);
+        assert_eq!(k.id(&a), (0, true));
+        assert_eq!(k.id(&b), (0, false));
+        assert_eq!(k.id(&c), (1, true));
+        assert_eq!(k.keys[0].to_string(), "{job=\"a\"}");
+        let mut all = KeyInterner::with_capacity(KeySpec::AllBut(&[]), 4);
+        assert_eq!(all.id(&a), (0, true));
+        assert_eq!(all.id(&Labels::new([("i", "1"), ("job", "a")])), (0, false));
+        assert_eq!(all.keys[0].metric_name(), None);
+    }
+
+    #[test]
     fn regex_is_anchored() {
         let m = LabelMatcher::new("job", MatchOp::Re, "api").unwrap();
         assert!(m.matches("api"));
