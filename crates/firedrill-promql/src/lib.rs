@@ -22,6 +22,7 @@
 
 mod engine;
 mod error;
+mod hash;
 mod labels;
 mod position;
 pub mod promqltest;
@@ -29,11 +30,12 @@ mod storage;
 mod value;
 
 pub use engine::util::almost_equal;
-pub use engine::{Engine, EngineOptions, parse_query};
+pub use engine::{Engine, EngineOptions, PreparedQuery, parse_query};
 pub use error::QueryError;
-pub use labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp};
+pub use labels::{Label, LabelMatcher, Labels, METRIC_NAME, MatchOp};
 pub use storage::{
-    MemStorage, STALE_NAN_BITS, Sample, Series, Storage, StorageError, is_stale_nan, stale_nan,
+    MemStorage, STALE_NAN_BITS, Sample, Series, SeriesRef, Storage, StorageError, is_stale_nan,
+    stale_nan,
 };
 pub use value::{Value, format_value};
 

@@ -250,3 +250,70 @@ fn storage_matchers_are_anchored() {
         vec!["api", "api-server"]
     );
 }
+
+/// A storage that cannot lend samples, so the engine takes the copying path.
+struct CopyOnly(MemStorage);
+
+impl Storage for CopyOnly {
+    fn select(
+        &self,
+        matchers: &[LabelMatcher],
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<firedrill_promql::Series>, firedrill_promql::StorageError> {
+        self.0.select(matchers, start_ms, end_ms)
+    }
+}
+
+#[test]
+fn prepared_queries_and_lent_samples_give_the_same_answers() {
+    let mut s = MemStorage::new();
+    for svc in ["a", "b", "c"] {
+        for code in ["200", "429", "500"] {
+            let l = lbl("req_total", &[("service", svc), ("code", code)]);
+            for i in 0..40i64 {
+                let v = if i == 25 && svc == "b" {
+                    stale_nan()
+                } else {
+                    (i * (code.len() + svc.len()) as i64) as f64
+                };
+                s.append(&l, i * 15_000, v);
+            }
+        }
+        for le in ["0.1", "1", "+Inf"] {
+            let l = lbl("lat_bucket", &[("service", svc), ("le", le)]);
+            for i in 0..40i64 {
+                s.append(&l, i * 15_000, (i * le.len() as i64) as f64);
+            }
+        }
+    }
+    let copy = CopyOnly(s.clone());
+    let e = engine();
+    let queries = [
+        r#"sum by (service) (rate(req_total{code=~"5..|429"}[5m])) / sum by (service) (rate(req_total[5m])) > 0.05"#,
+        r#"histogram_quantile(0.9, sum by (le, service) (rate(lat_bucket[5m])))"#,
+        r#"req_total{code!~"2.."} offset 1m"#,
+        r#"max_over_time(req_total{service="b"}[3m:30s])"#,
+        r#"{__name__=~"req_total|lat_bucket", service="a"}"#,
+        r#"count by (__name__) ({service="c"})"#,
+        r#"req_total[2m]"#,
+        r#"timestamp(req_total{code="200"}) - time()"#,
+    ];
+    for q in queries {
+        let prepared = e.prepare(q).unwrap();
+        let expr = firedrill_promql::parse_query(q).unwrap();
+        let cloned = prepared.clone();
+        for t in [0, 200_000, 400_000, 585_000] {
+            let want = e.instant_expr(&copy, &expr, t);
+            assert_eq!(e.instant_expr(&s, &expr, t), want, "{q} at {t}");
+            assert_eq!(e.instant_prepared(&s, &prepared, t), want, "{q} at {t}");
+            assert_eq!(e.instant_prepared(&copy, &cloned, t), want, "{q} at {t}");
+        }
+        let want = e.range_expr(&copy, &expr, 0, 585_000, 45_000);
+        assert_eq!(
+            e.range_prepared(&s, &prepared, 0, 585_000, 45_000),
+            want,
+            "{q}"
+        );
+    }
+}

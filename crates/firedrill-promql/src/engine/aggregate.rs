@@ -1,24 +1,24 @@
 //! Aggregation operators.
 
-use std::collections::HashMap;
-
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::util::{go_f64_to_i64, kahan_inc, quantile};
-use super::{Collector, Evaluator, Grid, StepSeries, Val, by_step};
+use super::{Collector, Evaluator, Grid, Points, StepSeries, Val, by_step};
 use crate::error::QueryError;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::hash::{FxMap, fx_map};
+use crate::labels::{KeyInterner, KeySpec, Labels, METRIC_NAME};
 use crate::value::format_value;
 
 fn group_labels(l: &Labels, m: Option<&LabelModifier>) -> Labels {
+    group_spec(m).labels(l)
+}
+
+/// The grouping key of an aggregation's `by`/`without` clause.
+fn group_spec(m: Option<&LabelModifier>) -> KeySpec<'_> {
     match m {
-        Some(LabelModifier::Include(by)) => l.keep_only(&by.labels),
-        Some(LabelModifier::Exclude(without)) => {
-            let mut x = l.drop_names(&without.labels);
-            x.remove_metric_identity();
-            x
-        }
-        None => Labels::empty(),
+        Some(LabelModifier::Include(by)) => KeySpec::Only(&by.labels),
+        Some(LabelModifier::Exclude(without)) => KeySpec::AllBut(&without.labels),
+        None => KeySpec::Nothing,
     }
 }
 
@@ -206,21 +206,24 @@ impl Evaluator<'_> {
         param: Option<&[f64]>,
         grid: Grid,
     ) -> Result<Val, QueryError> {
-        let mut gid: HashMap<Labels, usize> = HashMap::new();
-        let mut groups: Vec<StepSeries> = Vec::new();
+        let spec = group_spec(modifier);
+        let mut gid = KeyInterner::with_capacity(spec, input.len());
+        let mut groups: Vec<StepSeries> = Vec::with_capacity(input.len());
         let mut series_group = Vec::with_capacity(input.len());
+        // Whether each group's labels keep the metric name.
+        let mut named: Vec<bool> = Vec::with_capacity(input.len());
         for s in &input {
-            let gl = group_labels(&s.labels, modifier);
-            let has_name = gl.get(METRIC_NAME).is_some();
-            let g = *gid.entry(gl).or_insert_with_key(|k| {
+            let (g, new) = gid.id(&s.labels);
+            if new {
+                let labels = gid.keys[g].clone();
+                named.push(labels.get(METRIC_NAME).is_some());
                 groups.push(StepSeries {
-                    labels: k.clone(),
+                    labels,
                     drop_name: false,
-                    points: Vec::new(),
+                    points: Points::Empty,
                 });
-                groups.len() - 1
-            });
-            if has_name && s.drop_name {
+            }
+            if s.drop_name && named[g] {
                 groups[g].drop_name = true;
             }
             series_group.push(g);
@@ -268,14 +271,9 @@ impl Evaluator<'_> {
         param: &[f64],
         grid: Grid,
     ) -> Result<Val, QueryError> {
-        let mut gid: HashMap<Labels, usize> = HashMap::new();
-        let series_group: Vec<usize> = input
-            .iter()
-            .map(|s| {
-                let n = gid.len();
-                *gid.entry(group_labels(&s.labels, modifier)).or_insert(n)
-            })
-            .collect();
+        let spec = group_spec(modifier);
+        let mut gid = KeyInterner::with_capacity(spec, input.len());
+        let series_group: Vec<usize> = input.iter().map(|s| gid.id(&s.labels).0).collect();
         let ngroups = gid.len();
         let hashes: Vec<f64> = if op == "limit_ratio" {
             input
@@ -394,7 +392,7 @@ impl Evaluator<'_> {
         for (step, entries) in steps.iter().enumerate() {
             let t = grid.ts(step);
             let mut counts: Vec<(usize, f64)> = Vec::new();
-            let mut index: HashMap<usize, usize> = HashMap::new();
+            let mut index: FxMap<usize, usize> = fx_map();
             for &(si, v) in entries {
                 let mut l = input[si].labels.clone();
                 l.set(label, &format_value(v));

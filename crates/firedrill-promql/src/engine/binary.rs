@@ -1,12 +1,11 @@
 //! Binary operators and vector matching.
 
-use std::collections::{HashMap, HashSet};
-
 use promql_parser::parser::{BinaryExpr, LabelModifier, VectorMatchCardinality};
 
 use super::{Collector, Evaluator, Grid, StepSeries, Val, by_step};
 use crate::error::QueryError;
-use crate::labels::Labels;
+use crate::hash::FxSet;
+use crate::labels::{KeyInterner, KeySpec, Labels};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -94,19 +93,12 @@ fn go_pow(x: f64, y: f64) -> f64 {
     x.powf(y)
 }
 
-fn matching_signature(labels: &Labels, modifier: Option<&LabelModifier>) -> Labels {
+/// The matching signature of `on (...)`, `ignoring (...)` or plain one-to-one matching.
+fn matching_spec(modifier: Option<&LabelModifier>) -> KeySpec<'_> {
     match modifier {
-        Some(LabelModifier::Include(on)) => labels.keep_only(&on.labels),
-        Some(LabelModifier::Exclude(ign)) => {
-            let mut l = labels.drop_names(&ign.labels);
-            l.remove_metric_identity();
-            l
-        }
-        None => {
-            let mut l = labels.clone();
-            l.remove_metric_identity();
-            l
-        }
+        Some(LabelModifier::Include(on)) => KeySpec::Only(&on.labels),
+        Some(LabelModifier::Exclude(ign)) => KeySpec::AllBut(&ign.labels),
+        None => KeySpec::AllBut(&[]),
     }
 }
 
@@ -205,18 +197,6 @@ fn vector_scalar(
     v
 }
 
-/// Interns signatures so per-step work uses small integers instead of label sets.
-struct SigTable {
-    ids: HashMap<Labels, usize>,
-}
-
-impl SigTable {
-    fn id(&mut self, l: Labels) -> usize {
-        let n = self.ids.len();
-        *self.ids.entry(l).or_insert(n)
-    }
-}
-
 fn set_op(
     op: Op,
     l: Vec<StepSeries>,
@@ -224,18 +204,12 @@ fn set_op(
     matching: Option<&LabelModifier>,
     grid: Grid,
 ) -> Result<Val, QueryError> {
-    let mut sigs = SigTable {
-        ids: HashMap::new(),
-    };
-    let lsig: Vec<usize> = l
-        .iter()
-        .map(|s| sigs.id(matching_signature(&s.labels, matching)))
-        .collect();
-    let rsig: Vec<usize> = r
-        .iter()
-        .map(|s| sigs.id(matching_signature(&s.labels, matching)))
-        .collect();
-    let nsig = sigs.ids.len();
+    // Signatures are interned so per-step work uses small integers instead of label sets.
+    let spec = matching_spec(matching);
+    let mut sigs = KeyInterner::with_capacity(spec, l.len() + r.len());
+    let lsig: Vec<usize> = l.iter().map(|s| sigs.id(&s.labels).0).collect();
+    let rsig: Vec<usize> = r.iter().map(|s| sigs.id(&s.labels).0).collect();
+    let nsig = sigs.len();
     let lsteps = by_step(&l, grid);
     let rsteps = by_step(&r, grid);
     // `stamp[sig] == step + 1` marks a signature seen on the other side at this step, avoiding
@@ -320,34 +294,35 @@ fn vector_binop(
         return Ok(Val::Vector(Vec::new()));
     }
     let (many, one) = if swapped { (r, l) } else { (l, r) };
-    let mut sigs = SigTable {
-        ids: HashMap::new(),
-    };
-    let msig: Vec<usize> = many
-        .iter()
-        .map(|s| sigs.id(matching_signature(&s.labels, matching)))
-        .collect();
-    let osig: Vec<usize> = one
-        .iter()
-        .map(|s| sigs.id(matching_signature(&s.labels, matching)))
-        .collect();
+    let spec = matching_spec(matching);
+    let mut sigs = KeyInterner::with_capacity(spec, many.len() + one.len());
+    let msig: Vec<usize> = many.iter().map(|s| sigs.id(&s.labels).0).collect();
+    let osig: Vec<usize> = one.iter().map(|s| sigs.id(&s.labels).0).collect();
+    let nsig = sigs.len();
     let msteps = by_step(&many, grid);
     let osteps = by_step(&one, grid);
     let one_to_one = matches!(card, VectorMatchCardinality::OneToOne);
     let mut out: Collector<(usize, usize)> = Collector::new();
-    let mut right: HashMap<usize, (usize, f64)> = HashMap::new();
-    let mut matched: HashMap<usize, HashSet<usize>> = HashMap::new();
+    // Per signature, the step (plus one) at which the one side had it, and which series with
+    // what value; the stamps avoid clearing per step.
+    let mut right_stamp = vec![0usize; nsig];
+    let mut right: Vec<(usize, f64)> = vec![(0, 0.0); nsig];
+    // Per signature, the step (plus one) at which a many-side series matched it; for
+    // many-to-one matching also the output slots it produced at this step.
+    let mut matched_stamp = vec![0usize; nsig];
+    let mut matched_slots: FxSet<(usize, usize)> = FxSet::default();
     for step in 0..grid.len() {
         let no_fill = fill_many.is_none() && fill_one.is_none();
         if (msteps[step].is_empty() || osteps[step].is_empty()) && no_fill {
             continue;
         }
         let t = grid.ts(step);
-        right.clear();
-        matched.clear();
+        let mark = step + 1;
+        matched_slots.clear();
         for &(oi, v) in &osteps[step] {
             let sig = osig[oi];
-            if let Some(&(prev, _)) = right.get(&sig) {
+            if right_stamp[sig] == mark {
+                let prev = right[sig].0;
                 let side = if swapped { "left" } else { "right" };
                 let group = matching_group_labels(&one[oi].labels, matching);
                 return Err(QueryError::exec(format!(
@@ -355,11 +330,12 @@ fn vector_binop(
                     one[oi].labels, one[prev].labels
                 )));
             }
-            right.insert(sig, (oi, v));
+            right_stamp[sig] = mark;
+            right[sig] = (oi, v);
         }
         for &(mi, mv) in &msteps[step] {
             let sig = msig[mi];
-            let Some(&(oi, ov)) = right.get(&sig) else {
+            let Some((oi, ov)) = (right_stamp[sig] == mark).then(|| right[sig]) else {
                 if let Some(ov) = fill_one {
                     let (a, c) = if swapped { (ov, mv) } else { (mv, ov) };
                     let (mut val, keep) = elem(op, a, c);
@@ -389,15 +365,15 @@ fn vector_binop(
                 )
             });
             // Matching errors are detected before comparison filtering, as in Prometheus.
-            let entry = matched.entry(sig).or_default();
+            let seen = matched_stamp[sig] == mark;
+            matched_stamp[sig] = mark;
             if one_to_one {
-                if !entry.is_empty() {
+                if seen {
                     return Err(QueryError::exec(
                         "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
                     ));
                 }
-                entry.insert(slot);
-            } else if !entry.insert(slot) {
+            } else if !matched_slots.insert((sig, slot)) {
                 return Err(QueryError::exec(
                     "multiple matches for labels: grouping labels must ensure unique matches",
                 ));
@@ -413,7 +389,7 @@ fn vector_binop(
         // one result labelled with the match group.
         if let Some(mv) = fill_many {
             for &(oi, ov) in &osteps[step] {
-                if matched.contains_key(&osig[oi]) {
+                if matched_stamp[osig[oi]] == mark {
                     continue;
                 }
                 let (a, c) = if swapped { (ov, mv) } else { (mv, ov) };
@@ -434,17 +410,5 @@ fn vector_binop(
 }
 
 fn matching_group_labels(l: &Labels, matching: Option<&LabelModifier>) -> Labels {
-    match matching {
-        Some(LabelModifier::Include(on)) => l.keep_only(&on.labels),
-        Some(LabelModifier::Exclude(ign)) => {
-            let mut x = l.drop_names(&ign.labels);
-            x.remove_metric_identity();
-            x
-        }
-        None => {
-            let mut x = l.clone();
-            x.remove_metric_identity();
-            x
-        }
-    }
+    matching_spec(matching).labels(l)
 }

@@ -8,9 +8,10 @@ use super::util::{
     Bucket, bucket_fraction, bucket_quantile, civil_from_days, days_in_month, go_f64_to_i64,
     go_max, go_min, kahan_inc, linear_regression, natsort_less, quantile,
 };
-use super::{Collector, Evaluator, Grid, StepSeries, Val, by_step, user_regex};
+use super::{Collector, Evaluator, Grid, Points, StepSeries, Val, by_step, user_regex};
 use crate::error::QueryError;
-use crate::labels::{Labels, METRIC_NAME};
+use crate::hash::{FxMap, fx_map};
+use crate::labels::{KeyInterner, KeySpec, Labels, METRIC_NAME};
 use crate::storage::Sample;
 
 /// Per-step context of a range-vector function call.
@@ -360,7 +361,7 @@ impl Evaluator<'_> {
                 let m = self.eval_matrix(args[0], grid)?;
                 let labels = absent_labels(unwrap_parens(args[0]));
                 let mut cursors = vec![(0usize, 0usize); m.series.len()];
-                let mut points = Vec::new();
+                let mut points = Points::Empty;
                 for i in 0..n {
                     let t = grid.ts(i);
                     let (lo, hi) = m.window(t);
@@ -566,7 +567,7 @@ impl Evaluator<'_> {
                 self.histogram_fn(
                     v,
                     grid,
-                    |b, i| vec![bucket_quantile(q[i], b)],
+                    |b, i, out| out.push(bucket_quantile(q[i], b)),
                     |l, _| l.clone(),
                 )
             }
@@ -577,7 +578,7 @@ impl Evaluator<'_> {
                 self.histogram_fn(
                     v,
                     grid,
-                    |b, i| vec![bucket_fraction(lo[i], hi[i], b)],
+                    |b, i, out| out.push(bucket_fraction(lo[i], hi[i], b)),
                     |l, _| l.clone(),
                 )
             }
@@ -599,10 +600,8 @@ impl Evaluator<'_> {
                 self.histogram_fn(
                     v,
                     grid,
-                    |b, i| {
-                        qs.iter()
-                            .map(|q| bucket_quantile(q[i], &mut b.clone()))
-                            .collect()
+                    |b, i, out| {
+                        out.extend(qs.iter().map(|q| bucket_quantile(q[i], &mut b.clone())));
                     },
                     |l, qi| {
                         let mut l = l.clone();
@@ -762,7 +761,7 @@ impl Evaluator<'_> {
         let mut out = Vec::with_capacity(m.series.len());
         for s in &m.series {
             let mut cursor = (0usize, 0usize);
-            let mut points = Vec::new();
+            let mut points = Points::Empty;
             for i in 0..n {
                 let t = grid.ts(i);
                 let (lo, hi) = m.window(t);
@@ -803,31 +802,36 @@ impl Evaluator<'_> {
         &self,
         v: Vec<StepSeries>,
         grid: Grid,
-        f: impl Fn(&mut Vec<Bucket>, usize) -> Vec<f64>,
+        f: impl Fn(&mut Vec<Bucket>, usize, &mut Vec<f64>),
         label: impl Fn(&Labels, usize) -> Labels,
     ) -> Result<Val, QueryError> {
-        let mut gid: HashMap<Labels, usize> = HashMap::new();
-        let mut groups: Vec<Labels> = Vec::new();
+        let mut gid = KeyInterner::with_capacity(KeySpec::Without("le"), v.len());
         let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(v.len());
+        // Bucket series share few distinct `le` values; parse each once.
+        let mut les: FxMap<&str, Option<f64>> = fx_map();
         for s in &v {
-            let le = s.labels.get("le").and_then(parse_le);
+            let le = s
+                .labels
+                .get("le")
+                .and_then(|x| *les.entry(x).or_insert_with(|| parse_le(x)));
             let Some(le) = le else {
                 member.push(None);
                 continue;
             };
             // The name stays in the group key until delayed name removal, so buckets of two
             // differently named histograms are not mixed (and collide at the end instead).
-            let mut gl = s.labels.clone();
-            gl.remove("le");
-            let g = *gid.entry(gl).or_insert_with_key(|k| {
-                groups.push(k.clone());
-                groups.len() - 1
-            });
+            let (g, _) = gid.id(&s.labels);
             member.push(Some((g, le)));
         }
+        let groups = gid.keys;
         let steps = by_step(&v, grid);
-        let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); groups.len()];
+        let mut sizes = vec![0usize; groups.len()];
+        for &(g, _) in member.iter().flatten() {
+            sizes[g] += 1;
+        }
+        let mut buckets: Vec<Vec<Bucket>> = sizes.into_iter().map(Vec::with_capacity).collect();
         let mut touched = Vec::new();
+        let mut results = Vec::new();
         let mut out: Collector<(usize, usize)> = Collector::new();
         for (i, entries) in steps.iter().enumerate() {
             for &(si, val) in entries {
@@ -843,8 +847,10 @@ impl Evaluator<'_> {
             }
             let t = grid.ts(i);
             for &g in &touched {
-                let mut b = std::mem::take(&mut buckets[g]);
-                for (qi, r) in f(&mut b, i).into_iter().enumerate() {
+                results.clear();
+                f(&mut buckets[g], i, &mut results);
+                buckets[g].clear();
+                for (qi, &r) in results.iter().enumerate() {
                     let slot = out.slot((g, qi), || (label(&groups[g], qi), true));
                     out.push(slot, t, r)?;
                 }
@@ -857,17 +863,27 @@ impl Evaluator<'_> {
 
 fn parse_le(s: &str) -> Option<f64> {
     let t = s.trim();
-    match t.to_ascii_lowercase().as_str() {
-        "+inf" | "inf" => return Some(f64::INFINITY),
-        "-inf" => return Some(f64::NEG_INFINITY),
-        "nan" => return Some(f64::NAN),
-        _ => {}
+    if t.eq_ignore_ascii_case("+inf") || t.eq_ignore_ascii_case("inf") {
+        return Some(f64::INFINITY);
+    }
+    if t.eq_ignore_ascii_case("-inf") {
+        return Some(f64::NEG_INFINITY);
+    }
+    if t.eq_ignore_ascii_case("nan") {
+        return Some(f64::NAN);
     }
     t.parse::<f64>().ok()
 }
 
 /// Advances a `(start, end)` cursor pair so that `points[start..end]` is the window `(lo, hi]`.
 fn advance(points: &[Sample], cur: &mut (usize, usize), lo: i64, hi: i64) -> (usize, usize) {
+    if *cur == (0, 0) {
+        // The first window (often the only one) can be anywhere: search rather than walk.
+        let a = points.partition_point(|p| p.t <= lo);
+        let b = a + points[a..].partition_point(|p| p.t <= hi);
+        *cur = (a, b);
+        return *cur;
+    }
     // Windows only move forward across steps, so both ends advance monotonically; a window
     // that moved backwards (never produced by the grid) is handled by a binary search.
     if cur.0 > 0 && points[cur.0 - 1].t > lo {
@@ -888,7 +904,7 @@ fn advance(points: &[Sample], cur: &mut (usize, usize), lo: i64, hi: i64) -> (us
     *cur
 }
 
-fn one_series(labels: Labels, points: Vec<Sample>) -> Vec<StepSeries> {
+fn one_series(labels: Labels, points: Points) -> Vec<StepSeries> {
     if points.is_empty() {
         return Vec::new();
     }

@@ -8,20 +8,25 @@
 mod aggregate;
 mod binary;
 mod functions;
+mod points;
 pub(crate) mod util;
 
-use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use promql_parser::label::{MatchOp as PMatchOp, Matcher as PMatcher};
 use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
 
 use crate::error::QueryError;
-use crate::labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp, compile_anchored};
+use crate::hash::{FxMap, fx_map};
+use crate::labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp, compile_anchored_shared};
 use crate::storage::{Sample, Series, Storage, is_stale_nan};
 use crate::value::Value;
+pub(crate) use points::Points;
 
 /// Engine configuration.
 #[derive(Clone, Debug)]
@@ -52,6 +57,10 @@ impl Default for EngineOptions {
 }
 
 /// A PromQL engine. Cheap to create and stateless between queries.
+///
+/// Each thread memoizes (bounded) a few pure computations shared by all engines: prepared
+/// query texts for [`Engine::instant`]/[`Engine::range`], compiled label-matcher regexes and
+/// label strings. They only save work; no result depends on them.
 #[derive(Clone, Debug, Default)]
 pub struct Engine {
     opts: EngineOptions,
@@ -127,15 +136,15 @@ impl Engine {
         &self.opts
     }
 
-    /// Evaluates `query` at `time_ms`.
+    /// Evaluates `query` at `time_ms`. The parsed and prepared query is kept per thread, so
+    /// sending the same text again costs only the evaluation.
     pub fn instant(
         &self,
         storage: &dyn Storage,
         query: &str,
         time_ms: i64,
     ) -> Result<Value, QueryError> {
-        let expr = parse_query(query)?;
-        self.instant_expr(storage, &expr, time_ms)
+        self.instant_prepared(storage, &prepared_cached(query)?, time_ms)
     }
 
     /// Evaluates an already parsed expression at `time_ms`.
@@ -145,7 +154,53 @@ impl Engine {
         expr: &Expr,
         time_ms: i64,
     ) -> Result<Value, QueryError> {
-        let ev = Evaluator::new(storage, &self.opts, time_ms, time_ms, 0);
+        self.instant_with(storage, expr, None, time_ms)
+    }
+
+    /// Parses `query` and prepares it for repeated evaluation; see [`PreparedQuery`].
+    pub fn prepare(&self, query: &str) -> Result<PreparedQuery, QueryError> {
+        PreparedQuery::parse(query)
+    }
+
+    /// Evaluates a prepared query at `time_ms`; the result is exactly that of
+    /// [`Engine::instant_expr`] on the same expression.
+    pub fn instant_prepared(
+        &self,
+        storage: &dyn Storage,
+        query: &PreparedQuery,
+        time_ms: i64,
+    ) -> Result<Value, QueryError> {
+        self.instant_with(storage, &query.expr, Some(&query.selectors), time_ms)
+    }
+
+    /// Range evaluation of a prepared query; the result is exactly that of
+    /// [`Engine::range_expr`] on the same expression.
+    pub fn range_prepared(
+        &self,
+        storage: &dyn Storage,
+        query: &PreparedQuery,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, QueryError> {
+        self.range_with(
+            storage,
+            &query.expr,
+            Some(&query.selectors),
+            start_ms,
+            end_ms,
+            step_ms,
+        )
+    }
+
+    fn instant_with(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        prepared: Option<&[PreparedSelector]>,
+        time_ms: i64,
+    ) -> Result<Value, QueryError> {
+        let ev = Evaluator::new(storage, &self.opts, time_ms, time_ms, 0, prepared);
         let grid = Grid {
             start: time_ms,
             end: time_ms,
@@ -192,8 +247,7 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<Value, QueryError> {
-        let expr = parse_query(query)?;
-        self.range_expr(storage, &expr, start_ms, end_ms, step_ms)
+        self.range_prepared(storage, &prepared_cached(query)?, start_ms, end_ms, step_ms)
     }
 
     /// Range evaluation of an already parsed expression.
@@ -201,6 +255,18 @@ impl Engine {
         &self,
         storage: &dyn Storage,
         expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<Value, QueryError> {
+        self.range_with(storage, expr, None, start_ms, end_ms, step_ms)
+    }
+
+    fn range_with(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        prepared: Option<&[PreparedSelector]>,
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
@@ -235,7 +301,7 @@ impl Engine {
                 )));
             }
         }
-        let ev = Evaluator::new(storage, &self.opts, start_ms, end_ms, step_ms);
+        let ev = Evaluator::new(storage, &self.opts, start_ms, end_ms, step_ms, prepared);
         let grid = Grid {
             start: start_ms,
             end: end_ms,
@@ -256,7 +322,7 @@ impl Engine {
                 .filter(|s| !s.points.is_empty())
                 .map(|s| Series {
                     labels: s.labels,
-                    samples: s.points,
+                    samples: s.points.into_vec(),
                 })
                 .collect(),
             _ => {
@@ -268,6 +334,158 @@ impl Engine {
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(Value::Matrix(series))
     }
+}
+
+/// A parsed expression made ready for repeated evaluation, as alerting and recording rules
+/// evaluate the same expression at every interval.
+///
+/// Preparing builds every selector's label matchers (compiling their regexes) once; evaluating
+/// through [`Engine::instant_prepared`] or [`Engine::range_prepared`] then gives exactly the
+/// results (and errors) of [`Engine::instant_expr`] and [`Engine::range_expr`]. Cloning is cheap
+/// and clones share the prepared state.
+///
+/// ```
+/// use firedrill_promql::{Engine, EngineOptions, Labels, MemStorage, Value};
+///
+/// let mut store = MemStorage::new();
+/// store.append(&Labels::new([("__name__", "up"), ("job", "api")]), 0, 0.0);
+/// let engine = Engine::new(EngineOptions::default());
+/// let rule = engine.prepare(r#"up{job=~"api|web"} == 0"#).unwrap();
+/// for t in [0, 15_000, 30_000] {
+///     let v = engine.instant_prepared(&store, &rule, t).unwrap();
+///     assert!(matches!(v, Value::Vector(ref s) if s.len() == 1));
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PreparedQuery {
+    /// Shared so that the selectors' addresses, which key `selectors`, never change.
+    expr: Arc<Expr>,
+    /// Per selector of `expr` (by address, ascending), its matcher groups or the error building
+    /// them raised (reported only if the selector is evaluated, as without preparation).
+    selectors: Arc<[PreparedSelector]>,
+}
+
+/// A selector's address in its prepared expression and its matcher groups.
+type PreparedSelector = (usize, Result<Arc<[Vec<LabelMatcher>]>, QueryError>);
+
+impl PreparedQuery {
+    /// Prepares a parsed expression.
+    pub fn new(expr: Expr) -> Self {
+        let expr = Arc::new(expr);
+        let mut selectors = Vec::new();
+        visit_selectors(&expr, &mut |vs| {
+            selectors.push((selector_key(vs), selector_matchers(vs).map(Arc::from)));
+        });
+        selectors.sort_by_key(|s| s.0);
+        PreparedQuery {
+            expr,
+            selectors: selectors.into(),
+        }
+    }
+
+    /// Parses and prepares a query.
+    pub fn parse(query: &str) -> Result<Self, QueryError> {
+        Ok(PreparedQuery::new(parse_query(query)?))
+    }
+
+    /// The prepared expression.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+}
+
+/// How many prepared query texts each thread keeps; the cache is emptied when it would grow past.
+const PREPARED_CACHE_CAP: usize = 128;
+
+thread_local! {
+    /// Prepared queries by text, for [`Engine::instant`] and [`Engine::range`]: callers often
+    /// send the same text again, and parsing (which compiles the parser's own regexes) costs
+    /// more than evaluating a small query. Parsing is a pure function of the text, so this
+    /// cannot change any result.
+    static PREPARED: RefCell<FxMap<String, PreparedQuery>> = RefCell::new(fx_map());
+}
+
+/// [`PreparedQuery::parse`], memoized per thread (parse errors are not kept).
+fn prepared_cached(query: &str) -> Result<PreparedQuery, QueryError> {
+    if let Ok(Some(p)) = PREPARED.try_with(|c| c.borrow().get(query).cloned()) {
+        return Ok(p);
+    }
+    let p = PreparedQuery::parse(query)?;
+    // Unavailable only while the thread shuts down; the query is then simply not kept.
+    let _ = PREPARED.try_with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= PREPARED_CACHE_CAP {
+            c.clear();
+        }
+        c.insert(query.to_string(), p.clone());
+    });
+    Ok(p)
+}
+
+/// Identifies a selector node by its address, which is stable while its tree is neither moved
+/// nor modified (a prepared expression is behind an `Arc` and never modified).
+fn selector_key(vs: &VectorSelector) -> usize {
+    std::ptr::from_ref(vs) as usize
+}
+
+/// Calls `f` on every vector selector in `e`, including those of matrix selectors.
+fn visit_selectors<'e>(e: &'e Expr, f: &mut impl FnMut(&'e VectorSelector)) {
+    match e {
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                visit_selectors(p, f);
+            }
+            visit_selectors(&a.expr, f);
+        }
+        Expr::Unary(u) => visit_selectors(&u.expr, f),
+        Expr::Binary(b) => {
+            visit_selectors(&b.lhs, f);
+            visit_selectors(&b.rhs, f);
+        }
+        Expr::Paren(p) => visit_selectors(&p.expr, f),
+        Expr::Subquery(s) => visit_selectors(&s.expr, f),
+        Expr::VectorSelector(vs) => f(vs),
+        Expr::MatrixSelector(ms) => f(&ms.vs),
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                visit_selectors(a, f);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// Label matchers of a selector; one matcher list per `or` alternative.
+fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
+    let conv = |m: &PMatcher| -> Result<LabelMatcher, QueryError> {
+        let op = match m.op {
+            PMatchOp::Equal => MatchOp::Eq,
+            PMatchOp::NotEqual => MatchOp::Ne,
+            PMatchOp::Re(_) => MatchOp::Re,
+            PMatchOp::NotRe(_) => MatchOp::Nre,
+        };
+        LabelMatcher::new(m.name.clone(), op, m.value.clone())
+            .map_err(|e| QueryError::exec(format!("invalid regular expression {:?}: {e}", m.value)))
+    };
+    let mut base: Vec<LabelMatcher> = Vec::new();
+    if let Some(n) = &vs.name {
+        base.push(LabelMatcher::eq(METRIC_NAME, n.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        base.push(conv(m)?);
+    }
+    if vs.matchers.or_matchers.is_empty() {
+        return Ok(vec![base]);
+    }
+    let mut out = Vec::new();
+    for group in &vs.matchers.or_matchers {
+        let mut ms = base.clone();
+        for m in group {
+            ms.push(conv(m)?);
+        }
+        out.push(ms);
+    }
+    Ok(out)
 }
 
 /// Whether Prometheus would return this expression's instant result in a meaningful order.
@@ -310,19 +528,46 @@ pub(crate) struct StepSeries {
     /// Prometheus 3 delays `__name__` removal to the end of evaluation so that label functions
     /// can still read it; this flag records that the name must go.
     pub drop_name: bool,
-    pub points: Vec<Sample>,
+    pub points: Points,
+}
+
+/// One series of a range-vector operand.
+#[derive(Clone, Debug)]
+pub(crate) struct MatrixSeries<'s> {
+    pub labels: Labels,
+    pub drop_name: bool,
+    /// Samples in time order, without staleness markers; lent by the storage when possible.
+    pub points: Cow<'s, [Sample]>,
 }
 
 /// A range-vector operand: raw samples plus how to cut a window for a given step.
 #[derive(Clone, Debug)]
-pub(crate) struct MatrixVal {
-    pub series: Vec<StepSeries>,
+pub(crate) struct MatrixVal<'s> {
+    pub series: Vec<MatrixSeries<'s>>,
     pub range: i64,
     pub offset: i64,
     pub at: Option<i64>,
 }
 
-impl MatrixVal {
+impl MatrixVal<'_> {
+    /// The same value owning all its samples.
+    fn into_owned(self) -> MatrixVal<'static> {
+        MatrixVal {
+            series: self
+                .series
+                .into_iter()
+                .map(|s| MatrixSeries {
+                    labels: s.labels,
+                    drop_name: s.drop_name,
+                    points: Cow::Owned(s.points.into_owned()),
+                })
+                .collect(),
+            range: self.range,
+            offset: self.offset,
+            at: self.at,
+        }
+    }
+
     /// Window `(lo, hi]` for evaluation time `t`.
     pub fn window(&self, t: i64) -> (i64, i64) {
         let base = self.at.unwrap_or(t);
@@ -336,7 +581,7 @@ pub(crate) enum Val {
     Scalar(Vec<f64>),
     Str(String),
     Vector(Vec<StepSeries>),
-    Matrix(MatrixVal),
+    Matrix(MatrixVal<'static>),
 }
 
 pub(crate) struct Evaluator<'a> {
@@ -347,6 +592,8 @@ pub(crate) struct Evaluator<'a> {
     /// Top-level step (0 for instant queries), reported by `step()`.
     pub(crate) query_step: i64,
     samples: Cell<usize>,
+    /// Matchers of a prepared query's selectors, by selector address.
+    prepared: Option<&'a [PreparedSelector]>,
 }
 
 pub(crate) fn dur_ms(d: &Duration) -> i64 {
@@ -374,7 +621,7 @@ pub(crate) fn cleanup_names(vs: Vec<StepSeries>) -> Result<Vec<StepSeries>, Quer
     if !vs.iter().any(|s| s.drop_name) {
         return Ok(vs);
     }
-    let mut idx: HashMap<Labels, usize> = HashMap::new();
+    let mut idx: FxMap<Labels, usize> = fx_map();
     let mut out: Vec<StepSeries> = Vec::with_capacity(vs.len());
     let mut merged = false;
     for mut s in vs {
@@ -385,7 +632,7 @@ pub(crate) fn cleanup_names(vs: Vec<StepSeries>) -> Result<Vec<StepSeries>, Quer
         match idx.get(&s.labels) {
             Some(&i) => {
                 merged = true;
-                out[i].points.extend(s.points);
+                out[i].points.append(s.points);
             }
             None => {
                 idx.insert(s.labels.clone(), out.len());
@@ -412,16 +659,16 @@ pub(crate) fn dup_labelset_err() -> QueryError {
 /// the same timestamp. `K` is a cheap caller-side key (e.g. input series index) so that labels
 /// are computed and hashed once per distinct key, not once per point.
 pub(crate) struct Collector<K: Hash + Eq> {
-    by_key: HashMap<K, usize>,
-    by_labels: HashMap<Labels, usize>,
+    by_key: FxMap<K, usize>,
+    by_labels: FxMap<Labels, usize>,
     pub series: Vec<StepSeries>,
 }
 
 impl<K: Hash + Eq> Collector<K> {
     pub fn new() -> Self {
         Collector {
-            by_key: HashMap::new(),
-            by_labels: HashMap::new(),
+            by_key: fx_map(),
+            by_labels: fx_map(),
             series: Vec::new(),
         }
     }
@@ -442,7 +689,7 @@ impl<K: Hash + Eq> Collector<K> {
                 self.series.push(StepSeries {
                     labels,
                     drop_name,
-                    points: Vec::new(),
+                    points: Points::Empty,
                 });
                 i
             }
@@ -473,6 +720,9 @@ impl<K: Hash + Eq> Collector<K> {
 /// Per-step view of a vector: for each grid step, `(series index, value)` pairs.
 pub(crate) fn by_step(series: &[StepSeries], grid: Grid) -> Vec<Vec<(usize, f64)>> {
     let mut steps: Vec<Vec<(usize, f64)>> = vec![Vec::new(); grid.len()];
+    if let [only] = steps.as_mut_slice() {
+        only.reserve_exact(series.len());
+    }
     for (i, s) in series.iter().enumerate() {
         for p in &s.points {
             steps[grid.index(p.t)].push((i, p.v));
@@ -488,6 +738,7 @@ impl<'a> Evaluator<'a> {
         query_start: i64,
         query_end: i64,
         query_step: i64,
+        prepared: Option<&'a [PreparedSelector]>,
     ) -> Self {
         Evaluator {
             storage,
@@ -496,6 +747,7 @@ impl<'a> Evaluator<'a> {
             query_end,
             query_step,
             samples: Cell::new(0),
+            prepared,
         }
     }
 
@@ -541,7 +793,7 @@ impl<'a> Evaluator<'a> {
             },
             Expr::VectorSelector(vs) => Val::Vector(self.eval_vector_selector(vs, grid)?),
             Expr::MatrixSelector(_) | Expr::Subquery(_) => {
-                Val::Matrix(self.eval_matrix(expr, grid)?)
+                Val::Matrix(self.eval_matrix(expr, grid)?.into_owned())
             }
             Expr::Binary(b) => self.eval_binary(b, grid)?,
             Expr::Aggregate(a) => self.eval_aggregate(a, grid)?,
@@ -599,60 +851,68 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// Label matchers of a selector; one matcher list per `or` alternative.
-    fn selector_matchers(&self, vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
-        let conv = |m: &PMatcher| -> Result<LabelMatcher, QueryError> {
-            let op = match m.op {
-                PMatchOp::Equal => MatchOp::Eq,
-                PMatchOp::NotEqual => MatchOp::Ne,
-                PMatchOp::Re(_) => MatchOp::Re,
-                PMatchOp::NotRe(_) => MatchOp::Nre,
-            };
-            LabelMatcher::new(m.name.clone(), op, m.value.clone()).map_err(|e| {
-                QueryError::exec(format!("invalid regular expression {:?}: {e}", m.value))
-            })
-        };
-        let mut base: Vec<LabelMatcher> = Vec::new();
-        if let Some(n) = &vs.name {
-            base.push(LabelMatcher::eq(METRIC_NAME, n.clone()));
-        }
-        for m in &vs.matchers.matchers {
-            base.push(conv(m)?);
-        }
-        if vs.matchers.or_matchers.is_empty() {
-            return Ok(vec![base]);
-        }
-        let mut out = Vec::new();
-        for group in &vs.matchers.or_matchers {
-            let mut ms = base.clone();
-            for m in group {
-                ms.push(conv(m)?);
-            }
-            out.push(ms);
-        }
-        Ok(out)
-    }
-
     /// Fetches series for a selector, deterministic order, sample budget enforced.
-    fn select(&self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<Series>, QueryError> {
+    fn select(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<MatrixSeries<'a>>, QueryError> {
         if mint > maxt {
             return Ok(Vec::new());
         }
-        let groups = self.selector_matchers(vs)?;
+        let prepared = self.prepared.and_then(|p| {
+            let key = selector_key(vs);
+            p.binary_search_by_key(&key, |s| s.0).ok().map(|i| &p[i].1)
+        });
+        let built;
+        let groups: &[Vec<LabelMatcher>] = match prepared {
+            Some(Ok(g)) => g,
+            Some(Err(e)) => return Err(e.clone()),
+            None => {
+                built = selector_matchers(vs)?;
+                &built
+            }
+        };
+        let storage = self.storage;
+        let fetch = |g: &[LabelMatcher]| -> Result<Vec<MatrixSeries<'a>>, QueryError> {
+            Ok(match storage.select_lent(g, mint, maxt) {
+                Some(lent) => lent?
+                    .into_iter()
+                    .map(|s| MatrixSeries {
+                        labels: s.labels,
+                        drop_name: false,
+                        points: Cow::Borrowed(s.samples),
+                    })
+                    .collect(),
+                None => storage
+                    .select(g, mint, maxt)?
+                    .into_iter()
+                    .map(|s| MatrixSeries {
+                        labels: s.labels,
+                        drop_name: false,
+                        points: Cow::Owned(s.samples),
+                    })
+                    .collect(),
+            })
+        };
         let mut series = if groups.len() == 1 {
-            self.storage.select(&groups[0], mint, maxt)?
+            fetch(&groups[0])?
         } else {
-            let mut all: BTreeMap<Labels, Series> = BTreeMap::new();
-            for g in &groups {
-                for s in self.storage.select(g, mint, maxt)? {
+            let mut all: BTreeMap<Labels, MatrixSeries<'a>> = BTreeMap::new();
+            for g in groups {
+                for s in fetch(g)? {
                     all.entry(s.labels.clone()).or_insert(s);
                 }
             }
             all.into_values().collect()
         };
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        series.dedup_by(|a, b| a.labels == b.labels);
-        self.add_samples(series.iter().map(|s| s.samples.len()).sum())?;
+        // Storages usually return sorted, distinct series already; checking is cheaper.
+        if !series.windows(2).all(|w| w[0].labels < w[1].labels) {
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+            series.dedup_by(|a, b| a.labels == b.labels);
+        }
+        self.add_samples(series.iter().map(|s| s.points.len()).sum())?;
         Ok(series)
     }
 
@@ -677,9 +937,9 @@ impl<'a> Evaluator<'a> {
         let n = grid.len();
         let mut out = Vec::with_capacity(series.len());
         for s in series {
-            let mut points = Vec::new();
+            let mut points = Points::Empty;
             if let Some(a) = at {
-                if let Some(v) = lookup(&s.samples, a.saturating_sub(offset), lookback) {
+                if let Some(v) = lookup(&s.points, a.saturating_sub(offset), lookback) {
                     points = (0..n).map(|i| Sample::new(grid.ts(i), v)).collect();
                 }
             } else {
@@ -687,13 +947,13 @@ impl<'a> Evaluator<'a> {
                 for i in 0..n {
                     let t = grid.ts(i);
                     let ref_t = t.saturating_sub(offset);
-                    while cursor < s.samples.len() && s.samples[cursor].t <= ref_t {
+                    while cursor < s.points.len() && s.points[cursor].t <= ref_t {
                         cursor += 1;
                     }
                     if cursor == 0 {
                         continue;
                     }
-                    let smp = s.samples[cursor - 1];
+                    let smp = s.points[cursor - 1];
                     if smp.t > ref_t.saturating_sub(lookback) && !is_stale_nan(smp.v) {
                         points.push(Sample::new(t, smp.v));
                     }
@@ -731,15 +991,15 @@ impl<'a> Evaluator<'a> {
         let series = self.select(vs, mint, maxt)?;
         let mut out = Vec::new();
         for s in series {
-            let mut points = Vec::new();
+            let mut points = Points::Empty;
             for i in 0..grid.len() {
                 let t = grid.ts(i);
                 let ref_t = at.unwrap_or(t).saturating_sub(offset);
-                let idx = s.samples.partition_point(|x| x.t <= ref_t);
+                let idx = s.points.partition_point(|x| x.t <= ref_t);
                 if idx == 0 {
                     continue;
                 }
-                let smp = s.samples[idx - 1];
+                let smp = s.points[idx - 1];
                 if smp.t > ref_t.saturating_sub(lookback) && !is_stale_nan(smp.v) {
                     points.push(Sample::new(t, smp.t as f64 / 1000.0));
                 }
@@ -756,7 +1016,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates a range-vector expression for use over `grid`.
-    pub(crate) fn eval_matrix(&self, expr: &Expr, grid: Grid) -> Result<MatrixVal, QueryError> {
+    pub(crate) fn eval_matrix(&self, expr: &Expr, grid: Grid) -> Result<MatrixVal<'a>, QueryError> {
         match expr {
             Expr::Paren(p) => self.eval_matrix(&p.expr, grid),
             Expr::MatrixSelector(ms) => {
@@ -773,19 +1033,10 @@ impl<'a> Evaluator<'a> {
                     .saturating_sub(range)
                     .saturating_add(1);
                 let maxt = hi_base.saturating_sub(offset);
-                let series = self
-                    .select(vs, mint, maxt)?
-                    .into_iter()
-                    .map(|s| StepSeries {
-                        labels: s.labels,
-                        drop_name: false,
-                        points: s
-                            .samples
-                            .into_iter()
-                            .filter(|p| !is_stale_nan(p.v))
-                            .collect(),
-                    })
-                    .collect();
+                let mut series = self.select(vs, mint, maxt)?;
+                for s in &mut series {
+                    without_stale(&mut s.points);
+                }
                 Ok(MatrixVal {
                     series,
                     range,
@@ -825,7 +1076,15 @@ impl<'a> Evaluator<'a> {
                         )));
                     }
                     let inner = Grid { start, end, step };
-                    series = self.eval_vector(&sq.expr, inner)?;
+                    series = self
+                        .eval_vector(&sq.expr, inner)?
+                        .into_iter()
+                        .map(|s| MatrixSeries {
+                            labels: s.labels,
+                            drop_name: s.drop_name,
+                            points: Cow::Owned(s.points.into_vec()),
+                        })
+                        .collect();
                 }
                 Ok(MatrixVal {
                     series,
@@ -847,20 +1106,42 @@ impl<'a> Evaluator<'a> {
         let series: Vec<StepSeries> = m
             .series
             .into_iter()
-            .filter_map(|mut s| {
-                s.points.retain(|p| p.t > lo && p.t <= hi);
-                if s.points.is_empty() { None } else { Some(s) }
+            .filter_map(|s| {
+                let points: Points = s
+                    .points
+                    .iter()
+                    .filter(|p| p.t > lo && p.t <= hi)
+                    .copied()
+                    .collect();
+                (!points.is_empty()).then_some(StepSeries {
+                    labels: s.labels,
+                    drop_name: s.drop_name,
+                    points,
+                })
             })
             .collect();
         let mut out: Vec<Series> = cleanup_names(series)?
             .into_iter()
             .map(|s| Series {
                 labels: s.labels,
-                samples: s.points,
+                samples: s.points.into_vec(),
             })
             .collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
+    }
+}
+
+/// Drops staleness markers; samples without any stay lent.
+fn without_stale(samples: &mut Cow<'_, [Sample]>) {
+    if samples.iter().any(|p| is_stale_nan(p.v)) {
+        *samples = Cow::Owned(
+            samples
+                .iter()
+                .filter(|p| !is_stale_nan(p.v))
+                .copied()
+                .collect(),
+        );
     }
 }
 
@@ -879,6 +1160,6 @@ fn lookup(samples: &[Sample], t: i64, lookback: i64) -> Option<f64> {
 }
 
 /// Compiles a user regex (label_replace & co.) with PromQL's anchoring.
-pub(crate) fn user_regex(src: &str) -> Result<regex::Regex, regex::Error> {
-    compile_anchored(src)
+pub(crate) fn user_regex(src: &str) -> Result<std::sync::Arc<regex::Regex>, regex::Error> {
+    compile_anchored_shared(src)
 }

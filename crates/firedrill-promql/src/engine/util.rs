@@ -181,14 +181,14 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> f64 {
 }
 
 fn coalesce_buckets(buckets: &mut Vec<Bucket>) {
-    let mut out: Vec<Bucket> = Vec::with_capacity(buckets.len());
-    for b in buckets.iter() {
-        match out.last_mut() {
-            Some(last) if last.upper == b.upper => last.count += b.count,
-            _ => out.push(*b),
+    buckets.dedup_by(|b, last| {
+        if last.upper == b.upper {
+            last.count += b.count;
+            true
+        } else {
+            false
         }
-    }
-    *buckets = out;
+    });
 }
 
 fn ensure_monotonic(buckets: &mut [Bucket]) {
