@@ -10,10 +10,13 @@ use std::cell::RefCell;
 
 use firedrill_promql::{LabelMatcher, METRIC_NAME, MatchOp, Series, Storage, StorageError};
 
+/// One rendered family: its name, the window asked and the series.
+type Rendered = (String, i64, i64, Vec<Series>);
+
 /// Caches renders of a storage by (family, window) for the lifetime of one evaluation.
 pub(crate) struct FamilyCache<S> {
     inner: S,
-    cache: RefCell<Vec<(String, i64, i64, Vec<Series>)>>,
+    cache: RefCell<Vec<Rendered>>,
 }
 
 impl<S: Storage> FamilyCache<S> {

@@ -168,7 +168,7 @@ impl RuleEngine {
 
     /// Evaluates every rule if the world's clock is on an evaluation (every `interval_ticks` ticks).
     pub fn evaluate(&mut self, world: &World) {
-        if world.tick_count() % self.interval_ticks == 0 {
+        if world.tick_count().is_multiple_of(self.interval_ticks) {
             self.evaluate_now(world);
         }
     }
@@ -197,7 +197,7 @@ impl RuleEngine {
         &mut self,
         ri: usize,
         rule: &AlertingRule,
-        found: Vec<(BTreeMap<String, String>, f64)>,
+        found: Vec<Sampled>,
         ts: i64,
         t_s: f64,
     ) -> Result<(), String> {
@@ -324,8 +324,11 @@ impl RuleEngine {
     }
 }
 
+/// A result sample: its labels (without `__name__`) and value.
+type Sampled = (BTreeMap<String, String>, f64);
+
 /// The samples of a rule's result with their labels (without `__name__`).
-fn results(rule: &AlertingRule, v: Value) -> Result<Vec<(BTreeMap<String, String>, f64)>, String> {
+fn results(rule: &AlertingRule, v: Value) -> Result<Vec<Sampled>, String> {
     let samples: Vec<(Labels, f64)> = match v {
         Value::Vector(s) => s.into_iter().map(|(l, s)| (l, s.v)).collect(),
         Value::Scalar(s) => vec![(Labels::empty(), s.v)],

@@ -183,7 +183,7 @@ impl AlertingRule {
             selectors(e, &mut found);
             for (name, services) in found {
                 if let Some(name) = name
-                    && !known.iter().any(|k| *k == name)
+                    && !known.contains(&name)
                 {
                     errors.push(SpecError::new(
                         path.key("expr"),
