@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use firedrill_promql::{Engine, EngineOptions, Labels, METRIC_NAME, Value};
+use firedrill_promql::{Engine, EngineOptions, Labels, METRIC_NAME, Series, Value};
 use firedrill_query::WorldStorage;
 use firedrill_world::World;
 use serde::Serialize;
@@ -113,21 +113,25 @@ pub struct RuleEngine {
     /// The latest evaluation error of each rule (Prometheus's rule health), if the latest evaluation failed.
     errors: Vec<Option<String>>,
     evaluations: u64,
+    /// The world tick of the next evaluation that has not run.
+    next_due_tick: u64,
 }
 
 impl RuleEngine {
     /// An engine evaluating `rules` every `interval_ticks` ticks (at least 1).
     pub fn new(rules: Vec<AlertingRule>, interval_ticks: u64) -> RuleEngine {
         let n = rules.len();
+        let engine = Engine::new(EngineOptions::default());
         RuleEngine {
             rules: rules.into(),
             interval_ticks: interval_ticks.max(1),
-            engine: Engine::new(EngineOptions::default()),
+            engine,
             instances: Vec::new(),
             index: BTreeMap::new(),
             history: Vec::new(),
             errors: vec![None; n],
             evaluations: 0,
+            next_due_tick: interval_ticks.max(1),
         }
     }
 
@@ -166,29 +170,113 @@ impl RuleEngine {
         self.evaluations
     }
 
-    /// Evaluates every rule if the world's clock is on an evaluation (every `interval_ticks` ticks).
+    /// Runs the evaluations that are due by the world's current tick (one every `interval_ticks` ticks,
+    /// the first one interval after the world began) and have not run yet: called after every tick, this
+    /// evaluates exactly on the interval; called later, it catches up (see [`RuleEngine::catch_up`]).
     pub fn evaluate(&mut self, world: &World) {
-        if world.tick_count().is_multiple_of(self.interval_ticks) {
-            self.evaluate_now(world);
-        }
+        self.catch_up(world);
     }
 
-    /// Evaluates every rule at the world's current time.
+    /// Runs every evaluation due by the world's current tick that has not run yet, in time order, as if each
+    /// had run on its tick.
+    ///
+    /// Alerts do not act on the world, so evaluations may lag behind it: an incident that simulates an hour
+    /// of history can evaluate its rules once at the end. Each rule is then evaluated as one range query over
+    /// the pending evaluation times, which renders every window once instead of once per evaluation, then
+    /// the state machine steps through the results in order. The result is exactly that of evaluating on
+    /// each tick, provided the world still holds the samples the earliest pending evaluation reads (its
+    /// frame ring has not evicted them) and every rule [reads only its past](AlertingRule::range_evaluable);
+    /// a rule that does not, or whose range query fails, is evaluated step by step, still at the pending
+    /// times, which matches only if it reads no samples newer than each time (see
+    /// [`RuleEngine::can_lag`]).
+    pub fn catch_up(&mut self, world: &World) {
+        let now = world.tick_count();
+        if now < self.next_due_tick {
+            return;
+        }
+        let first = self.next_due_tick;
+        let ticks: Vec<u64> = (first..=now)
+            .step_by(self.interval_ticks as usize)
+            .collect();
+        self.next_due_tick = ticks.last().map_or(first, |&t| t + self.interval_ticks);
+        self.evaluate_ticks(world, &ticks);
+    }
+
+    /// Whether evaluations may lag behind the world without changing any result: every rule reads only
+    /// samples at or before its evaluation time ([`AlertingRule::range_evaluable`]).
+    pub fn can_lag(&self) -> bool {
+        self.rules.iter().all(AlertingRule::range_evaluable)
+    }
+
+    /// The world tick of the next evaluation that has not run.
+    pub fn next_due_tick(&self) -> u64 {
+        self.next_due_tick
+    }
+
+    /// Evaluates every rule at the world's current time, outside the schedule.
     pub fn evaluate_now(&mut self, world: &World) {
-        self.evaluations += 1;
-        let ts = firedrill_query::now_ms(world);
-        let t_s = world.now_s();
-        let storage = FamilyCache::new(WorldStorage::new(world));
+        self.evaluate_ticks(world, &[world.tick_count()]);
+    }
+
+    /// Evaluates every rule at each of `ticks` (ascending, none after the world's current tick) and applies
+    /// the results in time order, rule by rule within a time.
+    fn evaluate_ticks(&mut self, world: &World, ticks: &[u64]) {
+        if ticks.is_empty() {
+            return;
+        }
+        let times: Vec<i64> = ticks.iter().map(|&t| tick_ms(world, t)).collect();
+        let step_ms = match times.as_slice() {
+            [a, b, ..] => b - a,
+            _ => 0,
+        };
+        // Whole-millisecond ticks make a regular grid; anything else is evaluated step by step.
+        let regular = step_ms > 0
+            && times
+                .iter()
+                .enumerate()
+                .all(|(i, &t)| t == times[0] + i as i64 * step_ms);
+        let storage = &FamilyCache::new(WorldStorage::new(world));
         let rules = Arc::clone(&self.rules);
-        for (ri, rule) in rules.iter().enumerate() {
-            match self.engine.instant_expr(&storage, &rule.expr, ts) {
-                Ok(v) => {
-                    self.errors[ri] = results(rule, v)
-                        .and_then(|found| self.apply(ri, rule, found, ts, t_s))
-                        .err();
-                }
+        let per_rule: Vec<Vec<Evaluated>> = rules
+            .iter()
+            .map(|rule| {
+                let batched = (regular && rule.range_evaluable())
+                    .then(|| {
+                        let last = times[times.len() - 1];
+                        match self
+                            .engine
+                            .range_expr(storage, &rule.expr, times[0], last, step_ms)
+                        {
+                            Ok(Value::Matrix(series)) => split_steps(series, &times),
+                            _ => None,
+                        }
+                    })
+                    .flatten();
+                batched.unwrap_or_else(|| {
+                    times
+                        .iter()
+                        .map(
+                            |&t| match self.engine.instant_expr(storage, &rule.expr, t) {
+                                Ok(v) => results(rule, v),
+                                Err(e) => Err(e.to_string()),
+                            },
+                        )
+                        .collect()
+                })
+            })
+            .collect();
+        let mut per_rule: Vec<_> = per_rule.into_iter().map(Vec::into_iter).collect();
+        for (&tick, &ts) in ticks.iter().zip(&times) {
+            self.evaluations += 1;
+            let t_s = tick as f64 * world.tick_s();
+            for (ri, rule) in rules.iter().enumerate() {
+                let Some(found) = per_rule[ri].next() else {
+                    continue;
+                };
                 // A failing rule changes no alert, as in Prometheus (the rule's health turns bad).
-                Err(e) => self.errors[ri] = Some(e.to_string()),
+                self.errors[ri] = found
+                    .and_then(|found| self.apply(ri, rule, found, ts, t_s))
+                    .err();
             }
         }
     }
@@ -326,6 +414,34 @@ impl RuleEngine {
 
 /// A result sample: its labels (without `__name__`) and value.
 type Sampled = (BTreeMap<String, String>, f64);
+
+/// One evaluation's result: the samples, or why the evaluation failed.
+type Evaluated = Result<Vec<Sampled>, String>;
+
+/// Unix milliseconds of the end of world tick `tick`, the time a rule evaluated then sees.
+fn tick_ms(world: &World, tick: u64) -> i64 {
+    firedrill_telemetry::metrics::tick_ms(world, tick)
+}
+
+/// A range query's result cut into the instant results at each of `times`: at each time, the series that
+/// have a point there, in series order (which the state machine does not depend on). `None` if a point
+/// falls off the grid, which a range query never produces.
+fn split_steps(series: Vec<Series>, times: &[i64]) -> Option<Vec<Evaluated>> {
+    let mut steps: Vec<Vec<Sampled>> = vec![Vec::new(); times.len()];
+    for s in series {
+        let labels: BTreeMap<String, String> = s
+            .labels
+            .iter()
+            .filter(|(k, _)| *k != METRIC_NAME)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for sample in s.samples {
+            let i = times.binary_search(&sample.t).ok()?;
+            steps[i].push((labels.clone(), sample.v));
+        }
+    }
+    Some(steps.into_iter().map(Ok).collect())
+}
 
 /// The samples of a rule's result with their labels (without `__name__`).
 fn results(rule: &AlertingRule, v: Value) -> Result<Vec<Sampled>, String> {

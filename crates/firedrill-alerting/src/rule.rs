@@ -61,6 +61,10 @@ pub struct AlertingRule {
     pub labels: Vec<(String, Template)>,
     /// Annotation templates, by name.
     pub annotations: Vec<(String, Template)>,
+    /// Whether the expression reads only samples at or before its evaluation time and nothing that depends on a
+    /// query's range (no `@` modifier, no negative `offset`), so that a range query gives, at each step,
+    /// exactly the instant query's result: see [`crate::RuleEngine::catch_up`].
+    range_evaluable: bool,
 }
 
 /// Metric names the world exports (histograms with their `_bucket`, `_sum` and `_count` series).
@@ -116,6 +120,29 @@ fn selectors(expr: &Expr, out: &mut Vec<(Option<String>, Vec<String>)>) {
             }
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+/// Whether no selector or subquery of `expr` has an `@` modifier or a negative offset: with either, an
+/// evaluation depends on the query's range (`@ end()`) or reads the future, so evaluating a range at once
+/// would differ from evaluating each step when it is due.
+fn reads_only_its_past(expr: &Expr) -> bool {
+    use firedrill_promql::promql_parser::parser::Offset;
+    let plain = |offset: &Option<Offset>, at: bool| !at && !matches!(offset, Some(Offset::Neg(_)));
+    match expr {
+        Expr::Aggregate(a) => {
+            reads_only_its_past(&a.expr) && a.param.as_deref().is_none_or(reads_only_its_past)
+        }
+        Expr::Unary(u) => reads_only_its_past(&u.expr),
+        Expr::Binary(b) => reads_only_its_past(&b.lhs) && reads_only_its_past(&b.rhs),
+        Expr::Paren(p) => reads_only_its_past(&p.expr),
+        Expr::Subquery(s) => plain(&s.offset, s.at.is_some()) && reads_only_its_past(&s.expr),
+        Expr::MatrixSelector(m) => plain(&m.vs.offset, m.vs.at.is_some()),
+        Expr::VectorSelector(vs) => plain(&vs.offset, vs.at.is_some()),
+        Expr::Call(c) => c.args.args.iter().all(|a| reads_only_its_past(a)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => true,
+        // Not produced by the parser; assume the worst.
+        Expr::Extension(_) => false,
     }
 }
 
@@ -257,6 +284,7 @@ impl AlertingRule {
         match expr {
             Some(expr) if errors.is_empty() => Ok(AlertingRule {
                 spec: spec.clone(),
+                range_evaluable: reads_only_its_past(&expr),
                 expr,
                 for_ms,
                 keep_firing_for_ms,
@@ -265,6 +293,12 @@ impl AlertingRule {
             }),
             _ => Err(errors),
         }
+    }
+
+    /// Whether evaluations of this rule can be batched into one range query (see
+    /// [`crate::RuleEngine::catch_up`]).
+    pub fn range_evaluable(&self) -> bool {
+        self.range_evaluable
     }
 
     /// The rule's name.

@@ -35,6 +35,9 @@ pub struct Incident {
     mitigated_since: Option<f64>,
 }
 
+/// Rule evaluations per chunk when looking ahead for the page (see `Incident::skip_to_earliest_page`).
+const PAGE_SEARCH_EVALUATIONS: u64 = 8;
+
 /// Start-of-world epoch: the seed shifts it by whole days so that dates vary but the time of day of the page
 /// follows the scenario.
 fn epoch_for(seed: u64) -> i64 {
@@ -45,6 +48,8 @@ impl Incident {
     /// Builds the world and runs it until the page: the first alert that fires after the minimum history.
     pub fn start(instance: Arc<Instance>) -> Result<Incident, StartError> {
         let mut incident = Incident::build(instance);
+        incident.run_history_before_page();
+        incident.skip_to_earliest_page()?;
         loop {
             incident.step();
             let now = incident.world.now_s();
@@ -69,6 +74,103 @@ impl Incident {
                 });
             }
         }
+    }
+
+    /// Runs the ticks before the earliest possible page (the minimum history) with the alert rules evaluated
+    /// in batches rather than on every interval: alerts do not act on the world, and a batch renders each
+    /// rule's windows once for all its evaluations (see [`RuleEngine::catch_up`]). Equivalent to stepping
+    /// tick by tick; the page check starts with the first tick at or after the minimum history.
+    fn run_history_before_page(&mut self) {
+        if !self.alerts.can_lag() {
+            return;
+        }
+        // A batch must still find every sample its earliest evaluation reads in the frame ring: catching up
+        // every quarter of the ring's capacity leaves three quarters for the rules' windows (hours).
+        let max_lag = (self.world.history().capacity_ticks() as u64 / 4).max(1);
+        let tick_s = self.world.tick_s();
+        while self.world.now_s() + tick_s < self.instance.min_history_s {
+            self.advance();
+            if self.world.tick_count() >= self.alerts.next_due_tick() + max_lag {
+                self.alerts.catch_up(&self.world);
+            }
+        }
+        self.alerts.catch_up(&self.world);
+    }
+
+    /// From the minimum history on, looks ahead for the page in chunks instead of evaluating the rules on
+    /// every interval: a fork runs a chunk with the rules caught up once at its end, and the first tick at
+    /// which the page could arrive (an alert turning firing, or one firing already) is read from its alert
+    /// history. The incident then runs, again without per-interval evaluations, to just before that tick, and
+    /// the caller's tick-by-tick loop takes over and decides exactly. Forking costs a copy of the world; a
+    /// chunk of evaluations costs much more.
+    fn skip_to_earliest_page(&mut self) -> Result<(), StartError> {
+        if !self.alerts.can_lag() {
+            return Ok(());
+        }
+        let chunk = PAGE_SEARCH_EVALUATIONS * self.alerts.interval_ticks();
+        loop {
+            let mut probe = self.clone();
+            let from = probe.world.tick_count() + 1;
+            for _ in 0..chunk {
+                probe.advance();
+                if probe.world.now_s() > probe.instance.page_deadline_s {
+                    break;
+                }
+            }
+            probe.alerts.catch_up(&probe.world);
+            match probe.earliest_possible_page(from) {
+                Some(page) => {
+                    while self.world.tick_count() + 1 < page {
+                        self.advance();
+                    }
+                    self.alerts.catch_up(&self.world);
+                    return Ok(());
+                }
+                None if probe.world.now_s() > probe.instance.page_deadline_s => {
+                    return Err(StartError::NeverPaged {
+                        deadline_min: probe.instance.page_deadline_s / 60.0,
+                    });
+                }
+                // No page in the chunk: the probe is exactly where this incident would be.
+                None => *self = probe,
+            }
+        }
+    }
+
+    /// The first tick from `from` on at which the page condition of [`Incident::start`] could hold, judged
+    /// from the alert history alone: an alert turns firing then, or one is firing while a fault has been
+    /// injected. Never later than the true page; `None` if no tick up to the current one qualifies.
+    fn earliest_possible_page(&self, from: u64) -> Option<u64> {
+        let tick_s = self.world.tick_s();
+        let history = self.alerts.history();
+        let mut states = vec![AlertState::Inactive; self.alerts.instances().len()];
+        let mut firing = 0usize;
+        let mut next = 0;
+        for tick in from..=self.world.tick_count() {
+            let t_s = tick as f64 * tick_s;
+            let mut turned_firing = false;
+            while let Some(tr) = history.get(next).filter(|tr| tr.t_s <= t_s + tick_s * 0.5) {
+                if states[tr.instance] == AlertState::Firing {
+                    firing -= 1;
+                }
+                if tr.to == AlertState::Firing {
+                    firing += 1;
+                    turned_firing |= tr.t_s > t_s - tick_s * 0.5;
+                }
+                states[tr.instance] = tr.to;
+                next += 1;
+            }
+            // A fault injected during tick k is visible to the check after it, at time k + 1 ticks.
+            let injected = self
+                .injected_at
+                .iter()
+                .flatten()
+                .any(|&at| at <= t_s - tick_s * 0.5);
+            if turned_firing || (firing > 0 && injected) {
+                return Some(tick);
+            }
+        }
+        None
     }
 
     /// Builds the world at second zero without running anything (for tools that replay a whole timeline; the
@@ -136,6 +238,12 @@ impl Incident {
 
     /// Advances one tick: due distractors and faults first, then the world, then phase triggers and alerts.
     pub fn step(&mut self) {
+        self.advance();
+        self.alerts.evaluate(&self.world);
+    }
+
+    /// One tick of everything but the alert rules (which nothing in the tick reads).
+    fn advance(&mut self) {
         let next_t = self.world.now_s() + self.world.tick_s();
         while let Some(s) = self.instance.scheduled.get(self.next_scheduled) {
             if s.t_s > next_t {
@@ -167,7 +275,6 @@ impl Incident {
             }
         }
         self.world.step();
-        self.alerts.evaluate(&self.world);
         self.track_mitigation();
     }
 

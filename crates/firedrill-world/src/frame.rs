@@ -324,6 +324,11 @@ impl FrameRing {
         self.end_tick = tick + 1;
     }
 
+    /// How many ticks the ring holds before it evicts the oldest.
+    pub fn capacity_ticks(&self) -> usize {
+        self.capacity_ticks
+    }
+
     /// Whether nothing was ever pushed.
     pub fn is_empty(&self) -> bool {
         self.end_tick == 0 && self.frames.is_empty()
