@@ -1,10 +1,17 @@
 //! Locating parse errors that `promql-parser` reports without a position.
 //!
 //! The parser drops its LR error spans and answers "invalid promql query" for any syntax error; its generated
-//! grammar module is private, so the spans cannot be recovered. Two fallbacks stand in:
+//! grammar module is private, so the spans cannot be recovered. Its other errors carry no position either.
+//! Each kind is located its own way:
 //!
-//! * a type or arity error naming a function (`unknown function with name 'f'`, `... in call to 'f'`) points
-//!   at the first call of that function in the query;
+//! * a lexer error (`unexpected character inside braces`, `unclosed left parenthesis`, ...) by lexing prefixes
+//!   or, for what the lexer only notices at the end, by finding the construct left open ([`lexical`]);
+//! * an error of the grammar's actions or type checks (`binary expression must contain only scalar and instant
+//!   vector types`, `expected type vector in aggregation expression, got matrix`, arity and argument types,
+//!   modifiers, matchers, ...) by finding the sub-expression that raises it in a span tree of the query, then
+//!   the part of it the message is about ([`semantic`], [`tree`]); should the tree not be understood, an
+//!   error naming a function (`unknown function with name 'f'`, `... in call to 'f'`) still points at the
+//!   first call of that function;
 //! * a syntax error: the query is cut at each token boundary and every prefix is tested for being *viable*,
 //!   i.e. some short completion (an operand, a matcher, a call, then the brackets still open) is syntactically
 //!   valid. Type and arity errors of a completion do not count against it: they are raised by the grammar's
@@ -12,24 +19,39 @@
 //!   query stopped making sense, which is where an LR parser reports its error. When every prefix is viable
 //!   and only the whole fails, the query ends too early and the position is its end.
 //!
-//! Other semantic errors get no position: no position is better than a wrong one. The tests hold the scan to
-//! every valid query of the conformance scripts (no prefix of a valid query may be judged dead, or positions
-//! would come out too early).
+//! When a kind of error cannot be located, it gets no position: no position is better than a wrong one. The
+//! tests hold the syntax scan to every valid query of the conformance scripts (no prefix of a valid query may
+//! be judged dead, or positions would come out too early).
+
+mod lexical;
+mod semantic;
+mod tree;
 
 use promql_parser::parser;
 
 /// What the parser says about every syntax error.
 const SYNTAX_ERROR: &str = "invalid promql query";
 
-/// Queries longer than this are not scanned (each prefix costs a few parses).
+/// Queries longer than this are not scanned (each prefix, or each sub-expression on the way to an error, costs
+/// a parse or a few).
 const MAX_SCAN_BYTES: usize = 4096;
 
 /// Byte offset of the error in `query`, for a parser `message` that carries none.
 pub(crate) fn locate(query: &str, message: &str) -> Option<usize> {
-    if let Some(p) = function_position(query, message) {
-        return Some(p);
+    if let Some(found) = lexical::locate(query, message) {
+        return found;
     }
-    if message != SYNTAX_ERROR || query.len() > MAX_SCAN_BYTES {
+    if END_OF_INPUT.iter().any(|m| message.starts_with(m)) {
+        return Some(query.len());
+    }
+    if message != SYNTAX_ERROR {
+        if query.len() > MAX_SCAN_BYTES {
+            return function_position(query, message);
+        }
+        return semantic::locate(query, semantic::Failure::Message(message))
+            .or_else(|| function_position(query, message));
+    }
+    if query.len() > MAX_SCAN_BYTES {
         return None;
     }
     let tokens = tokens(query);
@@ -43,6 +65,29 @@ pub(crate) fn locate(query: &str, message: &str) -> Option<usize> {
     // Every prefix can be completed, the whole cannot stand alone: the query ends too early.
     (!tokens.is_empty()).then_some(query.len())
 }
+
+/// Byte offset of what makes the parser panic on `query`: the smallest sub-expression that panics on its own
+/// (and in it the duration or time, for a range, subquery, `offset` or `@`).
+pub(crate) fn locate_panic(query: &str) -> Option<usize> {
+    if query.len() > MAX_SCAN_BYTES {
+        return None;
+    }
+    semantic::locate(query, semantic::Failure::Panic)
+}
+
+/// Byte offset of the first `limitk`/`limit_ratio` parameter of a parsed `query` that is not a scalar, which
+/// the parser lets through.
+pub(crate) fn limit_param_position(query: &str) -> Option<usize> {
+    semantic::limit_param(query)
+}
+
+/// Messages of the grammar for input that ends where something else must follow (only blanks and comments,
+/// an `offset` or `@` without a value).
+const END_OF_INPUT: &[&str] = &[
+    "no expression found in input",
+    "unexpected end of input in offset, expected duration",
+    "unexpected end of input in @, expected timestamp",
+];
 
 /// The position of the function a message names, as `name(` in the query.
 fn function_position(query: &str, message: &str) -> Option<usize> {
@@ -207,7 +252,7 @@ mod tests {
         assert_eq!(at("1 +* 2"), Some(3));
         assert_eq!(at("up + "), Some(5));
         assert_eq!(at("sum(up) by"), Some(10));
-        assert_eq!(at("rate(up)"), Some(0));
+        assert_eq!(at("rate(up)"), Some(5));
         assert_eq!(at("1 + unknown_fn(up)"), Some(4));
         assert_eq!(at("histogram_quantile(0.9)"), Some(0));
         assert_eq!(at(r#"up{a="b"} == == 1"#), Some(13));

@@ -1,6 +1,7 @@
-//! The engine must return errors, never panic, on arbitrary input.
+//! The engine must return errors, never panic, on arbitrary input; the positions of parse errors must be
+//! inside the query.
 
-use firedrill_promql::{Engine, EngineOptions, Labels, MemStorage};
+use firedrill_promql::{Engine, EngineOptions, Labels, MemStorage, QueryError, parse_query};
 use proptest::prelude::*;
 
 fn store() -> MemStorage {
@@ -136,8 +137,57 @@ fn expr() -> impl Strategy<Value = String> {
     })
 }
 
+/// Asserts that a parse error of `q`, if any, points inside `q`.
+fn position_in_bounds(q: &str) -> Result<(), TestCaseError> {
+    if let Err(QueryError::Parse {
+        position: Some(p), ..
+    }) = parse_query(q)
+    {
+        prop_assert!(p <= q.len() && q.is_char_boundary(p), "{q:?}: {p}");
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_error_positions_are_in_the_query(q in ".{0,64}") {
+        position_in_bounds(&q)?;
+    }
+
+    #[test]
+    fn promql_like_error_positions_are_in_the_query(q in "[a-z_(){}\\[\\]\"'`=~!0-9.:+*/^@ ,#\n-]{0,48}") {
+        position_in_bounds(&q)?;
+    }
+
+    /// Generated queries are syntactically valid, so their errors are type and arity errors: every one has
+    /// a position, which moves with the text when the query is wrapped.
+    #[test]
+    fn type_errors_have_positions_that_move_with_the_text(e in expr()) {
+        if let Err(QueryError::Parse { message, position }) = parse_query(&e) {
+            prop_assert!(position.is_some(), "{e:?}: {message}");
+            let wrapped = format!("sum(\n  {e}\n)");
+            prop_assert_eq!(
+                parse_query(&wrapped),
+                Err(QueryError::Parse { message, position: position.map(|p| p + 7) })
+            );
+        }
+    }
+
+    /// A range vector operand fails any binary expression, at its operator.
+    #[test]
+    fn range_operands_point_at_the_operator(e in expr()) {
+        prop_assume!(parse_query(&e).is_ok());
+        let q = format!("({e}) +\n x[5m]");
+        prop_assert_eq!(
+            parse_query(&q),
+            Err(QueryError::Parse {
+                message: "binary expression must contain only scalar and instant vector types".into(),
+                position: Some(e.len() + 3),
+            })
+        );
+    }
 
     #[test]
     fn arbitrary_strings_never_panic(q in ".{0,64}") {
@@ -157,5 +207,18 @@ proptest! {
         let e = engine();
         let _ = e.instant(&s, &q, t);
         let _ = e.range(&s, &q, t, t + 300_000, step);
+    }
+}
+
+proptest! {
+    // Damaged queries are mostly syntax errors, whose location parses many prefixes: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn damaged_queries_never_panic_and_point_inside(e in expr(), cut in any::<(prop::sample::Index, prop::sample::Index)>()) {
+        // Generated queries are ASCII: any byte range can go.
+        let (a, b) = (cut.0.index(e.len() + 1), cut.1.index(e.len() + 1));
+        let q = format!("{}{}", &e[..a.min(b)], &e[a.max(b)..]);
+        position_in_bounds(&q)?;
     }
 }

@@ -66,63 +66,106 @@ pub struct Engine {
     opts: EngineOptions,
 }
 
-/// Parses a query, mapping parser failures to [`QueryError::Parse`].
+/// Parses a query, mapping parser failures to [`QueryError::Parse`] with the byte offset of the
+/// offending part of the query whenever it can be found (see `position.rs`).
 pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
     // The parser's recursion is proportional to nesting depth; refuse absurd nesting before it
     // can exhaust the stack.
-    let depth = max_nesting(query);
-    if depth > 200 {
+    let (depth, deepest) = max_nesting(query);
+    if depth > MAX_NESTING {
         return Err(QueryError::Parse {
             message: format!("query nesting too deep ({depth} levels)"),
-            position: None,
+            position: deepest,
         });
     }
     let parsed = std::panic::catch_unwind(|| parser::parse(query));
-    match parsed {
-        Ok(Ok(e)) => Ok(e),
-        Ok(Err(message)) => Err(QueryError::Parse {
-            position: lexer_error_position(query)
-                .or_else(|| crate::position::locate(query, &message)),
-            message,
-        }),
-        Err(_) => Err(QueryError::Parse {
-            message: "parser failed on this input".to_string(),
-            position: None,
-        }),
-    }
+    let expr = match parsed {
+        Ok(Ok(e)) => e,
+        Ok(Err(message)) => {
+            return Err(QueryError::Parse {
+                position: crate::position::locate(query, &message),
+                message,
+            });
+        }
+        Err(_) => {
+            return Err(QueryError::Parse {
+                message: "parser failed on this input".to_string(),
+                position: crate::position::locate_panic(query),
+            });
+        }
+    };
+    check_limit_params(query, &expr)?;
+    Ok(expr)
 }
 
-fn max_nesting(q: &str) -> usize {
-    let (mut d, mut m) = (0usize, 0usize);
-    for c in q.chars() {
+/// Deepest bracket nesting the engine accepts.
+const MAX_NESTING: usize = 200;
+
+/// The deepest bracket nesting of `q`, and where it first went past [`MAX_NESTING`].
+fn max_nesting(q: &str) -> (usize, Option<usize>) {
+    let (mut d, mut m, mut past) = (0usize, 0usize, None);
+    for (i, c) in q.char_indices() {
         match c {
             '(' | '[' | '{' => {
                 d += 1;
                 m = m.max(d);
+                if d > MAX_NESTING && past.is_none() {
+                    past = Some(i);
+                }
             }
             ')' | ']' | '}' => d = d.saturating_sub(1),
             _ => {}
         }
     }
-    m
+    (m, past)
 }
 
-/// The parser reports lexer errors without a position; the first prefix on which the lexer
-/// itself fails with the same message locates the offending character.
-fn lexer_error_position(query: &str) -> Option<usize> {
-    let full = parser::lex::lexer(query).err()?;
-    if query.len() > 4096 {
-        return None;
+/// `limitk` and `limit_ratio` take a scalar parameter, like `topk`; Prometheus rejects anything else when
+/// parsing, `promql-parser` lets it through (it checks `topk`, `bottomk` and `quantile` only). Reported
+/// with the parser's wording for `topk`.
+fn check_limit_params(query: &str, expr: &Expr) -> Result<(), QueryError> {
+    let Some(got) = bad_limit_param(expr) else {
+        return Ok(());
+    };
+    Err(QueryError::Parse {
+        message: format!("expected type scalar in aggregation expression, got {got}"),
+        position: crate::position::limit_param_position(query),
+    })
+}
+
+/// The type of the first `limitk`/`limit_ratio` parameter that is not a scalar, children first and
+/// left to right (the order in which the parser checks, and `position.rs` searches).
+fn bad_limit_param(e: &Expr) -> Option<parser::value::ValueType> {
+    let children: Vec<&Expr> = match e {
+        Expr::Aggregate(a) => a.param.iter().map(|p| &**p).chain([&*a.expr]).collect(),
+        Expr::Unary(u) => vec![&u.expr],
+        Expr::Binary(b) => vec![&b.lhs, &b.rhs],
+        Expr::Paren(p) => vec![&p.expr],
+        Expr::Subquery(s) => vec![&s.expr],
+        Expr::Call(c) => c.args.args.iter().map(|a| &**a).collect(),
+        Expr::VectorSelector(_)
+        | Expr::MatrixSelector(_)
+        | Expr::NumberLiteral(_)
+        | Expr::StringLiteral(_)
+        | Expr::Extension(_) => Vec::new(),
+    };
+    if let Some(t) = children.into_iter().find_map(bad_limit_param) {
+        return Some(t);
     }
-    for (i, c) in query.char_indices() {
-        let end = i + c.len_utf8();
-        if let Err(e) = parser::lex::lexer(&query[..end])
-            && e == full
+    match e {
+        Expr::Aggregate(a)
+            if matches!(
+                a.op.to_string().to_lowercase().as_str(),
+                "limitk" | "limit_ratio"
+            ) =>
         {
-            return Some(i);
+            a.param
+                .as_ref()
+                .map(|p| p.value_type())
+                .filter(|t| *t != parser::value::ValueType::Scalar)
         }
+        _ => None,
     }
-    None
 }
 
 impl Engine {
