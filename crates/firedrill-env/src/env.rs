@@ -725,7 +725,9 @@ impl Episode {
             !name.starts_with("http_request_duration_seconds")
                 && metrics::CATALOGUE.iter().any(|m| m.name == name)
         };
-        let series = metrics::render(self.incident.world(), &wanted, start, end);
+        // Only this service's series are rendered: each is computed from its own service's frames, so they are the
+        // ones a render of every service would give (tested in firedrill-telemetry).
+        let series = metrics::render_service(self.incident.world(), &wanted, id, start, end);
         let page_ms = self.unix_ms(self.incident.page_s());
         let mut out = Vec::new();
         // Latency from the histogram, as the p99 a dashboard would plot.
@@ -755,9 +757,6 @@ impl Episode {
             ));
         }
         for s in series {
-            if s.labels.get("service").map(String::as_str) != Some(name.as_str()) {
-                continue;
-            }
             let metric = s.labels.get("__name__").cloned().unwrap_or_default();
             if metric.starts_with("http_request_duration_seconds") {
                 continue;
@@ -841,9 +840,11 @@ impl Episode {
             max_records: usize::MAX,
         };
         let page_ms = self.unix_ms(self.incident.page_s());
-        let records: Vec<_> = logs::render(self.incident.world(), start, end, &opts)
+        // Only this service's lines are rendered: every draw is keyed by (tick, service) or by the event, so they
+        // are the lines, in the same order, a render of every service would give (tested in firedrill-telemetry).
+        let records: Vec<_> = logs::render_service(self.incident.world(), id, start, end, &opts)
             .into_iter()
-            .filter(|r| r.service == name && r.level >= min_level)
+            .filter(|r| r.level >= min_level)
             .collect();
         let matched = records.len();
         let skip = matched.saturating_sub(limit as usize);
@@ -930,15 +931,17 @@ impl Episode {
     ) -> Content {
         let (start, end) = self.window_ms(window);
         let name = self.name(id).to_string();
-        let all = traces::traces_between(self.incident.world(), start, end, 20_000);
-        let matching: Vec<_> = all
+        // Outlines first (the same walks without the spans' text), then only the traces shown are built: most of
+        // the window's traces were only ever counted.
+        let world = self.incident.world();
+        let matching: Vec<_> = traces::outlines_between(world, start, end, 20_000, Some(id))
             .into_iter()
-            .filter(|t| t.spans.iter().any(|s| s.service == name))
-            .filter(|t| !errors_only || t.has_error())
+            .filter(|o| !errors_only || o.error)
             .collect();
         let matched = matching.len();
-        let mut out = Vec::new();
-        for t in matching.iter().rev().take(MAX_TRACES) {
+        let newest = traces::build_traces(world, matching.iter().rev().take(MAX_TRACES));
+        let mut out = Vec::with_capacity(newest.len());
+        for t in &newest {
             out.push(self.trace_summary(t, id, new_evidence));
         }
         Content::Traces {

@@ -86,14 +86,16 @@ pub(crate) fn tick_world_ms(world: &World, tick: u64) -> i64 {
 /// A configuration value as it was in effect during the tick ending at `tick_world_ms` (world ms): the current
 /// value with every change made after the tick began undone. A tick's frame was computed with the configuration
 /// set before the tick began; changes made at the tick's end take effect in the next one.
-pub(crate) fn config_at(
-    world: &World,
+///
+/// Borrowed from the world: renderers read a value per call or per tick and rarely keep it.
+pub(crate) fn config_at<'w>(
+    world: &'w World,
     id: ServiceId,
     key: &str,
     tick_world_ms: i64,
-) -> Option<String> {
+) -> Option<&'w str> {
     let tick_ms = (world.tick_s() * 1000.0).round() as i64;
-    let mut v = world.service(id).config.get(key).cloned();
+    let mut v = world.service(id).config.get(key).map(String::as_str);
     for c in world.changes().iter().rev() {
         if (c.t_s * 1000.0).round() as i64 <= tick_world_ms - tick_ms {
             break;
@@ -102,7 +104,7 @@ pub(crate) fn config_at(
             && let ChangeKind::Config { key: k, old, .. } = &c.kind
             && k == key
         {
-            v = old.clone();
+            v = old.as_deref();
         }
     }
     v

@@ -14,4 +14,7 @@ pub mod traces;
 pub use key::{Comparison, KeyMetric};
 pub use logs::{ChangeView, Level, LogOptions, LogRecord, audit_log, deploy_history};
 pub use metrics::{MetricInfo, MetricKind, MetricSeries, PodNames, catalogue};
-pub use traces::{Span, SpanKind, SpanStatus, Trace, find_trace, traces_at, traces_between};
+pub use traces::{
+    Span, SpanKind, SpanStatus, Trace, TraceOutline, build_traces, find_trace, outlines_between,
+    traces_at, traces_between,
+};

@@ -222,13 +222,45 @@ fn fields(pairs: &[(&str, String)]) -> BTreeMap<String, String> {
 /// Renders the logs of every service in `[start_ms, end_ms)` (unix ms), sorted by (time, service, order of
 /// writing); at most `opts.max_records`, the newest kept.
 pub fn render(world: &World, start_ms: i64, end_ms: i64, opts: &LogOptions) -> Vec<LogRecord> {
+    render_scoped(world, None, start_ms, end_ms, opts)
+}
+
+/// Renders the logs of one service in `[start_ms, end_ms)` (unix ms): the lines of [`render`] whose `service`
+/// is this one, in the same order, when [`render`] keeps every line (`opts.max_records` applies to this
+/// service's lines here, not to every service's). Empty for a service the topology does not have.
+///
+/// Scoping changes no line: every draw is keyed by (seed, tick, service) or by the event, the pipeline's drops
+/// are drawn from the writing service's own frame, and what a line reads of other services (a peer's name or
+/// frame, the quota in use) is read, never drawn. The merge sort is stable and keyed by (time, service name),
+/// and names are unique, so one service's lines keep their relative order.
+pub fn render_service(
+    world: &World,
+    service: ServiceId,
+    start_ms: i64,
+    end_ms: i64,
+    opts: &LogOptions,
+) -> Vec<LogRecord> {
+    if service.index() >= world.topology().len() {
+        return Vec::new();
+    }
+    render_scoped(world, Some(service), start_ms, end_ms, opts)
+}
+
+/// [`render`] over every service, or over `only`.
+fn render_scoped(
+    world: &World,
+    only: Option<ServiceId>,
+    start_ms: i64,
+    end_ms: i64,
+    opts: &LogOptions,
+) -> Vec<LogRecord> {
     if end_ms <= start_ms || world.topology().is_empty() {
         return Vec::new();
     }
     let ctx = Ctx::new(world);
     let mut out = Vec::new();
-    events(&ctx, start_ms, end_ms, &mut out);
-    per_tick(&ctx, start_ms, end_ms, opts, &mut out);
+    events(&ctx, only, start_ms, end_ms, &mut out);
+    per_tick(&ctx, only, start_ms, end_ms, opts, &mut out);
     // Stable: lines of the same instant and service keep the order they were written in.
     out.sort_by(|a, b| (a.t_ms, &a.service).cmp(&(b.t_ms, &b.service)));
     if out.len() > opts.max_records {
@@ -277,7 +309,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// A configuration value as it was in effect during the tick ending at `tick_world_ms`.
-    fn config_at(&self, id: ServiceId, key: &str, tick_world_ms: i64) -> Option<String> {
+    fn config_at(&self, id: ServiceId, key: &str, tick_world_ms: i64) -> Option<&'a str> {
         det::config_at(self.world, id, key, tick_world_ms)
     }
 }
@@ -325,10 +357,20 @@ fn writer(kind: EventKind) -> &'static str {
     }
 }
 
-fn events(ctx: &Ctx<'_>, start_ms: i64, end_ms: i64, out: &mut Vec<LogRecord>) {
+/// Lines of the world's events in the window (of `only`'s events, if given).
+fn events(
+    ctx: &Ctx<'_>,
+    only: Option<ServiceId>,
+    start_ms: i64,
+    end_ms: i64,
+    out: &mut Vec<LogRecord>,
+) {
     let world = ctx.world;
     let topo = world.topology();
     for e in world.events().iter() {
+        if only.is_some_and(|id| id.0 != e.service) {
+            continue;
+        }
         let t_ms = det::unix_ms(world, e.t_ms);
         if t_ms < start_ms || t_ms >= end_ms || e.service as usize >= topo.len() {
             continue;
@@ -790,9 +832,11 @@ fn passes(level: Level, min: LogLevel) -> bool {
     level as u8 >= rank
 }
 
-/// Lines derived from each tick's state: request failures by cause, background lines and everyday warnings.
+/// Lines derived from each tick's state: request failures by cause, background lines and everyday warnings (of
+/// `only`, if given).
 fn per_tick(
     ctx: &Ctx<'_>,
+    only: Option<ServiceId>,
     start_ms: i64,
     end_ms: i64,
     opts: &LogOptions,
@@ -817,7 +861,13 @@ fn per_tick(
         let Some(frames) = ring.tick(t) else {
             continue;
         };
-        for (i, f) in frames.iter().enumerate() {
+        // Each service's lines of a tick come from its own generator, keyed by (tick, service): skipping the
+        // others draws nothing they would have drawn.
+        let (skip, take) = match only {
+            Some(id) => (id.index(), 1),
+            None => (0, frames.len()),
+        };
+        for (i, f) in frames.iter().enumerate().skip(skip).take(take) {
             let id = ServiceId(i as u16);
             let spec = &topo.services[i].spec;
             if spec.kind == ServiceKind::External {
@@ -827,7 +877,7 @@ fn per_tick(
             let mut rng = det::rng_for(world, Purpose::TickLogs, t, i as u64);
             let keep = (1.0 - f.log_drop_ratio as f64).clamp(0.0, 1.0);
             let slots = live_slots(f);
-            let level_cfg = log_level(ctx.config_at(id, "log.level", tick_world_ms).as_deref());
+            let level_cfg = log_level(ctx.config_at(id, "log.level", tick_world_ms));
             let mut lines: Vec<Line> = Vec::new();
 
             // Request failures, a handful per tick at most.
@@ -1082,9 +1132,9 @@ fn failure_line(
         ErrorCause::DnsResolution => {
             let resolver = ctx
                 .config_at(id, "dns.resolver", tick_world_ms)
-                .unwrap_or_else(|| CLUSTER_RESOLVER.into());
+                .unwrap_or(CLUSTER_RESOLVER);
             let resolver = if resolver.contains(':') {
-                resolver
+                resolver.to_string()
             } else {
                 format!("{resolver}:53")
             };

@@ -10,8 +10,15 @@
 //!
 //! A trace id encodes its tick and index (masked so ids look random), so any trace can be regenerated from its
 //! id alone in O(1).
+//!
+//! Each trace draws from its own generator, keyed by (tick, index). [`outlines_between`] walks the same way
+//! without writing any text, which is enough to tell whether a trace went through a service and whether it
+//! failed; [`build_traces`] then builds only the traces wanted. A query that shows the newest few of a window's
+//! traces through one service builds those few, not the window.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use firedrill_world::frame::ErrorCause;
 use firedrill_world::spec::ServiceKind;
@@ -172,14 +179,21 @@ fn instrumented(kind: ServiceKind) -> bool {
     )
 }
 
-/// A route template for a service (`/v1/orders/{id}`), fixed per service and varied per request.
-fn route(rng: &mut ChaCha8Rng, kind: ServiceKind, name: &str) -> (&'static str, String) {
+/// A route template for a service (`/v1/orders/{id}`), fixed per service and varied per request. Without
+/// `text` the same draws are made but the path is left empty (an outline needs the draws, not the words).
+fn route(
+    rng: &mut ChaCha8Rng,
+    kind: ServiceKind,
+    name: &str,
+    text: bool,
+) -> (&'static str, Cow<'static, str>) {
     let method = pick(rng, &["GET", "GET", "GET", "POST", "PUT"]);
     let path = match kind {
-        ServiceKind::Edge => {
-            pick(rng, &["/checkout", "/cart", "/product/{id}", "/account"]).to_string()
-        }
-        ServiceKind::Gateway => pick(
+        ServiceKind::Edge => Cow::Borrowed(pick(
+            rng,
+            &["/checkout", "/cart", "/product/{id}", "/account"],
+        )),
+        ServiceKind::Gateway => Cow::Borrowed(pick(
             rng,
             &[
                 "/api/v1/orders",
@@ -187,23 +201,19 @@ fn route(rng: &mut ChaCha8Rng, kind: ServiceKind, name: &str) -> (&'static str, 
                 "/api/v1/users/{id}",
                 "/api/v1/items",
             ],
-        )
-        .to_string(),
+        )),
+        _ if !text => Cow::Borrowed(""),
         _ => {
             let base = name
                 .trim_end_matches("-service")
                 .trim_end_matches("-svc")
                 .trim_end_matches("-worker");
-            let plural = if base.ends_with('s') {
-                base.to_string()
+            let plural = if base.ends_with('s') { "" } else { "s" };
+            Cow::Owned(if method == "GET" {
+                format!("/v1/{base}{plural}/{{id}}")
             } else {
-                format!("{base}s")
-            };
-            if method == "GET" {
-                format!("/v1/{plural}/{{id}}")
-            } else {
-                format!("/v1/{plural}")
-            }
+                format!("/v1/{base}{plural}")
+            })
         }
     };
     (method, path)
@@ -252,27 +262,45 @@ fn server_error_share(f: &ServiceFrame) -> f64 {
     (f.error_rps as f64 / denom).clamp(0.0, 1.0)
 }
 
+/// The frame read for a service a tick does not hold (none in a compiled topology; kept for safety).
+static NO_FRAME: LazyLock<ServiceFrame> = LazyLock::new(ServiceFrame::default);
+
+/// One trace being generated.
+///
+/// A walk makes the same draws whether or not it writes text: with `pods` it builds every span (ids, names,
+/// attributes), without it only what an outline needs (how many spans, whether one failed, whether `target`
+/// wrote one). Both follow one code path, so an outline always describes the trace the full walk would build.
 struct Walk<'a> {
     world: &'a World,
-    pods: &'a PodNames,
+    /// Pod names, for the spans' text; `None` for an outline.
+    pods: Option<&'a PodNames>,
     frames: &'a [ServiceFrame],
     tick_world_ms: i64,
     trace_id: String,
     rng: ChaCha8Rng,
+    /// The spans, when written (`pods` is some).
     spans: Vec<Span>,
+    /// Spans opened, written or not.
+    opened: usize,
+    /// Whether any span failed.
+    error: bool,
+    /// The service an outline asks about, and whether it wrote a span.
+    target: Option<ServiceId>,
+    hit: bool,
 }
 
-impl Walk<'_> {
-    fn span_id(&mut self) -> String {
-        format!("{:016x}", self.rng.next_u64() | 1)
+impl<'a> Walk<'a> {
+    /// Whether spans are written out.
+    fn text(&self) -> bool {
+        self.pods.is_some()
     }
 
-    fn frame(&self, id: ServiceId) -> ServiceFrame {
-        self.frames.get(id.index()).copied().unwrap_or_default()
+    fn frame(&self, id: ServiceId) -> &'a ServiceFrame {
+        self.frames.get(id.index()).unwrap_or(&NO_FRAME)
     }
 
-    fn name(&self, id: ServiceId) -> String {
-        self.world.topology().service(id).name().to_string()
+    fn name(&self, id: ServiceId) -> &'a str {
+        self.world.topology().service(id).name()
     }
 
     /// A latency draw from a frame's log-normal, in ms, scaled to a median of `median_ms`.
@@ -280,21 +308,30 @@ impl Walk<'_> {
         median_ms.max(0.05) * (sigma.max(0.05) * normal(&mut self.rng)).exp()
     }
 
+    /// Opens a span written by `service`; returns its index and (when written) its id. The span id is drawn
+    /// either way: later draws must not depend on whether text is written.
     fn open(
         &mut self,
-        service: String,
+        service: ServiceId,
         name: String,
         kind: SpanKind,
         parent: Option<String>,
         start_ns: i64,
         attributes: BTreeMap<String, String>,
     ) -> (usize, String) {
-        let span_id = self.span_id();
+        let raw_id = self.rng.next_u64() | 1;
+        let index = self.opened;
+        self.opened += 1;
+        self.hit |= self.target == Some(service);
+        if !self.text() {
+            return (index, String::new());
+        }
+        let span_id = format!("{raw_id:016x}");
         self.spans.push(Span {
             trace_id: self.trace_id.clone(),
             span_id: span_id.clone(),
             parent_span_id: parent,
-            service,
+            service: self.name(service).to_string(),
             name,
             kind,
             start_ns,
@@ -302,7 +339,22 @@ impl Walk<'_> {
             status: SpanStatus::Ok,
             attributes,
         });
-        (self.spans.len() - 1, span_id)
+        (index, span_id)
+    }
+
+    /// The span at `index`, when spans are written.
+    fn span_mut(&mut self, index: usize) -> Option<&mut Span> {
+        self.spans.get_mut(index)
+    }
+
+    /// Marks the span at `index` failed with `error_type`.
+    fn fail(&mut self, index: usize, error_type: &str) {
+        self.error = true;
+        if let Some(span) = self.span_mut(index) {
+            span.status = SpanStatus::Error;
+            span.attributes
+                .insert("error.type".into(), error_type.into());
+        }
     }
 
     /// Median of one call along an edge at this tick, in ms (through its cache when it has one).
@@ -326,45 +378,48 @@ impl Walk<'_> {
         start_ns: i64,
         depth: usize,
         mode: Mode,
-        route_hint: Option<(&'static str, String)>,
+        route_hint: Option<(&'static str, Cow<'static, str>)>,
     ) -> (i64, bool, &'static str) {
         let topo = self.world.topology();
         let f = self.frame(service);
         let svc = topo.service(service);
+        let text = self.text();
         let (method, path) = match route_hint {
             Some(r) => r,
-            None => route(&mut self.rng, svc.kind(), svc.name()),
+            None => route(&mut self.rng, svc.kind(), svc.name(), text),
         };
-        let version = svc
-            .spec
-            .versions
-            .get(f.version as usize)
-            .map(|v| v.name.clone())
-            .unwrap_or_default();
-        let live: Vec<usize> = (0..f.replica_memory_mb.len())
-            .filter(|&s| f.replica_memory_mb[s] > 0.0)
-            .collect();
-        let mut attrs = BTreeMap::from([
-            ("http.request.method".to_string(), method.to_string()),
-            ("http.route".to_string(), path.clone()),
-            ("service.version".to_string(), version),
-        ]);
-        if !live.is_empty() {
-            let slot =
-                live[((unit(&mut self.rng) * live.len() as f64) as usize).min(live.len() - 1)];
-            attrs.insert(
-                "k8s.pod.name".into(),
-                self.pods.name(service, slot, self.tick_world_ms),
-            );
-        }
-        let (index, span_id) = self.open(
-            svc.name().to_string(),
-            format!("{method} {path}"),
-            SpanKind::Server,
-            parent,
-            start_ns,
-            attrs,
-        );
+        let live = f.replica_memory_mb.iter().filter(|&&m| m > 0.0).count();
+        let slot = (live > 0).then(|| {
+            let k = ((unit(&mut self.rng) * live as f64) as usize).min(live - 1);
+            (0..f.replica_memory_mb.len())
+                .filter(|&s| f.replica_memory_mb[s] > 0.0)
+                .nth(k)
+                .unwrap_or(0)
+        });
+        let (name, attrs) = match self.pods {
+            Some(pods) => {
+                let version = svc
+                    .spec
+                    .versions
+                    .get(f.version as usize)
+                    .map(|v| v.name.clone())
+                    .unwrap_or_default();
+                let mut attrs = BTreeMap::from([
+                    ("http.request.method".to_string(), method.to_string()),
+                    ("http.route".to_string(), path.to_string()),
+                    ("service.version".to_string(), version),
+                ]);
+                if let Some(slot) = slot {
+                    attrs.insert(
+                        "k8s.pod.name".into(),
+                        pods.name(service, slot, self.tick_world_ms),
+                    );
+                }
+                (format!("{method} {path}"), attrs)
+            }
+            None => (String::new(), BTreeMap::new()),
+        };
+        let (index, span_id) = self.open(service, name, SpanKind::Server, parent, start_ns, attrs);
 
         // Rejected by the rate limiter (roots only: a caller decides its callees' outcome).
         let reject_share = if f.offered_rps > 0.0 {
@@ -376,7 +431,7 @@ impl Walk<'_> {
             return self.close(index, 1_000_000, true, "429", "rate_limited");
         }
         let failed = match mode {
-            Mode::Free => unit(&mut self.rng) < server_error_share(&f),
+            Mode::Free => unit(&mut self.rng) < server_error_share(f),
             Mode::Fail => true,
             Mode::Succeed | Mode::Slow(_) => false,
         };
@@ -421,7 +476,7 @@ impl Walk<'_> {
         let skip_calls = own_failure && cause == ErrorCause::Overload;
         if depth < MAX_DEPTH && !skip_calls {
             'edges: for &e in &svc.out_edges {
-                let edge = topo.edges[e].clone();
+                let edge = &topo.edges[e];
                 let forced = culprit == Some(e);
                 let mut calls =
                     stochastic_round(&mut self.rng, edge.per_request).min(MAX_CALLS_PER_EDGE);
@@ -429,7 +484,7 @@ impl Walk<'_> {
                     calls = calls.max(1);
                 }
                 for _ in 0..calls {
-                    if self.spans.len() >= MAX_SPANS {
+                    if self.opened >= MAX_SPANS {
                         break 'edges;
                     }
                     if let Some(cache) = edge.via_cache {
@@ -441,7 +496,7 @@ impl Walk<'_> {
                     }
                     let call_mode = if forced { Some(cause) } else { None };
                     let (d, err, upstream_code) =
-                        self.client(service, &edge, &span_id, cursor, depth, call_mode);
+                        self.client(service, edge, &span_id, cursor, depth, call_mode);
                     cursor += d;
                     if err && forced {
                         if cause == ErrorCause::UpstreamError {
@@ -480,16 +535,16 @@ impl Walk<'_> {
         code: &'static str,
         error_type: &str,
     ) -> (i64, bool, &'static str) {
-        let span = &mut self.spans[index];
-        span.duration_ns = duration_ns.max(1_000);
-        span.attributes
-            .insert("http.status_code".into(), code.into());
-        if failed {
-            span.status = SpanStatus::Error;
+        let duration_ns = duration_ns.max(1_000);
+        if let Some(span) = self.span_mut(index) {
+            span.duration_ns = duration_ns;
             span.attributes
-                .insert("error.type".into(), error_type.into());
+                .insert("http.status_code".into(), code.into());
         }
-        (span.duration_ns, failed, code)
+        if failed {
+            self.fail(index, error_type);
+        }
+        (duration_ns, failed, code)
     }
 
     /// A cache lookup before a call; returns (duration ns, hit).
@@ -501,28 +556,28 @@ impl Walk<'_> {
         start_ns: i64,
     ) -> (i64, bool) {
         let cf = self.frame(cache);
-        let peer = self.name(cache);
         let key_id = self.rng.next_u64() % 100_000;
         let hit = cf.ready > 0 && unit(&mut self.rng) < cf.cache_hit_ratio as f64;
-        let attrs = BTreeMap::from([
-            ("db.system".to_string(), "redis".to_string()),
-            ("db.operation.name".to_string(), "GET".to_string()),
-            ("db.query.text".to_string(), format!("GET item:{key_id}")),
-            ("peer.service".to_string(), peer.clone()),
-            ("server.address".to_string(), peer),
-            ("cache.hit".to_string(), hit.to_string()),
-        ]);
-        let (index, _) = self.open(
-            self.name(from),
-            "GET".into(),
-            SpanKind::Client,
-            Some(parent.to_string()),
-            start_ns,
-            attrs,
-        );
+        let (name, parent, attrs) = if self.text() {
+            let peer = self.name(cache);
+            let attrs = BTreeMap::from([
+                ("db.system".to_string(), "redis".to_string()),
+                ("db.operation.name".to_string(), "GET".to_string()),
+                ("db.query.text".to_string(), format!("GET item:{key_id}")),
+                ("peer.service".to_string(), peer.to_string()),
+                ("server.address".to_string(), peer.to_string()),
+                ("cache.hit".to_string(), hit.to_string()),
+            ]);
+            ("GET".to_string(), Some(parent.to_string()), attrs)
+        } else {
+            (String::new(), None, BTreeMap::new())
+        };
+        let (index, _) = self.open(from, name, SpanKind::Client, parent, start_ns, attrs);
         let ms = self.draw_ms(cf.latency_median_ms as f64, cf.latency_sigma as f64);
         let d = ((ms + 0.1) * 1e6) as i64;
-        self.spans[index].duration_ns = d.max(1_000);
+        if let Some(span) = self.span_mut(index) {
+            span.duration_ns = d.max(1_000);
+        }
         (d, hit)
     }
 
@@ -556,8 +611,7 @@ impl Walk<'_> {
             let attempt_fails = match forced {
                 Some(_) => true,
                 None => {
-                    attempt < retries
-                        && unit(&mut self.rng) < server_error_share(&to_frame).min(0.5)
+                    attempt < retries && unit(&mut self.rng) < server_error_share(to_frame).min(0.5)
                 }
             };
             let cause = match forced {
@@ -606,24 +660,27 @@ impl Walk<'_> {
         fail: bool,
         cause: ErrorCause,
     ) -> (i64, bool, &'static str) {
+        let text = self.text();
         let topo = self.world.topology();
         let callee = topo.service(edge.to);
         let kind = callee.kind();
-        let peer = callee.name().to_string();
+        let peer = callee.name();
         let to_frame = self.frame(edge.to);
         let caller_frame = self.frame(from);
         let timeout_ns = (timeout_ms * 1e6) as i64;
-        let mut attrs = BTreeMap::from([
-            ("peer.service".to_string(), peer.clone()),
-            (
+        // Attributes are only built when written; every draw below is made either way, in the same order.
+        let mut attrs = BTreeMap::new();
+        if text {
+            attrs.insert("peer.service".to_string(), peer.to_string());
+            attrs.insert(
                 "server.address".to_string(),
                 format!("{peer}.prod.svc.cluster.local"),
-            ),
-        ]);
-        if attempt > 0 {
-            attrs.insert("http.request.resend_count".into(), attempt.to_string());
+            );
+            if attempt > 0 {
+                attrs.insert("http.request.resend_count".into(), attempt.to_string());
+            }
         }
-        let route_hint = instrumented(kind).then(|| route(&mut self.rng, kind, &peer));
+        let route_hint = instrumented(kind).then(|| route(&mut self.rng, kind, peer, text));
         let name = match kind {
             ServiceKind::Database => {
                 let (op, table) = (
@@ -636,11 +693,16 @@ impl Walk<'_> {
                         &["orders", "order_items", "users", "stock", "payments"],
                     ),
                 );
-                attrs.insert("db.system".into(), "postgresql".into());
-                attrs.insert("db.operation.name".into(), op.into());
-                attrs.insert("db.collection.name".into(), table.into());
-                format!("{op} shop.{table}")
+                if text {
+                    attrs.insert("db.system".into(), "postgresql".into());
+                    attrs.insert("db.operation.name".into(), op.into());
+                    attrs.insert("db.collection.name".into(), table.into());
+                    format!("{op} shop.{table}")
+                } else {
+                    String::new()
+                }
             }
+            _ if !text => String::new(),
             ServiceKind::Cache => {
                 attrs.insert("db.system".into(), "redis".into());
                 "GET".into()
@@ -651,7 +713,10 @@ impl Walk<'_> {
                 "POST".into()
             }
             _ => {
-                let (m, p) = route_hint.clone().unwrap_or(("GET", "/".into()));
+                let (m, p) = route_hint
+                    .as_ref()
+                    .map(|(m, p)| (*m, p.as_ref()))
+                    .unwrap_or(("GET", "/"));
                 attrs.insert("http.request.method".into(), m.into());
                 format!("{m} {p}")
             }
@@ -662,20 +727,14 @@ impl Walk<'_> {
         } else {
             0.0
         };
-        if pool_wait_ms > 0.5 {
+        if text && pool_wait_ms > 0.5 {
             attrs.insert(
                 "db.client.connection.wait_ms".into(),
                 format!("{pool_wait_ms:.0}"),
             );
         }
-        let (index, span_id) = self.open(
-            self.name(from),
-            name,
-            SpanKind::Client,
-            Some(parent.to_string()),
-            start_ns,
-            attrs,
-        );
+        let parent = text.then(|| parent.to_string());
+        let (index, span_id) = self.open(from, name, SpanKind::Client, parent, start_ns, attrs);
         let small = |rng: &mut ChaCha8Rng, ms: f64| ((ms * (0.8 + 0.4 * unit(rng))) * 1e6) as i64;
         // Failures that never reach the callee.
         let early = if fail {
@@ -690,10 +749,10 @@ impl Walk<'_> {
             None
         };
         if let Some((d, etype)) = early {
-            let span = &mut self.spans[index];
-            span.duration_ns = d.max(1_000);
-            span.status = SpanStatus::Error;
-            span.attributes.insert("error.type".into(), etype.into());
+            if let Some(span) = self.span_mut(index) {
+                span.duration_ns = d.max(1_000);
+            }
+            self.fail(index, etype);
             return (d, true, "");
         }
         let body_start = start_ns + (pool_wait_ms * 1e6) as i64 + 150_000;
@@ -705,7 +764,7 @@ impl Walk<'_> {
             };
             self.server(
                 edge.to,
-                Some(span_id),
+                text.then_some(span_id),
                 body_start,
                 depth + 1,
                 mode,
@@ -743,21 +802,23 @@ impl Walk<'_> {
                 _ => child_code,
             });
         }
-        let span = &mut self.spans[index];
-        span.duration_ns = duration.max(1_000);
-        if matches!(kind, ServiceKind::Database | ServiceKind::Cache) {
-            if failed && to_frame.err_cause == ErrorCause::LockTimeout && etype != Some("timeout") {
+        if let Some(span) = self.span_mut(index) {
+            span.duration_ns = duration.max(1_000);
+            if matches!(kind, ServiceKind::Database | ServiceKind::Cache) {
+                if failed
+                    && to_frame.err_cause == ErrorCause::LockTimeout
+                    && etype != Some("timeout")
+                {
+                    span.attributes
+                        .insert("db.response.status_code".into(), "55P03".into());
+                }
+            } else if etype != Some("timeout") {
                 span.attributes
-                    .insert("db.response.status_code".into(), "55P03".into());
+                    .insert("http.status_code".into(), child_code.into());
             }
-        } else if etype != Some("timeout") {
-            span.attributes
-                .insert("http.status_code".into(), child_code.into());
         }
         if failed {
-            span.status = SpanStatus::Error;
-            span.attributes
-                .insert("error.type".into(), etype.unwrap_or("internal").into());
+            self.fail(index, etype.unwrap_or("internal"));
         }
         (
             duration,
@@ -783,26 +844,46 @@ pub fn traces_at(world: &World, tick: u64, max: usize) -> Vec<Trace> {
         .collect()
 }
 
-fn generate(world: &World, pods: &PodNames, tick: u64, index: usize) -> Option<Trace> {
+/// A walk of sample `index` of tick `tick`, with its root start (unix ns) drawn; `None` if the tick is not held
+/// or the topology has no entry point.
+fn start_walk<'a>(
+    world: &'a World,
+    pods: Option<&'a PodNames>,
+    target: Option<ServiceId>,
+    tick: u64,
+    index: usize,
+) -> Option<(Walk<'a>, ServiceId, i64)> {
     let frames = world.history().tick(tick)?;
     let entries = &world.topology().entries;
     let entry = entries.get(index % entries.len().max(1))?.service;
-    let trace_id = trace_id(world, tick, index);
     let mut walk = Walk {
         world,
         pods,
         frames,
         tick_world_ms: det::tick_world_ms(world, tick),
-        trace_id: trace_id.clone(),
+        trace_id: if pods.is_some() {
+            trace_id(world, tick, index)
+        } else {
+            String::new()
+        },
         rng: det::rng_for(world, Purpose::Trace, tick, index as u64),
         spans: Vec::new(),
+        opened: 0,
+        error: false,
+        target,
+        hit: false,
     };
     let tick_ns = (world.tick_s() * 1e9) as i64;
     let end_ns = det::tick_end_ms(world, tick) * 1_000_000;
     let start = end_ns - tick_ns + (unit(&mut walk.rng) * tick_ns as f64 * 0.9) as i64;
+    Some((walk, entry, start))
+}
+
+fn generate(world: &World, pods: &PodNames, tick: u64, index: usize) -> Option<Trace> {
+    let (mut walk, entry, start) = start_walk(world, Some(pods), None, tick, index)?;
     walk.server(entry, None, start, 0, Mode::Free, None);
     Some(Trace {
-        trace_id,
+        trace_id: walk.trace_id,
         spans: walk.spans,
     })
 }
@@ -817,18 +898,22 @@ pub fn find_trace(world: &World, trace_id_hex: &str) -> Option<Trace> {
     generate(world, &PodNames::new(world), tick, index)
 }
 
+/// The ticks whose sampled roots can start in `[start_ms, end_ms)` (unix ms), oldest first.
+fn window_ticks(world: &World, start_ms: i64, end_ms: i64) -> impl Iterator<Item = u64> + '_ {
+    let ring = world.history();
+    let tick_ms = (world.tick_s() * 1000.0) as i64;
+    (ring.first_tick()..ring.end_tick()).filter(move |&t| {
+        let end = det::tick_end_ms(world, t);
+        !(end < start_ms || end - tick_ms >= end_ms)
+    })
+}
+
 /// Every sampled trace whose root starts in `[start_ms, end_ms)` (unix ms), oldest tick first, at most `max`.
 pub fn traces_between(world: &World, start_ms: i64, end_ms: i64, max: usize) -> Vec<Trace> {
-    let ring = world.history();
     let pods = PodNames::new(world);
     let per_tick = TRACES_PER_TICK * world.topology().entries.len();
-    let tick_ms = (world.tick_s() * 1000.0) as i64;
     let mut out = Vec::new();
-    for t in ring.first_tick()..ring.end_tick() {
-        let end = det::tick_end_ms(world, t);
-        if end < start_ms || end - tick_ms >= end_ms {
-            continue;
-        }
+    for t in window_ticks(world, start_ms, end_ms) {
         for i in 0..per_tick {
             let Some(tr) = generate(world, &pods, t, i) else {
                 continue;
@@ -843,4 +928,105 @@ pub fn traces_between(world: &World, start_ms: i64, end_ms: i64, max: usize) -> 
         }
     }
     out
+}
+
+/// What a sampled trace is, without its spans: enough to choose which traces to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceOutline {
+    /// Tick the trace was sampled at.
+    pub tick: u64,
+    /// Index of the sample within its tick.
+    pub index: usize,
+    /// Start of the root span, unix nanoseconds.
+    pub start_ns: i64,
+    /// Whether any span failed (what [`Trace::has_error`] says of the trace).
+    pub error: bool,
+}
+
+/// The outlines of the traces [`traces_between`] returns for the same window and `max` that have a span written
+/// by `through`, in the same order (every one if `through` is `None`).
+///
+/// A trace's draws come from its own generator, so each is walked alone, making the same draws as when it is
+/// built but writing no text (no ids, names or attributes). Entry points from which `through` cannot be reached
+/// by calls to instrumented services are not walked at all: only their roots' start is drawn, since those
+/// traces still count towards `max`. Build the ones wanted with [`build_traces`].
+pub fn outlines_between(
+    world: &World,
+    start_ms: i64,
+    end_ms: i64,
+    max: usize,
+    through: Option<ServiceId>,
+) -> Vec<TraceOutline> {
+    let topo = world.topology();
+    let per_tick = TRACES_PER_TICK * topo.entries.len();
+    let reaches: Vec<bool> = topo
+        .entries
+        .iter()
+        .map(|e| through.is_none_or(|x| may_write_span(world, e.service, x)))
+        .collect();
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    for t in window_ticks(world, start_ms, end_ms) {
+        for i in 0..per_tick {
+            let Some((mut walk, entry, start)) = start_walk(world, None, through, t, i) else {
+                continue;
+            };
+            let root = start.div_euclid(1_000_000);
+            if root < start_ms || root >= end_ms {
+                continue;
+            }
+            if reaches[i % reaches.len()] {
+                walk.server(entry, None, start, 0, Mode::Free, None);
+                if through.is_none() || walk.hit {
+                    out.push(TraceOutline {
+                        tick: t,
+                        index: i,
+                        start_ns: start,
+                        error: walk.error,
+                    });
+                }
+            }
+            seen += 1;
+            if seen >= max {
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// Whether a trace rooted at `entry` can hold a span written by `service`: spans are written by the services a
+/// walk serves, the entry and the instrumented services reachable from it by calls (a superset of what any one
+/// walk reaches, which stops at `MAX_DEPTH`).
+fn may_write_span(world: &World, entry: ServiceId, service: ServiceId) -> bool {
+    let topo = world.topology();
+    let mut seen = vec![false; topo.len()];
+    let mut stack = vec![entry];
+    while let Some(s) = stack.pop() {
+        if s == service {
+            return true;
+        }
+        if std::mem::replace(&mut seen[s.index()], true) {
+            continue;
+        }
+        for &e in &topo.services[s.index()].out_edges {
+            let to = topo.edges[e].to;
+            if instrumented(topo.service(to).kind()) && !seen[to.index()] {
+                stack.push(to);
+            }
+        }
+    }
+    false
+}
+
+/// The traces of `outlines`, built in full, in the same order (those whose tick is no longer held are left out).
+pub fn build_traces<'a>(
+    world: &World,
+    outlines: impl IntoIterator<Item = &'a TraceOutline>,
+) -> Vec<Trace> {
+    let pods = PodNames::new(world);
+    outlines
+        .into_iter()
+        .filter_map(|o| generate(world, &pods, o.tick, o.index))
+        .collect()
 }

@@ -15,7 +15,11 @@ use firedrill_world::{
 use proptest::prelude::*;
 
 fn spec() -> TopologySpec {
-    serde_json::from_value(serde_json::json!({
+    serde_json::from_value(spec_json()).expect("spec")
+}
+
+fn spec_json() -> serde_json::Value {
+    serde_json::json!({
         "tick_s": 15,
         "cluster": { "cpu_millis": 16000, "memory_mb": 16384 },
         "entrypoints": [{ "service": "web", "rps": 120 }],
@@ -50,8 +54,7 @@ fn spec() -> TopologySpec {
             { "name": "logs", "kind": "observability", "replicas": 1, "capacity_rps": 400,
               "log_lines_per_s": 0.5, "version": "1.9.2", "versions": [{ "name": "1.9.2" }] }
         ]
-    }))
-    .expect("spec")
+    })
 }
 
 fn world(seed: u64) -> World {
@@ -742,4 +745,206 @@ proptest! {
 
 thread_local! {
     static WORLD: World = eventful(21);
+}
+
+/// The eventful world with the log pipeline overloaded too (its collector starved of CPU), so the pipeline drops
+/// a share of every service's lines.
+fn dropping(seed: u64) -> World {
+    let mut w = eventful(seed);
+    let collector = id(&w, "logs");
+    w.perturb(&Perturbation::CpuShare {
+        service: collector,
+        share: 0.02,
+    });
+    w.run(12);
+    w
+}
+
+/// A world with a second entry point (`admin`) whose calls never reach `api`, and whose traces `web`'s never
+/// share past the root, so service-scoped trace outlines skip whole entry points.
+fn two_entries(seed: u64) -> World {
+    let mut j = spec_json();
+    j["entrypoints"]
+        .as_array_mut()
+        .expect("entrypoints")
+        .push(serde_json::json!({ "service": "admin", "rps": 30 }));
+    j["services"]
+        .as_array_mut()
+        .expect("services")
+        .push(serde_json::json!(
+            { "name": "admin", "kind": "edge", "version": "v0.9.0", "versions": [{ "name": "v0.9.0" }],
+              "calls": [{ "to": "logs", "timeout_ms": 500 }] }
+        ));
+    let spec: TopologySpec = serde_json::from_value(j).expect("spec");
+    let topology = Arc::new(Topology::compile(&spec, &SpecPath::root()).expect("topology"));
+    let mut w = World::new(topology, seed, WorldOptions::default());
+    w.run(60);
+    let api = id(&w, "api");
+    w.perturb(&Perturbation::Outage {
+        service: id(&w, "psp"),
+        error_ratio: 0.6,
+        latency_factor: 4.0,
+    });
+    w.apply(
+        &Operation::SetFlag {
+            service: api,
+            flag: 0,
+            enabled: true,
+        },
+        &Actor("deploy-bot".into()),
+    )
+    .expect("flag");
+    w.run(40);
+    w
+}
+
+/// Windows ending now: 1, 5, 15 and 60 minutes, one that ends 7.5 minutes ago, and everything held.
+fn windows(w: &World) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = [1, 5, 15, 60].iter().map(|&m| window(w, m)).collect();
+    let (s, e) = window(w, 20);
+    out.push((s, e - 450_000));
+    out.push((i64::MIN / 4, i64::MAX / 4));
+    out
+}
+
+#[test]
+fn service_scoped_logs_are_the_full_render_filtered() {
+    let worlds = [eventful(3), dropping(5), two_entries(8)];
+    assert!(
+        (worlds[1].history().first_tick()..worlds[1].history().end_tick()).any(|t| worlds[1]
+            .history()
+            .tick(t)
+            .is_some_and(|fs| fs.iter().any(|f| f.log_drop_ratio > 0.05))),
+        "the pipeline must be dropping lines for this test to mean anything"
+    );
+    let mut compared = 0;
+    for w in &worlds {
+        for (start, end) in windows(w) {
+            for noise in [0.0, 1.0, 4.0] {
+                let opts = LogOptions {
+                    noise,
+                    max_records: usize::MAX,
+                };
+                let full = logs::render(w, start, end, &opts);
+                for svc in &w.topology().services {
+                    let sid = id(w, svc.name());
+                    let want: Vec<LogRecord> = full
+                        .iter()
+                        .filter(|r| r.service == svc.name())
+                        .cloned()
+                        .collect();
+                    let got = logs::render_service(w, sid, start, end, &opts);
+                    assert_eq!(
+                        got,
+                        want,
+                        "{} in [{start}, {end}) noise {noise}",
+                        svc.name()
+                    );
+                    compared += got.len();
+                    // The cap keeps the newest of this service's lines.
+                    let capped = logs::render_service(
+                        w,
+                        sid,
+                        start,
+                        end,
+                        &LogOptions {
+                            noise,
+                            max_records: 3,
+                        },
+                    );
+                    assert_eq!(capped, want[want.len().saturating_sub(3)..]);
+                }
+            }
+        }
+        assert!(
+            logs::render_service(
+                w,
+                ServiceId(999),
+                i64::MIN / 4,
+                i64::MAX / 4,
+                &LogOptions::default()
+            )
+            .is_empty()
+        );
+    }
+    assert!(compared > 1_000, "only {compared} lines compared");
+}
+
+#[test]
+fn service_scoped_metrics_are_the_full_render_filtered() {
+    let worlds = [eventful(3), dropping(5), two_entries(8)];
+    let filters: [&dyn Fn(&str) -> bool; 3] = [
+        &|_| true,
+        &|n| !n.starts_with("http_request_duration_seconds"),
+        &|n| n == "http_requests_total" || n == "container_memory_working_set_bytes",
+    ];
+    let mut compared = 0;
+    for w in &worlds {
+        for (start, end) in windows(w) {
+            for wanted in filters {
+                let full = metrics::render(w, wanted, start, end);
+                for svc in &w.topology().services {
+                    let want: Vec<MetricSeries> = full
+                        .iter()
+                        .filter(|s| s.labels["service"] == svc.name())
+                        .cloned()
+                        .collect();
+                    let got = metrics::render_service(w, wanted, id(w, svc.name()), start, end);
+                    assert_eq!(got, want, "{} in [{start}, {end})", svc.name());
+                    compared += got.len();
+                }
+            }
+        }
+        assert!(
+            metrics::render_service(w, &|_| true, ServiceId(999), i64::MIN, i64::MAX).is_empty()
+        );
+    }
+    assert!(compared > 1_000, "only {compared} series compared");
+}
+
+#[test]
+fn trace_outlines_pick_the_traces_a_full_render_filters() {
+    let worlds = [eventful(2), dropping(6), two_entries(9)];
+    let (mut kept, mut left_out, mut errors) = (0, 0, 0);
+    for w in &worlds {
+        for (start, end) in windows(w) {
+            for max in [usize::MAX, 20_000, 37, 5, 1] {
+                let full = traces::traces_between(w, start, end, max);
+                let through: Vec<Option<&str>> = std::iter::once(None)
+                    .chain(w.topology().services.iter().map(|s| Some(s.name())))
+                    .collect();
+                for name in through {
+                    let want: Vec<&traces::Trace> = full
+                        .iter()
+                        .filter(|t| name.is_none_or(|n| t.spans.iter().any(|s| s.service == n)))
+                        .collect();
+                    let outlines =
+                        traces::outlines_between(w, start, end, max, name.map(|n| id(w, n)));
+                    let what = format!("{name:?} in [{start}, {end}) max {max}");
+                    assert_eq!(outlines.len(), want.len(), "{what}");
+                    for (o, t) in outlines.iter().zip(&want) {
+                        assert_eq!(o.error, t.has_error(), "{what}");
+                        assert_eq!(Some(o.start_ns), t.root().map(|r| r.start_ns), "{what}");
+                    }
+                    let built = traces::build_traces(w, &outlines);
+                    assert_eq!(built.iter().collect::<Vec<_>>(), want, "{what}");
+                    // What the environment builds: the newest few.
+                    let newest = traces::build_traces(w, outlines.iter().rev().take(8));
+                    assert!(
+                        newest.iter().eq(want.iter().rev().take(8).copied()),
+                        "{what}"
+                    );
+                    if name.is_some() {
+                        kept += want.len();
+                        left_out += full.len() - want.len();
+                        errors += want.iter().filter(|t| t.has_error()).count();
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        kept > 1_000 && left_out > 1_000 && errors > 100,
+        "{kept} {left_out} {errors}"
+    );
 }
