@@ -85,21 +85,22 @@ impl Storage for WorldStorage<'_> {
         if scrapes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut out: Vec<Series> = metrics::render(self.world, &wanted, render_start, end_ms)
-            .into_iter()
-            .filter_map(|MetricSeries { labels, samples }| {
-                let labels = Labels::new(labels);
-                if !matchers.iter().all(|m| m.matches_labels(&labels)) {
-                    return None;
-                }
-                let samples: Vec<Sample> = with_staleness(&samples, &scrapes)
-                    .into_iter()
-                    .filter(|s| s.t >= start_ms && s.t <= end_ms)
-                    .collect();
-                (!samples.is_empty()).then_some(Series { labels, samples })
-            })
-            .collect();
-        // The renderer sorts by its own label maps; the engine's order is by `Labels`, which drops empty values.
+        let mut out: Vec<Series> =
+            metrics::render_unordered(self.world, &wanted, render_start, end_ms)
+                .into_iter()
+                .filter_map(|MetricSeries { labels, samples }| {
+                    let labels = Labels::new(labels);
+                    if !matchers.iter().all(|m| m.matches_labels(&labels)) {
+                        return None;
+                    }
+                    let samples: Vec<Sample> = with_staleness(&samples, &scrapes)
+                        .into_iter()
+                        .filter(|s| s.t >= start_ms && s.t <= end_ms)
+                        .collect();
+                    (!samples.is_empty()).then_some(Series { labels, samples })
+                })
+                .collect();
+        // The engine's order is by `Labels` (which drops empty values), so the renderer's own order is not asked for.
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }

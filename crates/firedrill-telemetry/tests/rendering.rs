@@ -893,6 +893,10 @@ fn service_scoped_metrics_are_the_full_render_filtered() {
                     assert_eq!(got, want, "{} in [{start}, {end})", svc.name());
                     compared += got.len();
                 }
+                // The unordered render holds the same series, only in another order.
+                let mut unordered = metrics::render_unordered(w, wanted, start, end);
+                unordered.sort_by(|a, b| a.labels.cmp(&b.labels));
+                assert_eq!(unordered, full, "unordered render in [{start}, {end})");
             }
         }
         assert!(
