@@ -51,9 +51,14 @@ pub(crate) fn tick_ms(world: &World) -> i64 {
 /// having been present (`scrapes` are all scrape times of the window, ascending).
 fn with_staleness(samples: &[(i64, f64)], scrapes: &[i64]) -> Vec<Sample> {
     let mut out = Vec::with_capacity(samples.len() + 1);
+    // Both lists ascend, so one cursor walks the scrapes once.
+    let mut scrape = 0;
     for (i, &(t, v)) in samples.iter().enumerate() {
         out.push(Sample::new(t, v));
-        let next_scrape = scrapes.get(scrapes.partition_point(|&s| s <= t)).copied();
+        while scrapes.get(scrape).is_some_and(|&s| s <= t) {
+            scrape += 1;
+        }
+        let next_scrape = scrapes.get(scrape).copied();
         let next_sample = samples.get(i + 1).map(|s| s.0);
         if let Some(ns) = next_scrape
             && next_sample != Some(ns)
