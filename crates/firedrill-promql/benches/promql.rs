@@ -2,6 +2,10 @@
 
 use firedrill_promql::{Engine, EngineOptions, Labels, MemStorage};
 
+#[path = "support/rule_store.rs"]
+mod rule_store;
+use rule_store::{RULE_ERROR_RATIO, RULE_P99, RULE_SAMPLES, RULE_STEP_MS, build_rule_store};
+
 fn main() {
     divan::main();
 }
@@ -95,61 +99,11 @@ fn error_ratio_instant(bencher: divan::Bencher) {
     });
 }
 
-/// Alerting-rule sized store: 12 services × 4 codes of `http_requests_total` and 12 services ×
-/// 12 `le` buckets of `http_request_duration_seconds_bucket` (labels `service`, `job`,
-/// `namespace` and `code`/`le`), 22 samples each at 15 s. Same data as `examples/rule_eval.rs`.
-fn build_rule_store() -> MemStorage {
-    let mut s = MemStorage::new();
-    let les = [
-        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
-    ];
-    for svc in 0..12 {
-        let service = format!("svc-{svc:02}");
-        for (ci, code) in ["200", "429", "500", "503"].iter().enumerate() {
-            let l = Labels::new([
-                ("__name__", "http_requests_total"),
-                ("service", service.as_str()),
-                ("job", "api"),
-                ("namespace", "prod"),
-                ("code", code),
-            ]);
-            let mut v = 0.0;
-            for i in 0..RULE_SAMPLES {
-                v += if ci == 0 {
-                    50.0
-                } else {
-                    1.0 + (svc % 3) as f64
-                } + (i % 5) as f64;
-                s.append(&l, i * STEP, v);
-            }
-        }
-        for (bi, le) in les.iter().enumerate() {
-            let l = Labels::new([
-                ("__name__", "http_request_duration_seconds_bucket"),
-                ("service", service.as_str()),
-                ("job", "api"),
-                ("namespace", "prod"),
-                ("le", le),
-            ]);
-            let mut v = 0.0;
-            for i in 0..RULE_SAMPLES {
-                v += (bi + 1 + svc) as f64 * 2.0 + (i % 3) as f64;
-                s.append(&l, i * STEP, v);
-            }
-        }
-    }
-    s
-}
-
-const RULE_SAMPLES: i64 = 22;
-const RULE_ERROR_RATIO: &str = r#"sum by (service) (rate(http_requests_total{code=~"5..|429"}[5m])) / sum by (service) (rate(http_requests_total[5m])) > 0.05"#;
-const RULE_P99: &str = r#"histogram_quantile(0.99, sum by (le, service) (rate(http_request_duration_seconds_bucket[5m]))) > 2"#;
-
 fn rule_instant(bencher: divan::Bencher, query: &str) {
     let s = build_rule_store();
     let e = Engine::new(EngineOptions::default());
     let expr = firedrill_promql::parse_query(query).expect("parse");
-    let t = (RULE_SAMPLES - 1) * STEP;
+    let t = (RULE_SAMPLES - 1) * RULE_STEP_MS;
     bencher.bench_local(|| e.instant_expr(&s, &expr, t).expect("query"));
 }
 
@@ -169,7 +123,7 @@ fn rule_prepared(bencher: divan::Bencher, query: &str) {
     let s = build_rule_store();
     let e = Engine::new(EngineOptions::default());
     let q = e.prepare(query).expect("parse");
-    let t = (RULE_SAMPLES - 1) * STEP;
+    let t = (RULE_SAMPLES - 1) * RULE_STEP_MS;
     bencher.bench_local(|| e.instant_prepared(&s, &q, t).expect("query"));
 }
 

@@ -20,55 +20,10 @@ use firedrill_promql::{
     StorageError, Value, parse_query,
 };
 
-const ERROR_RATIO: &str = r#"sum by (service) (rate(http_requests_total{code=~"5..|429"}[5m])) / sum by (service) (rate(http_requests_total[5m])) > 0.05"#;
-const P99: &str = r#"histogram_quantile(0.99, sum by (le, service) (rate(http_request_duration_seconds_bucket[5m]))) > 2"#;
-const STEP: i64 = 15_000;
-const SAMPLES: i64 = 22;
-
-/// 12 services × 4 status codes of `http_requests_total` and 12 services × 12 `le` buckets of
-/// `http_request_duration_seconds_bucket`, 22 samples each at 15 s.
-fn build_store() -> MemStorage {
-    let mut s = MemStorage::new();
-    let les = [
-        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf",
-    ];
-    for svc in 0..12 {
-        let service = format!("svc-{svc:02}");
-        for (ci, code) in ["200", "429", "500", "503"].iter().enumerate() {
-            let l = Labels::new([
-                ("__name__", "http_requests_total"),
-                ("service", service.as_str()),
-                ("job", "api"),
-                ("namespace", "prod"),
-                ("code", code),
-            ]);
-            let mut v = 0.0;
-            for i in 0..SAMPLES {
-                v += if ci == 0 {
-                    50.0
-                } else {
-                    1.0 + (svc % 3) as f64
-                } + (i % 5) as f64;
-                s.append(&l, i * STEP, v);
-            }
-        }
-        for (bi, le) in les.iter().enumerate() {
-            let l = Labels::new([
-                ("__name__", "http_request_duration_seconds_bucket"),
-                ("service", service.as_str()),
-                ("job", "api"),
-                ("namespace", "prod"),
-                ("le", le),
-            ]);
-            let mut v = 0.0;
-            for i in 0..SAMPLES {
-                v += (bi + 1 + svc) as f64 * 2.0 + (i % 3) as f64;
-                s.append(&l, i * STEP, v);
-            }
-        }
-    }
-    s
-}
+#[path = "../benches/support/rule_store.rs"]
+mod rule_store;
+use rule_store::{RULE_ERROR_RATIO as ERROR_RATIO, RULE_P99 as P99, RULE_SAMPLES as SAMPLES};
+use rule_store::{RULE_STEP_MS as STEP, build_rule_store as build_store};
 
 /// How `run` evaluates the query.
 enum Mode {
