@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use firedrill_promql::{Engine, EngineOptions, Labels, METRIC_NAME, Series, Value};
+use firedrill_promql::{Engine, EngineOptions, InstantPlan, Labels, METRIC_NAME, Series, Value};
 use firedrill_query::WorldStorage;
 use firedrill_world::World;
 use serde::Serialize;
 
-use crate::cache::FamilyCache;
+use crate::cache::{FamilyCache, KeyedCache};
 use crate::rule::AlertingRule;
 use crate::template::Data;
 
@@ -106,6 +106,9 @@ pub struct RuleEngine {
     rules: Arc<[AlertingRule]>,
     interval_ticks: u64,
     engine: Engine,
+    /// Each rule compiled for repeated instant evaluation, where its shape allows ([`InstantPlan`]): the
+    /// engine's result with the label work kept between evaluations.
+    plans: Vec<Option<InstantPlan>>,
     instances: Vec<AlertInstance>,
     /// (rule, labels) to instance index; ordered, so nothing depends on hash order.
     index: BTreeMap<(usize, Labels), usize>,
@@ -122,10 +125,15 @@ impl RuleEngine {
     pub fn new(rules: Vec<AlertingRule>, interval_ticks: u64) -> RuleEngine {
         let n = rules.len();
         let engine = Engine::new(EngineOptions::default());
+        let plans = rules
+            .iter()
+            .map(|r| InstantPlan::compile(&r.expr, engine.options()))
+            .collect();
         RuleEngine {
             rules: rules.into(),
             interval_ticks: interval_ticks.max(1),
             engine,
+            plans,
             instances: Vec::new(),
             index: BTreeMap::new(),
             history: Vec::new(),
@@ -236,17 +244,17 @@ impl RuleEngine {
                 .enumerate()
                 .all(|(i, &t)| t == times[0] + i as i64 * step_ms);
         let storage = &FamilyCache::new(WorldStorage::new(world));
+        let keyed = &KeyedCache::new(WorldStorage::new(world));
         let rules = Arc::clone(&self.rules);
+        let engine = &self.engine;
         let per_rule: Vec<Vec<Evaluated>> = rules
             .iter()
-            .map(|rule| {
+            .zip(self.plans.iter_mut())
+            .map(|(rule, plan)| {
                 let batched = (regular && rule.range_evaluable())
                     .then(|| {
                         let last = times[times.len() - 1];
-                        match self
-                            .engine
-                            .range_expr(storage, &rule.expr, times[0], last, step_ms)
-                        {
+                        match engine.range_expr(storage, &rule.expr, times[0], last, step_ms) {
                             Ok(Value::Matrix(series)) => split_steps(series, &times),
                             _ => None,
                         }
@@ -255,12 +263,13 @@ impl RuleEngine {
                 batched.unwrap_or_else(|| {
                     times
                         .iter()
-                        .map(
-                            |&t| match self.engine.instant_expr(storage, &rule.expr, t) {
+                        .map(|&t| match plan.as_mut().and_then(|p| p.eval(keyed, t)) {
+                            Some(v) => results(rule, v),
+                            None => match engine.instant_expr(storage, &rule.expr, t) {
                                 Ok(v) => results(rule, v),
                                 Err(e) => Err(e.to_string()),
                             },
-                        )
+                        })
                         .collect()
                 })
             })

@@ -11,10 +11,11 @@ use promql_parser::parser::{self as pparser, Expr};
 use promql_parser::util::visitor::ExprVisitor;
 use promql_parser::util::walk_expr;
 
+use crate::engine::plan::{InstantPlan, KeyedSamples, KeyedStorage};
 use crate::engine::util::almost_equal;
 use crate::engine::{Engine, EngineOptions, parse_query};
 use crate::labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp};
-use crate::storage::{MemStorage, Sample, stale_nan};
+use crate::storage::{MemStorage, Sample, Storage, stale_nan};
 use crate::value::{Value, format_value};
 
 /// Result of one failed `eval` case.
@@ -57,6 +58,163 @@ pub fn run_source(name: &str, text: &str) -> FileReport {
 
 /// Runs a script with a specific engine.
 pub fn run_source_with(name: &str, text: &str, engine: &Engine) -> FileReport {
+    run_source_inner(name, text, engine, None)
+}
+
+/// How [`InstantPlan`]s compare with the engine over a script's instant evaluations.
+#[derive(Debug, Default, Clone)]
+pub struct PlanReport {
+    /// Instant evaluations whose query compiled to a plan and whose plan result was compared.
+    pub compared: usize,
+    /// Compiled plans that declined (the engine then answers; it must fail there or the plan gave up).
+    pub declined: usize,
+    /// Of those, the ones the engine answered without an error (the plan gave up where it need not have).
+    pub declined_engine_ok: usize,
+    /// Queries that did not compile to a plan.
+    pub not_compiled: usize,
+    /// Evaluations where the plan answered differently from the engine.
+    pub mismatches: Vec<CaseFailure>,
+}
+
+/// Runs a script like [`run_source_with`] and, for every instant evaluation whose query compiles to an
+/// [`InstantPlan`], checks that the plan (evaluated twice, so its kept label work is exercised) returns
+/// exactly the engine's result, or declines where the engine fails.
+pub fn check_plans(name: &str, text: &str, engine: &Engine) -> PlanReport {
+    let mut plans = PlanReport::default();
+    run_source_inner(name, text, engine, Some(&mut plans));
+    plans
+}
+
+/// A [`KeyedStorage`] over a [`MemStorage`], keying each label set by order of first sight.
+struct KeyedMem<'a> {
+    storage: &'a MemStorage,
+    keys: std::cell::RefCell<(crate::hash::FxMap<Labels, u64>, Vec<Labels>)>,
+}
+
+impl KeyedStorage for KeyedMem<'_> {
+    fn select_keyed(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<std::sync::Arc<[KeyedSamples]>, crate::StorageError> {
+        let series =
+            self.storage
+                .select(&[LabelMatcher::eq(METRIC_NAME, name)], start_ms, end_ms)?;
+        let mut keys = self.keys.borrow_mut();
+        Ok(series
+            .into_iter()
+            .map(|s| {
+                let (index, labels) = &mut *keys;
+                let next = labels.len() as u64;
+                let key = *index.entry(s.labels.clone()).or_insert(next);
+                if key == next {
+                    labels.push(s.labels);
+                }
+                KeyedSamples {
+                    key,
+                    samples: s.samples,
+                }
+            })
+            .collect())
+    }
+
+    fn labels_of(&self, key: u64) -> Option<Labels> {
+        self.keys.borrow().1.get(key as usize).cloned()
+    }
+}
+
+/// Compares a compiled plan with the engine on one instant evaluation.
+fn compare_plan(engine: &Engine, st: &State, line: &str, lineno: usize, out: &mut PlanReport) {
+    let Some(rest) = line
+        .strip_prefix("eval")
+        .and_then(|r| r.split_once(char::is_whitespace))
+        .map(|(_, r)| r.trim())
+    else {
+        return;
+    };
+    let Some(r) = rest.strip_prefix("instant") else {
+        return;
+    };
+    let r = r.trim_start();
+    let (t, query) = match r.strip_prefix("at") {
+        Some(r) => {
+            let r = r.trim_start();
+            let (t, q) = r.split_once(char::is_whitespace).unwrap_or((r, ""));
+            match parse_duration_ms(t) {
+                Some(t) => (t, q.trim()),
+                None => return,
+            }
+        }
+        None => (0, r),
+    };
+    let Ok(expr) = parse_query(query) else {
+        return;
+    };
+    if !st.hist_series.is_empty() && touches_histograms(&expr, &st.hist_series) {
+        return;
+    }
+    let Some(mut plan) = InstantPlan::compile(&expr, engine.options()) else {
+        out.not_compiled += 1;
+        return;
+    };
+    let keyed = KeyedMem {
+        storage: &st.storage,
+        keys: Default::default(),
+    };
+    let expected = engine.instant_expr(&st.storage, &expr, t);
+    for round in 0..2 {
+        let got = plan.eval(&keyed, t);
+        let message = match (&got, &expected) {
+            (None, e) => {
+                out.declined += 1;
+                if e.is_ok() {
+                    out.declined_engine_ok += 1;
+                }
+                continue;
+            }
+            (Some(g), Ok(e)) if same_value(g, e) => {
+                out.compared += 1;
+                continue;
+            }
+            (Some(g), Ok(e)) => format!(
+                "round {round}: plan gave {}, engine {}",
+                describe(g),
+                describe(e)
+            ),
+            (Some(g), Err(e)) => format!(
+                "round {round}: plan gave {}, engine failed: {e}",
+                describe(g)
+            ),
+        };
+        out.mismatches.push(CaseFailure {
+            line: lineno,
+            query: query.to_string(),
+            message,
+        });
+    }
+}
+
+/// Equal values, floats compared by bits (so NaNs of the same kind are equal).
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Scalar(x), Value::Scalar(y)) => x.t == y.t && x.v.to_bits() == y.v.to_bits(),
+        (Value::Vector(x), Value::Vector(y)) => {
+            x.len() == y.len()
+                && x.iter().zip(y).all(|((la, sa), (lb, sb))| {
+                    la == lb && sa.t == sb.t && sa.v.to_bits() == sb.v.to_bits()
+                })
+        }
+        _ => false,
+    }
+}
+
+fn run_source_inner(
+    name: &str,
+    text: &str,
+    engine: &Engine,
+    mut plans: Option<&mut PlanReport>,
+) -> FileReport {
     let mut rep = FileReport {
         file: name.to_string(),
         ..Default::default()
@@ -120,6 +278,9 @@ pub fn run_source_with(name: &str, text: &str, engine: &Engine) -> FileReport {
                 }
             }
             w if w.starts_with("eval") => {
+                if let Some(plans) = plans.as_deref_mut() {
+                    compare_plan(engine, &st, line, lineno, plans);
+                }
                 let outcome = run_eval(engine, &st, line, &block);
                 match outcome {
                     Outcome::Pass => rep.passed += 1,

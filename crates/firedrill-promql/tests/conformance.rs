@@ -100,3 +100,52 @@ fn own_scripts() {
     assert_eq!(f, 0, "own promqltest scripts failed");
     assert_eq!(s, 0);
 }
+
+/// Every instant evaluation of the core and own scripts whose query compiles to an `InstantPlan` gives
+/// exactly the engine's result through the plan (or the plan declines where the engine fails).
+#[test]
+fn instant_plans_agree_with_the_engine() {
+    use firedrill_promql::promqltest::check_plans;
+    use firedrill_promql::{Engine, EngineOptions};
+
+    let engine = Engine::new(EngineOptions::default());
+    let own = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts")).to_path_buf();
+    let (mut compared, mut declined, mut declined_ok, mut not_compiled) = (0, 0, 0, 0);
+    let mut mismatches = Vec::new();
+    for dir in [vendored_core(), own] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("read script dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "test"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("read script");
+            let r = check_plans(&f.display().to_string(), &text, &engine);
+            compared += r.compared;
+            declined += r.declined;
+            declined_ok += r.declined_engine_ok;
+            not_compiled += r.not_compiled;
+            for m in r.mismatches {
+                mismatches.push(format!(
+                    "{}:{}: {}\n    {}",
+                    f.display(),
+                    m.line,
+                    m.query,
+                    m.message
+                ));
+            }
+        }
+    }
+    println!(
+        "plans: compared {compared}, declined {declined} (engine answered {declined_ok}), not compiled {not_compiled}"
+    );
+    assert!(
+        mismatches.is_empty(),
+        "{} plan results differ from the engine's:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    // The check must exercise the plan, not only its refusals.
+    assert!(compared > 500, "only {compared} plan evaluations compared");
+}

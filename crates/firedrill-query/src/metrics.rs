@@ -1,9 +1,12 @@
 //! The PromQL [`Storage`] over a world: series rendered from the frame history on demand.
 
+use std::sync::Arc;
+
 use firedrill_promql::{
-    LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError, stale_nan,
+    KeyedSamples, KeyedStorage, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage,
+    StorageError, stale_nan,
 };
-use firedrill_telemetry::metrics::{self, MetricSeries};
+use firedrill_telemetry::metrics::{self, KeyedSeries, MetricSeries, SeriesKey};
 use firedrill_world::World;
 
 /// A PromQL [`Storage`] reading a [`World`]'s telemetry.
@@ -67,6 +70,46 @@ fn with_staleness(samples: &[(i64, f64)], scrapes: &[i64]) -> Vec<Sample> {
         }
     }
     out
+}
+
+impl KeyedStorage for WorldStorage<'_> {
+    /// The series of `select` for `{__name__="name"}`, keyed by [`SeriesKey::bits`]: the same rendering, the
+    /// same staleness markers, without building label sets.
+    fn select_keyed(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Arc<[KeyedSamples]>, StorageError> {
+        if start_ms > end_ms {
+            return Ok(Arc::from([]));
+        }
+        let render_start = start_ms.saturating_sub(tick_ms(self.world));
+        let scrapes = self.scrape_times(render_start, end_ms);
+        if scrapes.is_empty() {
+            return Ok(Arc::from([]));
+        }
+        Ok(
+            metrics::render_keyed(self.world, &|n| n == name, render_start, end_ms)
+                .into_iter()
+                .filter_map(|KeyedSeries { key, samples }| {
+                    let samples: Vec<Sample> = with_staleness(&samples, &scrapes)
+                        .into_iter()
+                        .filter(|s| s.t >= start_ms && s.t <= end_ms)
+                        .collect();
+                    (!samples.is_empty()).then_some(KeyedSamples {
+                        key: key.bits(),
+                        samples,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    fn labels_of(&self, key: u64) -> Option<Labels> {
+        let key = SeriesKey::from_bits(key)?;
+        metrics::series_labels(self.world, key).map(Labels::new)
+    }
 }
 
 impl Storage for WorldStorage<'_> {

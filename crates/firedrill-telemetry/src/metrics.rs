@@ -346,55 +346,236 @@ pub(crate) fn code_of(cause: ErrorCause) -> &'static str {
     }
 }
 
+macro_rules! series_names {
+    ($($variant:ident = $name:literal,)*) => {
+        /// Every series name the renderer writes: the catalogue's families, a histogram as its three series.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(u8)]
+        pub enum SeriesName {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant,
+            )*
+        }
+
+        impl SeriesName {
+            /// All of them, in discriminant order.
+            pub const ALL: &[SeriesName] = &[$(SeriesName::$variant,)*];
+
+            /// The name as Prometheus shows it (`__name__`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(SeriesName::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+series_names! {
+    HttpRequestsTotal = "http_requests_total",
+    HttpRequestDurationBucket = "http_request_duration_seconds_bucket",
+    HttpRequestDurationSum = "http_request_duration_seconds_sum",
+    HttpRequestDurationCount = "http_request_duration_seconds_count",
+    Up = "up",
+    AppInfo = "app_info",
+    DeploymentSpecReplicas = "kube_deployment_spec_replicas",
+    DeploymentReplicasAvailable = "kube_deployment_status_replicas_available",
+    DeploymentReplicasPending = "kube_deployment_status_replicas_pending",
+    ContainerRestarts = "kube_pod_container_status_restarts_total",
+    ContainerOomKills = "kube_pod_container_status_oomkilled_total",
+    ContainerLimits = "kube_pod_container_resource_limits",
+    WorkingSet = "container_memory_working_set_bytes",
+    CpuUsage = "container_cpu_usage_seconds_total",
+    PoolInUse = "db_client_connections_in_use",
+    PoolMax = "db_client_connections_max",
+    PoolTimeouts = "db_client_connection_timeouts_total",
+    PoolWait = "db_client_connection_wait_seconds",
+    LockWait = "pg_lock_wait_seconds",
+    DbConnections = "pg_stat_activity_count",
+    FilesystemSize = "node_filesystem_size_bytes",
+    FilesystemAvail = "node_filesystem_avail_bytes",
+    CertExpiry = "probe_ssl_earliest_cert_expiry",
+    DnsFailures = "dns_lookup_failures_total",
+    TlsFailures = "tls_handshake_failures_total",
+    RateLimitRejected = "ratelimit_rejected_total",
+    MessagesPublished = "messages_published_total",
+    MessagesConsumed = "messages_consumed_total",
+    SubscriptionBacklog = "subscription_backlog_messages",
+    CacheHitRatio = "cache_hit_ratio",
+    LogPipelineDropped = "log_pipeline_dropped_ratio",
+}
+
+/// The identity of one rendered series: its name, its service and which of that service's series of the name it
+/// is (a status code, a bucket, a version, a pod...). A key always stands for the same label set in a world and
+/// its forks ([`series_labels`]), so a reader can build each label set once and recognise the series by key
+/// afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeriesKey(u64);
+
+impl SeriesKey {
+    fn new(name: SeriesName, service: ServiceId, variant: u32) -> SeriesKey {
+        SeriesKey((name as u64) << 48 | (service.0 as u64) << 32 | variant as u64)
+    }
+
+    /// The series name.
+    pub fn name(self) -> SeriesName {
+        // Keys are only built by `new`, from a valid name.
+        SeriesName::ALL[(self.0 >> 48) as usize]
+    }
+
+    /// The service whose series this is.
+    pub fn service(self) -> ServiceId {
+        ServiceId((self.0 >> 32) as u16)
+    }
+
+    fn variant(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The key as one integer (for stores that key series by `u64`).
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// The key of [`SeriesKey::bits`], or `None` for an integer no key has.
+    pub fn from_bits(bits: u64) -> Option<SeriesKey> {
+        ((bits >> 48) < SeriesName::ALL.len() as u64).then_some(SeriesKey(bits))
+    }
+}
+
+/// One series keyed rather than labelled: the label set is [`series_labels`] of the key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedSeries {
+    /// Which series.
+    pub key: SeriesKey,
+    /// Samples, oldest first, one per held tick in the requested window.
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// `code` label values of `http_requests_total`, as variants (the code itself).
+const CODE_OK: u32 = 200;
+const CODE_RATE_LIMITED: u32 = 429;
+/// `kube_pod_container_resource_limits` variants.
+const LIMIT_MEMORY: u32 = 0;
+const LIMIT_CPU: u32 = 1;
+/// Slots take the low bits of a pod's variant, its generation the rest.
+const POD_SLOT_BITS: u32 = 4;
+const _: () = assert!(MAX_REPLICAS <= 1 << POD_SLOT_BITS);
+
+/// The label set of a keyed series (including `__name__`), or `None` for a key naming a service the world does
+/// not have.
+pub fn series_labels(world: &World, key: SeriesKey) -> Option<BTreeMap<String, String>> {
+    let topo = world.topology();
+    let id = key.service();
+    if id.index() >= topo.len() {
+        return None;
+    }
+    let svc = topo.service(id);
+    let name = svc.name();
+    let v = key.variant();
+    let mut l = BTreeMap::new();
+    l.insert("__name__".to_string(), key.name().as_str().to_string());
+    l.insert("service".to_string(), name.to_string());
+    l.insert("job".to_string(), name.to_string());
+    l.insert("namespace".to_string(), "prod".to_string());
+    let mut extra = |k: &str, v: String| {
+        l.insert(k.to_string(), v);
+    };
+    use SeriesName as N;
+    match key.name() {
+        N::HttpRequestsTotal => extra("code", v.to_string()),
+        N::HttpRequestDurationBucket => extra(
+            "le",
+            LATENCY_BUCKETS_S
+                .get(v as usize)
+                .map_or_else(|| "+Inf".to_string(), |&b| format_le(b)),
+        ),
+        N::AppInfo => extra(
+            "version",
+            svc.spec
+                .versions
+                .get(v as usize)
+                .map(|x| x.name.clone())
+                .unwrap_or_default(),
+        ),
+        N::DeploymentSpecReplicas
+        | N::DeploymentReplicasAvailable
+        | N::DeploymentReplicasPending => extra("deployment", name.to_string()),
+        N::ContainerRestarts | N::ContainerOomKills | N::CpuUsage => {
+            extra("container", name.to_string())
+        }
+        N::ContainerLimits => {
+            extra("container", name.to_string());
+            let (resource, unit) = if v == LIMIT_CPU {
+                ("cpu", "core")
+            } else {
+                ("memory", "byte")
+            };
+            extra("resource", resource.to_string());
+            extra("unit", unit.to_string());
+        }
+        N::WorkingSet => {
+            let slot = (v & ((1 << POD_SLOT_BITS) - 1)) as usize;
+            let generation = v >> POD_SLOT_BITS;
+            extra("pod", pod_name(world.seed(), name, slot, generation));
+            extra("container", name.to_string());
+        }
+        N::PoolInUse | N::PoolMax | N::PoolTimeouts | N::PoolWait => {
+            if let Some(target) = pool_target(world, id) {
+                extra("pool", topo.service(target).name().to_string());
+            }
+        }
+        N::FilesystemSize | N::FilesystemAvail => {
+            extra("mountpoint", "/data".to_string());
+            extra("device", "/dev/nvme1n1".to_string());
+        }
+        _ => {}
+    }
+    Some(l)
+}
+
+/// The service behind a service's connection pool (the first outgoing edge with a pool).
+fn pool_target(world: &World, id: ServiceId) -> Option<ServiceId> {
+    let topo = world.topology();
+    topo.service(id)
+        .out_edges
+        .iter()
+        .find(|&&e| topo.edges[e].pool.is_some())
+        .map(|&e| topo.edges[e].to)
+}
+
 struct Builder<'a> {
     world: &'a World,
     wanted: &'a dyn Fn(&str) -> bool,
     /// Ticks in the window, oldest first.
     ticks: Vec<u64>,
-    out: Vec<MetricSeries>,
+    out: Vec<KeyedSeries>,
 }
 
 impl Builder<'_> {
-    fn labels(
-        &self,
-        name: &str,
-        service: ServiceId,
-        extra: &[(&str, String)],
-    ) -> BTreeMap<String, String> {
-        let svc = self.world.topology().service(service).name();
-        let mut l = BTreeMap::new();
-        l.insert("__name__".to_string(), name.to_string());
-        l.insert("service".to_string(), svc.to_string());
-        l.insert("job".to_string(), svc.to_string());
-        l.insert("namespace".to_string(), "prod".to_string());
-        for (k, v) in extra {
-            l.insert((*k).to_string(), v.clone());
-        }
-        l
+    fn wants(&self, name: SeriesName) -> bool {
+        (self.wanted)(name.as_str())
     }
 
-    fn push(
-        &mut self,
-        name: &str,
-        service: ServiceId,
-        extra: &[(&str, String)],
-        s: Vec<(i64, f64)>,
-    ) {
+    fn push(&mut self, name: SeriesName, service: ServiceId, variant: u32, s: Vec<(i64, f64)>) {
         if !s.is_empty() {
-            let labels = self.labels(name, service, extra);
-            self.out.push(MetricSeries { labels, samples: s });
+            self.out.push(KeyedSeries {
+                key: SeriesKey::new(name, service, variant),
+                samples: s,
+            });
         }
     }
 
     /// A gauge (or a counter the frame already holds cumulatively): one sample per tick where `value` is some.
     fn gauge(
         &mut self,
-        name: &str,
+        name: SeriesName,
         service: ServiceId,
-        extra: &[(&str, String)],
+        variant: u32,
         value: impl Fn(&ServiceFrame) -> Option<f64>,
     ) {
-        if !(self.wanted)(name) {
+        if !self.wants(name) {
             return;
         }
         let ring = self.world.history();
@@ -407,20 +588,20 @@ impl Builder<'_> {
                     .map(|v| (tick_ms(self.world, t), v))
             })
             .collect();
-        self.push(name, service, extra, samples);
+        self.push(name, service, variant, samples);
     }
 
     /// A counter read from a cumulative value the frame holds; kept monotonic against float noise.
     fn cumulative(
         &mut self,
-        name: &str,
+        name: SeriesName,
         service: ServiceId,
-        extra: &[(&str, String)],
+        variant: u32,
         integral: bool,
         value: impl Fn(&ServiceFrame) -> f64,
     ) {
         let ring = self.world.history();
-        self.monotonic(name, service, extra, integral, |t| {
+        self.monotonic(name, service, variant, integral, |t| {
             ring.get(t, service.index()).map(&value)
         });
     }
@@ -429,14 +610,14 @@ impl Builder<'_> {
     /// [`ServiceTotals`]). Counts of things are floored to integers, as an exporter would report them.
     fn total(
         &mut self,
-        name: &str,
+        name: SeriesName,
         service: ServiceId,
-        extra: &[(&str, String)],
+        variant: u32,
         integral: bool,
         value: impl Fn(&ServiceTotals) -> f64,
     ) {
         let ring = self.world.history();
-        self.monotonic(name, service, extra, integral, |t| {
+        self.monotonic(name, service, variant, integral, |t| {
             ring.totals(t, service.index()).map(&value)
         });
     }
@@ -446,13 +627,13 @@ impl Builder<'_> {
     /// totals must not show as a counter reset).
     fn monotonic(
         &mut self,
-        name: &str,
+        name: SeriesName,
         service: ServiceId,
-        extra: &[(&str, String)],
+        variant: u32,
         integral: bool,
         value: impl Fn(u64) -> Option<f64>,
     ) {
-        if !(self.wanted)(name) {
+        if !self.wants(name) {
             return;
         }
         let mut shown = 0.0f64;
@@ -466,7 +647,7 @@ impl Builder<'_> {
             shown = shown.max(v);
             samples.push((tick_ms(self.world, t), shown));
         }
-        self.push(name, service, extra, samples);
+        self.push(name, service, variant, samples);
     }
 }
 
@@ -483,7 +664,7 @@ pub fn render(
     start_ms: i64,
     end_ms: i64,
 ) -> Vec<MetricSeries> {
-    let mut out = render_scoped(world, wanted, None, start_ms, end_ms);
+    let mut out = labelled(world, render_scoped(world, wanted, None, start_ms, end_ms));
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
 }
@@ -496,6 +677,17 @@ pub fn render_unordered(
     start_ms: i64,
     end_ms: i64,
 ) -> Vec<MetricSeries> {
+    labelled(world, render_scoped(world, wanted, None, start_ms, end_ms))
+}
+
+/// The series of [`render_unordered`] by key, without their label sets (see [`series_labels`]): for readers
+/// that keep label sets between calls, since building them costs more than computing the samples.
+pub fn render_keyed(
+    world: &World,
+    wanted: &dyn Fn(&str) -> bool,
+    start_ms: i64,
+    end_ms: i64,
+) -> Vec<KeyedSeries> {
     render_scoped(world, wanted, None, start_ms, end_ms)
 }
 
@@ -515,19 +707,36 @@ pub fn render_service(
     if service.index() >= world.topology().len() {
         return Vec::new();
     }
-    let mut out = render_scoped(world, wanted, Some(service), start_ms, end_ms);
+    let mut out = labelled(
+        world,
+        render_scoped(world, wanted, Some(service), start_ms, end_ms),
+    );
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
 }
 
-/// [`render`] over every service, or over `only`, unsorted.
+/// Keyed series with their label sets.
+fn labelled(world: &World, keyed: Vec<KeyedSeries>) -> Vec<MetricSeries> {
+    keyed
+        .into_iter()
+        .filter_map(|KeyedSeries { key, samples }| {
+            Some(MetricSeries {
+                labels: series_labels(world, key)?,
+                samples,
+            })
+        })
+        .collect()
+}
+
+/// [`render_keyed`] over every service, or over `only`.
 fn render_scoped(
     world: &World,
     wanted: &dyn Fn(&str) -> bool,
     only: Option<ServiceId>,
     start_ms: i64,
     end_ms: i64,
-) -> Vec<MetricSeries> {
+) -> Vec<KeyedSeries> {
+    use SeriesName as N;
     let ring = world.history();
     let ticks: Vec<u64> = (ring.first_tick()..ring.end_tick())
         .filter(|&t| (start_ms..=end_ms).contains(&tick_ms(world, t)))
@@ -543,7 +752,7 @@ fn render_scoped(
     };
     let topo = world.topology();
     let dt = world.tick_s();
-    let pods = ((b.wanted)("container_memory_working_set_bytes")).then(|| PodNames::new(world));
+    let pods = b.wants(N::WorkingSet).then(|| PodNames::new(world));
     let services = match only {
         Some(id) => id.index()..id.index() + 1,
         None => 0..topo.len(),
@@ -556,39 +765,27 @@ fn render_scoped(
         if spec.kind.serves_http() {
             // 200: everything offered that was neither a server error nor rejected. The frame holds the
             // cumulative totals, so this counter survives the ring's eviction exactly.
-            b.cumulative(
-                "http_requests_total",
-                id,
-                &[("code", "200".into())],
-                true,
-                |f| f.requests_total - f.errors_total - f.rejected_total,
-            );
+            b.cumulative(N::HttpRequestsTotal, id, CODE_OK, true, |f| {
+                f.requests_total - f.errors_total - f.rejected_total
+            });
             // Server errors, split by the cause of each tick (the world keeps the split totals).
-            for (k, code) in SERVER_ERROR_CODES.iter().enumerate() {
-                b.total(
-                    "http_requests_total",
-                    id,
-                    &[("code", code.to_string())],
-                    true,
-                    move |t| t.server_errors[k],
-                );
+            for (k, &code) in SERVER_ERROR_CODES.iter().enumerate() {
+                b.total(N::HttpRequestsTotal, id, code as u32, true, move |t| {
+                    t.server_errors[k]
+                });
             }
             if spec.rate_limit.is_some() {
-                b.cumulative(
-                    "http_requests_total",
-                    id,
-                    &[("code", "429".into())],
-                    true,
-                    |f| f.rejected_total,
-                );
+                b.cumulative(N::HttpRequestsTotal, id, CODE_RATE_LIMITED, true, |f| {
+                    f.rejected_total
+                });
             }
             histogram(&mut b, world, id);
         }
-        b.gauge("up", id, &[], |f| Some((f.ready > 0) as u8 as f64));
+        b.gauge(N::Up, id, 0, |f| Some((f.ready > 0) as u8 as f64));
         if !in_cluster(spec.kind) {
             continue;
         }
-        if (b.wanted)("app_info") {
+        if b.wants(N::AppInfo) {
             // One series per version seen in the window, 1 while it is the running version.
             let mut seen = BTreeSet::new();
             for &t in &b.ticks {
@@ -597,123 +794,59 @@ fn render_scoped(
                 }
             }
             for v in seen {
-                let name = spec
-                    .versions
-                    .get(v as usize)
-                    .map(|x| x.name.clone())
-                    .unwrap_or_default();
-                b.gauge("app_info", id, &[("version", name)], move |f| {
+                b.gauge(N::AppInfo, id, v as u32, move |f| {
                     (f.version == v).then_some(1.0)
                 });
             }
         }
-        let deployment = [("deployment", spec.name.clone())];
-        b.gauge("kube_deployment_spec_replicas", id, &deployment, |f| {
-            Some(f.desired as f64)
+        b.gauge(N::DeploymentSpecReplicas, id, 0, |f| Some(f.desired as f64));
+        b.gauge(N::DeploymentReplicasAvailable, id, 0, |f| {
+            Some(f.ready as f64)
         });
-        b.gauge(
-            "kube_deployment_status_replicas_available",
-            id,
-            &deployment,
-            |f| Some(f.ready as f64),
-        );
-        b.gauge(
-            "kube_deployment_status_replicas_pending",
-            id,
-            &deployment,
-            |f| Some(f.pending as f64),
-        );
-        let container = [("container", spec.name.clone())];
-        b.cumulative(
-            "kube_pod_container_status_restarts_total",
-            id,
-            &container,
-            true,
-            |f| f.restarts_total as f64,
-        );
-        b.cumulative(
-            "kube_pod_container_status_oomkilled_total",
-            id,
-            &container,
-            true,
-            |f| f.oom_kills_total as f64,
-        );
-        b.gauge(
-            "kube_pod_container_resource_limits",
-            id,
-            &[
-                ("container", spec.name.clone()),
-                ("resource", "memory".into()),
-                ("unit", "byte".into()),
-            ],
-            |f| Some(f.memory_limit_mb as f64 * 1_048_576.0),
-        );
-        b.gauge(
-            "kube_pod_container_resource_limits",
-            id,
-            &[
-                ("container", spec.name.clone()),
-                ("resource", "cpu".into()),
-                ("unit", "core".into()),
-            ],
-            |f| Some(f.cpu_limit_cores as f64),
-        );
+        b.gauge(N::DeploymentReplicasPending, id, 0, |f| {
+            Some(f.pending as f64)
+        });
+        b.cumulative(N::ContainerRestarts, id, 0, true, |f| {
+            f.restarts_total as f64
+        });
+        b.cumulative(N::ContainerOomKills, id, 0, true, |f| {
+            f.oom_kills_total as f64
+        });
+        b.gauge(N::ContainerLimits, id, LIMIT_MEMORY, |f| {
+            Some(f.memory_limit_mb as f64 * 1_048_576.0)
+        });
+        b.gauge(N::ContainerLimits, id, LIMIT_CPU, |f| {
+            Some(f.cpu_limit_cores as f64)
+        });
         if let Some(pods) = &pods {
             working_set(&mut b, pods, id);
         }
-        b.cumulative(
-            "container_cpu_usage_seconds_total",
-            id,
-            &container,
-            false,
-            |f| f.cpu_seconds_total,
-        );
-        if let Some(&e) = svc
-            .out_edges
-            .iter()
-            .find(|&&e| topo.edges[e].pool.is_some())
-        {
-            let pool = [("pool", topo.service(topo.edges[e].to).name().to_string())];
-            b.gauge("db_client_connections_in_use", id, &pool, |f| {
+        b.cumulative(N::CpuUsage, id, 0, false, |f| f.cpu_seconds_total);
+        if pool_target(world, id).is_some() {
+            b.gauge(N::PoolInUse, id, 0, |f| {
                 Some((f.pool_in_use as f64 * 100.0).round() / 100.0)
             });
-            b.gauge("db_client_connections_max", id, &pool, |f| {
-                Some(f.pool_max as f64)
-            });
-            b.total(
-                "db_client_connection_timeouts_total",
-                id,
-                &pool,
-                true,
-                |t| t.pool_timeouts,
-            );
-            b.gauge("db_client_connection_wait_seconds", id, &pool, |f| {
-                Some(f.pool_wait_ms as f64 / 1000.0)
-            });
+            b.gauge(N::PoolMax, id, 0, |f| Some(f.pool_max as f64));
+            b.total(N::PoolTimeouts, id, 0, true, |t| t.pool_timeouts);
+            b.gauge(N::PoolWait, id, 0, |f| Some(f.pool_wait_ms as f64 / 1000.0));
         }
         if spec.kind == ServiceKind::Database {
-            b.gauge("pg_lock_wait_seconds", id, &[], |f| {
-                Some(f.lock_wait_ms as f64 / 1000.0)
-            });
-            b.gauge("pg_stat_activity_count", id, &[], |f| {
+            b.gauge(N::LockWait, id, 0, |f| Some(f.lock_wait_ms as f64 / 1000.0));
+            b.gauge(N::DbConnections, id, 0, |f| {
                 Some(f.db_connections.round() as f64)
             });
         }
         if spec.disk.is_some() {
-            let mount = [
-                ("mountpoint", "/data".to_string()),
-                ("device", "/dev/nvme1n1".to_string()),
-            ];
-            b.gauge("node_filesystem_size_bytes", id, &mount, |f| {
+            b.gauge(N::FilesystemSize, id, 0, |f| {
                 (f.disk_size_gb > 0.0).then(|| (f.disk_size_gb as f64 * 1_073_741_824.0).round())
             });
-            b.gauge("node_filesystem_avail_bytes", id, &mount, |f| {
+            b.gauge(N::FilesystemAvail, id, 0, |f| {
                 (f.disk_size_gb > 0.0).then(|| {
                     ((f.disk_size_gb - f.disk_used_gb).max(0.0) as f64 * 1_073_741_824.0).round()
                 })
             });
         }
-        if spec.tls.is_some() && (b.wanted)("probe_ssl_earliest_cert_expiry") {
+        if spec.tls.is_some() && b.wants(N::CertExpiry) {
             let epoch = world.epoch_unix_s() as f64;
             let samples: Vec<(i64, f64)> = b
                 .ticks
@@ -728,37 +861,29 @@ fn render_scoped(
                     })
                 })
                 .collect();
-            b.push("probe_ssl_earliest_cert_expiry", id, &[], samples);
+            b.push(N::CertExpiry, id, 0, samples);
         }
         if !svc.out_edges.is_empty() {
-            b.total("dns_lookup_failures_total", id, &[], true, |t| {
-                t.dns_failures
-            });
-            b.total("tls_handshake_failures_total", id, &[], true, |t| {
-                t.tls_failures
-            });
+            b.total(N::DnsFailures, id, 0, true, |t| t.dns_failures);
+            b.total(N::TlsFailures, id, 0, true, |t| t.tls_failures);
         }
         if spec.rate_limit.is_some() {
-            b.cumulative("ratelimit_rejected_total", id, &[], true, |f| {
-                f.rejected_total
-            });
+            b.cumulative(N::RateLimitRejected, id, 0, true, |f| f.rejected_total);
         }
         if !spec.publishes.is_empty() {
-            b.total("messages_published_total", id, &[], true, |t| t.published);
+            b.total(N::MessagesPublished, id, 0, true, |t| t.published);
         }
         if !spec.subscribes.is_empty() {
-            b.total("messages_consumed_total", id, &[], true, |t| t.consumed);
-            b.gauge("subscription_backlog_messages", id, &[], |f| {
+            b.total(N::MessagesConsumed, id, 0, true, |t| t.consumed);
+            b.gauge(N::SubscriptionBacklog, id, 0, |f| {
                 Some(f.queue_depth.round() as f64)
             });
         }
         if spec.kind == ServiceKind::Cache {
-            b.gauge("cache_hit_ratio", id, &[], |f| {
-                Some(f.cache_hit_ratio as f64)
-            });
+            b.gauge(N::CacheHitRatio, id, 0, |f| Some(f.cache_hit_ratio as f64));
         }
         if spec.kind == ServiceKind::Observability {
-            b.gauge("log_pipeline_dropped_ratio", id, &[], |f| {
+            b.gauge(N::LogPipelineDropped, id, 0, |f| {
                 Some(f.log_drop_ratio as f64)
             });
         }
@@ -770,7 +895,8 @@ fn render_scoped(
 /// pod's container runs.
 fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
     let ring = b.world.history();
-    let mut by_pod: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    // By (generation, slot): the order of pod age, then slot.
+    let mut by_pod: BTreeMap<(u32, usize), Vec<(i64, f64)>> = BTreeMap::new();
     for slot in 0..MAX_REPLICAS {
         for &t in &b.ticks {
             let Some(f) = ring.get(t, id.index()) else {
@@ -778,31 +904,26 @@ fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
             };
             let mb = f.replica_memory_mb[slot];
             if mb > 0.0 {
-                let name = pods.name(id, slot, det::tick_world_ms(b.world, t));
+                let generation = pods.generation(id, slot, det::tick_world_ms(b.world, t));
                 by_pod
-                    .entry(name)
+                    .entry((generation, slot))
                     .or_default()
                     .push((tick_ms(b.world, t), (mb as f64 * 1_048_576.0).round()));
             }
         }
     }
-    let container = b.world.topology().service(id).name().to_string();
-    for (pod, samples) in by_pod {
-        b.push(
-            "container_memory_working_set_bytes",
-            id,
-            &[("pod", pod), ("container", container.clone())],
-            samples,
-        );
+    for ((generation, slot), samples) in by_pod {
+        let variant = generation << POD_SLOT_BITS | slot as u32;
+        b.push(SeriesName::WorkingSet, id, variant, samples);
     }
 }
 
 fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
     const FAMILY: &str = "http_request_duration_seconds";
     let family = (b.wanted)(FAMILY);
-    let want_bucket = family || (b.wanted)("http_request_duration_seconds_bucket");
-    let want_sum = family || (b.wanted)("http_request_duration_seconds_sum");
-    let want_count = family || (b.wanted)("http_request_duration_seconds_count");
+    let want_bucket = family || b.wants(SeriesName::HttpRequestDurationBucket);
+    let want_sum = family || b.wants(SeriesName::HttpRequestDurationSum);
+    let want_count = family || b.wants(SeriesName::HttpRequestDurationCount);
     if !(want_bucket || want_sum || want_count) {
         return;
     }
@@ -831,29 +952,19 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
     }
     if want_count {
         b.push(
-            "http_request_duration_seconds_count",
+            SeriesName::HttpRequestDurationCount,
             id,
-            &[],
+            0,
             buckets[n].clone(),
         );
     }
     if want_bucket {
         for (k, samples) in buckets.into_iter().enumerate() {
-            let le = if k == n {
-                "+Inf".to_string()
-            } else {
-                format_le(LATENCY_BUCKETS_S[k])
-            };
-            b.push(
-                "http_request_duration_seconds_bucket",
-                id,
-                &[("le", le)],
-                samples,
-            );
+            b.push(SeriesName::HttpRequestDurationBucket, id, k as u32, samples);
         }
     }
     if want_sum {
-        b.push("http_request_duration_seconds_sum", id, &[], sums);
+        b.push(SeriesName::HttpRequestDurationSum, id, 0, sums);
     }
 }
 

@@ -14,7 +14,7 @@ fn group_labels(l: &Labels, m: Option<&LabelModifier>) -> Labels {
 }
 
 /// The grouping key of an aggregation's `by`/`without` clause.
-fn group_spec(m: Option<&LabelModifier>) -> KeySpec<'_> {
+pub(crate) fn group_spec(m: Option<&LabelModifier>) -> KeySpec<'_> {
     match m {
         Some(LabelModifier::Include(by)) => KeySpec::Only(&by.labels),
         Some(LabelModifier::Exclude(without)) => KeySpec::AllBut(&without.labels),
@@ -23,7 +23,7 @@ fn group_spec(m: Option<&LabelModifier>) -> KeySpec<'_> {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Simple {
+pub(crate) enum Simple {
     Sum,
     Avg,
     Min,
@@ -36,7 +36,7 @@ enum Simple {
 }
 
 #[derive(Clone, Default)]
-struct Acc {
+pub(crate) struct Acc {
     count: f64,
     value: f64,
     kahan_c: f64,
@@ -46,7 +46,7 @@ struct Acc {
 }
 
 impl Acc {
-    fn first(op: Simple, v: f64) -> Acc {
+    pub(crate) fn first(op: Simple, v: f64) -> Acc {
         let mut a = Acc {
             count: 1.0,
             value: v,
@@ -70,7 +70,7 @@ impl Acc {
         a
     }
 
-    fn add(&mut self, op: Simple, v: f64) {
+    pub(crate) fn add(&mut self, op: Simple, v: f64) {
         match op {
             Simple::Sum => {
                 (self.value, self.kahan_c) = kahan_inc(v, self.value, self.kahan_c);
@@ -126,7 +126,7 @@ impl Acc {
         }
     }
 
-    fn finish(&mut self, op: Simple, q: f64) -> f64 {
+    pub(crate) fn finish(&mut self, op: Simple, q: f64) -> f64 {
         match op {
             Simple::Sum => self.value + self.kahan_c,
             Simple::Avg => {

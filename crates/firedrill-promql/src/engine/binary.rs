@@ -28,7 +28,7 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    fn parse(s: &str) -> Result<Op, QueryError> {
+    pub(crate) fn parse(s: &str) -> Result<Op, QueryError> {
         Ok(match s {
             "+" => Op::Add,
             "-" => Op::Sub,
@@ -54,13 +54,13 @@ impl Op {
         })
     }
 
-    fn is_comparison(self) -> bool {
+    pub(crate) fn is_comparison(self) -> bool {
         matches!(self, Op::Eq | Op::Ne | Op::Gt | Op::Lt | Op::Ge | Op::Le)
     }
 }
 
 /// Applies `op` to two floats: `(value, keep)`; comparisons return the left value.
-fn elem(op: Op, l: f64, r: f64) -> (f64, bool) {
+pub(crate) fn elem(op: Op, l: f64, r: f64) -> (f64, bool) {
     match op {
         Op::Add => (l + r, true),
         Op::Sub => (l - r, true),
@@ -94,7 +94,7 @@ fn go_pow(x: f64, y: f64) -> f64 {
 }
 
 /// The matching signature of `on (...)`, `ignoring (...)` or plain one-to-one matching.
-fn matching_spec(modifier: Option<&LabelModifier>) -> KeySpec<'_> {
+pub(crate) fn matching_spec(modifier: Option<&LabelModifier>) -> KeySpec<'_> {
     match modifier {
         Some(LabelModifier::Include(on)) => KeySpec::Only(&on.labels),
         Some(LabelModifier::Exclude(ign)) => KeySpec::AllBut(&ign.labels),
@@ -251,7 +251,7 @@ fn set_op(
     Ok(Val::Vector(out.finish()))
 }
 
-fn result_labels(
+pub(crate) fn result_labels(
     ls: &Labels,
     rs: &Labels,
     matching: Option<&LabelModifier>,

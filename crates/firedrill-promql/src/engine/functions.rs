@@ -15,15 +15,15 @@ use crate::labels::{KeyInterner, KeySpec, Labels, METRIC_NAME};
 use crate::storage::Sample;
 
 /// Per-step context of a range-vector function call.
-struct Win {
+pub(crate) struct Win {
     /// Evaluation timestamp.
-    t: i64,
+    pub t: i64,
     /// Window bounds `(lo, hi]`.
-    lo: i64,
-    hi: i64,
-    range: i64,
+    pub lo: i64,
+    pub hi: i64,
+    pub range: i64,
     /// Scalar parameters at this step, in argument order (excluding the matrix).
-    p: [f64; 2],
+    pub p: [f64; 2],
 }
 
 fn extrapolated_rate(s: &[Sample], w: &Win, is_counter: bool, is_rate: bool) -> Option<f64> {
@@ -159,7 +159,7 @@ fn double_exponential_smoothing(s: &[Sample], sf: f64, tf: f64) -> Option<f64> {
 }
 
 /// Evaluates a range-vector function on one window; `None` drops the element.
-fn window_fn(name: &str, s: &[Sample], w: &Win) -> Option<f64> {
+pub(crate) fn window_fn(name: &str, s: &[Sample], w: &Win) -> Option<f64> {
     if s.is_empty() {
         return None;
     }
@@ -861,7 +861,7 @@ impl Evaluator<'_> {
     }
 }
 
-fn parse_le(s: &str) -> Option<f64> {
+pub(crate) fn parse_le(s: &str) -> Option<f64> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("+inf") || t.eq_ignore_ascii_case("inf") {
         return Some(f64::INFINITY);

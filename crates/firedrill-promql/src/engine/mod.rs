@@ -8,6 +8,7 @@
 mod aggregate;
 mod binary;
 mod functions;
+pub(crate) mod plan;
 mod points;
 pub(crate) mod util;
 
@@ -499,7 +500,7 @@ fn visit_selectors<'e>(e: &'e Expr, f: &mut impl FnMut(&'e VectorSelector)) {
 }
 
 /// Label matchers of a selector; one matcher list per `or` alternative.
-fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
+pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<LabelMatcher>>, QueryError> {
     let conv = |m: &PMatcher| -> Result<LabelMatcher, QueryError> {
         let op = match m.op {
             PMatchOp::Equal => MatchOp::Eq,
@@ -1189,7 +1190,7 @@ fn without_stale(samples: &mut Cow<'_, [Sample]>) {
 }
 
 /// Latest non-stale sample at or before `t` within the lookback window.
-fn lookup(samples: &[Sample], t: i64, lookback: i64) -> Option<f64> {
+pub(crate) fn lookup(samples: &[Sample], t: i64, lookback: i64) -> Option<f64> {
     let idx = samples.partition_point(|s| s.t <= t);
     if idx == 0 {
         return None;

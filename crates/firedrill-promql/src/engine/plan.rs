@@ -1,0 +1,820 @@
+//! Repeated instant evaluation of one expression with the label work done once.
+//!
+//! An alerting rule is evaluated every interval over series whose label sets barely change, and most of a
+//! general evaluation goes into label sets: building them, matching selectors against them, hashing them for
+//! grouping and vector matching, sorting by them. An [`InstantPlan`] compiles a rule-shaped expression into a
+//! tree that keeps, per node, what each input series maps to (its group, its matching signature, its output
+//! label set), keyed by the storage's stable series keys ([`KeyedStorage`]), so an evaluation after the first
+//! one is arithmetic over small integers.
+//!
+//! The result is exactly [`Engine::instant_expr`](super::Engine::instant_expr)'s, to the bit: every node
+//! visits its inputs in the engine's order (selectors by label set, aggregation groups by first appearance,
+//! vector matching in left-hand order) and calls the engine's own arithmetic (Kahan sums, `extrapolated_rate`,
+//! `bucket_quantile`, label rules). Where the engine would fail (duplicate series, many-to-many matching, the
+//! sample limit), the plan does not try to reproduce the error: it declines the evaluation and the caller
+//! asks the engine, which then reports it. Expressions outside the supported shapes (set operators,
+//! `group_left`, subqueries, `offset`/`@`, functions other than the range functions without parameters and
+//! `histogram_quantile`) do not compile at all.
+
+use std::sync::Arc;
+
+use promql_parser::parser::{
+    AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, VectorMatchCardinality,
+    VectorSelector,
+};
+
+use super::aggregate::{Acc, Simple, group_spec};
+use super::binary::{Op, elem, matching_spec, result_labels};
+use super::functions::{Win, parse_le, window_fn};
+use super::util::{Bucket, bucket_quantile};
+use super::{EngineOptions, dur_ms, lookup, selector_matchers};
+use crate::hash::{FxMap, fx_map};
+use crate::labels::{KeySpec, LabelMatcher, Labels, METRIC_NAME, MatchOp};
+use crate::storage::{Sample, StorageError, is_stale_nan};
+use crate::value::Value;
+
+/// One series of a [`KeyedStorage`] selection: a key and its samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyedSamples {
+    /// The series' key ([`KeyedStorage::labels_of`] gives its label set).
+    pub key: u64,
+    /// Samples in ascending time order, staleness markers included, as [`Storage::select`] returns them.
+    ///
+    /// [`Storage::select`]: crate::Storage::select
+    pub samples: Vec<Sample>,
+}
+
+/// A store that names its series by stable keys, so a reader can keep per-series work between queries.
+///
+/// A key must stand for the same label set for as long as the store (and whatever it is derived from) lives;
+/// an [`InstantPlan`] builds each key's label set once and trusts the key afterwards.
+pub trait KeyedStorage {
+    /// The series named `name` with samples in `[start_ms, end_ms]`: exactly the series and samples
+    /// [`Storage::select`](crate::Storage::select) returns for `{__name__="name"}` over that window, in any
+    /// order.
+    fn select_keyed(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Arc<[KeyedSamples]>, StorageError>;
+
+    /// The label set of a key [`KeyedStorage::select_keyed`] returned.
+    fn labels_of(&self, key: u64) -> Option<Labels>;
+}
+
+/// Label sets interned by a node, with their rank in label-set order when asked.
+#[derive(Debug, Clone, Default)]
+struct LabelTable {
+    labels: Vec<Labels>,
+    index: FxMap<Labels, u32>,
+    /// Rank of each id in label order; rebuilt when an id was added since.
+    rank: Vec<u32>,
+}
+
+impl LabelTable {
+    fn intern(&mut self, l: Labels) -> u32 {
+        if let Some(&id) = self.index.get(&l) {
+            return id;
+        }
+        let id = self.labels.len() as u32;
+        self.labels.push(l.clone());
+        self.index.insert(l, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &Labels {
+        &self.labels[id as usize]
+    }
+
+    fn rank(&mut self, id: u32) -> u32 {
+        if self.rank.len() != self.labels.len() {
+            let mut order: Vec<u32> = (0..self.labels.len() as u32).collect();
+            order.sort_by(|&a, &b| self.labels[a as usize].cmp(&self.labels[b as usize]));
+            self.rank = vec![0; order.len()];
+            for (r, &id) in order.iter().enumerate() {
+                self.rank[id as usize] = r as u32;
+            }
+        }
+        self.rank[id as usize]
+    }
+}
+
+/// One element of an instant vector: the producing node's label id, the value, and whether the metric name
+/// is to be dropped at the end (Prometheus 3's delayed name removal).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: u32,
+    v: f64,
+    drop: bool,
+}
+
+enum Val {
+    Scalar(f64),
+    Vector(Vec<Entry>),
+}
+
+/// Why an evaluation was declined: the engine must answer (it will report an error or a limit).
+struct Declined;
+
+type Eval<T> = Result<T, Declined>;
+
+/// A selection: the storage's series, and the matching ones in label order as (label id, index in the former).
+type Selected = (Arc<[KeyedSamples]>, Vec<(u32, usize)>);
+
+/// A selector: its matchers, and per key whether it matches and under which label id.
+#[derive(Debug, Clone)]
+struct Selector {
+    name: String,
+    matchers: Vec<LabelMatcher>,
+    /// Key to the label id of a matching series, or `None` for a series the matchers reject.
+    seen: FxMap<u64, Option<u32>>,
+    table: LabelTable,
+}
+
+impl Selector {
+    fn compile(vs: &VectorSelector) -> Option<Selector> {
+        if vs.offset.is_some() || vs.at.is_some() {
+            return None;
+        }
+        let mut groups = selector_matchers(vs).ok()?;
+        if groups.len() != 1 {
+            return None;
+        }
+        let matchers = groups.pop()?;
+        let name = matchers
+            .iter()
+            .find(|m| m.name == METRIC_NAME && m.op == MatchOp::Eq)?
+            .value
+            .clone();
+        Some(Selector {
+            name,
+            matchers,
+            seen: fx_map(),
+            table: LabelTable::default(),
+        })
+    }
+
+    /// The matching series of the window, in label order, with their label ids; counts the samples read.
+    fn select(
+        &mut self,
+        storage: &dyn KeyedStorage,
+        mint: i64,
+        maxt: i64,
+        budget: &mut Budget,
+    ) -> Eval<Selected> {
+        let all = storage
+            .select_keyed(&self.name, mint, maxt)
+            .map_err(|_| Declined)?;
+        let mut picked: Vec<(u32, usize)> = Vec::new();
+        for (i, s) in all.iter().enumerate() {
+            if s.samples.is_empty() {
+                continue;
+            }
+            let id = match self.seen.get(&s.key) {
+                Some(&id) => id,
+                None => {
+                    let labels = storage.labels_of(s.key).ok_or(Declined)?;
+                    let id = self
+                        .matchers
+                        .iter()
+                        .all(|m| m.matches_labels(&labels))
+                        .then(|| self.table.intern(labels));
+                    self.seen.insert(s.key, id);
+                    id
+                }
+            };
+            if let Some(id) = id {
+                picked.push((id, i));
+            }
+        }
+        let mut ranked: Vec<(u32, u32, usize)> = picked
+            .into_iter()
+            .map(|(id, i)| (self.table.rank(id), id, i))
+            .collect();
+        ranked.sort_unstable_by_key(|&(r, _, _)| r);
+        // Two keys with one label set: the engine merges them; leave that to it.
+        if ranked.windows(2).any(|w| w[0].1 == w[1].1) {
+            return Err(Declined);
+        }
+        budget.add(ranked.iter().map(|&(_, _, i)| all[i].samples.len()).sum())?;
+        let order = ranked.into_iter().map(|(_, id, i)| (id, i)).collect();
+        Ok((all, order))
+    }
+}
+
+/// The engine's sample limit, counted the way the engine counts.
+struct Budget {
+    used: usize,
+    max: usize,
+}
+
+impl Budget {
+    fn add(&mut self, n: usize) -> Eval<()> {
+        self.used = self.used.saturating_add(n);
+        if self.used > self.max {
+            return Err(Declined);
+        }
+        Ok(())
+    }
+}
+
+/// Range functions taking nothing but the range vector, all computed by the engine's `window_fn`.
+const RANGE_FUNCS: &[&str] = &[
+    "rate",
+    "irate",
+    "increase",
+    "delta",
+    "idelta",
+    "deriv",
+    "resets",
+    "changes",
+    "avg_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "count_over_time",
+    "last_over_time",
+    "first_over_time",
+    "present_over_time",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "mad_over_time",
+];
+
+#[derive(Debug, Clone)]
+enum Node {
+    Number(f64),
+    Negate(Box<Node>),
+    Instant(Box<Selector>),
+    Range {
+        func: &'static str,
+        range: i64,
+        selector: Box<Selector>,
+    },
+    Aggregate(Box<Aggregate>),
+    Binary(Box<Binary>),
+    HistogramQuantile(Box<HistogramQuantile>),
+}
+
+#[derive(Debug, Clone)]
+struct Aggregate {
+    op: Simple,
+    modifier: Option<LabelModifier>,
+    input: Node,
+    /// Input label id to group id.
+    group_of: Vec<Option<u32>>,
+    groups: LabelTable,
+}
+
+#[derive(Debug, Clone)]
+struct Binary {
+    op: Op,
+    return_bool: bool,
+    matching: Option<LabelModifier>,
+    lhs: Node,
+    rhs: Node,
+    /// Matching signatures of left and right label ids.
+    lsig: Vec<Option<u32>>,
+    rsig: Vec<Option<u32>>,
+    sigs: LabelTable,
+    /// Output label id per (left id, right id).
+    pairs: FxMap<(u32, u32), u32>,
+    out: LabelTable,
+}
+
+#[derive(Debug, Clone)]
+struct HistogramQuantile {
+    q: Node,
+    input: Node,
+    /// Input label id to (group, upper bound), or `None` for a series without a usable `le`.
+    member: Vec<Option<Option<(u32, f64)>>>,
+    groups: LabelTable,
+}
+
+/// An expression compiled for repeated instant evaluation over a [`KeyedStorage`].
+#[derive(Debug, Clone)]
+pub struct InstantPlan {
+    root: Node,
+    lookback_ms: i64,
+    max_samples: usize,
+    /// The root's (label id, drop name) to the id of its final label set.
+    finals_of: FxMap<(u32, bool), u32>,
+    finals: LabelTable,
+}
+
+impl InstantPlan {
+    /// Compiles `expr`, or `None` when it has a shape the plan does not cover (then use the engine).
+    pub fn compile(expr: &Expr, opts: &EngineOptions) -> Option<InstantPlan> {
+        Some(InstantPlan {
+            root: compile(expr)?,
+            lookback_ms: opts.lookback_delta_ms,
+            max_samples: opts.max_samples,
+            finals_of: fx_map(),
+            finals: LabelTable::default(),
+        })
+    }
+
+    /// Evaluates at `time_ms`: `Some` of exactly what the engine's instant evaluation returns, or `None` when
+    /// the engine must be asked (it will report an error: duplicate series, ambiguous matching, a limit, a
+    /// storage failure).
+    pub fn eval(&mut self, storage: &dyn KeyedStorage, time_ms: i64) -> Option<Value> {
+        let mut budget = Budget {
+            used: 0,
+            max: self.max_samples,
+        };
+        let cx = Cx {
+            storage,
+            t: time_ms,
+            lookback: self.lookback_ms,
+        };
+        let v = self.root.eval(&cx, &mut budget).ok()?;
+        match v {
+            Val::Scalar(s) => Some(Value::Scalar(Sample::new(time_ms, s))),
+            Val::Vector(entries) => {
+                let root = &self.root;
+                let mut finals: Vec<(u32, f64)> = Vec::with_capacity(entries.len());
+                for e in entries {
+                    let fid = match self.finals_of.get(&(e.id, e.drop)) {
+                        Some(&f) => f,
+                        None => {
+                            let mut l = root.labels(e.id).clone();
+                            if e.drop {
+                                l.remove_metric_identity();
+                            }
+                            let f = self.finals.intern(l);
+                            self.finals_of.insert((e.id, e.drop), f);
+                            f
+                        }
+                    };
+                    finals.push((fid, e.v));
+                }
+                // Ranked once every label set of this evaluation is interned (interning re-ranks).
+                let mut out: Vec<(u32, u32, f64)> = finals
+                    .into_iter()
+                    .map(|(fid, v)| (self.finals.rank(fid), fid, v))
+                    .collect();
+                out.sort_unstable_by_key(|&(r, _, _)| r);
+                // Two results with one label set once names are dropped: the engine's error.
+                if out.windows(2).any(|w| w[0].1 == w[1].1) {
+                    return None;
+                }
+                Some(Value::Vector(
+                    out.into_iter()
+                        .map(|(_, f, v)| (self.finals.get(f).clone(), Sample::new(time_ms, v)))
+                        .collect(),
+                ))
+            }
+        }
+    }
+}
+
+/// What every node's evaluation reads.
+struct Cx<'s> {
+    storage: &'s dyn KeyedStorage,
+    t: i64,
+    lookback: i64,
+}
+
+fn compile(e: &Expr) -> Option<Node> {
+    Some(match e {
+        Expr::NumberLiteral(n) => Node::Number(n.val),
+        Expr::Paren(p) => compile(&p.expr)?,
+        Expr::Unary(u) => Node::Negate(Box::new(compile(&u.expr)?)),
+        Expr::VectorSelector(vs) => Node::Instant(Box::new(Selector::compile(vs)?)),
+        Expr::Call(c) => compile_call(c)?,
+        Expr::Aggregate(a) => compile_aggregate(a)?,
+        Expr::Binary(b) => compile_binary(b)?,
+        _ => return None,
+    })
+}
+
+fn compile_call(c: &Call) -> Option<Node> {
+    let name = c.func.name;
+    let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
+    if name == "histogram_quantile" {
+        let [q, v] = args.as_slice() else {
+            return None;
+        };
+        return Some(Node::HistogramQuantile(Box::new(HistogramQuantile {
+            q: compile(q)?,
+            input: compile(v)?,
+            member: Vec::new(),
+            groups: LabelTable::default(),
+        })));
+    }
+    let func = *RANGE_FUNCS.iter().find(|f| **f == name)?;
+    let [Expr::MatrixSelector(MatrixSelector { vs, range })] = args.as_slice() else {
+        return None;
+    };
+    Some(Node::Range {
+        func,
+        range: dur_ms(range),
+        selector: Box::new(Selector::compile(vs)?),
+    })
+}
+
+fn compile_aggregate(a: &AggregateExpr) -> Option<Node> {
+    let op = match a.op.to_string().to_lowercase().as_str() {
+        "sum" => Simple::Sum,
+        "avg" => Simple::Avg,
+        "min" => Simple::Min,
+        "max" => Simple::Max,
+        "count" => Simple::Count,
+        "group" => Simple::Group,
+        "stddev" => Simple::Stddev,
+        "stdvar" => Simple::Stdvar,
+        _ => return None,
+    };
+    if a.param.is_some() {
+        return None;
+    }
+    Some(Node::Aggregate(Box::new(Aggregate {
+        op,
+        modifier: a.modifier.clone(),
+        input: compile(&a.expr)?,
+        group_of: Vec::new(),
+        groups: LabelTable::default(),
+    })))
+}
+
+fn compile_binary(b: &BinaryExpr) -> Option<Node> {
+    let op = Op::parse(&b.op.to_string()).ok()?;
+    if matches!(op, Op::And | Op::Or | Op::Unless) {
+        return None;
+    }
+    let (return_bool, matching) = match &b.modifier {
+        None => (false, None),
+        Some(m) => {
+            if !matches!(m.card, VectorMatchCardinality::OneToOne)
+                || m.fill_values.lhs.is_some()
+                || m.fill_values.rhs.is_some()
+            {
+                return None;
+            }
+            (m.return_bool, m.matching.clone())
+        }
+    };
+    Some(Node::Binary(Box::new(Binary {
+        op,
+        return_bool,
+        matching,
+        lhs: compile(&b.lhs)?,
+        rhs: compile(&b.rhs)?,
+        lsig: Vec::new(),
+        rsig: Vec::new(),
+        sigs: LabelTable::default(),
+        pairs: fx_map(),
+        out: LabelTable::default(),
+    })))
+}
+
+/// Grows a memo indexed by label id to cover `id`.
+fn memo<T: Clone>(v: &mut Vec<Option<T>>, id: u32) -> &mut Option<T> {
+    let i = id as usize;
+    if v.len() <= i {
+        v.resize(i + 1, None);
+    }
+    &mut v[i]
+}
+
+impl Node {
+    /// Whether the node yields a scalar (its type is fixed by its shape, as the parser's type check says).
+    fn is_scalar(&self) -> bool {
+        match self {
+            Node::Number(_) => true,
+            Node::Negate(inner) => inner.is_scalar(),
+            Node::Binary(b) => b.lhs.is_scalar() && b.rhs.is_scalar(),
+            _ => false,
+        }
+    }
+
+    /// The label set of one of this node's output ids.
+    fn labels(&self, id: u32) -> &Labels {
+        match self {
+            Node::Number(_) => unreachable!("scalars have no labels"),
+            Node::Negate(inner) => inner.labels(id),
+            Node::Instant(s) | Node::Range { selector: s, .. } => s.table.get(id),
+            Node::Aggregate(a) => a.groups.get(id),
+            Node::Binary(b) => match b.vector_side() {
+                Some(side) => side.labels(id),
+                None => b.out.get(id),
+            },
+            Node::HistogramQuantile(h) => h.groups.get(id),
+        }
+    }
+
+    fn eval(&mut self, cx: &Cx, budget: &mut Budget) -> Eval<Val> {
+        let v = match self {
+            Node::Number(n) => Val::Scalar(*n),
+            Node::Negate(inner) => match inner.eval(cx, budget)? {
+                Val::Scalar(s) => Val::Scalar(-s),
+                Val::Vector(mut v) => {
+                    for e in &mut v {
+                        e.v = -e.v;
+                        e.drop = true;
+                    }
+                    Val::Vector(v)
+                }
+            },
+            Node::Instant(s) => {
+                let (mint, maxt) = (cx.t - cx.lookback + 1, cx.t);
+                let (all, order) = s.select(cx.storage, mint, maxt, budget)?;
+                let mut out = Vec::with_capacity(order.len());
+                for (id, i) in order {
+                    if let Some(v) = lookup(&all[i].samples, cx.t, cx.lookback) {
+                        out.push(Entry { id, v, drop: false });
+                    }
+                }
+                Val::Vector(out)
+            }
+            Node::Range {
+                func,
+                range,
+                selector,
+            } => {
+                let (mint, maxt) = (cx.t - *range + 1, cx.t);
+                let (all, order) = selector.select(cx.storage, mint, maxt, budget)?;
+                let keep_name = matches!(*func, "last_over_time" | "first_over_time");
+                let w = Win {
+                    t: cx.t,
+                    lo: cx.t - *range,
+                    hi: cx.t,
+                    range: *range,
+                    p: [f64::NAN, f64::NAN],
+                };
+                let mut out = Vec::with_capacity(order.len());
+                let mut read = 0usize;
+                let mut fresh: Vec<Sample> = Vec::new();
+                for (id, i) in order {
+                    let samples = &all[i].samples;
+                    let samples: &[Sample] = if samples.iter().any(|p| is_stale_nan(p.v)) {
+                        fresh.clear();
+                        fresh.extend(samples.iter().filter(|p| !is_stale_nan(p.v)));
+                        &fresh
+                    } else {
+                        samples
+                    };
+                    read += samples.len();
+                    if samples.is_empty() {
+                        continue;
+                    }
+                    if let Some(v) = window_fn(func, samples, &w) {
+                        out.push(Entry {
+                            id,
+                            v,
+                            drop: !keep_name,
+                        });
+                    }
+                }
+                budget.add(read / 4)?;
+                Val::Vector(out)
+            }
+            Node::Aggregate(a) => a.eval(cx, budget)?,
+            Node::Binary(b) => b.eval(cx, budget)?,
+            Node::HistogramQuantile(h) => h.eval(cx, budget)?,
+        };
+        if let Val::Vector(v) = &v {
+            budget.add(v.len())?;
+        }
+        Ok(v)
+    }
+}
+
+impl Aggregate {
+    fn eval(&mut self, cx: &Cx, budget: &mut Budget) -> Eval<Val> {
+        let Val::Vector(input) = self.input.eval(cx, budget)? else {
+            return Err(Declined);
+        };
+        // Groups in order of first appearance, as the engine creates them.
+        let mut slot_of: FxMap<u32, usize> = fx_map();
+        let mut slots: Vec<(u32, bool, Acc)> = Vec::new();
+        for e in input {
+            let g = match *memo(&mut self.group_of, e.id) {
+                Some(g) => g,
+                None => {
+                    let l = group_spec(self.modifier.as_ref()).labels(self.input.labels(e.id));
+                    let g = self.groups.intern(l);
+                    *memo(&mut self.group_of, e.id) = Some(g);
+                    g
+                }
+            };
+            match slot_of.get(&g) {
+                Some(&s) => {
+                    let slot = &mut slots[s];
+                    slot.1 |= e.drop;
+                    slot.2.add(self.op, e.v);
+                }
+                None => {
+                    slot_of.insert(g, slots.len());
+                    slots.push((g, e.drop, Acc::first(self.op, e.v)));
+                }
+            }
+        }
+        Ok(Val::Vector(
+            slots
+                .into_iter()
+                .map(|(g, drop, mut acc)| Entry {
+                    id: g,
+                    v: acc.finish(self.op, f64::NAN),
+                    drop: drop && self.groups.get(g).get(METRIC_NAME).is_some(),
+                })
+                .collect(),
+        ))
+    }
+}
+
+impl Binary {
+    /// For vector-scalar operations, the vector operand (whose label ids the result keeps).
+    fn vector_side(&self) -> Option<&Node> {
+        match (self.lhs.is_scalar(), self.rhs.is_scalar()) {
+            (false, true) => Some(&self.lhs),
+            (true, false) => Some(&self.rhs),
+            _ => None,
+        }
+    }
+
+    fn eval(&mut self, cx: &Cx, budget: &mut Budget) -> Eval<Val> {
+        let lhs = self.lhs.eval(cx, budget)?;
+        let rhs = self.rhs.eval(cx, budget)?;
+        let op = self.op;
+        let cmp = op.is_comparison();
+        match (lhs, rhs) {
+            (Val::Scalar(l), Val::Scalar(r)) => {
+                let (v, keep) = elem(op, l, r);
+                Ok(Val::Scalar(if cmp {
+                    if keep { 1.0 } else { 0.0 }
+                } else {
+                    v
+                }))
+            }
+            (Val::Vector(v), Val::Scalar(s)) => self.with_scalar(v, s, false),
+            (Val::Scalar(s), Val::Vector(v)) => self.with_scalar(v, s, true),
+            (Val::Vector(l), Val::Vector(r)) => self.one_to_one(l, r),
+        }
+    }
+
+    fn with_scalar(&self, mut v: Vec<Entry>, s: f64, swap: bool) -> Eval<Val> {
+        let op = self.op;
+        let cmp = op.is_comparison();
+        v.retain_mut(|e| {
+            let (l, r) = if swap { (s, e.v) } else { (e.v, s) };
+            let (mut val, mut keep) = elem(op, l, r);
+            if cmp && swap {
+                val = r;
+            }
+            if self.return_bool {
+                val = if keep { 1.0 } else { 0.0 };
+                keep = true;
+            }
+            e.v = val;
+            if !cmp || self.return_bool {
+                e.drop = true;
+            }
+            keep
+        });
+        Ok(Val::Vector(v))
+    }
+
+    fn sig(&mut self, right: bool, id: u32) -> u32 {
+        let (memo_vec, node) = if right {
+            (&mut self.rsig, &self.rhs)
+        } else {
+            (&mut self.lsig, &self.lhs)
+        };
+        if let Some(s) = *memo(memo_vec, id) {
+            return s;
+        }
+        let l = matching_spec(self.matching.as_ref()).labels(node.labels(id));
+        let s = self.sigs.intern(l);
+        *memo(memo_vec, id) = Some(s);
+        s
+    }
+
+    fn one_to_one(&mut self, l: Vec<Entry>, r: Vec<Entry>) -> Eval<Val> {
+        if self.vector_side().is_some() {
+            return Err(Declined);
+        }
+        if l.is_empty() || r.is_empty() {
+            return Ok(Val::Vector(Vec::new()));
+        }
+        let op = self.op;
+        let cmp = op.is_comparison();
+        // The right-hand entry of each signature; a second one is the engine's many-to-many error.
+        let mut right: FxMap<u32, (u32, f64)> = fx_map();
+        for e in &r {
+            let s = self.sig(true, e.id);
+            if right.insert(s, (e.id, e.v)).is_some() {
+                return Err(Declined);
+            }
+        }
+        let mut matched: FxMap<u32, ()> = fx_map();
+        // Output slots in creation order: label id, drop flag, value once pushed.
+        let mut slot_of: FxMap<u32, usize> = fx_map();
+        let mut slots: Vec<(u32, bool, Option<f64>)> = Vec::new();
+        for e in &l {
+            let s = self.sig(false, e.id);
+            let Some(&(rid, rv)) = right.get(&s) else {
+                continue;
+            };
+            let (mut val, keep) = elem(op, e.v, rv);
+            let drop = self.return_bool || !cmp || e.drop;
+            let out = match self.pairs.get(&(e.id, rid)) {
+                Some(&o) => o,
+                None => {
+                    let labels = result_labels(
+                        self.lhs.labels(e.id),
+                        self.rhs.labels(rid),
+                        self.matching.as_ref(),
+                        &VectorMatchCardinality::OneToOne,
+                    );
+                    let o = self.out.intern(labels);
+                    self.pairs.insert((e.id, rid), o);
+                    o
+                }
+            };
+            let slot = match slot_of.get(&out) {
+                Some(&i) => {
+                    slots[i].1 |= drop;
+                    i
+                }
+                None => {
+                    slot_of.insert(out, slots.len());
+                    slots.push((out, drop, None));
+                    slots.len() - 1
+                }
+            };
+            // A second left-hand entry with this signature: the engine's many-to-one error.
+            if matched.insert(s, ()).is_some() {
+                return Err(Declined);
+            }
+            if self.return_bool {
+                val = if keep { 1.0 } else { 0.0 };
+            } else if !keep {
+                continue;
+            }
+            if slots[slot].2.replace(val).is_some() {
+                return Err(Declined);
+            }
+        }
+        Ok(Val::Vector(
+            slots
+                .into_iter()
+                .filter_map(|(id, drop, v)| Some(Entry { id, v: v?, drop }))
+                .collect(),
+        ))
+    }
+}
+
+impl HistogramQuantile {
+    fn eval(&mut self, cx: &Cx, budget: &mut Budget) -> Eval<Val> {
+        let Val::Scalar(q) = self.q.eval(cx, budget)? else {
+            return Err(Declined);
+        };
+        let Val::Vector(input) = self.input.eval(cx, budget)? else {
+            return Err(Declined);
+        };
+        let mut slot_of: FxMap<u32, usize> = fx_map();
+        let mut groups: Vec<(u32, Vec<Bucket>)> = Vec::new();
+        for e in input {
+            let member = match memo(&mut self.member, e.id) {
+                Some(m) => *m,
+                slot @ None => {
+                    let labels = self.input.labels(e.id);
+                    let m = labels.get("le").and_then(parse_le).map(|le| {
+                        (
+                            self.groups.intern(KeySpec::Without("le").labels(labels)),
+                            le,
+                        )
+                    });
+                    *slot = Some(m);
+                    m
+                }
+            };
+            let Some((g, le)) = member else {
+                continue;
+            };
+            let bucket = Bucket {
+                upper: le,
+                count: e.v,
+            };
+            match slot_of.get(&g) {
+                Some(&i) => groups[i].1.push(bucket),
+                None => {
+                    slot_of.insert(g, groups.len());
+                    groups.push((g, vec![bucket]));
+                }
+            }
+        }
+        Ok(Val::Vector(
+            groups
+                .into_iter()
+                .map(|(g, mut buckets)| Entry {
+                    id: g,
+                    v: bucket_quantile(q, &mut buckets),
+                    drop: true,
+                })
+                .collect(),
+        ))
+    }
+}
