@@ -7,12 +7,8 @@
 //! exactly what the world storage itself does after rendering.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
-use firedrill_promql::{
-    KeyedSamples, KeyedStorage, LabelMatcher, Labels, METRIC_NAME, MatchOp, Series, Storage,
-    StorageError,
-};
+use firedrill_promql::{LabelMatcher, METRIC_NAME, MatchOp, Series, Storage, StorageError};
 
 /// One rendered family: its name, the window asked and the series.
 type Rendered = (String, i64, i64, Vec<Series>);
@@ -66,48 +62,5 @@ impl<S: Storage> Storage for FamilyCache<S> {
         let out = filter(&series);
         cache.push((name.to_string(), start_ms, end_ms, series));
         Ok(out)
-    }
-}
-
-/// One keyed render: the family, the window asked and the series.
-type KeyedRender = (String, i64, i64, Arc<[KeyedSamples]>);
-
-/// Caches keyed renders of a storage by (family, window) for the lifetime of one evaluation, as
-/// [`FamilyCache`] does for labelled ones.
-pub(crate) struct KeyedCache<S> {
-    inner: S,
-    cache: RefCell<Vec<KeyedRender>>,
-}
-
-impl<S: KeyedStorage> KeyedCache<S> {
-    pub(crate) fn new(inner: S) -> Self {
-        KeyedCache {
-            inner,
-            cache: RefCell::new(Vec::new()),
-        }
-    }
-}
-
-impl<S: KeyedStorage> KeyedStorage for KeyedCache<S> {
-    fn select_keyed(
-        &self,
-        name: &str,
-        start_ms: i64,
-        end_ms: i64,
-    ) -> Result<Arc<[KeyedSamples]>, StorageError> {
-        let mut cache = self.cache.borrow_mut();
-        if let Some((_, _, _, series)) = cache
-            .iter()
-            .find(|(n, s, e, _)| n == name && *s == start_ms && *e == end_ms)
-        {
-            return Ok(Arc::clone(series));
-        }
-        let series = self.inner.select_keyed(name, start_ms, end_ms)?;
-        cache.push((name.to_string(), start_ms, end_ms, Arc::clone(&series)));
-        Ok(series)
-    }
-
-    fn labels_of(&self, key: u64) -> Option<Labels> {
-        self.inner.labels_of(key)
     }
 }

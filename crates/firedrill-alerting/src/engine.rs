@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use firedrill_promql::{Engine, EngineOptions, InstantPlan, Labels, METRIC_NAME, Series, Value};
-use firedrill_query::WorldStorage;
+use firedrill_query::{CachedWorldStorage, SeriesCache, WorldStorage};
 use firedrill_world::World;
 use serde::Serialize;
 
-use crate::cache::{FamilyCache, KeyedCache};
+use crate::cache::FamilyCache;
 use crate::rule::AlertingRule;
 use crate::template::Data;
 
@@ -109,6 +109,8 @@ pub struct RuleEngine {
     /// Each rule compiled for repeated instant evaluation, where its shape allows ([`InstantPlan`]): the
     /// engine's result with the label work kept between evaluations.
     plans: Vec<Option<InstantPlan>>,
+    /// The samples the plans read, kept between evaluations so each renders only the ticks since the last.
+    series: SeriesCache,
     instances: Vec<AlertInstance>,
     /// (rule, labels) to instance index; ordered, so nothing depends on hash order.
     index: BTreeMap<(usize, Labels), usize>,
@@ -134,6 +136,7 @@ impl RuleEngine {
             interval_ticks: interval_ticks.max(1),
             engine,
             plans,
+            series: SeriesCache::default(),
             instances: Vec::new(),
             index: BTreeMap::new(),
             history: Vec::new(),
@@ -244,7 +247,7 @@ impl RuleEngine {
                 .enumerate()
                 .all(|(i, &t)| t == times[0] + i as i64 * step_ms);
         let storage = &FamilyCache::new(WorldStorage::new(world));
-        let keyed = &KeyedCache::new(WorldStorage::new(world));
+        let keyed = &CachedWorldStorage::new(world, &mut self.series);
         let rules = Arc::clone(&self.rules);
         let engine = &self.engine;
         let per_rule: Vec<Vec<Evaluated>> = rules

@@ -11,7 +11,7 @@ use promql_parser::parser::{self as pparser, Expr};
 use promql_parser::util::visitor::ExprVisitor;
 use promql_parser::util::walk_expr;
 
-use crate::engine::plan::{InstantPlan, KeyedSamples, KeyedStorage};
+use crate::engine::plan::{InstantPlan, KeyedStorage};
 use crate::engine::util::almost_equal;
 use crate::engine::{Engine, EngineOptions, parse_query};
 use crate::labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp};
@@ -97,26 +97,25 @@ impl KeyedStorage for KeyedMem<'_> {
         name: &str,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<std::sync::Arc<[KeyedSamples]>, crate::StorageError> {
+        visit: &mut dyn FnMut(u64, &[Sample]),
+    ) -> Result<(), crate::StorageError> {
         let series =
             self.storage
                 .select(&[LabelMatcher::eq(METRIC_NAME, name)], start_ms, end_ms)?;
-        let mut keys = self.keys.borrow_mut();
-        Ok(series
-            .into_iter()
-            .map(|s| {
+        for s in series {
+            let key = {
+                let mut keys = self.keys.borrow_mut();
                 let (index, labels) = &mut *keys;
                 let next = labels.len() as u64;
                 let key = *index.entry(s.labels.clone()).or_insert(next);
                 if key == next {
                     labels.push(s.labels);
                 }
-                KeyedSamples {
-                    key,
-                    samples: s.samples,
-                }
-            })
-            .collect())
+                key
+            };
+            visit(key, &s.samples);
+        }
+        Ok(())
     }
 
     fn labels_of(&self, key: u64) -> Option<Labels> {

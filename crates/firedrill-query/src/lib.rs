@@ -56,7 +56,7 @@ use serde_json::Value as Json;
 
 pub use error::QueryError;
 pub use logs::{LineFormat, LogSourceOptions, WorldLogs, stream_labels};
-pub use metrics::WorldStorage;
+pub use metrics::{CachedWorldStorage, SeriesCache, WorldStorage};
 pub use traces::{INT_ATTRIBUTES, TRACE_START_MARGIN_MS, WorldTraces, convert_trace};
 
 /// Loki's default `limit` of log lines.

@@ -1,10 +1,11 @@
 //! The PromQL [`Storage`] over a world: series rendered from the frame history on demand.
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use firedrill_promql::{
-    KeyedSamples, KeyedStorage, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage,
-    StorageError, stale_nan,
+    KeyedStorage, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError,
+    stale_nan,
 };
 use firedrill_telemetry::metrics::{self, KeyedSeries, MetricSeries, SeriesKey};
 use firedrill_world::World;
@@ -37,10 +38,8 @@ impl<'a> WorldStorage<'a> {
 
     /// Timestamps (Unix ms) of the held ticks whose samples fall in `[start_ms, end_ms]`, oldest first.
     fn scrape_times(&self, start_ms: i64, end_ms: i64) -> Vec<i64> {
-        let ring = self.world.history();
-        (ring.first_tick()..ring.end_tick())
+        metrics::window_ticks(self.world, start_ms, end_ms)
             .map(|t| metrics::tick_ms(self.world, t))
-            .filter(|t| (start_ms..=end_ms).contains(t))
             .collect()
     }
 }
@@ -80,30 +79,28 @@ impl KeyedStorage for WorldStorage<'_> {
         name: &str,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<Arc<[KeyedSamples]>, StorageError> {
+        visit: &mut dyn FnMut(u64, &[Sample]),
+    ) -> Result<(), StorageError> {
         if start_ms > end_ms {
-            return Ok(Arc::from([]));
+            return Ok(());
         }
         let render_start = start_ms.saturating_sub(tick_ms(self.world));
         let scrapes = self.scrape_times(render_start, end_ms);
         if scrapes.is_empty() {
-            return Ok(Arc::from([]));
+            return Ok(());
         }
-        Ok(
+        for KeyedSeries { key, samples } in
             metrics::render_keyed(self.world, &|n| n == name, render_start, end_ms)
+        {
+            let samples: Vec<Sample> = with_staleness(&samples, &scrapes)
                 .into_iter()
-                .filter_map(|KeyedSeries { key, samples }| {
-                    let samples: Vec<Sample> = with_staleness(&samples, &scrapes)
-                        .into_iter()
-                        .filter(|s| s.t >= start_ms && s.t <= end_ms)
-                        .collect();
-                    (!samples.is_empty()).then_some(KeyedSamples {
-                        key: key.bits(),
-                        samples,
-                    })
-                })
-                .collect(),
-        )
+                .filter(|s| s.t >= start_ms && s.t <= end_ms)
+                .collect();
+            if !samples.is_empty() {
+                visit(key.bits(), &samples);
+            }
+        }
+        Ok(())
     }
 
     fn labels_of(&self, key: u64) -> Option<Labels> {
@@ -151,6 +148,249 @@ impl Storage for WorldStorage<'_> {
         // The engine's order is by `Labels` (which drops empty values), so the renderer's own order is not asked for.
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
+    }
+}
+
+/// One cached series: its samples and staleness markers over the cached ticks, as a render of those ticks
+/// from the first would give them.
+#[derive(Debug, Clone)]
+struct CachedSeries {
+    key: u64,
+    /// Samples and markers in time order; those before `head` are forgotten.
+    samples: Vec<Sample>,
+    head: usize,
+    /// The tick of the latest real sample.
+    last_present: Option<u64>,
+}
+
+impl CachedSeries {
+    fn live(&self) -> &[Sample] {
+        &self.samples[self.head..]
+    }
+}
+
+/// The cached ticks of one metric name.
+#[derive(Debug, Clone)]
+struct CachedFamily {
+    name: String,
+    /// Ticks `[from, to)` are rendered.
+    from: u64,
+    to: u64,
+    series: Vec<CachedSeries>,
+    /// Key to index in `series`.
+    index: BTreeMap<u64, usize>,
+    /// The longest span of ticks asked of this family, so trimming keeps what the next window will read.
+    span: u64,
+}
+
+impl CachedFamily {
+    fn new(name: &str) -> CachedFamily {
+        CachedFamily {
+            name: name.to_string(),
+            from: 0,
+            to: 0,
+            series: Vec::new(),
+            index: BTreeMap::new(),
+            span: 0,
+        }
+    }
+
+    /// Makes ticks `[from, end)` cached: renders the ones after what is cached (or everything again when the
+    /// cache does not reach back to `from` or stops short of it).
+    fn extend(&mut self, world: &World, from: u64, end: u64) {
+        if from < self.from || from > self.to || self.from == self.to {
+            self.series.clear();
+            self.index.clear();
+            self.from = from;
+            self.to = from;
+        }
+        if end <= self.to {
+            return;
+        }
+        let first_new = self.to;
+        let (start_ms, end_ms) = (
+            metrics::tick_ms(world, first_new),
+            metrics::tick_ms(world, end - 1),
+        );
+        let name = std::mem::take(&mut self.name);
+        let mut sink = Append {
+            world,
+            family: self,
+            first_new,
+            current: None,
+        };
+        metrics::render_into(world, &|n| n == name, start_ms, end_ms, &mut sink);
+        self.name = name;
+        // The first tick each series misses after a present one, among the new ticks, gets a marker (as
+        // `with_staleness` writes them); gaps between samples got theirs as the samples came.
+        for s in &mut self.series {
+            if let Some(last) = s.last_present
+                && last + 1 >= first_new
+                && last + 1 < end
+            {
+                s.samples
+                    .push(Sample::new(metrics::tick_ms(world, last + 1), stale_nan()));
+            }
+        }
+        self.to = end;
+    }
+
+    /// Forgets ticks before `keep_from`, and series with nothing left.
+    fn trim(&mut self, keep_from: u64, keep_from_ms: i64) {
+        if keep_from <= self.from {
+            return;
+        }
+        self.from = keep_from.min(self.to);
+        for s in &mut self.series {
+            s.head += s.live().partition_point(|x| x.t < keep_from_ms);
+            // Compact once the forgotten part outweighs the rest, so trimming costs O(1) amortised.
+            if s.head > s.samples.len() / 2 {
+                s.samples.drain(..s.head);
+                s.head = 0;
+            }
+        }
+        if self.series.iter().any(|s| s.live().is_empty()) {
+            self.series.retain(|s| !s.live().is_empty());
+            self.index = self
+                .series
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.key, i))
+                .collect();
+        }
+    }
+}
+
+/// Appends rendered samples of new ticks to a family's series.
+struct Append<'f> {
+    world: &'f World,
+    family: &'f mut CachedFamily,
+    first_new: u64,
+    /// The series being appended to (samples come series by series) and its key.
+    current: Option<(u64, usize)>,
+}
+
+impl metrics::SampleSink for Append<'_> {
+    fn sample(&mut self, key: SeriesKey, tick: u64, ms: i64, v: f64) {
+        let key = key.bits();
+        let i = match self.current {
+            Some((k, i)) if k == key => i,
+            _ => {
+                let family = &mut *self.family;
+                let i = *family.index.entry(key).or_insert_with(|| {
+                    family.series.push(CachedSeries {
+                        key,
+                        samples: Vec::new(),
+                        head: 0,
+                        last_present: None,
+                    });
+                    family.series.len() - 1
+                });
+                self.current = Some((key, i));
+                i
+            }
+        };
+        let s = &mut self.family.series[i];
+        // A gap since the series' last sample that began among the new ticks: a marker where it began.
+        if let Some(last) = s.last_present
+            && last + 1 < tick
+            && last + 1 >= self.first_new
+        {
+            s.samples.push(Sample::new(
+                metrics::tick_ms(self.world, last + 1),
+                stale_nan(),
+            ));
+        }
+        s.samples.push(Sample::new(ms, v));
+        s.last_present = Some(tick);
+    }
+}
+
+/// Rendered samples kept between rule evaluations, by metric name and series key, so each evaluation renders
+/// only the ticks that arrived since the previous one and reads its windows without copying.
+///
+/// A sample depends on its tick alone, not on the window that renders it (see `tests/windows.rs`), so a
+/// window read from the cache is exactly a fresh render of it. Use it through [`CachedWorldStorage`]; clone
+/// it with the world it was filled from (a fork keeps its cache); reusing it with another world gives wrong
+/// answers.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesCache {
+    families: Vec<CachedFamily>,
+}
+
+/// A [`KeyedStorage`] over a world that renders through a [`SeriesCache`].
+pub struct CachedWorldStorage<'a> {
+    world: &'a World,
+    cache: RefCell<&'a mut SeriesCache>,
+}
+
+impl<'a> CachedWorldStorage<'a> {
+    /// A view of `world` filling and reading `cache`.
+    pub fn new(world: &'a World, cache: &'a mut SeriesCache) -> Self {
+        CachedWorldStorage {
+            world,
+            cache: RefCell::new(cache),
+        }
+    }
+}
+
+impl KeyedStorage for CachedWorldStorage<'_> {
+    fn select_keyed(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+        visit: &mut dyn FnMut(u64, &[Sample]),
+    ) -> Result<(), StorageError> {
+        if start_ms > end_ms {
+            return Ok(());
+        }
+        // As `WorldStorage::select`: one scrape earlier, for the staleness marker of a series gone at the
+        // window's first scrape.
+        let render_start = start_ms.saturating_sub(tick_ms(self.world));
+        let ticks = metrics::window_ticks(self.world, render_start, end_ms);
+        if ticks.is_empty() {
+            return Ok(());
+        }
+        let mut cache = self.cache.borrow_mut();
+        let i = match cache.families.iter().position(|f| f.name == name) {
+            Some(i) => i,
+            None => {
+                cache.families.push(CachedFamily::new(name));
+                cache.families.len() - 1
+            }
+        };
+        let family = &mut cache.families[i];
+        family.extend(self.world, ticks.start, ticks.end);
+        family.span = family.span.max(ticks.end - ticks.start);
+        // A fresh render starts at the first rendered tick: nothing before it, and no marker at it (the sample
+        // the marker follows is not rendered).
+        let first_ms = metrics::tick_ms(self.world, ticks.start);
+        let from_ms = start_ms.max(first_ms);
+        for s in &family.series {
+            let live = s.live();
+            let mut lo = live.partition_point(|x| x.t < from_ms);
+            if live
+                .get(lo)
+                .is_some_and(|x| x.t == first_ms && x.is_stale())
+            {
+                lo += 1;
+            }
+            let hi = live.partition_point(|x| x.t <= end_ms);
+            if lo < hi {
+                visit(s.key, &live[lo..hi]);
+            }
+        }
+        // Keep the longest window asked so far, with room for a few evaluations' lag.
+        let keep_from = ticks.end.saturating_sub(family.span + 16);
+        if keep_from > family.from {
+            family.trim(keep_from, metrics::tick_ms(self.world, keep_from));
+        }
+        Ok(())
+    }
+
+    fn labels_of(&self, key: u64) -> Option<Labels> {
+        WorldStorage::new(self.world).labels_of(key)
     }
 }
 

@@ -545,26 +545,44 @@ fn pool_target(world: &World, id: ServiceId) -> Option<ServiceId> {
         .map(|&e| topo.edges[e].to)
 }
 
+/// Receives rendered samples series by series: every sample of a series in a row, oldest first.
+pub trait SampleSink {
+    /// One sample of series `key` at tick `tick` (timestamp `ms`, unix milliseconds).
+    fn sample(&mut self, key: SeriesKey, tick: u64, ms: i64, v: f64);
+}
+
+/// Collects a render into one [`KeyedSeries`] per series.
+#[derive(Default)]
+struct Collect(Vec<KeyedSeries>);
+
+impl SampleSink for Collect {
+    fn sample(&mut self, key: SeriesKey, _tick: u64, ms: i64, v: f64) {
+        match self.0.last_mut() {
+            Some(last) if last.key == key => last.samples.push((ms, v)),
+            _ => self.0.push(KeyedSeries {
+                key,
+                samples: vec![(ms, v)],
+            }),
+        }
+    }
+}
+
 struct Builder<'a> {
     world: &'a World,
-    wanted: &'a dyn Fn(&str) -> bool,
+    /// Which series names are asked for, by [`SeriesName`] discriminant: asked once per render.
+    want: [bool; SeriesName::ALL.len()],
+    /// Whether the histogram's family name (`http_request_duration_seconds`) is asked for.
+    want_histogram: bool,
     /// Ticks in the window, oldest first.
     ticks: Vec<u64>,
-    out: Vec<KeyedSeries>,
+    /// Their timestamps (unix ms), computed once per render rather than once per sample.
+    times: Vec<i64>,
+    sink: &'a mut dyn SampleSink,
 }
 
 impl Builder<'_> {
     fn wants(&self, name: SeriesName) -> bool {
-        (self.wanted)(name.as_str())
-    }
-
-    fn push(&mut self, name: SeriesName, service: ServiceId, variant: u32, s: Vec<(i64, f64)>) {
-        if !s.is_empty() {
-            self.out.push(KeyedSeries {
-                key: SeriesKey::new(name, service, variant),
-                samples: s,
-            });
-        }
+        self.want[name as usize]
     }
 
     /// A gauge (or a counter the frame already holds cumulatively): one sample per tick where `value` is some.
@@ -578,17 +596,13 @@ impl Builder<'_> {
         if !self.wants(name) {
             return;
         }
+        let key = SeriesKey::new(name, service, variant);
         let ring = self.world.history();
-        let samples: Vec<(i64, f64)> = self
-            .ticks
-            .iter()
-            .filter_map(|&t| {
-                ring.get(t, service.index())
-                    .and_then(&value)
-                    .map(|v| (tick_ms(self.world, t), v))
-            })
-            .collect();
-        self.push(name, service, variant, samples);
+        for (&t, &ms) in self.ticks.iter().zip(&self.times) {
+            if let Some(v) = ring.get(t, service.index()).and_then(&value) {
+                self.sink.sample(key, t, ms, v);
+            }
+        }
     }
 
     /// A counter read from a cumulative value the frame holds; kept monotonic against float noise.
@@ -636,18 +650,17 @@ impl Builder<'_> {
         if !self.wants(name) {
             return;
         }
+        let key = SeriesKey::new(name, service, variant);
         let mut shown = 0.0f64;
-        let mut samples = Vec::with_capacity(self.ticks.len());
-        for &t in &self.ticks {
+        for (&t, &ms) in self.ticks.iter().zip(&self.times) {
             let Some(v) = value(t) else {
                 continue;
             };
             let v = v.max(0.0);
             let v = if integral { v.floor() } else { v };
             shown = shown.max(v);
-            samples.push((tick_ms(self.world, t), shown));
+            self.sink.sample(key, t, ms, shown);
         }
-        self.push(name, service, variant, samples);
     }
 }
 
@@ -664,7 +677,7 @@ pub fn render(
     start_ms: i64,
     end_ms: i64,
 ) -> Vec<MetricSeries> {
-    let mut out = labelled(world, render_scoped(world, wanted, None, start_ms, end_ms));
+    let mut out = labelled(world, render_keyed(world, wanted, start_ms, end_ms));
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
 }
@@ -677,7 +690,7 @@ pub fn render_unordered(
     start_ms: i64,
     end_ms: i64,
 ) -> Vec<MetricSeries> {
-    labelled(world, render_scoped(world, wanted, None, start_ms, end_ms))
+    labelled(world, render_keyed(world, wanted, start_ms, end_ms))
 }
 
 /// The series of [`render_unordered`] by key, without their label sets (see [`series_labels`]): for readers
@@ -688,7 +701,21 @@ pub fn render_keyed(
     start_ms: i64,
     end_ms: i64,
 ) -> Vec<KeyedSeries> {
-    render_scoped(world, wanted, None, start_ms, end_ms)
+    let mut out = Collect::default();
+    render_scoped(world, wanted, None, start_ms, end_ms, &mut out);
+    out.0
+}
+
+/// The samples of [`render_keyed`] handed to `sink` one by one, series after series, without collecting
+/// them: for readers that keep samples of their own.
+pub fn render_into(
+    world: &World,
+    wanted: &dyn Fn(&str) -> bool,
+    start_ms: i64,
+    end_ms: i64,
+    sink: &mut dyn SampleSink,
+) {
+    render_scoped(world, wanted, None, start_ms, end_ms, sink);
 }
 
 /// Renders the series of one service only: exactly the series of [`render`] whose `service` label names it, in
@@ -707,12 +734,33 @@ pub fn render_service(
     if service.index() >= world.topology().len() {
         return Vec::new();
     }
-    let mut out = labelled(
-        world,
-        render_scoped(world, wanted, Some(service), start_ms, end_ms),
-    );
+    let mut keyed = Collect::default();
+    render_scoped(world, wanted, Some(service), start_ms, end_ms, &mut keyed);
+    let mut out = labelled(world, keyed.0);
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
+}
+
+/// The held ticks whose timestamps lie in `[start_ms, end_ms]`, oldest first.
+pub fn window_ticks(world: &World, start_ms: i64, end_ms: i64) -> std::ops::Range<u64> {
+    let ring = world.history();
+    let (first, end) = (ring.first_tick(), ring.end_tick());
+    // Tick timestamps ascend with the tick: both ends are binary searches, not a walk over the whole ring.
+    let partition = |before: &dyn Fn(i64) -> bool| {
+        let (mut lo, mut hi) = (first, end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if before(tick_ms(world, mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
+    let lo = partition(&|t| t < start_ms);
+    let hi = partition(&|t| t <= end_ms);
+    lo..hi.max(lo)
 }
 
 /// Keyed series with their label sets.
@@ -728,27 +776,29 @@ fn labelled(world: &World, keyed: Vec<KeyedSeries>) -> Vec<MetricSeries> {
         .collect()
 }
 
-/// [`render_keyed`] over every service, or over `only`.
+/// [`render_into`] over every service, or over `only`.
 fn render_scoped(
     world: &World,
     wanted: &dyn Fn(&str) -> bool,
     only: Option<ServiceId>,
     start_ms: i64,
     end_ms: i64,
-) -> Vec<KeyedSeries> {
+    sink: &mut dyn SampleSink,
+) {
     use SeriesName as N;
     let ring = world.history();
-    let ticks: Vec<u64> = (ring.first_tick()..ring.end_tick())
-        .filter(|&t| (start_ms..=end_ms).contains(&tick_ms(world, t)))
-        .collect();
+    let ticks: Vec<u64> = window_ticks(world, start_ms, end_ms).collect();
     if ticks.is_empty() {
-        return Vec::new();
+        return;
     }
+    let times = ticks.iter().map(|&t| tick_ms(world, t)).collect();
     let mut b = Builder {
         world,
-        wanted,
+        want: std::array::from_fn(|i| wanted(SeriesName::ALL[i].as_str())),
+        want_histogram: wanted("http_request_duration_seconds"),
         ticks,
-        out: Vec::new(),
+        times,
+        sink,
     };
     let topo = world.topology();
     let dt = world.tick_s();
@@ -848,20 +898,16 @@ fn render_scoped(
         }
         if spec.tls.is_some() && b.wants(N::CertExpiry) {
             let epoch = world.epoch_unix_s() as f64;
-            let samples: Vec<(i64, f64)> = b
-                .ticks
-                .iter()
-                .filter_map(|&t| {
-                    let f = ring.get(t, i)?;
-                    (f.cert_expires_in_s.is_finite()).then(|| {
-                        (
-                            tick_ms(world, t),
-                            (epoch + t as f64 * dt + f.cert_expires_in_s as f64).round(),
-                        )
-                    })
-                })
-                .collect();
-            b.push(N::CertExpiry, id, 0, samples);
+            let key = SeriesKey::new(N::CertExpiry, id, 0);
+            for (&t, &ms) in b.ticks.iter().zip(&b.times) {
+                let Some(f) = ring.get(t, i) else {
+                    continue;
+                };
+                if f.cert_expires_in_s.is_finite() {
+                    let v = (epoch + t as f64 * dt + f.cert_expires_in_s as f64).round();
+                    b.sink.sample(key, t, ms, v);
+                }
+            }
         }
         if !svc.out_edges.is_empty() {
             b.total(N::DnsFailures, id, 0, true, |t| t.dns_failures);
@@ -888,39 +934,47 @@ fn render_scoped(
             });
         }
     }
-    b.out
 }
 
 /// `container_memory_working_set_bytes` per pod: one series per (slot, pod generation) with samples while the
 /// pod's container runs.
+/// A sample with its tick: (tick, unix ms, value).
+type TickSample = (u64, i64, f64);
+
 fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
     let ring = b.world.history();
     // By (generation, slot): the order of pod age, then slot.
-    let mut by_pod: BTreeMap<(u32, usize), Vec<(i64, f64)>> = BTreeMap::new();
+    let mut by_pod: BTreeMap<(u32, usize), Vec<TickSample>> = BTreeMap::new();
     for slot in 0..MAX_REPLICAS {
-        for &t in &b.ticks {
+        for (&t, &ms) in b.ticks.iter().zip(&b.times) {
             let Some(f) = ring.get(t, id.index()) else {
                 continue;
             };
             let mb = f.replica_memory_mb[slot];
             if mb > 0.0 {
                 let generation = pods.generation(id, slot, det::tick_world_ms(b.world, t));
-                by_pod
-                    .entry((generation, slot))
-                    .or_default()
-                    .push((tick_ms(b.world, t), (mb as f64 * 1_048_576.0).round()));
+                by_pod.entry((generation, slot)).or_default().push((
+                    t,
+                    ms,
+                    (mb as f64 * 1_048_576.0).round(),
+                ));
             }
         }
     }
     for ((generation, slot), samples) in by_pod {
-        let variant = generation << POD_SLOT_BITS | slot as u32;
-        b.push(SeriesName::WorkingSet, id, variant, samples);
+        let key = SeriesKey::new(
+            SeriesName::WorkingSet,
+            id,
+            generation << POD_SLOT_BITS | slot as u32,
+        );
+        for (t, ms, v) in samples {
+            b.sink.sample(key, t, ms, v);
+        }
     }
 }
 
 fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
-    const FAMILY: &str = "http_request_duration_seconds";
-    let family = (b.wanted)(FAMILY);
+    let family = b.want_histogram;
     let want_bucket = family || b.wants(SeriesName::HttpRequestDurationBucket);
     let want_sum = family || b.wants(SeriesName::HttpRequestDurationSum);
     let want_count = family || b.wants(SeriesName::HttpRequestDurationCount);
@@ -929,42 +983,57 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
     }
     let ring = world.history();
     let n = LATENCY_BUCKETS_S.len();
-    let cap = b.ticks.len();
-    let mut buckets: Vec<Vec<(i64, f64)>> = vec![Vec::with_capacity(cap); n + 1];
-    let mut sums = Vec::with_capacity(cap);
-    let mut shown = [0.0f64; LATENCY_BUCKETS_S.len() + 1];
-    let mut shown_sum = 0.0f64;
-    for &t in &b.ticks {
-        // The world accumulated the buckets at record time, from each tick's log-normal latency.
-        let Some(totals) = ring.totals(t, id.index()) else {
-            continue;
-        };
-        let ms = tick_ms(world, t);
-        for k in 0..=n {
-            // Whole requests, as an exporter counts them; never below the bucket before it. The totals only grow,
-            // so this depends on the tick alone, not on where the window starts.
-            let floor = if k > 0 { shown[k - 1] } else { 0.0 };
-            shown[k] = shown[k].max(totals.latency_buckets[k].round()).max(floor);
-            buckets[k].push((ms, shown[k]));
+    // Bucket by bucket: each tick's count is whole requests, as an exporter counts them, never below the
+    // bucket before it at the same tick, and never below its own earlier samples. The totals only grow, so
+    // this depends on the tick alone, not on where the window starts. `below` holds the previous bucket's
+    // counts, tick by tick (NaN where the tick is not held).
+    let mut below = vec![0.0f64; b.ticks.len()];
+    let mut emit = |b: &mut Builder<'_>, k: usize, name: SeriesName, variant: u32, send: bool| {
+        let key = SeriesKey::new(name, id, variant);
+        let mut shown = 0.0f64;
+        for (i, (&t, &ms)) in b.ticks.iter().zip(&b.times).enumerate() {
+            // The world accumulated the buckets at record time, from each tick's log-normal latency.
+            let Some(totals) = ring.totals(t, id.index()) else {
+                continue;
+            };
+            let floor = if k > 0 { below[i] } else { 0.0 };
+            shown = shown.max(totals.latency_buckets[k].round()).max(floor);
+            below[i] = shown;
+            if send {
+                b.sink.sample(key, t, ms, shown);
+            }
         }
-        shown_sum = shown_sum.max(totals.latency_sum_s);
-        sums.push((ms, shown_sum));
+    };
+    if want_bucket {
+        for k in 0..=n {
+            emit(b, k, SeriesName::HttpRequestDurationBucket, k as u32, true);
+        }
+    } else {
+        // The count is the +Inf bucket, which depends on every bucket below it.
+        for k in 0..n {
+            emit(b, k, SeriesName::HttpRequestDurationBucket, k as u32, false);
+        }
+        emit(b, n, SeriesName::HttpRequestDurationBucket, n as u32, false);
     }
     if want_count {
-        b.push(
-            SeriesName::HttpRequestDurationCount,
-            id,
-            0,
-            buckets[n].clone(),
-        );
-    }
-    if want_bucket {
-        for (k, samples) in buckets.into_iter().enumerate() {
-            b.push(SeriesName::HttpRequestDurationBucket, id, k as u32, samples);
+        // `below` now holds the +Inf bucket.
+        let key = SeriesKey::new(SeriesName::HttpRequestDurationCount, id, 0);
+        for (i, (&t, &ms)) in b.ticks.iter().zip(&b.times).enumerate() {
+            if ring.totals(t, id.index()).is_some() {
+                b.sink.sample(key, t, ms, below[i]);
+            }
         }
     }
     if want_sum {
-        b.push(SeriesName::HttpRequestDurationSum, id, 0, sums);
+        let key = SeriesKey::new(SeriesName::HttpRequestDurationSum, id, 0);
+        let mut shown = 0.0f64;
+        for (&t, &ms) in b.ticks.iter().zip(&b.times) {
+            let Some(totals) = ring.totals(t, id.index()) else {
+                continue;
+            };
+            shown = shown.max(totals.latency_sum_s);
+            b.sink.sample(key, t, ms, shown);
+        }
     }
 }
 

@@ -16,8 +16,6 @@
 //! `group_left`, subqueries, `offset`/`@`, functions other than the range functions without parameters and
 //! `histogram_quantile`) do not compile at all.
 
-use std::sync::Arc;
-
 use promql_parser::parser::{
     AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, VectorMatchCardinality,
     VectorSelector,
@@ -33,33 +31,24 @@ use crate::labels::{KeySpec, LabelMatcher, Labels, METRIC_NAME, MatchOp};
 use crate::storage::{Sample, StorageError, is_stale_nan};
 use crate::value::Value;
 
-/// One series of a [`KeyedStorage`] selection: a key and its samples.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeyedSamples {
-    /// The series' key ([`KeyedStorage::labels_of`] gives its label set).
-    pub key: u64,
-    /// Samples in ascending time order, staleness markers included, as [`Storage::select`] returns them.
-    ///
-    /// [`Storage::select`]: crate::Storage::select
-    pub samples: Vec<Sample>,
-}
-
 /// A store that names its series by stable keys, so a reader can keep per-series work between queries.
 ///
 /// A key must stand for the same label set for as long as the store (and whatever it is derived from) lives;
 /// an [`InstantPlan`] builds each key's label set once and trusts the key afterwards.
 pub trait KeyedStorage {
-    /// The series named `name` with samples in `[start_ms, end_ms]`: exactly the series and samples
-    /// [`Storage::select`](crate::Storage::select) returns for `{__name__="name"}` over that window, in any
-    /// order.
+    /// Calls `visit` with the key and samples of each series named `name` with samples in
+    /// `[start_ms, end_ms]`: exactly the series and samples [`Storage::select`](crate::Storage::select)
+    /// returns for `{__name__="name"}` over that window (ascending time, staleness markers included), in any
+    /// order. Lending the samples lets a store that keeps them answer without copying.
     fn select_keyed(
         &self,
         name: &str,
         start_ms: i64,
         end_ms: i64,
-    ) -> Result<Arc<[KeyedSamples]>, StorageError>;
+        visit: &mut dyn FnMut(u64, &[Sample]),
+    ) -> Result<(), StorageError>;
 
-    /// The label set of a key [`KeyedStorage::select_keyed`] returned.
+    /// The label set of a key [`KeyedStorage::select_keyed`] gave.
     fn labels_of(&self, key: u64) -> Option<Labels>;
 }
 
@@ -119,9 +108,6 @@ struct Declined;
 
 type Eval<T> = Result<T, Declined>;
 
-/// A selection: the storage's series, and the matching ones in label order as (label id, index in the former).
-type Selected = (Arc<[KeyedSamples]>, Vec<(u32, usize)>);
-
 /// A selector: its matchers, and per key whether it matches and under which label id.
 #[derive(Debug, Clone)]
 struct Selector {
@@ -155,51 +141,63 @@ impl Selector {
         })
     }
 
-    /// The matching series of the window, in label order, with their label ids; counts the samples read.
+    /// The matching series of the window, in label order: their label ids and what `value` makes of their
+    /// samples (series it gives `None` for are left out). Counts the samples read.
     fn select(
         &mut self,
         storage: &dyn KeyedStorage,
         mint: i64,
         maxt: i64,
         budget: &mut Budget,
-    ) -> Eval<Selected> {
-        let all = storage
-            .select_keyed(&self.name, mint, maxt)
-            .map_err(|_| Declined)?;
-        let mut picked: Vec<(u32, usize)> = Vec::new();
-        for (i, s) in all.iter().enumerate() {
-            if s.samples.is_empty() {
-                continue;
-            }
-            let id = match self.seen.get(&s.key) {
-                Some(&id) => id,
-                None => {
-                    let labels = storage.labels_of(s.key).ok_or(Declined)?;
-                    let id = self
-                        .matchers
-                        .iter()
-                        .all(|m| m.matches_labels(&labels))
-                        .then(|| self.table.intern(labels));
-                    self.seen.insert(s.key, id);
-                    id
+        mut value: impl FnMut(&[Sample]) -> Option<f64>,
+    ) -> Eval<Vec<(u32, f64)>> {
+        let mut picked: Vec<(u32, Option<f64>)> = Vec::new();
+        let mut read = 0usize;
+        let mut unknown_key = false;
+        let (seen, table, matchers) = (&mut self.seen, &mut self.table, &self.matchers);
+        storage
+            .select_keyed(&self.name, mint, maxt, &mut |key, samples| {
+                if samples.is_empty() {
+                    return;
                 }
-            };
-            if let Some(id) = id {
-                picked.push((id, i));
-            }
+                let id = match seen.get(&key) {
+                    Some(&id) => id,
+                    None => {
+                        let Some(labels) = storage.labels_of(key) else {
+                            unknown_key = true;
+                            return;
+                        };
+                        let id = matchers
+                            .iter()
+                            .all(|m| m.matches_labels(&labels))
+                            .then(|| table.intern(labels));
+                        seen.insert(key, id);
+                        id
+                    }
+                };
+                if let Some(id) = id {
+                    read += samples.len();
+                    picked.push((id, value(samples)));
+                }
+            })
+            .map_err(|_| Declined)?;
+        if unknown_key {
+            return Err(Declined);
         }
-        let mut ranked: Vec<(u32, u32, usize)> = picked
+        budget.add(read)?;
+        let mut ranked: Vec<(u32, u32, Option<f64>)> = picked
             .into_iter()
-            .map(|(id, i)| (self.table.rank(id), id, i))
+            .map(|(id, v)| (self.table.rank(id), id, v))
             .collect();
         ranked.sort_unstable_by_key(|&(r, _, _)| r);
         // Two keys with one label set: the engine merges them; leave that to it.
         if ranked.windows(2).any(|w| w[0].1 == w[1].1) {
             return Err(Declined);
         }
-        budget.add(ranked.iter().map(|&(_, _, i)| all[i].samples.len()).sum())?;
-        let order = ranked.into_iter().map(|(_, id, i)| (id, i)).collect();
-        Ok((all, order))
+        Ok(ranked
+            .into_iter()
+            .filter_map(|(_, id, v)| Some((id, v?)))
+            .collect())
     }
 }
 
@@ -519,14 +517,15 @@ impl Node {
             },
             Node::Instant(s) => {
                 let (mint, maxt) = (cx.t - cx.lookback + 1, cx.t);
-                let (all, order) = s.select(cx.storage, mint, maxt, budget)?;
-                let mut out = Vec::with_capacity(order.len());
-                for (id, i) in order {
-                    if let Some(v) = lookup(&all[i].samples, cx.t, cx.lookback) {
-                        out.push(Entry { id, v, drop: false });
-                    }
-                }
-                Val::Vector(out)
+                let found = s.select(cx.storage, mint, maxt, budget, |samples| {
+                    lookup(samples, cx.t, cx.lookback)
+                })?;
+                Val::Vector(
+                    found
+                        .into_iter()
+                        .map(|(id, v)| Entry { id, v, drop: false })
+                        .collect(),
+                )
             }
             Node::Range {
                 func,
@@ -534,7 +533,6 @@ impl Node {
                 selector,
             } => {
                 let (mint, maxt) = (cx.t - *range + 1, cx.t);
-                let (all, order) = selector.select(cx.storage, mint, maxt, budget)?;
                 let keep_name = matches!(*func, "last_over_time" | "first_over_time");
                 let w = Win {
                     t: cx.t,
@@ -543,11 +541,10 @@ impl Node {
                     range: *range,
                     p: [f64::NAN, f64::NAN],
                 };
-                let mut out = Vec::with_capacity(order.len());
                 let mut read = 0usize;
                 let mut fresh: Vec<Sample> = Vec::new();
-                for (id, i) in order {
-                    let samples = &all[i].samples;
+                let found = selector.select(cx.storage, mint, maxt, budget, |samples| {
+                    // The engine drops staleness markers from range-vector samples.
                     let samples: &[Sample] = if samples.iter().any(|p| is_stale_nan(p.v)) {
                         fresh.clear();
                         fresh.extend(samples.iter().filter(|p| !is_stale_nan(p.v)));
@@ -557,18 +554,21 @@ impl Node {
                     };
                     read += samples.len();
                     if samples.is_empty() {
-                        continue;
+                        return None;
                     }
-                    if let Some(v) = window_fn(func, samples, &w) {
-                        out.push(Entry {
+                    window_fn(func, samples, &w)
+                })?;
+                budget.add(read / 4)?;
+                Val::Vector(
+                    found
+                        .into_iter()
+                        .map(|(id, v)| Entry {
                             id,
                             v,
                             drop: !keep_name,
-                        });
-                    }
-                }
-                budget.add(read / 4)?;
-                Val::Vector(out)
+                        })
+                        .collect(),
+                )
             }
             Node::Aggregate(a) => a.eval(cx, budget)?,
             Node::Binary(b) => b.eval(cx, budget)?,
