@@ -674,18 +674,14 @@ impl World {
             let id = ServiceId(i as u16);
             let spec = &topo.services[i].spec;
             for r in 0..self.services[i].used as usize {
-                let rep = self.services[i].replicas[r];
-                match rep.phase {
-                    Phase::Starting if now >= rep.until_s => {
-                        if self.behaviour(id, rep.version).crash_on_start {
-                            self.crash(
-                                id,
-                                r,
-                                EventKind::ContainerExited,
-                                0.0,
-                                0.0,
-                                rep.version as u32,
-                            );
+                // The four fields the phase machine reads, not the whole slot.
+                let rep = &self.services[i].replicas[r];
+                let (phase, until_s, started_s, version) =
+                    (rep.phase, rep.until_s, rep.started_s, rep.version);
+                match phase {
+                    Phase::Starting if now >= until_s => {
+                        if self.behaviour(id, version).crash_on_start {
+                            self.crash(id, r, EventKind::ContainerExited, 0.0, 0.0, version as u32);
                         } else {
                             self.services[i].replicas[r].phase = Phase::Running;
                             self.log(
@@ -698,14 +694,14 @@ impl World {
                             );
                         }
                     }
-                    Phase::Running if now - rep.started_s >= 600.0 => {
+                    Phase::Running if now - started_s >= 600.0 => {
                         // Kubernetes forgets the back-off after ten minutes of good running.
                         self.services[i].replicas[r].backoff_s = 10.0;
                     }
-                    Phase::BackOff if now >= rep.until_s => {
+                    Phase::BackOff if now >= until_s => {
                         self.start_process(id, r);
                     }
-                    Phase::Terminating if now >= rep.until_s => {
+                    Phase::Terminating if now >= until_s => {
                         self.services[i].replicas[r] = Replica::default();
                     }
                     _ => {}
@@ -1327,7 +1323,15 @@ impl World {
                 let fail_share = if p_final < 1e-12 {
                     p_final * edge.per_request
                 } else {
-                    1.0 - (1.0 - p_final).powf(edge.per_request.min(50.0))
+                    let calls_per_request = edge.per_request.min(50.0);
+                    let all_ok = 1.0 - p_final;
+                    // `powf` with exponent 1 returns its base exactly (it is within half an ulp and the base is
+                    // representable): skip the call on the many edges with one call per request.
+                    1.0 - if calls_per_request == 1.0 {
+                        all_ok
+                    } else {
+                        all_ok.powf(calls_per_request)
+                    }
                 };
                 q_ok *= 1.0 - fail_share;
                 if fail_share > dep_cause.0 {
@@ -1860,9 +1864,11 @@ impl World {
 /// Adds a per-second rate over one tick to a total, ignoring non-finite and non-positive rates.
 #[inline]
 fn add_rate(total: &mut f64, rate: f32, dt: f64) {
-    let r = rate as f64;
-    if r.is_finite() && r > 0.0 {
-        *total += r * dt;
+    // Finite and positive, as one integer comparison: the bit patterns of the positive finite `f32`s are exactly
+    // 1..0x7f80_0000 (zero, the negatives, infinity and NaN all fall outside). The float comparisons compile to a
+    // chain of classification tests.
+    if rate.to_bits().wrapping_sub(1) < 0x7f80_0000 - 1 {
+        *total += rate as f64 * dt;
     }
 }
 
@@ -1954,6 +1960,29 @@ mod tests {
         while x <= 6.0 {
             assert!((erfc(x) - libm::erfc(x)).abs() < 2e-7, "x = {x}");
             x += 0.01;
+        }
+    }
+
+    #[test]
+    fn add_rate_counts_exactly_the_finite_positive_rates() {
+        let rates = [
+            0.0,
+            -0.0,
+            1.5,
+            -1.5,
+            1e-45,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ];
+        for r in rates {
+            let mut total = 0.0;
+            add_rate(&mut total, r, 1.0);
+            let counted = (r as f64).is_finite() && r as f64 > 0.0;
+            assert_eq!(total, if counted { r as f64 } else { 0.0 }, "rate {r}");
         }
     }
 
