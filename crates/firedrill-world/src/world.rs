@@ -245,6 +245,8 @@ struct Scratch {
     lock_hold_sum: Vec<f64>,
     lock_calls: Vec<f64>,
     behaviour: Vec<Behaviour>,
+    /// The (version, flags) each `behaviour` was combined for; kept across ticks.
+    behaviour_key: Vec<Option<(u8, u64)>>,
     version: Vec<u8>,
     edge_calls: Vec<f64>,
     tls_bad: Vec<f64>,
@@ -417,6 +419,7 @@ impl World {
         s.lock_hold_sum = vec![0.0; n];
         s.lock_calls = vec![0.0; n];
         s.behaviour = vec![Behaviour::default(); n];
+        s.behaviour_key = vec![None; n];
         s.version = vec![0; n];
         s.edge_calls = vec![0.0; topology.edges.len()];
         s.tls_bad = vec![0.0; n];
@@ -577,7 +580,7 @@ impl World {
     /// Whether any live replica runs `version`.
     pub fn runs_version(&self, id: ServiceId, version: u8) -> bool {
         self.services[id.index()]
-            .replicas
+            .slots()
             .iter()
             .any(|r| r.is_live() && r.version == version)
     }
@@ -671,18 +674,14 @@ impl World {
             let id = ServiceId(i as u16);
             let spec = &topo.services[i].spec;
             for r in 0..self.services[i].used as usize {
-                let rep = self.services[i].replicas[r];
-                match rep.phase {
-                    Phase::Starting if now >= rep.until_s => {
-                        if self.behaviour(id, rep.version).crash_on_start {
-                            self.crash(
-                                id,
-                                r,
-                                EventKind::ContainerExited,
-                                0.0,
-                                0.0,
-                                rep.version as u32,
-                            );
+                // The four fields the phase machine reads, not the whole slot.
+                let rep = &self.services[i].replicas[r];
+                let (phase, until_s, started_s, version) =
+                    (rep.phase, rep.until_s, rep.started_s, rep.version);
+                match phase {
+                    Phase::Starting if now >= until_s => {
+                        if self.behaviour(id, version).crash_on_start {
+                            self.crash(id, r, EventKind::ContainerExited, 0.0, 0.0, version as u32);
                         } else {
                             self.services[i].replicas[r].phase = Phase::Running;
                             self.log(
@@ -695,14 +694,14 @@ impl World {
                             );
                         }
                     }
-                    Phase::Running if now - rep.started_s >= 600.0 => {
+                    Phase::Running if now - started_s >= 600.0 => {
                         // Kubernetes forgets the back-off after ten minutes of good running.
                         self.services[i].replicas[r].backoff_s = 10.0;
                     }
-                    Phase::BackOff if now >= rep.until_s => {
+                    Phase::BackOff if now >= until_s => {
                         self.start_process(id, r);
                     }
-                    Phase::Terminating if now >= rep.until_s => {
+                    Phase::Terminating if now >= until_s => {
                         self.services[i].replicas[r] = Replica::default();
                     }
                     _ => {}
@@ -719,7 +718,7 @@ impl World {
         let Some(hpa) = self.topology.services[id.index()].spec.autoscale else {
             return;
         };
-        let frame = self.frames[id.index()];
+        let frame = &self.frames[id.index()];
         let st = &self.services[id.index()];
         if frame.ready == 0 {
             return;
@@ -771,7 +770,7 @@ impl World {
         let i = id.index();
         let target = self.services[i].version;
         let desired = self.services[i].desired as usize;
-        let reps = &self.services[i].replicas;
+        let reps = self.services[i].slots();
         let (mut live, mut old_live, mut new_ready) = (0usize, 0usize, 0usize);
         for r in reps.iter().filter(|r| r.is_live()) {
             live += 1;
@@ -1020,26 +1019,44 @@ impl World {
             s.offered[e.service.index()] += rps;
             s.entry[e.service.index()] += rps;
         }
+        let now = self.now_s;
         for i in 0..n {
+            // One pass over the slots: ready replicas, those of them serving an expired certificate, and whether
+            // the live ones all run one version (the usual case, which needs no counting).
             let st = &self.services[i];
-            s.ready[i] = st
-                .replicas
-                .iter()
-                .filter(|r| r.phase == Phase::Running)
-                .count() as u32;
+            let (mut ready, mut bad) = (0u32, 0u32);
+            let mut first_live: Option<u8> = None;
+            let mut mixed = false;
+            for r in st.slots() {
+                if r.phase == Phase::Running {
+                    ready += 1;
+                    bad += (r.cert_expiry_s <= now) as u32;
+                }
+                if r.is_live() {
+                    match first_live {
+                        None => first_live = Some(r.version),
+                        Some(v) => mixed |= v != r.version,
+                    }
+                }
+            }
+            s.ready[i] = ready;
             let id = ServiceId(i as u16);
-            let v = self.running_version(id);
+            let v = if mixed {
+                self.running_version(id)
+            } else {
+                first_live.unwrap_or(st.version)
+            };
+            // The behaviour only depends on the version and the flags: recombine it only when either changed.
+            let key = (v, st.flags);
+            if s.behaviour_key[i] != Some(key) {
+                s.behaviour[i] = self.behaviour(id, v);
+                s.behaviour_key[i] = Some(key);
+            }
             s.version[i] = v;
-            s.behaviour[i] = self.behaviour(id, v);
-            let now = self.now_s;
-            let ready_reps = st.slots().iter().filter(|r| r.phase == Phase::Running);
-            let (bad, total) = ready_reps.fold((0u32, 0u32), |(b, t), r| {
-                (b + (r.cert_expiry_s <= now) as u32, t + 1)
-            });
-            s.tls_bad[i] = if total == 0 {
+            s.tls_bad[i] = if ready == 0 {
                 0.0
             } else {
-                bad as f64 / total as f64
+                bad as f64 / ready as f64
             };
         }
 
@@ -1247,8 +1264,8 @@ impl World {
                 };
                 if let Some(size) = edge.pool {
                     let size = fx.pool_max.unwrap_or(size) as f64;
-                    let reps = &self.services[i].replicas;
-                    let (leak_sum, n_ready) = reps
+                    let (leak_sum, n_ready) = self.services[i]
+                        .slots()
                         .iter()
                         .filter(|r| r.phase == Phase::Running)
                         .fold((0.0, 0.0), |(l, n), r| {
@@ -1306,7 +1323,15 @@ impl World {
                 let fail_share = if p_final < 1e-12 {
                     p_final * edge.per_request
                 } else {
-                    1.0 - (1.0 - p_final).powf(edge.per_request.min(50.0))
+                    let calls_per_request = edge.per_request.min(50.0);
+                    let all_ok = 1.0 - p_final;
+                    // `powf` with exponent 1 returns its base exactly (it is within half an ulp and the base is
+                    // representable): skip the call on the many edges with one call per request.
+                    1.0 - if calls_per_request == 1.0 {
+                        all_ok
+                    } else {
+                        all_ok.powf(calls_per_request)
+                    }
                 };
                 q_ok *= 1.0 - fail_share;
                 if fail_share > dep_cause.0 {
@@ -1385,21 +1410,34 @@ impl World {
         // Conditions worth a log line, throttled.
         for i in 0..n {
             let id = ServiceId(i as u16);
-            let f = self.frames[i];
-            if f.pool_max > 0.0 && f.pool_in_use >= f.pool_max * 0.999 {
+            // Only the fields read below: a whole frame is a few hundred bytes to copy for every service.
+            let f = &self.frames[i];
+            let (pool_max, pool_in_use, pool_timeouts_rps, pool_wait_ms) = (
+                f.pool_max,
+                f.pool_in_use,
+                f.pool_timeouts_rps,
+                f.pool_wait_ms,
+            );
+            let (lock_wait_ms, rejected_rps, offered_rps, admitted_rps) = (
+                f.lock_wait_ms,
+                f.rejected_rps,
+                f.offered_rps,
+                f.admitted_rps,
+            );
+            if pool_max > 0.0 && pool_in_use >= pool_max * 0.999 {
                 let dep = topo.services[i]
                     .out_edges
                     .iter()
                     .find(|&&e| topo.edges[e].pool.is_some())
                     .map(|&e| topo.edges[e].to.0 as u32)
                     .unwrap_or(0);
-                if f.pool_timeouts_rps > 0.0 {
+                if pool_timeouts_rps > 0.0 {
                     self.log_throttled(
                         id,
                         SLOT_POOL,
                         EventKind::PoolTimeout,
-                        f.pool_timeouts_rps as f64,
-                        f.pool_wait_ms as f64,
+                        pool_timeouts_rps as f64,
+                        pool_wait_ms as f64,
                         dep,
                     );
                 } else {
@@ -1407,30 +1445,30 @@ impl World {
                         id,
                         SLOT_POOL,
                         EventKind::PoolExhausted,
-                        f.pool_in_use as f64,
-                        f.pool_max as f64,
+                        pool_in_use as f64,
+                        pool_max as f64,
                         dep,
                     );
                 }
             }
-            if f.lock_wait_ms > 200.0 {
+            if lock_wait_ms > 200.0 {
                 let holder = self.top_lock_holder(topo, id);
                 self.log_throttled(
                     id,
                     SLOT_LOCK,
                     EventKind::LockWaits,
-                    f.lock_wait_ms as f64,
+                    lock_wait_ms as f64,
                     0.0,
                     holder,
                 );
             }
-            if f.rejected_rps > 0.01 * f.offered_rps && f.rejected_rps > 0.0 {
-                let limit = f.admitted_rps as f64;
+            if rejected_rps > 0.01 * offered_rps && rejected_rps > 0.0 {
+                let limit = admitted_rps as f64;
                 self.log_throttled(
                     id,
                     SLOT_RATE,
                     EventKind::RateLimited,
-                    f.rejected_rps as f64,
+                    rejected_rps as f64,
                     limit,
                     0,
                 );
@@ -1471,23 +1509,29 @@ impl World {
             let mut oom: [bool; MAX_REPLICAS] = [false; MAX_REPLICAS];
             let used = self.services[i].used as usize;
             self.frames[i].replica_memory_mb[used..].fill(0.0);
+            let current = self.scratch.version[i];
             for r in 0..used {
-                let rep = self.services[i].replicas[r];
-                if !matches!(rep.phase, Phase::Running | Phase::Starting) {
+                let (phase, version) = {
+                    let rep = &self.services[i].replicas[r];
+                    (rep.phase, rep.version)
+                };
+                if !matches!(phase, Phase::Running | Phase::Starting) {
                     self.frames[i].replica_memory_mb[r] = 0.0;
                     continue;
                 }
                 // Most replicas run the version computed for this tick; only rollouts mix versions.
-                let b = if rep.version == self.scratch.version[i] {
-                    self.scratch.behaviour[i]
+                let other;
+                let b = if version == current {
+                    &self.scratch.behaviour[i]
                 } else {
-                    self.behaviour(id, rep.version)
+                    other = self.behaviour(id, version);
+                    &other
                 };
+                let rep = &mut self.services[i].replicas[r];
                 let target = (spec.base_memory_mb + b.extra_memory_mb) * (1.0 + 0.04 * rep.jitter)
                     + spec.memory_per_rps_mb * rps_per_replica;
-                let rep = &mut self.services[i].replicas[r];
                 rep.mem_base_mb += (target - rep.mem_base_mb) * warm;
-                if rep.phase == Phase::Running {
+                if phase == Phase::Running {
                     rep.leaked_mb += b.leak_mb_per_min * dt / 60.0
                         * (0.5 + 0.5 * load_ratio)
                         * (1.0 + 0.1 * rep.jitter);
@@ -1510,15 +1554,28 @@ impl World {
                 }
             }
 
+            // What the rest of the tick needs from the slots, in one pass now that the OOM kills are done: ready
+            // replicas and the oldest certificate among them, live pods and pending ones.
+            let (mut running, mut live, mut pending) = (0u32, 0u8, 0u8);
+            let mut oldest_cert = f64::INFINITY;
+            for r in self.services[i].slots() {
+                match r.phase {
+                    Phase::Empty | Phase::Terminating => continue,
+                    Phase::Running => {
+                        running += 1;
+                        oldest_cert = oldest_cert.min(r.cert_expiry_s);
+                    }
+                    Phase::Pending => pending += 1,
+                    Phase::Starting | Phase::BackOff => {}
+                }
+                live += 1;
+            }
+
             // Volume: data grows slowly; logs grow with volume and level, and rotation deletes what is older
             // than the retention (a first-order decay with that time constant).
             if let Some(d) = spec.disk {
                 let st = &mut self.services[i];
-                let live = st
-                    .replicas
-                    .iter()
-                    .filter(|r| r.phase == Phase::Running)
-                    .count() as f64;
+                let live = running as f64;
                 let full = st.disk_data_gb + st.disk_log_gb >= st.disk_size_gb * 0.999;
                 st.disk_data_gb += d.growth_gb_per_day * dt / 86_400.0;
                 let write_gb =
@@ -1549,12 +1606,7 @@ impl World {
                 {
                     self.log(id, u8::MAX, EventKind::CertRenewed, 0.0, 0.0, 0);
                 }
-                let expiry = self.services[i]
-                    .replicas
-                    .iter()
-                    .filter(|r| r.phase == Phase::Running)
-                    .map(|r| r.cert_expiry_s)
-                    .fold(f64::INFINITY, f64::min);
+                let expiry = oldest_cert;
                 let left = if expiry.is_finite() {
                     expiry - now
                 } else {
@@ -1573,7 +1625,7 @@ impl World {
                 let st = &self.services[i];
                 let slots = st.desired.max(1) as f64;
                 let warmth: f64 = st
-                    .replicas
+                    .slots()
                     .iter()
                     .filter(|r| r.phase == Phase::Running)
                     .map(|r| 1.0 - (-(now - r.started_s) / 300.0).exp())
@@ -1584,12 +1636,8 @@ impl World {
             let st = &self.services[i];
             let f = &mut self.frames[i];
             f.desired = st.desired as u8;
-            f.pods = st.slots().iter().filter(|r| r.is_live()).count() as u8;
-            f.pending = st
-                .replicas
-                .iter()
-                .filter(|r| r.phase == Phase::Pending)
-                .count() as u8;
+            f.pods = live;
+            f.pending = pending;
             f.memory_limit_mb = st.memory_mb as f32;
             f.requests_total = st.requests_total;
             f.errors_total = st.errors_total;
@@ -1816,9 +1864,11 @@ impl World {
 /// Adds a per-second rate over one tick to a total, ignoring non-finite and non-positive rates.
 #[inline]
 fn add_rate(total: &mut f64, rate: f32, dt: f64) {
-    let r = rate as f64;
-    if r.is_finite() && r > 0.0 {
-        *total += r * dt;
+    // Finite and positive, as one integer comparison: the bit patterns of the positive finite `f32`s are exactly
+    // 1..0x7f80_0000 (zero, the negatives, infinity and NaN all fall outside). The float comparisons compile to a
+    // chain of classification tests.
+    if rate.to_bits().wrapping_sub(1) < 0x7f80_0000 - 1 {
+        *total += rate as f64 * dt;
     }
 }
 
@@ -1910,6 +1960,29 @@ mod tests {
         while x <= 6.0 {
             assert!((erfc(x) - libm::erfc(x)).abs() < 2e-7, "x = {x}");
             x += 0.01;
+        }
+    }
+
+    #[test]
+    fn add_rate_counts_exactly_the_finite_positive_rates() {
+        let rates = [
+            0.0,
+            -0.0,
+            1.5,
+            -1.5,
+            1e-45,
+            f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+        ];
+        for r in rates {
+            let mut total = 0.0;
+            add_rate(&mut total, r, 1.0);
+            let counted = (r as f64).is_finite() && r as f64 > 0.0;
+            assert_eq!(total, if counted { r as f64 } else { 0.0 }, "rate {r}");
         }
     }
 
