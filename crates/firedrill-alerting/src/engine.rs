@@ -250,33 +250,46 @@ impl RuleEngine {
         let keyed = &CachedWorldStorage::new(world, &mut self.series);
         let rules = Arc::clone(&self.rules);
         let engine = &self.engine;
-        let per_rule: Vec<Vec<Evaluated>> = rules
+        // Rules without a plan are batched into one range query each where they can be; the others are evaluated
+        // time by time, all rules at one time before the next, so the series cache moves forward with them.
+        let batched: Vec<Option<Vec<Evaluated>>> = rules
             .iter()
-            .zip(self.plans.iter_mut())
+            .zip(&self.plans)
             .map(|(rule, plan)| {
-                let batched = (regular && rule.range_evaluable())
-                    .then(|| {
-                        let last = times[times.len() - 1];
-                        match engine.range_expr(storage, &rule.expr, times[0], last, step_ms) {
-                            Ok(Value::Matrix(series)) => split_steps(series, &times),
-                            _ => None,
-                        }
-                    })
-                    .flatten();
-                batched.unwrap_or_else(|| {
-                    times
-                        .iter()
-                        .map(|&t| match plan.as_mut().and_then(|p| p.eval(keyed, t)) {
-                            Some(v) => results(rule, v),
-                            None => match engine.instant_expr(storage, &rule.expr, t) {
-                                Ok(v) => results(rule, v),
-                                Err(e) => Err(e.to_string()),
-                            },
-                        })
-                        .collect()
-                })
+                if plan.is_some() || !regular || !rule.range_evaluable() {
+                    return None;
+                }
+                let last = times[times.len() - 1];
+                match engine.range_expr(storage, &rule.expr, times[0], last, step_ms) {
+                    Ok(Value::Matrix(series)) => split_steps(series, &times),
+                    _ => None,
+                }
             })
             .collect();
+        let mut per_rule: Vec<Vec<Evaluated>> = batched
+            .iter()
+            .map(|b| Vec::with_capacity(if b.is_some() { 0 } else { times.len() }))
+            .collect();
+        for &t in &times {
+            for (ri, (rule, plan)) in rules.iter().zip(self.plans.iter_mut()).enumerate() {
+                if batched[ri].is_some() {
+                    continue;
+                }
+                let found = match plan.as_mut().and_then(|p| p.eval(keyed, t)) {
+                    Some(v) => results(rule, v),
+                    None => match engine.instant_expr(storage, &rule.expr, t) {
+                        Ok(v) => results(rule, v),
+                        Err(e) => Err(e.to_string()),
+                    },
+                };
+                per_rule[ri].push(found);
+            }
+        }
+        for (ri, b) in batched.into_iter().enumerate() {
+            if let Some(b) = b {
+                per_rule[ri] = b;
+            }
+        }
         let mut per_rule: Vec<_> = per_rule.into_iter().map(Vec::into_iter).collect();
         for (&tick, &ts) in ticks.iter().zip(&times) {
             self.evaluations += 1;

@@ -212,6 +212,12 @@ impl CachedFamily {
             metrics::tick_ms(world, first_new),
             metrics::tick_ms(world, end - 1),
         );
+        // Room for the new ticks and a marker, so appending does not grow vectors sample by sample (a clone of
+        // the cache, as a forked incident makes, holds them at their exact lengths).
+        let n_new = (end - first_new) as usize;
+        for s in &mut self.series {
+            s.samples.reserve(n_new + 1);
+        }
         let name = std::mem::take(&mut self.name);
         let mut sink = Append {
             world,
@@ -280,7 +286,7 @@ impl metrics::SampleSink for Append<'_> {
                 let i = *family.index.entry(key).or_insert_with(|| {
                     family.series.push(CachedSeries {
                         key,
-                        samples: Vec::new(),
+                        samples: Vec::with_capacity(64),
                         head: 0,
                         last_present: None,
                     });

@@ -988,16 +988,22 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
     // this depends on the tick alone, not on where the window starts. `below` holds the previous bucket's
     // counts, tick by tick (NaN where the tick is not held).
     let mut below = vec![0.0f64; b.ticks.len()];
+    // The world accumulated the buckets at record time, from each tick's log-normal latency; looked up once per
+    // tick, not once per bucket.
+    let held: Vec<Option<&ServiceTotals>> = b
+        .ticks
+        .iter()
+        .map(|&t| ring.totals(t, id.index()))
+        .collect();
     let mut emit = |b: &mut Builder<'_>, k: usize, name: SeriesName, variant: u32, send: bool| {
         let key = SeriesKey::new(name, id, variant);
         let mut shown = 0.0f64;
         for (i, (&t, &ms)) in b.ticks.iter().zip(&b.times).enumerate() {
-            // The world accumulated the buckets at record time, from each tick's log-normal latency.
-            let Some(totals) = ring.totals(t, id.index()) else {
+            let Some(totals) = held[i] else {
                 continue;
             };
             let floor = if k > 0 { below[i] } else { 0.0 };
-            shown = shown.max(totals.latency_buckets[k].round()).max(floor);
+            shown = shown.max(round(totals.latency_buckets[k])).max(floor);
             below[i] = shown;
             if send {
                 b.sink.sample(key, t, ms, shown);
@@ -1037,6 +1043,27 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
     }
 }
 
+/// `f64::round` (half away from zero) to the bit, without the library call x86-64's baseline instruction set
+/// (no SSE4.1 `roundsd`) makes of it: the histogram rounds every bucket of every tick it renders.
+fn round(x: f64) -> f64 {
+    // From 2^52 on every float is an integer; NaN and the infinities pass through too.
+    if x.is_nan() || x.abs() >= 4_503_599_627_370_496.0 {
+        return x;
+    }
+    // Truncation through i64 is exact below 2^52, and so is the fractional part.
+    let t = x as i64 as f64;
+    let frac = x - t;
+    let r = if frac >= 0.5 {
+        t + 1.0
+    } else if frac <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    };
+    // Keep the sign of a zero result (round(-0.3) is -0.0).
+    if r == 0.0 { 0.0f64.copysign(x) } else { r }
+}
+
 /// Bucket bounds in the shortest form Prometheus client libraries print (`0.005`, `1.0`, `10.0`).
 fn format_le(x: f64) -> String {
     let s = format!("{x}");
@@ -1050,6 +1077,42 @@ fn format_le(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn round_matches_the_standard_library_to_the_bit() {
+        let mut cases = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            -0.49999999999999994,
+            4_503_599_627_370_495.5,
+            4_503_599_627_370_496.0,
+            9_007_199_254_740_993.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        // Pseudo-random bit patterns (splitmix64), over every exponent, and small values near halves.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..200_000u64 {
+            x = det::splitmix64(x);
+            cases.push(f64::from_bits(x));
+            cases.push((x % 10_000_000) as f64 / 1000.0 * if i % 2 == 0 { 1.0 } else { -1.0 });
+        }
+        for c in cases {
+            let (got, want) = (round(c), c.round());
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "round({c:e}) = {got:e}, want {want:e}"
+            );
+        }
+    }
 
     #[test]
     fn le_labels_look_like_prometheus() {

@@ -98,6 +98,40 @@ struct Entry {
     drop: bool,
 }
 
+/// Per-evaluation slots of small dense ids (group, signature, label ids), reused across evaluations without
+/// clearing: an id's slot counts only if it was set in the current round.
+#[derive(Debug, Clone, Default)]
+struct Slots {
+    /// Per id: the round it was set in, and its slot.
+    entries: Vec<(u32, u32)>,
+    round: u32,
+}
+
+impl Slots {
+    /// Starts a round: every id is unset.
+    fn begin(&mut self) {
+        self.round = self.round.wrapping_add(1);
+        if self.round == 0 {
+            self.entries.fill((0, 0));
+            self.round = 1;
+        }
+    }
+
+    fn get(&self, id: u32) -> Option<u32> {
+        self.entries
+            .get(id as usize)
+            .and_then(|&(r, slot)| (r == self.round).then_some(slot))
+    }
+
+    fn set(&mut self, id: u32, slot: u32) {
+        let i = id as usize;
+        if self.entries.len() <= i {
+            self.entries.resize(i + 1, (0, 0));
+        }
+        self.entries[i] = (self.round, slot);
+    }
+}
+
 enum Val {
     Scalar(f64),
     Vector(Vec<Entry>),
@@ -263,6 +297,8 @@ struct Aggregate {
     /// Input label id to group id.
     group_of: Vec<Option<u32>>,
     groups: LabelTable,
+    /// Group id to its slot in the evaluation's output.
+    slots: Slots,
 }
 
 #[derive(Debug, Clone)]
@@ -279,6 +315,11 @@ struct Binary {
     /// Output label id per (left id, right id).
     pairs: FxMap<(u32, u32), u32>,
     out: LabelTable,
+    /// Per evaluation: the right-hand entry of each signature, the signatures matched on the left, and each
+    /// output label id's slot.
+    right: Slots,
+    matched: Slots,
+    out_slots: Slots,
 }
 
 #[derive(Debug, Clone)]
@@ -288,6 +329,8 @@ struct HistogramQuantile {
     /// Input label id to (group, upper bound), or `None` for a series without a usable `le`.
     member: Vec<Option<Option<(u32, f64)>>>,
     groups: LabelTable,
+    /// Group id to its slot in the evaluation's output.
+    slots: Slots,
 }
 
 /// An expression compiled for repeated instant evaluation over a [`KeyedStorage`].
@@ -399,6 +442,7 @@ fn compile_call(c: &Call) -> Option<Node> {
             input: compile(v)?,
             member: Vec::new(),
             groups: LabelTable::default(),
+            slots: Slots::default(),
         })));
     }
     let func = *RANGE_FUNCS.iter().find(|f| **f == name)?;
@@ -433,6 +477,7 @@ fn compile_aggregate(a: &AggregateExpr) -> Option<Node> {
         input: compile(&a.expr)?,
         group_of: Vec::new(),
         groups: LabelTable::default(),
+        slots: Slots::default(),
     })))
 }
 
@@ -464,6 +509,9 @@ fn compile_binary(b: &BinaryExpr) -> Option<Node> {
         sigs: LabelTable::default(),
         pairs: fx_map(),
         out: LabelTable::default(),
+        right: Slots::default(),
+        matched: Slots::default(),
+        out_slots: Slots::default(),
     })))
 }
 
@@ -587,7 +635,7 @@ impl Aggregate {
             return Err(Declined);
         };
         // Groups in order of first appearance, as the engine creates them.
-        let mut slot_of: FxMap<u32, usize> = fx_map();
+        self.slots.begin();
         let mut slots: Vec<(u32, bool, Acc)> = Vec::new();
         for e in input {
             let g = match *memo(&mut self.group_of, e.id) {
@@ -599,14 +647,14 @@ impl Aggregate {
                     g
                 }
             };
-            match slot_of.get(&g) {
-                Some(&s) => {
-                    let slot = &mut slots[s];
+            match self.slots.get(g) {
+                Some(s) => {
+                    let slot = &mut slots[s as usize];
                     slot.1 |= e.drop;
                     slot.2.add(self.op, e.v);
                 }
                 None => {
-                    slot_of.insert(g, slots.len());
+                    self.slots.set(g, slots.len() as u32);
                     slots.push((g, e.drop, Acc::first(self.op, e.v)));
                 }
             }
@@ -701,22 +749,24 @@ impl Binary {
         let op = self.op;
         let cmp = op.is_comparison();
         // The right-hand entry of each signature; a second one is the engine's many-to-many error.
-        let mut right: FxMap<u32, (u32, f64)> = fx_map();
-        for e in &r {
+        self.right.begin();
+        for (i, e) in r.iter().enumerate() {
             let s = self.sig(true, e.id);
-            if right.insert(s, (e.id, e.v)).is_some() {
+            if self.right.get(s).is_some() {
                 return Err(Declined);
             }
+            self.right.set(s, i as u32);
         }
-        let mut matched: FxMap<u32, ()> = fx_map();
+        self.matched.begin();
+        self.out_slots.begin();
         // Output slots in creation order: label id, drop flag, value once pushed.
-        let mut slot_of: FxMap<u32, usize> = fx_map();
         let mut slots: Vec<(u32, bool, Option<f64>)> = Vec::new();
         for e in &l {
             let s = self.sig(false, e.id);
-            let Some(&(rid, rv)) = right.get(&s) else {
+            let Some(ri) = self.right.get(s) else {
                 continue;
             };
+            let Entry { id: rid, v: rv, .. } = r[ri as usize];
             let (mut val, keep) = elem(op, e.v, rv);
             let drop = self.return_bool || !cmp || e.drop;
             let out = match self.pairs.get(&(e.id, rid)) {
@@ -733,21 +783,22 @@ impl Binary {
                     o
                 }
             };
-            let slot = match slot_of.get(&out) {
-                Some(&i) => {
-                    slots[i].1 |= drop;
-                    i
+            let slot = match self.out_slots.get(out) {
+                Some(i) => {
+                    slots[i as usize].1 |= drop;
+                    i as usize
                 }
                 None => {
-                    slot_of.insert(out, slots.len());
+                    self.out_slots.set(out, slots.len() as u32);
                     slots.push((out, drop, None));
                     slots.len() - 1
                 }
             };
             // A second left-hand entry with this signature: the engine's many-to-one error.
-            if matched.insert(s, ()).is_some() {
+            if self.matched.get(s).is_some() {
                 return Err(Declined);
             }
+            self.matched.set(s, 0);
             if self.return_bool {
                 val = if keep { 1.0 } else { 0.0 };
             } else if !keep {
@@ -774,7 +825,7 @@ impl HistogramQuantile {
         let Val::Vector(input) = self.input.eval(cx, budget)? else {
             return Err(Declined);
         };
-        let mut slot_of: FxMap<u32, usize> = fx_map();
+        self.slots.begin();
         let mut groups: Vec<(u32, Vec<Bucket>)> = Vec::new();
         for e in input {
             let member = match memo(&mut self.member, e.id) {
@@ -798,10 +849,10 @@ impl HistogramQuantile {
                 upper: le,
                 count: e.v,
             };
-            match slot_of.get(&g) {
-                Some(&i) => groups[i].1.push(bucket),
+            match self.slots.get(g) {
+                Some(i) => groups[i as usize].1.push(bucket),
                 None => {
-                    slot_of.insert(g, groups.len());
+                    self.slots.set(g, groups.len() as u32);
                     groups.push((g, vec![bucket]));
                 }
             }
