@@ -192,9 +192,10 @@ impl RuleEngine {
     /// had run on its tick.
     ///
     /// Alerts do not act on the world, so evaluations may lag behind it: an incident that simulates an hour
-    /// of history can evaluate its rules once at the end. Each rule is then evaluated as one range query over
-    /// the pending evaluation times, which renders every window once instead of once per evaluation, then
-    /// the state machine steps through the results in order. The result is exactly that of evaluating on
+    /// of history can evaluate its rules once at the end. Rules with a compiled [`InstantPlan`] are then
+    /// evaluated time by time through the series cache (which renders each tick once); the others as one
+    /// range query over the pending evaluation times, which renders every window once instead of once per
+    /// evaluation. The state machine then steps through the results in order. The result is exactly that of evaluating on
     /// each tick, provided the world still holds the samples the earliest pending evaluation reads (its
     /// frame ring has not evicted them) and every rule [reads only its past](AlertingRule::range_evaluable);
     /// a rule that does not, or whose range query fails, is evaluated step by step, still at the pending

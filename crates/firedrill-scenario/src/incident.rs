@@ -398,14 +398,20 @@ impl Incident {
         self.world.topology().service_id(name)
     }
 
-    /// A compact digest of everything observable: every frame field of every tick held, every event, change and
-    /// alert transition. Equal digests mean equal trajectories.
+    /// A compact digest of everything observable: every frame field and every cumulative total (the counters and
+    /// histogram buckets metrics render from) of every tick held, every event, change and alert transition.
+    /// Equal digests mean equal trajectories.
     pub fn digest(&self) -> TrajectoryHasher {
         let mut h = TrajectoryHasher::default();
         let ring = self.world.history();
         for t in ring.first_tick()..ring.end_tick() {
             for f in ring.tick(t).unwrap_or(&[]) {
                 h.frame(f);
+            }
+            for s in 0..self.world.topology().len() {
+                if let Some(totals) = ring.totals(t, s) {
+                    h.totals(totals);
+                }
             }
         }
         for e in self.world.events().iter() {
@@ -450,6 +456,21 @@ impl TrajectoryHasher {
     /// Feeds bytes.
     pub fn write(&mut self, bytes: &[u8]) {
         self.inner.update(bytes);
+    }
+
+    /// Feeds a tick's cumulative totals, field by field.
+    pub fn totals(&mut self, t: &firedrill_world::frame::ServiceTotals) {
+        let fields = t.server_errors.iter().chain([
+            &t.pool_timeouts,
+            &t.dns_failures,
+            &t.tls_failures,
+            &t.published,
+            &t.consumed,
+            &t.latency_sum_s,
+        ]);
+        for x in fields.chain(&t.latency_buckets) {
+            self.write(&x.to_bits().to_le_bytes());
+        }
     }
 
     /// Feeds a frame, field by field.
