@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use firedrill_scenario::Catalog;
 use serde::Serialize;
 
-use crate::action::Action;
+use crate::action::{Action, ActionKind};
 use crate::env::{Env, EnvError, Step};
 use crate::observation::Observation;
 
@@ -120,7 +120,12 @@ impl VecEnv {
                 .map(|((e, c), a)| step_slot(e, a, c, schedule, slots, mode))
                 .collect();
         }
-        let work = Mutex::new(pairs.enumerate());
+        // Costliest first (longest-processing-time order), so that a reset or a trace query taken last does not
+        // leave the other threads idle at the end of the step. The order changes which thread steps a slot,
+        // never what a slot computes.
+        let mut order: Vec<(usize, (&mut Env, &mut usize))> = pairs.enumerate().collect();
+        order.sort_by_key(|(i, _)| std::cmp::Reverse(expected_cost(&actions[*i])));
+        let work = Mutex::new(order.into_iter());
         let parts: Vec<Vec<(usize, Result<VecStep, EnvError>)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..self.threads.min(n))
                 .map(|_| {
@@ -153,6 +158,18 @@ impl VecEnv {
             out[i] = Some(r);
         }
         out.into_iter().flatten().collect()
+    }
+}
+
+/// A rough rank of what stepping with `action` costs: resolving ends the episode (and auto-reset starts the next,
+/// which simulates an hour of history), trace queries walk every trace of their window, other queries render a
+/// window, the rest only advance the world.
+fn expected_cost(action: &Action) -> u8 {
+    match action.kind() {
+        ActionKind::ResolveIncident => 3,
+        ActionKind::QueryTraces => 2,
+        ActionKind::QueryLogs | ActionKind::QueryMetrics => 1,
+        _ => 0,
     }
 }
 
