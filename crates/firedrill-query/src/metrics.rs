@@ -373,16 +373,24 @@ impl KeyedStorage for CachedWorldStorage<'_> {
         // the marker follows is not rendered).
         let first_ms = metrics::tick_ms(self.world, ticks.start);
         let from_ms = start_ms.max(first_ms);
+        let n_ticks = (ticks.end - ticks.start) as usize;
         for s in &family.series {
             let live = s.live();
-            let mut lo = live.partition_point(|x| x.t < from_ms);
+            // Windows usually end at the newest tick; and a tick holds at most one entry (a sample or a marker),
+            // so the window's entries are among the last `n_ticks` before `hi`.
+            let hi = if live.last().is_some_and(|x| x.t <= end_ms) {
+                live.len()
+            } else {
+                live.partition_point(|x| x.t <= end_ms)
+            };
+            let floor = hi.saturating_sub(n_ticks);
+            let mut lo = floor + live[floor..hi].partition_point(|x| x.t < from_ms);
             if live
                 .get(lo)
                 .is_some_and(|x| x.t == first_ms && x.is_stale())
             {
                 lo += 1;
             }
-            let hi = live.partition_point(|x| x.t <= end_ms);
             if lo < hi {
                 visit(s.key, &live[lo..hi]);
             }
