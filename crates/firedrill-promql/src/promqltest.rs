@@ -194,8 +194,9 @@ fn compare_plan(engine: &Engine, st: &State, line: &str, lineno: usize, out: &mu
     }
 }
 
-/// Equal values, floats compared by bits (so NaNs of the same kind are equal).
-fn same_value(a: &Value, b: &Value) -> bool {
+/// Equal values, floats compared by bits (so NaNs of the same kind are equal): the test of "exactly the
+/// engine's result" for anything that computes a query another way.
+pub fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Scalar(x), Value::Scalar(y)) => x.t == y.t && x.v.to_bits() == y.v.to_bits(),
         (Value::Vector(x), Value::Vector(y)) => {

@@ -5,9 +5,10 @@
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
+use firedrill_promql::promqltest::same_value;
 use firedrill_promql::{
     Engine, EngineOptions, InstantPlan, KeyedStorage, LabelMatcher, Labels, METRIC_NAME,
-    MemStorage, Sample, Storage, StorageError, Value, parse_query, stale_nan,
+    MemStorage, Sample, Storage, StorageError, parse_query, stale_nan,
 };
 use proptest::prelude::*;
 
@@ -156,19 +157,6 @@ fn expr() -> impl Strategy<Value = String> {
     })
 }
 
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Vector(x), Value::Vector(y)) => {
-            x.len() == y.len()
-                && x.iter().zip(y).all(|((la, sa), (lb, sb))| {
-                    la == lb && sa.t == sb.t && sa.v.to_bits() == sb.v.to_bits()
-                })
-        }
-        (Value::Scalar(x), Value::Scalar(y)) => x.t == y.t && x.v.to_bits() == y.v.to_bits(),
-        _ => false,
-    }
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -190,7 +178,7 @@ proptest! {
                 Some(got) => {
                     prop_assert!(expected.is_ok(), "{query} at {t}: the engine failed ({expected:?}), the plan answered {got:?}");
                     let expected = expected.unwrap();
-                    prop_assert!(same(&got, &expected), "{query} at {t}\nplan:   {got:?}\nengine: {expected:?}");
+                    prop_assert!(same_value(&got, &expected), "{query} at {t}\nplan:   {got:?}\nengine: {expected:?}");
                 }
             }
         }

@@ -3,12 +3,22 @@
 //! evaluation times, through pod replacements and rollouts, with the plans kept between evaluations as the
 //! rule engine keeps them.
 
-use firedrill_promql::KeyedStorage;
-use firedrill_promql::{Engine, EngineOptions, InstantPlan, Value, parse_query};
+use firedrill_promql::promqltest::same_value;
+use firedrill_promql::{Engine, EngineOptions, InstantPlan, KeyedStorage, parse_query};
 use firedrill_query::{CachedWorldStorage, SeriesCache, WorldStorage};
 use firedrill_scenario::{Catalog, Incident};
 use firedrill_telemetry::metrics;
-use firedrill_world::{Actor, Operation};
+use firedrill_world::{Actor, Operation, ServiceId};
+
+/// Replaces every pod of `service` (new pod names: new series, and staleness markers for the old ones).
+fn restart(inc: &mut Incident, service: ServiceId) {
+    let op = Operation::Restart {
+        service,
+        memory_mb: None,
+        cpu_millis: None,
+    };
+    let _ = inc.apply(&op, &Actor::oncall());
+}
 
 const FAMILIES: &[&str] = &[
     "oom_crash",
@@ -77,14 +87,7 @@ fn compiled_plans_answer_exactly_as_the_engine() {
             for round in 0..24 {
                 if round == 6 {
                     let service = inc.world().topology().entries[0].service;
-                    let _ = inc.apply(
-                        &Operation::Restart {
-                            service,
-                            memory_mb: None,
-                            cpu_millis: None,
-                        },
-                        &Actor::oncall(),
-                    );
+                    restart(&mut inc, service);
                 }
                 if round == 10 {
                     // A rollout: two versions (two `app_info` series) for a while.
@@ -142,7 +145,7 @@ fn compiled_plans_answer_exactly_as_the_engine() {
                                 panic!("{family}/{seed}: engine failed on {q} ({err}) but the plan answered")
                             });
                             assert!(
-                                same(&got, &expected),
+                                same_value(&got, &expected),
                                 "{family}/{seed} at {t}: {q}\nplan:   {got:?}\nengine: {expected:?}"
                             );
                         }
@@ -155,19 +158,6 @@ fn compiled_plans_answer_exactly_as_the_engine() {
     assert!(compared > 5_000, "only {compared} comparisons");
     // `up + on (namespace) up` matches every service on the right: the engine's many-to-many error.
     assert!(declined > 0, "no evaluation exercised the plan's refusal");
-}
-
-fn same(a: &Value, b: &Value) -> bool {
-    match (a, b) {
-        (Value::Vector(x), Value::Vector(y)) => {
-            x.len() == y.len()
-                && x.iter().zip(y).all(|((la, sa), (lb, sb))| {
-                    la == lb && sa.t == sb.t && sa.v.to_bits() == sb.v.to_bits()
-                })
-        }
-        (Value::Scalar(x), Value::Scalar(y)) => x.t == y.t && x.v.to_bits() == y.v.to_bits(),
-        _ => false,
-    }
 }
 
 fn sorted(
@@ -205,14 +195,7 @@ fn cached_windows_equal_fresh_renders() {
     for round in 0..30u64 {
         if round == 5 {
             let service = inc.service_id("order-service").expect("order-service");
-            let _ = inc.apply(
-                &Operation::Restart {
-                    service,
-                    memory_mb: None,
-                    cpu_millis: None,
-                },
-                &Actor::oncall(),
-            );
+            restart(&mut inc, service);
         }
         for _ in 0..(round % 5 + 1) {
             inc.step();
@@ -252,14 +235,7 @@ fn cached_windows_match_at_the_retention_edge() {
     let catalog = Catalog::builtin().expect("library");
     let mut inc: Incident = catalog.start("oom_crash", 1, 0.5).expect("start");
     let service = inc.service_id("order-service").expect("order-service");
-    let _ = inc.apply(
-        &Operation::Restart {
-            service,
-            memory_mb: None,
-            cpu_millis: None,
-        },
-        &Actor::oncall(),
-    );
+    restart(&mut inc, service);
     let restarted_at = inc.world().tick_count();
     let mut cache = SeriesCache::default();
     let name = "container_memory_working_set_bytes";

@@ -268,7 +268,7 @@ pub(crate) fn window_fn(name: &str, s: &[Sample], w: &Win) -> Option<f64> {
     })
 }
 
-const MATRIX_FUNCS: &[&str] = &[
+pub(crate) const MATRIX_FUNCS: &[&str] = &[
     "rate",
     "irate",
     "increase",

@@ -23,7 +23,7 @@ use promql_parser::parser::{
 
 use super::aggregate::{Acc, Simple, group_spec};
 use super::binary::{Op, elem, matching_spec, result_labels};
-use super::functions::{Win, parse_le, window_fn};
+use super::functions::{MATRIX_FUNCS, Win, parse_le, window_fn};
 use super::util::{Bucket, bucket_quantile};
 use super::{EngineOptions, dur_ms, lookup, selector_matchers};
 use crate::hash::{FxMap, fx_map};
@@ -251,29 +251,6 @@ impl Budget {
     }
 }
 
-/// Range functions taking nothing but the range vector, all computed by the engine's `window_fn`.
-const RANGE_FUNCS: &[&str] = &[
-    "rate",
-    "irate",
-    "increase",
-    "delta",
-    "idelta",
-    "deriv",
-    "resets",
-    "changes",
-    "avg_over_time",
-    "min_over_time",
-    "max_over_time",
-    "sum_over_time",
-    "count_over_time",
-    "last_over_time",
-    "first_over_time",
-    "present_over_time",
-    "stddev_over_time",
-    "stdvar_over_time",
-    "mad_over_time",
-];
-
 #[derive(Debug, Clone)]
 enum Node {
     Number(f64),
@@ -445,7 +422,9 @@ fn compile_call(c: &Call) -> Option<Node> {
             slots: Slots::default(),
         })));
     }
-    let func = *RANGE_FUNCS.iter().find(|f| **f == name)?;
+    // A range function whose only argument is a range vector (those with parameters take more), computed
+    // by the engine's `window_fn`.
+    let func = *MATRIX_FUNCS.iter().find(|f| **f == name)?;
     let [Expr::MatrixSelector(MatrixSelector { vs, range })] = args.as_slice() else {
         return None;
     };
