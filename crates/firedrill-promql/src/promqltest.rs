@@ -85,10 +85,21 @@ pub fn check_plans(name: &str, text: &str, engine: &Engine) -> PlanReport {
     plans
 }
 
-/// A [`KeyedStorage`] over a [`MemStorage`], keying each label set by order of first sight.
-struct KeyedMem<'a> {
+/// A [`KeyedStorage`] over a [`MemStorage`], keying each label set by order of first sight (for checking
+/// [`InstantPlan`]s against the engine).
+pub struct KeyedMem<'a> {
     storage: &'a MemStorage,
     keys: std::cell::RefCell<(crate::hash::FxMap<Labels, u64>, Vec<Labels>)>,
+}
+
+impl<'a> KeyedMem<'a> {
+    /// A keyed view of `storage`; keys hold for this view's lifetime.
+    pub fn new(storage: &'a MemStorage) -> Self {
+        KeyedMem {
+            storage,
+            keys: Default::default(),
+        }
+    }
 }
 
 impl KeyedStorage for KeyedMem<'_> {
@@ -157,10 +168,7 @@ fn compare_plan(engine: &Engine, st: &State, line: &str, lineno: usize, out: &mu
         out.not_compiled += 1;
         return;
     };
-    let keyed = KeyedMem {
-        storage: &st.storage,
-        keys: Default::default(),
-    };
+    let keyed = KeyedMem::new(&st.storage);
     let expected = engine.instant_expr(&st.storage, &expr, t);
     for round in 0..2 {
         let got = plan.eval(&keyed, t);

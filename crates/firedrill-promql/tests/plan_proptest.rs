@@ -2,52 +2,11 @@
 //! where the engine fails), evaluated repeatedly at random times so that its kept label work is reused, over
 //! series that reset, go stale and come back.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-
-use firedrill_promql::promqltest::same_value;
+use firedrill_promql::promqltest::{KeyedMem, same_value};
 use firedrill_promql::{
-    Engine, EngineOptions, InstantPlan, KeyedStorage, LabelMatcher, Labels, METRIC_NAME,
-    MemStorage, Sample, Storage, StorageError, parse_query, stale_nan,
+    Engine, EngineOptions, InstantPlan, Labels, MemStorage, parse_query, stale_nan,
 };
 use proptest::prelude::*;
-
-/// Keys each label set by order of first sight, as a store with stable series identities would.
-struct Keyed<'a> {
-    storage: &'a MemStorage,
-    keys: RefCell<(BTreeMap<Labels, u64>, Vec<Labels>)>,
-}
-
-impl KeyedStorage for Keyed<'_> {
-    fn select_keyed(
-        &self,
-        name: &str,
-        start_ms: i64,
-        end_ms: i64,
-        visit: &mut dyn FnMut(u64, &[Sample]),
-    ) -> Result<(), StorageError> {
-        for s in self
-            .storage
-            .select(&[LabelMatcher::eq(METRIC_NAME, name)], start_ms, end_ms)?
-        {
-            let key = {
-                let mut keys = self.keys.borrow_mut();
-                let next = keys.1.len() as u64;
-                let key = *keys.0.entry(s.labels.clone()).or_insert(next);
-                if key == next {
-                    keys.1.push(s.labels.clone());
-                }
-                key
-            };
-            visit(key, &s.samples);
-        }
-        Ok(())
-    }
-
-    fn labels_of(&self, key: u64) -> Option<Labels> {
-        self.keys.borrow().1.get(key as usize).cloned()
-    }
-}
 
 const STEP_MS: i64 = 15_000;
 
@@ -169,7 +128,7 @@ proptest! {
         let Some(mut plan) = InstantPlan::compile(&parsed, engine.options()) else {
             return Ok(());
         };
-        let keyed = Keyed { storage: &st, keys: RefCell::new(Default::default()) };
+        let keyed = KeyedMem::new(&st);
         for i in times {
             let t = i * STEP_MS;
             let expected = engine.instant_expr(&st, &parsed, t);
