@@ -7,7 +7,9 @@ use firedrill_promql::{
     KeyedStorage, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError,
     stale_nan,
 };
-use firedrill_telemetry::metrics::{self, KeyedSeries, MetricSeries, SeriesKey};
+use firedrill_telemetry::metrics::{
+    self, KeyedSeries, MetricSeries, SeriesKey, SeriesName, TickSample,
+};
 use firedrill_world::World;
 
 /// A PromQL [`Storage`] reading a [`World`]'s telemetry.
@@ -173,12 +175,16 @@ impl CachedSeries {
 #[derive(Debug, Clone)]
 struct CachedFamily {
     name: String,
+    /// The renderer's name for it (`None` for a name the world never writes: the family stays empty).
+    series_name: Option<SeriesName>,
     /// Ticks `[from, to)` are rendered.
     from: u64,
     to: u64,
     series: Vec<CachedSeries>,
     /// Key to index in `series`.
     index: BTreeMap<u64, usize>,
+    /// During a render: the index after the series appended to last.
+    next: usize,
     /// The longest span of ticks asked of this family, so trimming keeps what the next window will read.
     span: u64,
 }
@@ -187,48 +193,33 @@ impl CachedFamily {
     fn new(name: &str) -> CachedFamily {
         CachedFamily {
             name: name.to_string(),
+            series_name: SeriesName::ALL.iter().copied().find(|n| n.as_str() == name),
             from: 0,
             to: 0,
             series: Vec::new(),
             index: BTreeMap::new(),
+            next: 0,
             span: 0,
         }
     }
 
-    /// Makes ticks `[from, end)` cached: renders the ones after what is cached (or everything again when the
-    /// cache does not reach back to `from` or stops short of it).
-    fn extend(&mut self, world: &World, from: u64, end: u64) {
-        if from < self.from || from > self.to || self.from == self.to {
-            self.series.clear();
-            self.index.clear();
-            self.from = from;
-            self.to = from;
-        }
-        if end <= self.to {
-            return;
-        }
-        let first_new = self.to;
-        let (start_ms, end_ms) = (
-            metrics::tick_ms(world, first_new),
-            metrics::tick_ms(world, end - 1),
-        );
-        // Room for the new ticks and a marker, so appending does not grow vectors sample by sample (a clone of
-        // the cache, as a forked incident makes, holds them at their exact lengths).
-        let n_new = (end - first_new) as usize;
-        for s in &mut self.series {
-            s.samples.reserve(n_new + 1);
-        }
-        let name = std::mem::take(&mut self.name);
-        let mut sink = Append {
-            world,
-            family: self,
-            first_new,
-            current: None,
-        };
-        metrics::render_into(world, &|n| n == name, start_ms, end_ms, &mut sink);
-        self.name = name;
-        // The first tick each series misses after a present one, among the new ticks, gets a marker (as
-        // `with_staleness` writes them); gaps between samples got theirs as the samples came.
+    /// Whether ticks `[from, ..)` can be read by appending to what is cached (otherwise it starts over).
+    fn reaches(&self, from: u64) -> bool {
+        self.from < self.to && from >= self.from && from <= self.to
+    }
+
+    /// Forgets everything and starts the cache at tick `from`.
+    fn restart(&mut self, from: u64) {
+        self.series.clear();
+        self.index.clear();
+        self.from = from;
+        self.to = from;
+    }
+
+    /// After ticks `[first_new, end)` were appended: the first tick each series misses after a present one,
+    /// among the new ticks, gets a marker (as `with_staleness` writes them); gaps between samples got theirs as
+    /// the samples came.
+    fn close(&mut self, world: &World, first_new: u64, end: u64) {
         for s in &mut self.series {
             if let Some(last) = s.last_present
                 && last + 1 >= first_new
@@ -267,48 +258,59 @@ impl CachedFamily {
     }
 }
 
-/// Appends rendered samples of new ticks to a family's series.
+/// Appends rendered samples of new ticks to the series of the families being extended together.
 struct Append<'f> {
     world: &'f World,
-    family: &'f mut CachedFamily,
+    families: &'f mut [CachedFamily],
+    /// The families taking this render (indices into `families`).
+    members: &'f [usize],
     first_new: u64,
-    /// The series being appended to (samples come series by series) and its key.
-    current: Option<(u64, usize)>,
 }
 
 impl metrics::SampleSink for Append<'_> {
-    fn sample(&mut self, key: SeriesKey, tick: u64, ms: i64, v: f64) {
-        let key = key.bits();
-        let i = match self.current {
-            Some((k, i)) if k == key => i,
-            _ => {
-                let family = &mut *self.family;
-                let i = *family.index.entry(key).or_insert_with(|| {
-                    family.series.push(CachedSeries {
-                        key,
-                        samples: Vec::with_capacity(64),
-                        head: 0,
-                        last_present: None,
-                    });
-                    family.series.len() - 1
-                });
-                self.current = Some((key, i));
-                i
-            }
+    fn series(&mut self, key: SeriesKey, samples: &[TickSample]) {
+        let name = Some(key.name());
+        let Some(&fi) = self
+            .members
+            .iter()
+            .find(|&&fi| self.families[fi].series_name == name)
+        else {
+            return;
         };
-        let s = &mut self.family.series[i];
-        // A gap since the series' last sample that began among the new ticks: a marker where it began.
-        if let Some(last) = s.last_present
-            && last + 1 < tick
-            && last + 1 >= self.first_new
-        {
-            s.samples.push(Sample::new(
-                metrics::tick_ms(self.world, last + 1),
-                stale_nan(),
-            ));
+        let family = &mut self.families[fi];
+        let key = key.bits();
+        // Series come in the same order at every render, so the one after the previous is usually next.
+        let next = family.next;
+        let i = if family.series.get(next).is_some_and(|s| s.key == key) {
+            next
+        } else {
+            *family.index.entry(key).or_insert_with(|| {
+                family.series.push(CachedSeries {
+                    key,
+                    samples: Vec::with_capacity(64),
+                    head: 0,
+                    last_present: None,
+                });
+                family.series.len() - 1
+            })
+        };
+        family.next = i + 1;
+        let s = &mut family.series[i];
+        s.samples.reserve(samples.len() + 1);
+        for x in samples {
+            // A gap since the series' last sample that began among the new ticks: a marker where it began.
+            if let Some(last) = s.last_present
+                && last + 1 < x.tick
+                && last + 1 >= self.first_new
+            {
+                s.samples.push(Sample::new(
+                    metrics::tick_ms(self.world, last + 1),
+                    stale_nan(),
+                ));
+            }
+            s.samples.push(Sample::new(x.ms, x.v));
+            s.last_present = Some(x.tick);
         }
-        s.samples.push(Sample::new(ms, v));
-        s.last_present = Some(tick);
     }
 }
 
@@ -322,6 +324,50 @@ impl metrics::SampleSink for Append<'_> {
 #[derive(Debug, Clone, Default)]
 pub struct SeriesCache {
     families: Vec<CachedFamily>,
+}
+
+impl SeriesCache {
+    /// Makes ticks `[from, end)` of family `i` cached: renders the ones after what is cached (or everything
+    /// again when the cache does not reach back to `from` or stops short of it). Every other family cached up
+    /// to the same tick takes the same new ticks in the same render: the rules read all their families at
+    /// every evaluation, and one render of several families costs about what one of them alone does.
+    fn extend(&mut self, world: &World, i: usize, from: u64, end: u64) {
+        let family = &mut self.families[i];
+        if !family.reaches(from) {
+            family.restart(from);
+        }
+        if end <= family.to {
+            return;
+        }
+        let first_new = family.to;
+        let members: Vec<usize> = (0..self.families.len())
+            .filter(|&j| {
+                let f = &self.families[j];
+                j == i || (f.to == first_new && f.from < f.to)
+            })
+            .collect();
+        let (start_ms, end_ms) = (
+            metrics::tick_ms(world, first_new),
+            metrics::tick_ms(world, end - 1),
+        );
+        let names: Vec<&'static str> = members
+            .iter()
+            .filter_map(|&j| self.families[j].series_name.map(SeriesName::as_str))
+            .collect();
+        for &j in &members {
+            self.families[j].next = 0;
+        }
+        let mut sink = Append {
+            world,
+            families: &mut self.families,
+            members: &members,
+            first_new,
+        };
+        metrics::render_into(world, &|n| names.contains(&n), start_ms, end_ms, &mut sink);
+        for &j in &members {
+            self.families[j].close(world, first_new, end);
+        }
+    }
 }
 
 /// A [`KeyedStorage`] over a world that renders through a [`SeriesCache`].
@@ -366,8 +412,8 @@ impl KeyedStorage for CachedWorldStorage<'_> {
                 cache.families.len() - 1
             }
         };
+        cache.extend(self.world, i, ticks.start, ticks.end);
         let family = &mut cache.families[i];
-        family.extend(self.world, ticks.start, ticks.end);
         family.span = family.span.max(ticks.end - ticks.start);
         // A fresh render starts at the first rendered tick: nothing before it, and no marker at it (the sample
         // the marker follows is not rendered).
@@ -384,7 +430,17 @@ impl KeyedStorage for CachedWorldStorage<'_> {
                 live.partition_point(|x| x.t <= end_ms)
             };
             let floor = hi.saturating_sub(n_ticks);
-            let mut lo = floor + live[floor..hi].partition_point(|x| x.t < from_ms);
+            // Usually the window's first entry is at `floor` or just after it (the extra scrape before the
+            // window); search only when it is not.
+            let mut lo = floor;
+            for _ in 0..2 {
+                if lo < hi && live[lo].t < from_ms {
+                    lo += 1;
+                }
+            }
+            if lo < hi && live[lo].t < from_ms {
+                lo += live[lo..hi].partition_point(|x| x.t < from_ms);
+            }
             if live
                 .get(lo)
                 .is_some_and(|x| x.t == first_ms && x.is_stale())

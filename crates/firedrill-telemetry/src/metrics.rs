@@ -545,10 +545,22 @@ fn pool_target(world: &World, id: ServiceId) -> Option<ServiceId> {
         .map(|&e| topo.edges[e].to)
 }
 
-/// Receives rendered samples series by series: every sample of a series in a row, oldest first.
+/// One rendered sample: its tick, its timestamp (unix milliseconds) and its value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TickSample {
+    /// The world tick the sample was taken at.
+    pub tick: u64,
+    /// Its timestamp, unix milliseconds.
+    pub ms: i64,
+    /// The value.
+    pub v: f64,
+}
+
+/// Receives a render series by series.
 pub trait SampleSink {
-    /// One sample of series `key` at tick `tick` (timestamp `ms`, unix milliseconds).
-    fn sample(&mut self, key: SeriesKey, tick: u64, ms: i64, v: f64);
+    /// Every sample of series `key` in the window, oldest first (never empty). A series comes whole, in one
+    /// call: handing samples over one at a time cost more than computing them.
+    fn series(&mut self, key: SeriesKey, samples: &[TickSample]);
 }
 
 /// Collects a render into one [`KeyedSeries`] per series.
@@ -556,14 +568,11 @@ pub trait SampleSink {
 struct Collect(Vec<KeyedSeries>);
 
 impl SampleSink for Collect {
-    fn sample(&mut self, key: SeriesKey, _tick: u64, ms: i64, v: f64) {
-        match self.0.last_mut() {
-            Some(last) if last.key == key => last.samples.push((ms, v)),
-            _ => self.0.push(KeyedSeries {
-                key,
-                samples: vec![(ms, v)],
-            }),
-        }
+    fn series(&mut self, key: SeriesKey, samples: &[TickSample]) {
+        self.0.push(KeyedSeries {
+            key,
+            samples: samples.iter().map(|s| (s.ms, s.v)).collect(),
+        });
     }
 }
 
@@ -577,12 +586,22 @@ struct Builder<'a> {
     ticks: Vec<u64>,
     /// Their timestamps (unix ms), computed once per render rather than once per sample.
     times: Vec<i64>,
+    /// The samples of the series being rendered, handed to `sink` whole.
+    buf: Vec<TickSample>,
     sink: &'a mut dyn SampleSink,
 }
 
 impl Builder<'_> {
     fn wants(&self, name: SeriesName) -> bool {
         self.want[name as usize]
+    }
+
+    /// Hands the series being rendered to the sink (if it has samples) and starts the next one.
+    fn flush(&mut self, key: SeriesKey) {
+        if !self.buf.is_empty() {
+            self.sink.series(key, &self.buf);
+            self.buf.clear();
+        }
     }
 
     /// A gauge (or a counter the frame already holds cumulatively): one sample per tick where `value` is some.
@@ -600,9 +619,10 @@ impl Builder<'_> {
         let ring = self.world.history();
         for (&t, &ms) in self.ticks.iter().zip(&self.times) {
             if let Some(v) = ring.get(t, service.index()).and_then(&value) {
-                self.sink.sample(key, t, ms, v);
+                self.buf.push(TickSample { tick: t, ms, v });
             }
         }
+        self.flush(key);
     }
 
     /// A counter read from a cumulative value the frame holds; kept monotonic against float noise.
@@ -659,8 +679,13 @@ impl Builder<'_> {
             let v = v.max(0.0);
             let v = if integral { v.floor() } else { v };
             shown = shown.max(v);
-            self.sink.sample(key, t, ms, shown);
+            self.buf.push(TickSample {
+                tick: t,
+                ms,
+                v: shown,
+            });
         }
+        self.flush(key);
     }
 }
 
@@ -798,6 +823,7 @@ fn render_scoped(
         want_histogram: wanted("http_request_duration_seconds"),
         ticks,
         times,
+        buf: Vec::new(),
         sink,
     };
     let topo = world.topology();
@@ -905,9 +931,10 @@ fn render_scoped(
                 };
                 if f.cert_expires_in_s.is_finite() {
                     let v = (epoch + t as f64 * dt + f.cert_expires_in_s as f64).round();
-                    b.sink.sample(key, t, ms, v);
+                    b.buf.push(TickSample { tick: t, ms, v });
                 }
             }
+            b.flush(key);
         }
         if !svc.out_edges.is_empty() {
             b.total(N::DnsFailures, id, 0, true, |t| t.dns_failures);
@@ -938,9 +965,6 @@ fn render_scoped(
 
 /// `container_memory_working_set_bytes` per pod: one series per (slot, pod generation) with samples while the
 /// pod's container runs.
-/// A sample with its tick: (tick, unix ms, value).
-type TickSample = (u64, i64, f64);
-
 fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
     let ring = b.world.history();
     // By (generation, slot): the order of pod age, then slot.
@@ -953,11 +977,14 @@ fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
             let mb = f.replica_memory_mb[slot];
             if mb > 0.0 {
                 let generation = pods.generation(id, slot, det::tick_world_ms(b.world, t));
-                by_pod.entry((generation, slot)).or_default().push((
-                    t,
-                    ms,
-                    (mb as f64 * 1_048_576.0).round(),
-                ));
+                by_pod
+                    .entry((generation, slot))
+                    .or_default()
+                    .push(TickSample {
+                        tick: t,
+                        ms,
+                        v: (mb as f64 * 1_048_576.0).round(),
+                    });
             }
         }
     }
@@ -967,9 +994,7 @@ fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
             id,
             generation << POD_SLOT_BITS | slot as u32,
         );
-        for (t, ms, v) in samples {
-            b.sink.sample(key, t, ms, v);
-        }
+        b.sink.series(key, &samples);
     }
 }
 
@@ -1006,9 +1031,14 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
             shown = shown.max(round(totals.latency_buckets[k])).max(floor);
             below[i] = shown;
             if send {
-                b.sink.sample(key, t, ms, shown);
+                b.buf.push(TickSample {
+                    tick: t,
+                    ms,
+                    v: shown,
+                });
             }
         }
+        b.flush(key);
     };
     if want_bucket {
         for k in 0..=n {
@@ -1026,9 +1056,14 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
         let key = SeriesKey::new(SeriesName::HttpRequestDurationCount, id, 0);
         for (i, (&t, &ms)) in b.ticks.iter().zip(&b.times).enumerate() {
             if ring.totals(t, id.index()).is_some() {
-                b.sink.sample(key, t, ms, below[i]);
+                b.buf.push(TickSample {
+                    tick: t,
+                    ms,
+                    v: below[i],
+                });
             }
         }
+        b.flush(key);
     }
     if want_sum {
         let key = SeriesKey::new(SeriesName::HttpRequestDurationSum, id, 0);
@@ -1038,8 +1073,13 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
                 continue;
             };
             shown = shown.max(totals.latency_sum_s);
-            b.sink.sample(key, t, ms, shown);
+            b.buf.push(TickSample {
+                tick: t,
+                ms,
+                v: shown,
+            });
         }
+        b.flush(key);
     }
 }
 
