@@ -220,6 +220,12 @@ impl RuleEngine {
         self.rules.iter().all(AlertingRule::range_evaluable)
     }
 
+    /// Whether every rule is evaluated through a compiled plan (see [`InstantPlan`]). Such an evaluation costs
+    /// the same whether it runs on its tick or later in a batch, so deferring evaluations saves nothing.
+    pub fn all_planned(&self) -> bool {
+        self.plans.iter().all(Option::is_some)
+    }
+
     /// The world tick of the next evaluation that has not run.
     pub fn next_due_tick(&self) -> u64 {
         self.next_due_tick
