@@ -1008,62 +1008,51 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
     }
     let ring = world.history();
     let n = LATENCY_BUCKETS_S.len();
-    // Bucket by bucket: each tick's count is whole requests, as an exporter counts them, never below the
-    // bucket before it at the same tick, and never below its own earlier samples. The totals only grow, so
-    // this depends on the tick alone, not on where the window starts. `below` holds the previous bucket's
-    // counts, tick by tick (NaN where the tick is not held).
-    let mut below = vec![0.0f64; b.ticks.len()];
-    // The world accumulated the buckets at record time, from each tick's log-normal latency; looked up once per
-    // tick, not once per bucket.
-    let held: Vec<Option<&ServiceTotals>> = b
-        .ticks
-        .iter()
-        .map(|&t| ring.totals(t, id.index()))
-        .collect();
-    let mut emit = |b: &mut Builder<'_>, k: usize, name: SeriesName, variant: u32, send: bool| {
-        let key = SeriesKey::new(name, id, variant);
-        let mut shown = 0.0f64;
+    let nt = b.ticks.len();
+    if nt == 0 {
+        return;
+    }
+    // Each tick's count is whole requests, as an exporter counts them, never below the bucket before it at the
+    // same tick, and never below its own earlier samples. The totals only grow, so this depends on the tick
+    // alone, not on where the window starts. Computed tick by tick (each tick's totals read once), bucket `k`
+    // of the `i`-th tick at `counts[k * nt + i]`; `held[i]` says whether the ring holds the tick.
+    let mut counts = vec![0.0f64; (n + 1) * nt];
+    let mut held = vec![false; nt];
+    let mut shown = [0.0f64; LATENCY_BUCKETS_S.len() + 1];
+    for (i, &t) in b.ticks.iter().enumerate() {
+        let Some(totals) = ring.totals(t, id.index()) else {
+            continue;
+        };
+        held[i] = true;
+        let mut floor = 0.0f64;
+        for (k, s) in shown.iter_mut().enumerate() {
+            *s = s.max(round(totals.latency_buckets[k])).max(floor);
+            floor = *s;
+            counts[k * nt + i] = *s;
+        }
+    }
+    let emit = |b: &mut Builder<'_>, key: SeriesKey, values: &[f64]| {
         for (i, (&t, &ms)) in b.ticks.iter().zip(&b.times).enumerate() {
-            let Some(totals) = held[i] else {
-                continue;
-            };
-            let floor = if k > 0 { below[i] } else { 0.0 };
-            shown = shown.max(round(totals.latency_buckets[k])).max(floor);
-            below[i] = shown;
-            if send {
+            if held[i] {
                 b.buf.push(TickSample {
                     tick: t,
                     ms,
-                    v: shown,
+                    v: values[i],
                 });
             }
         }
         b.flush(key);
     };
     if want_bucket {
-        for k in 0..=n {
-            emit(b, k, SeriesName::HttpRequestDurationBucket, k as u32, true);
+        for (k, values) in counts.chunks_exact(nt).enumerate() {
+            let key = SeriesKey::new(SeriesName::HttpRequestDurationBucket, id, k as u32);
+            emit(b, key, values);
         }
-    } else {
-        // The count is the +Inf bucket, which depends on every bucket below it.
-        for k in 0..n {
-            emit(b, k, SeriesName::HttpRequestDurationBucket, k as u32, false);
-        }
-        emit(b, n, SeriesName::HttpRequestDurationBucket, n as u32, false);
     }
     if want_count {
-        // `below` now holds the +Inf bucket.
+        // The count is the +Inf bucket.
         let key = SeriesKey::new(SeriesName::HttpRequestDurationCount, id, 0);
-        for (i, (&t, &ms)) in b.ticks.iter().zip(&b.times).enumerate() {
-            if ring.totals(t, id.index()).is_some() {
-                b.buf.push(TickSample {
-                    tick: t,
-                    ms,
-                    v: below[i],
-                });
-            }
-        }
-        b.flush(key);
+        emit(b, key, &counts[n * nt..]);
     }
     if want_sum {
         let key = SeriesKey::new(SeriesName::HttpRequestDurationSum, id, 0);
