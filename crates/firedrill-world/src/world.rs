@@ -17,12 +17,28 @@ use crate::changes::ChangeRecord;
 use crate::config::ConfigEffects;
 use crate::events::{Event, EventKind, EventLog};
 use crate::frame::{ErrorCause, FrameRing, Health, ServiceFrame, ServiceTotals};
+use crate::normal::std_normal_cdf;
 use crate::spec::{Behaviour, Qos, ServiceKind};
 use crate::topology::{MAX_REPLICAS, ServiceId, Topology};
 
 /// Upper bounds of the latency histogram buckets, in seconds (the classic Prometheus defaults).
 pub const LATENCY_BUCKETS_S: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Natural logarithms of [`LATENCY_BUCKETS_S`] in milliseconds (`f64::ln` is not `const`; a test checks them).
+const LN_LATENCY_BUCKETS_MS: [f64; 11] = [
+    1.609_437_912_434_100_3,
+    std::f64::consts::LN_10,
+    3.218_875_824_868_200_6,
+    3.912_023_005_428_146,
+    4.605_170_185_988_092,
+    5.521_460_917_862_246,
+    6.214_608_098_422_191,
+    6.907_755_278_982_137,
+    7.824_046_010_856_292,
+    8.517_193_191_416_238,
+    9.210_340_371_976_184,
 ];
 
 /// How a world is built.
@@ -1842,14 +1858,20 @@ impl World {
             if answered > 0.0 {
                 let median = f.latency_median_ms as f64;
                 let sigma = f.latency_sigma as f64;
-                let mut prev = 0.0f64;
-                for (k, le) in LATENCY_BUCKETS_S.iter().enumerate() {
-                    // Monotone in `le` even where the erfc approximation wobbles. Once a bucket holds every
-                    // request the ones above it do too, without a logarithm and an exponential each.
+                // P(latency <= le) = Φ((ln le - ln median) / sigma): one logarithm per service, the bounds'
+                // logarithms are constants and Φ is a table lookup (see `normal`).
+                let ln_median = median.ln();
+                let inv_sigma = 1.0 / sigma;
+                let mut prev = if median <= 0.0 { 1.0 } else { 0.0f64 };
+                for (k, ln_le) in LN_LATENCY_BUCKETS_MS.iter().enumerate() {
+                    // Monotone in `le` even where the interpolation wobbles. Once a bucket holds every request the
+                    // ones above it do too.
                     let p = if prev >= 1.0 {
                         1.0
                     } else {
-                        lognormal_cdf(median, sigma, le * 1000.0).max(prev).min(1.0)
+                        std_normal_cdf((ln_le - ln_median) * inv_sigma)
+                            .max(prev)
+                            .min(1.0)
                     };
                     prev = p;
                     t.latency_buckets[k] += answered * p;
@@ -1983,6 +2005,13 @@ mod tests {
             add_rate(&mut total, r, 1.0);
             let counted = (r as f64).is_finite() && r as f64 > 0.0;
             assert_eq!(total, if counted { r as f64 } else { 0.0 }, "rate {r}");
+        }
+    }
+
+    #[test]
+    fn bucket_logarithms_are_those_of_the_bounds() {
+        for (le, ln) in LATENCY_BUCKETS_S.iter().zip(LN_LATENCY_BUCKETS_MS) {
+            assert_eq!((le * 1000.0).ln(), ln, "{le}");
         }
     }
 
