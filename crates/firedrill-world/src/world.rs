@@ -1900,7 +1900,14 @@ pub fn derive_health(f: &ServiceFrame) -> Health {
         return Health::Down;
     }
     let err = f.error_ratio();
-    let p99 = f.p99_ms();
+    // The p99 only matters from 1 s up. Most ticks a cheap upper bound of the exponential in `p99_ms` shows it
+    // is below that, and then the exact value would change nothing: 0 stands in for it.
+    let y = P99_Z * f.latency_sigma as f64;
+    let p99 = if y < 15.0 && f.latency_median_ms as f64 * exp_upper_bound(y) < 1_000.0 {
+        0.0
+    } else {
+        f.p99_ms()
+    };
     let queue_stuck =
         f.qos_mismatches > 0 || (f.delivered_hz > 0.0 && f.queue_depth > f.delivered_hz * 120.0);
     if err >= 0.2 || p99 >= 5_000.0 || f.qos_mismatches > 0 {
@@ -1915,6 +1922,24 @@ pub fn derive_health(f: &ServiceFrame) -> Health {
     } else {
         Health::Healthy
     }
+}
+
+/// The standard normal quantile of 0.99 that [`ServiceFrame::p99_ms`] uses.
+const P99_Z: f64 = 2.326_347_874;
+
+/// An upper bound of `e^y` for `y < 16`, in six arithmetic operations instead of an exponential.
+///
+/// For `0 <= y < 16`, `(1 - y/16)^-16 = e^(y + y²/32 + y³/768 + …) >= e^y`; for `y < 0` it is 1 >= `e^y`. Its
+/// rounding errors (a subtraction, a division and four squarings, below 1e-14 relative in all) are covered by
+/// the factor `1 + 1e-12`, which also puts it above an exponential correct to within an ulp. So `m * bound < t`
+/// implies `m * y.exp() < t` when both products are rounded, for any `m`.
+#[inline]
+fn exp_upper_bound(y: f64) -> f64 {
+    let r = 1.0 / (1.0 - y.max(0.0) / 16.0);
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    r8 * r8 * (1.0 + 1e-12)
 }
 
 /// A uniform draw in [0, 1).
@@ -1983,6 +2008,89 @@ mod tests {
             assert!((erfc(x) - libm::erfc(x)).abs() < 2e-7, "x = {x}");
             x += 0.01;
         }
+    }
+
+    #[test]
+    fn exp_upper_bound_is_above_the_exponential_by_the_claimed_margin() {
+        let mut y = -3.0;
+        while y < 16.0 {
+            let b = exp_upper_bound(y);
+            assert!(b >= y.exp() * (1.0 + 1e-13), "y = {y}");
+            // And it is the bound it claims to be, so no looser than e^(y²/32 + …) (1.05 at y = 1.2).
+            let claimed = (-16.0 * (-y.max(0.0) / 16.0).ln_1p()).exp();
+            assert!(b <= claimed * (1.0 + 2e-12), "y = {y}");
+            y += 0.000_97;
+        }
+    }
+
+    /// `derive_health` with the exact p99, as it was before the bound.
+    fn health_exact(f: &ServiceFrame) -> Health {
+        if f.desired > 0 && f.ready == 0 {
+            return Health::Down;
+        }
+        let err = f.error_ratio();
+        let p99 = f.p99_ms();
+        let queue_stuck = f.qos_mismatches > 0
+            || (f.delivered_hz > 0.0 && f.queue_depth > f.delivered_hz * 120.0);
+        if err >= 0.2 || p99 >= 5_000.0 || f.qos_mismatches > 0 {
+            Health::Unhealthy
+        } else if err >= 0.02
+            || p99 >= 1_000.0
+            || f.ready < f.desired
+            || queue_stuck
+            || f.disk_size_gb > 0.0 && f.disk_used_gb >= 0.9 * f.disk_size_gb
+        {
+            Health::Degraded
+        } else {
+            Health::Healthy
+        }
+    }
+
+    #[test]
+    fn health_with_the_bounded_p99_is_health_with_the_exact_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut f = ServiceFrame {
+            ready: 2,
+            desired: 2,
+            offered_rps: 100.0,
+            ..ServiceFrame::default()
+        };
+        let mut checked = [0usize; 3];
+        for k in 0..200_000 {
+            // Medians spread over 0.1 ms .. 10 s, sigmas over 0 .. 2.5, with values right at the thresholds.
+            let median = (10f64).powf(uniform(&mut rng) * 5.0 - 1.0);
+            // Some sigmas tiny, where the bound is tightest.
+            let sigma = uniform(&mut rng) * if k % 5 == 0 { 1e-6 } else { 2.5 };
+            f.latency_median_ms = median as f32;
+            f.latency_sigma = sigma as f32;
+            if k % 3 == 0 {
+                // A median that puts the p99 within a few `f32` steps of 1 s.
+                let at = (1_000.0 / (P99_Z * f.latency_sigma as f64).exp()) as f32;
+                let steps = (uniform(&mut rng) * 9.0) as i32 - 4;
+                f.latency_median_ms = f32::from_bits((at.to_bits() as i32 + steps) as u32);
+            }
+            f.error_rps = if k % 7 == 0 { 10.0 } else { 0.0 };
+            assert_eq!(derive_health(&f), health_exact(&f), "{f:?}");
+            checked[derive_health(&f) as usize] += 1;
+        }
+        for odd in [
+            f32::NAN,
+            f32::INFINITY,
+            -1.0,
+            0.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+        ] {
+            for sigma in [f32::NAN, f32::INFINITY, -1.0, 0.0, 2.0, 7.0, 20.0] {
+                f.latency_median_ms = odd;
+                f.latency_sigma = sigma;
+                assert_eq!(derive_health(&f), health_exact(&f), "{f:?}");
+                f.latency_median_ms = 50.0;
+                assert_eq!(derive_health(&f), health_exact(&f), "{f:?}");
+            }
+        }
+        // Every outcome the latency can give was reached.
+        assert!(checked.iter().all(|&n| n > 1_000), "{checked:?}");
     }
 
     #[test]
