@@ -1,11 +1,11 @@
 //! The standard normal distribution function from a table built at compile time.
 //!
-//! The latency histogram needs about eighty normal probabilities per tick. Through `erfc` each costs an
-//! exponential (and, from a latency bound, a logarithm); here each is one table row and a cubic: the upper tail
-//! `Q(u) = 1 - Φ(u)` on `[0, 8)` in rows of width `h = 1/32`, each the cubic Hermite polynomial through the exact
-//! values and slopes at both ends of the row. Its error is at most `h⁴/384 · max|Q⁗| ≈ 1.5e-9` (checked against
-//! libm in the tests), fifty times below that of the Abramowitz & Stegun `erfc` it replaces there. Beyond the
-//! table the tail is below 8e-16 and the answer is 0 or 1.
+//! The latency histogram needs about eighty normal probabilities per tick, and every call edge one more (the
+//! share of calls slower than their timeout). Through `erfc` each cost an exponential; here each is one table
+//! row and a cubic: the upper tail `Q(u) = 1 - Φ(u)` on `[0, 8)` in rows of width `h = 1/32`, each the cubic
+//! Hermite polynomial through the exact values and slopes at both ends of the row. Its error is at most
+//! `h⁴/384 · max|Q⁗| ≈ 1.5e-9` (checked against libm in the tests), fifty times below that of the Abramowitz &
+//! Stegun `erfc` it replaces. Beyond the table the tail is below 8e-16 and the answer is 0 or 1.
 //!
 //! The table is a `static` computed by constant evaluation: it costs nothing at run time and is the same on every
 //! machine (constant evaluation is IEEE arithmetic without fused operations).

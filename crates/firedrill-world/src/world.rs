@@ -1956,13 +1956,22 @@ pub(crate) fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
     (s - 2.0) * 3.0f64.sqrt()
 }
 
-/// P(X > threshold) for a log-normal latency with this median and sigma.
+/// P(X > threshold) for a log-normal latency with this median and sigma (within 2e-9, see
+/// [`std_normal_cdf`]).
 #[inline]
 pub fn lognormal_tail(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
-    1.0 - lognormal_cdf(median_ms, sigma, threshold_ms)
+    if median_ms <= 0.0 {
+        return 0.0;
+    }
+    if threshold_ms <= 0.0 {
+        return 1.0;
+    }
+    // The upper tail as the table's lower one, which keeps its relative precision.
+    std_normal_cdf((median_ms / threshold_ms).ln() / sigma)
 }
 
-/// P(X <= threshold) for a log-normal latency with this median and sigma.
+/// P(X <= threshold) for a log-normal latency with this median and sigma (within 2e-9, see
+/// [`std_normal_cdf`]).
 #[inline]
 pub fn lognormal_cdf(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
     if median_ms <= 0.0 {
@@ -1971,43 +1980,40 @@ pub fn lognormal_cdf(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
     if threshold_ms <= 0.0 {
         return 0.0;
     }
-    let z = (threshold_ms / median_ms).ln() / (sigma * std::f64::consts::SQRT_2);
-    // Beyond |z| = 5.5 the tail is below 1e-14: not worth an exponential.
-    if z > 5.5 {
-        1.0
-    } else if z < -5.5 {
-        0.0
-    } else {
-        0.5 * erfc(-z)
-    }
-}
-
-/// The complementary error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7). Written here
-/// because it is on the per-tick path for every call edge and one exponential is all it costs, where a
-/// full-precision erfc costs several times more and the extra digits do not change any probability we use.
-#[inline]
-pub fn erfc(x: f64) -> f64 {
-    let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let r = poly * (-a * a).exp();
-    if x >= 0.0 { r } else { 2.0 - r }
+    std_normal_cdf((threshold_ms / median_ms).ln() / sigma)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The log-normal distribution function through libm's erfc.
+    fn lognormal_cdf_exact(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
+        0.5 * libm::erfc(-(threshold_ms / median_ms).ln() / (sigma * std::f64::consts::SQRT_2))
+    }
+
     #[test]
-    fn erfc_matches_libm_closely() {
-        let mut x = -6.0;
-        while x <= 6.0 {
-            assert!((erfc(x) - libm::erfc(x)).abs() < 2e-7, "x = {x}");
-            x += 0.01;
+    fn lognormal_tail_and_cdf_are_close_to_exact_and_complementary() {
+        for median in [0.6, 3.0, 40.0, 900.0, 7_000.0] {
+            for sigma in [0.05, 0.3, 0.5, 1.0, 2.0] {
+                let mut t = 0.1;
+                while t < 100_000.0 {
+                    let exact = lognormal_cdf_exact(median, sigma, t);
+                    let (cdf, tail) = (
+                        lognormal_cdf(median, sigma, t),
+                        lognormal_tail(median, sigma, t),
+                    );
+                    assert!((cdf - exact).abs() < 2e-9, "{median} {sigma} {t}");
+                    assert!((tail - (1.0 - exact)).abs() < 2e-9, "{median} {sigma} {t}");
+                    assert!((cdf + tail - 1.0).abs() < 4e-9);
+                    t *= 1.07;
+                }
+            }
         }
+        assert_eq!(lognormal_cdf(0.0, 0.5, 10.0), 1.0);
+        assert_eq!(lognormal_tail(0.0, 0.5, 10.0), 0.0);
+        assert_eq!(lognormal_cdf(10.0, 0.5, 0.0), 0.0);
+        assert_eq!(lognormal_tail(10.0, 0.5, 0.0), 1.0);
     }
 
     #[test]
