@@ -1866,9 +1866,14 @@ impl World {
                     let p = if prev >= 1.0 {
                         1.0
                     } else {
-                        std_normal_cdf((ln_le - ln_median) * inv_sigma)
-                            .max(prev)
-                            .min(1.0)
+                        // `c.max(prev).min(1.0)` (NaN gives `prev`), as two plain comparisons: `f64::max` and
+                        // `min` compile to NaN-aware sequences, and `prev` is never NaN.
+                        let c = std_normal_cdf((ln_le - ln_median) * inv_sigma);
+                        if c > prev {
+                            if c < 1.0 { c } else { 1.0 }
+                        } else {
+                            prev
+                        }
                     };
                     prev = p;
                     t.latency_buckets[k] += answered * p;
@@ -1892,6 +1897,7 @@ fn add_rate(total: &mut f64, rate: f32, dt: f64) {
 }
 
 /// Health from a frame: down without ready replicas; otherwise by error ratio, tail latency and missing replicas.
+#[inline]
 pub fn derive_health(f: &ServiceFrame) -> Health {
     if f.desired > 0 && f.ready == 0 {
         return Health::Down;
