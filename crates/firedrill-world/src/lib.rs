@@ -15,6 +15,7 @@ pub mod changes;
 pub mod config;
 pub mod events;
 pub mod frame;
+pub mod normal;
 pub mod ops;
 pub mod spec;
 pub mod taxonomy;

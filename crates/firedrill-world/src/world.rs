@@ -17,12 +17,28 @@ use crate::changes::ChangeRecord;
 use crate::config::ConfigEffects;
 use crate::events::{Event, EventKind, EventLog};
 use crate::frame::{ErrorCause, FrameRing, Health, ServiceFrame, ServiceTotals};
+use crate::normal::std_normal_cdf;
 use crate::spec::{Behaviour, Qos, ServiceKind};
 use crate::topology::{MAX_REPLICAS, ServiceId, Topology};
 
 /// Upper bounds of the latency histogram buckets, in seconds (the classic Prometheus defaults).
 pub const LATENCY_BUCKETS_S: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Natural logarithms of [`LATENCY_BUCKETS_S`] in milliseconds (`f64::ln` is not `const`; a test checks them).
+const LN_LATENCY_BUCKETS_MS: [f64; 11] = [
+    1.609_437_912_434_100_3,
+    std::f64::consts::LN_10,
+    3.218_875_824_868_200_6,
+    3.912_023_005_428_146,
+    4.605_170_185_988_092,
+    5.521_460_917_862_246,
+    6.214_608_098_422_191,
+    6.907_755_278_982_137,
+    7.824_046_010_856_292,
+    8.517_193_191_416_238,
+    9.210_340_371_976_184,
 ];
 
 /// How a world is built.
@@ -1324,13 +1340,10 @@ impl World {
                     p_final * edge.per_request
                 } else {
                     let calls_per_request = edge.per_request.min(50.0);
-                    let all_ok = 1.0 - p_final;
-                    // `powf` with exponent 1 returns its base exactly (it is within half an ulp and the base is
-                    // representable): skip the call on the many edges with one call per request.
-                    1.0 - if calls_per_request == 1.0 {
-                        all_ok
+                    if calls_per_request == 1.0 {
+                        1.0 - (1.0 - p_final)
                     } else {
-                        all_ok.powf(calls_per_request)
+                        any_failed(p_final, calls_per_request)
                     }
                 };
                 q_ok *= 1.0 - fail_share;
@@ -1842,14 +1855,25 @@ impl World {
             if answered > 0.0 {
                 let median = f.latency_median_ms as f64;
                 let sigma = f.latency_sigma as f64;
-                let mut prev = 0.0f64;
-                for (k, le) in LATENCY_BUCKETS_S.iter().enumerate() {
-                    // Monotone in `le` even where the erfc approximation wobbles. Once a bucket holds every
-                    // request the ones above it do too, without a logarithm and an exponential each.
+                // P(latency <= le) = Φ((ln le - ln median) / sigma): one logarithm per service, the bounds'
+                // logarithms are constants and Φ is a table lookup (see `normal`).
+                let ln_median = median.ln();
+                let inv_sigma = 1.0 / sigma;
+                let mut prev = if median <= 0.0 { 1.0 } else { 0.0f64 };
+                for (k, ln_le) in LN_LATENCY_BUCKETS_MS.iter().enumerate() {
+                    // Monotone in `le` even where the interpolation wobbles. Once a bucket holds every request the
+                    // ones above it do too.
                     let p = if prev >= 1.0 {
                         1.0
                     } else {
-                        lognormal_cdf(median, sigma, le * 1000.0).max(prev).min(1.0)
+                        // `c.max(prev).min(1.0)` (NaN gives `prev`), as two plain comparisons: `f64::max` and
+                        // `min` compile to NaN-aware sequences, and `prev` is never NaN.
+                        let c = std_normal_cdf((ln_le - ln_median) * inv_sigma);
+                        if c > prev {
+                            if c < 1.0 { c } else { 1.0 }
+                        } else {
+                            prev
+                        }
                     };
                     prev = p;
                     t.latency_buckets[k] += answered * p;
@@ -1873,12 +1897,20 @@ fn add_rate(total: &mut f64, rate: f32, dt: f64) {
 }
 
 /// Health from a frame: down without ready replicas; otherwise by error ratio, tail latency and missing replicas.
+#[inline]
 pub fn derive_health(f: &ServiceFrame) -> Health {
     if f.desired > 0 && f.ready == 0 {
         return Health::Down;
     }
     let err = f.error_ratio();
-    let p99 = f.p99_ms();
+    // The p99 only matters from 1 s up. Most ticks a cheap upper bound of the exponential in `p99_ms` shows it
+    // is below that, and then the exact value would change nothing: 0 stands in for it.
+    let y = P99_Z * f.latency_sigma as f64;
+    let p99 = if y < 15.0 && f.latency_median_ms as f64 * exp_upper_bound(y) < 1_000.0 {
+        0.0
+    } else {
+        f.p99_ms()
+    };
     let queue_stuck =
         f.qos_mismatches > 0 || (f.delivered_hz > 0.0 && f.queue_depth > f.delivered_hz * 120.0);
     if err >= 0.2 || p99 >= 5_000.0 || f.qos_mismatches > 0 {
@@ -1892,6 +1924,46 @@ pub fn derive_health(f: &ServiceFrame) -> Health {
         Health::Degraded
     } else {
         Health::Healthy
+    }
+}
+
+/// The standard normal quantile of 0.99 that [`ServiceFrame::p99_ms`] uses.
+const P99_Z: f64 = 2.326_347_874;
+
+/// An upper bound of `e^y` for `y < 16`, in six arithmetic operations instead of an exponential.
+///
+/// For `0 <= y < 16`, `(1 - y/16)^-16 = e^(y + y²/32 + y³/768 + …) >= e^y`; for `y < 0` it is 1 >= `e^y`. Its
+/// rounding errors (a subtraction, a division and four squarings, below 1e-14 relative in all) are covered by
+/// the factor `1 + 1e-12`, which also puts it above an exponential correct to within an ulp. So `m * bound < t`
+/// implies `m * y.exp() < t` when both products are rounded, for any `m`.
+#[inline]
+fn exp_upper_bound(y: f64) -> f64 {
+    let r = 1.0 / (1.0 - y.max(0.0) / 16.0);
+    let r2 = r * r;
+    let r4 = r2 * r2;
+    let r8 = r4 * r4;
+    r8 * r8 * (1.0 + 1e-12)
+}
+
+/// `1 - (1 - x)^c`: the share of requests that see a failure among `c` calls that each fail with probability
+/// `x`.
+///
+/// Where `x · max(c, 1) <= 0.01` (healthy dependencies, most ticks) it is the binomial series
+/// `Σ (-1)^(k+1) C(c, k) x^k` to the sixth power, with a relative error below 2e-13 (the terms after it shrink
+/// geometrically from `x^6 / 7` for `c < 1`, from `(c x)^6 / 5040` above), which is more accurate than `powf`
+/// there: `1 - x` loses the digits of `x` below 1e-16. Elsewhere `powf`.
+#[inline]
+fn any_failed(x: f64, c: f64) -> f64 {
+    if x * c.max(1.0) <= 0.01 {
+        let b1 = c;
+        let b2 = b1 * (1.0 - c) * 0.5;
+        let b3 = b2 * (2.0 - c) * (1.0 / 3.0);
+        let b4 = b3 * (3.0 - c) * 0.25;
+        let b5 = b4 * (4.0 - c) * 0.2;
+        let b6 = b5 * (5.0 - c) * (1.0 / 6.0);
+        x * (b1 + x * (b2 + x * (b3 + x * (b4 + x * (b5 + x * b6)))))
+    } else {
+        1.0 - (1.0 - x).powf(c)
     }
 }
 
@@ -1909,13 +1981,22 @@ pub(crate) fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
     (s - 2.0) * 3.0f64.sqrt()
 }
 
-/// P(X > threshold) for a log-normal latency with this median and sigma.
+/// P(X > threshold) for a log-normal latency with this median and sigma (within 2e-9, see
+/// [`std_normal_cdf`]).
 #[inline]
 pub fn lognormal_tail(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
-    1.0 - lognormal_cdf(median_ms, sigma, threshold_ms)
+    if median_ms <= 0.0 {
+        return 0.0;
+    }
+    if threshold_ms <= 0.0 {
+        return 1.0;
+    }
+    // The upper tail as the table's lower one, which keeps its relative precision.
+    std_normal_cdf((median_ms / threshold_ms).ln() / sigma)
 }
 
-/// P(X <= threshold) for a log-normal latency with this median and sigma.
+/// P(X <= threshold) for a log-normal latency with this median and sigma (within 2e-9, see
+/// [`std_normal_cdf`]).
 #[inline]
 pub fn lognormal_cdf(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
     if median_ms <= 0.0 {
@@ -1924,43 +2005,147 @@ pub fn lognormal_cdf(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
     if threshold_ms <= 0.0 {
         return 0.0;
     }
-    let z = (threshold_ms / median_ms).ln() / (sigma * std::f64::consts::SQRT_2);
-    // Beyond |z| = 5.5 the tail is below 1e-14: not worth an exponential.
-    if z > 5.5 {
-        1.0
-    } else if z < -5.5 {
-        0.0
-    } else {
-        0.5 * erfc(-z)
-    }
-}
-
-/// The complementary error function, Abramowitz & Stegun 7.1.26 (absolute error below 1.5e-7). Written here
-/// because it is on the per-tick path for every call edge and one exponential is all it costs, where a
-/// full-precision erfc costs several times more and the extra digits do not change any probability we use.
-#[inline]
-pub fn erfc(x: f64) -> f64 {
-    let a = x.abs();
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let r = poly * (-a * a).exp();
-    if x >= 0.0 { r } else { 2.0 - r }
+    std_normal_cdf((threshold_ms / median_ms).ln() / sigma)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The log-normal distribution function through libm's erfc.
+    fn lognormal_cdf_exact(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
+        0.5 * libm::erfc(-(threshold_ms / median_ms).ln() / (sigma * std::f64::consts::SQRT_2))
+    }
+
     #[test]
-    fn erfc_matches_libm_closely() {
-        let mut x = -6.0;
-        while x <= 6.0 {
-            assert!((erfc(x) - libm::erfc(x)).abs() < 2e-7, "x = {x}");
-            x += 0.01;
+    fn lognormal_tail_and_cdf_are_close_to_exact_and_complementary() {
+        for median in [0.6, 3.0, 40.0, 900.0, 7_000.0] {
+            for sigma in [0.05, 0.3, 0.5, 1.0, 2.0] {
+                let mut t = 0.1;
+                while t < 100_000.0 {
+                    let exact = lognormal_cdf_exact(median, sigma, t);
+                    let (cdf, tail) = (
+                        lognormal_cdf(median, sigma, t),
+                        lognormal_tail(median, sigma, t),
+                    );
+                    assert!((cdf - exact).abs() < 2e-9, "{median} {sigma} {t}");
+                    assert!((tail - (1.0 - exact)).abs() < 2e-9, "{median} {sigma} {t}");
+                    assert!((cdf + tail - 1.0).abs() < 4e-9);
+                    t *= 1.07;
+                }
+            }
         }
+        assert_eq!(lognormal_cdf(0.0, 0.5, 10.0), 1.0);
+        assert_eq!(lognormal_tail(0.0, 0.5, 10.0), 0.0);
+        assert_eq!(lognormal_cdf(10.0, 0.5, 0.0), 0.0);
+        assert_eq!(lognormal_tail(10.0, 0.5, 0.0), 1.0);
+    }
+
+    #[test]
+    fn any_failed_is_one_minus_the_power_to_its_claimed_precision() {
+        for c in [
+            0.01, 0.1, 0.3, 0.35, 0.5, 0.8, 0.999, 1.5, 2.0, 2.5, 3.0, 7.3, 20.0, 50.0,
+        ] {
+            let mut x = 1e-12f64;
+            while x < 1.0 {
+                // -expm1(c ln1p(-x)) keeps the digits that 1 - (1 - x)^c loses.
+                let exact = -(c * (-x).ln_1p()).exp_m1();
+                let got = any_failed(x, c);
+                let tol = if x * f64::max(c, 1.0) <= 0.01 {
+                    2e-13 * exact
+                } else {
+                    // powf's own cancellation: 1 - x is rounded to 1e-16.
+                    4e-16 * c.max(1.0) + 1e-15 * exact
+                };
+                assert!((got - exact).abs() <= tol, "c {c} x {x}: {got} vs {exact}");
+                x *= 1.13;
+            }
+        }
+        // Past the series, powf.
+        assert_eq!(any_failed(0.5, 3.0), 1.0 - 0.5f64.powf(3.0));
+    }
+
+    #[test]
+    fn exp_upper_bound_is_above_the_exponential_by_the_claimed_margin() {
+        let mut y = -3.0;
+        while y < 16.0 {
+            let b = exp_upper_bound(y);
+            assert!(b >= y.exp() * (1.0 + 1e-13), "y = {y}");
+            // And it is the bound it claims to be, so no looser than e^(y²/32 + …) (1.05 at y = 1.2).
+            let claimed = (-16.0 * (-y.max(0.0) / 16.0).ln_1p()).exp();
+            assert!(b <= claimed * (1.0 + 2e-12), "y = {y}");
+            y += 0.000_97;
+        }
+    }
+
+    /// `derive_health` with the exact p99, as it was before the bound.
+    fn health_exact(f: &ServiceFrame) -> Health {
+        if f.desired > 0 && f.ready == 0 {
+            return Health::Down;
+        }
+        let err = f.error_ratio();
+        let p99 = f.p99_ms();
+        let queue_stuck = f.qos_mismatches > 0
+            || (f.delivered_hz > 0.0 && f.queue_depth > f.delivered_hz * 120.0);
+        if err >= 0.2 || p99 >= 5_000.0 || f.qos_mismatches > 0 {
+            Health::Unhealthy
+        } else if err >= 0.02
+            || p99 >= 1_000.0
+            || f.ready < f.desired
+            || queue_stuck
+            || f.disk_size_gb > 0.0 && f.disk_used_gb >= 0.9 * f.disk_size_gb
+        {
+            Health::Degraded
+        } else {
+            Health::Healthy
+        }
+    }
+
+    #[test]
+    fn health_with_the_bounded_p99_is_health_with_the_exact_one() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut f = ServiceFrame {
+            ready: 2,
+            desired: 2,
+            offered_rps: 100.0,
+            ..ServiceFrame::default()
+        };
+        let mut checked = [0usize; 3];
+        for k in 0..200_000 {
+            // Medians spread over 0.1 ms .. 10 s, sigmas over 0 .. 2.5, with values right at the thresholds.
+            let median = (10f64).powf(uniform(&mut rng) * 5.0 - 1.0);
+            // Some sigmas tiny, where the bound is tightest.
+            let sigma = uniform(&mut rng) * if k % 5 == 0 { 1e-6 } else { 2.5 };
+            f.latency_median_ms = median as f32;
+            f.latency_sigma = sigma as f32;
+            if k % 3 == 0 {
+                // A median that puts the p99 within a few `f32` steps of 1 s.
+                let at = (1_000.0 / (P99_Z * f.latency_sigma as f64).exp()) as f32;
+                let steps = (uniform(&mut rng) * 9.0) as i32 - 4;
+                f.latency_median_ms = f32::from_bits((at.to_bits() as i32 + steps) as u32);
+            }
+            f.error_rps = if k % 7 == 0 { 10.0 } else { 0.0 };
+            assert_eq!(derive_health(&f), health_exact(&f), "{f:?}");
+            checked[derive_health(&f) as usize] += 1;
+        }
+        for odd in [
+            f32::NAN,
+            f32::INFINITY,
+            -1.0,
+            0.0,
+            f32::MAX,
+            f32::MIN_POSITIVE,
+        ] {
+            for sigma in [f32::NAN, f32::INFINITY, -1.0, 0.0, 2.0, 7.0, 20.0] {
+                f.latency_median_ms = odd;
+                f.latency_sigma = sigma;
+                assert_eq!(derive_health(&f), health_exact(&f), "{f:?}");
+                f.latency_median_ms = 50.0;
+                assert_eq!(derive_health(&f), health_exact(&f), "{f:?}");
+            }
+        }
+        // Every outcome the latency can give was reached.
+        assert!(checked.iter().all(|&n| n > 1_000), "{checked:?}");
     }
 
     #[test]
@@ -1983,6 +2168,13 @@ mod tests {
             add_rate(&mut total, r, 1.0);
             let counted = (r as f64).is_finite() && r as f64 > 0.0;
             assert_eq!(total, if counted { r as f64 } else { 0.0 }, "rate {r}");
+        }
+    }
+
+    #[test]
+    fn bucket_logarithms_are_those_of_the_bounds() {
+        for (le, ln) in LATENCY_BUCKETS_S.iter().zip(LN_LATENCY_BUCKETS_MS) {
+            assert_eq!((le * 1000.0).ln(), ln, "{le}");
         }
     }
 
