@@ -931,15 +931,17 @@ impl Episode {
     ) -> Content {
         let (start, end) = self.window_ms(window);
         let name = self.name(id).to_string();
-        // Outlines first (the same walks without the spans' text), then only the traces shown are built: most of
-        // the window's traces were only ever counted.
-        let world = self.incident.world();
-        let matching: Vec<_> = traces::outlines_between(world, start, end, 20_000, Some(id))
-            .into_iter()
-            .filter(|o| !errors_only || o.error)
-            .collect();
-        let matched = matching.len();
-        let newest = traces::build_traces(world, matching.iter().rev().take(MAX_TRACES));
+        // Only the traces shown are built; the others are only counted, each walked no further than it takes to
+        // know whether it counts.
+        let (matched, newest) = traces::newest_through(
+            self.incident.world(),
+            start,
+            end,
+            20_000,
+            id,
+            errors_only,
+            MAX_TRACES,
+        );
         let mut out = Vec::with_capacity(newest.len());
         for t in &newest {
             out.push(self.trace_summary(t, id, new_evidence));
