@@ -842,14 +842,18 @@ impl Episode {
         let page_ms = self.unix_ms(self.incident.page_s());
         // Only this service's lines are rendered: every draw is keyed by (tick, service) or by the event, so they
         // are the lines, in the same order, a render of every service would give (tested in firedrill-telemetry).
-        let records: Vec<_> = logs::render_service(self.incident.world(), id, start, end, &opts)
-            .into_iter()
-            .filter(|r| r.level >= min_level)
-            .collect();
-        let matched = records.len();
-        let skip = matched.saturating_sub(limit as usize);
-        let mut lines = Vec::with_capacity(matched - skip);
-        for r in records.into_iter().skip(skip) {
+        // Only the lines returned get their text; the others are only counted.
+        let (matched, records) = logs::newest_of_service(
+            self.incident.world(),
+            id,
+            start,
+            end,
+            &opts,
+            min_level,
+            limit as usize,
+        );
+        let mut lines = Vec::with_capacity(records.len());
+        for r in records {
             let disc = format!(
                 "{}|{}|{}",
                 r.t_ms,
@@ -861,10 +865,10 @@ impl Episode {
                 id: eid,
                 minutes: minutes_of((r.t_ms - page_ms) as f64 / 1000.0),
                 time: logs::rfc3339_ms(r.t_ms),
-                pod: r.pod.clone(),
+                pod: r.pod,
                 level: r.level.as_str().to_string(),
                 event: r.event.to_string(),
-                message: r.message.clone(),
+                message: r.message,
             });
         }
         Content::Logs {

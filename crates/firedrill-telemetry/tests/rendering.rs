@@ -1131,3 +1131,72 @@ fn newest_traces_through_a_service_are_the_outlines_filtered() {
         "{matched_total} {errors_total}"
     );
 }
+
+#[test]
+fn newest_lines_of_a_service_are_the_render_filtered() {
+    // `reconfigured` logs `api` at debug from its last change on; `fanout` fails at several depths.
+    let mut worlds = vec![eventful(3), dropping(5), two_entries(8), fanout(2)];
+    let mut debug = reconfigured(6);
+    debug
+        .apply(
+            &Operation::SetConfig {
+                service: id(&debug, "api"),
+                key: "log.level".into(),
+                value: "debug".into(),
+            },
+            &Actor::oncall(),
+        )
+        .expect("config");
+    debug.run(8);
+    worlds.push(debug);
+    let levels = [Level::Debug, Level::Info, Level::Warn, Level::Error];
+    let (mut returned, mut counted) = (0, [0usize; 4]);
+    for w in &worlds {
+        for (start, end) in windows(w) {
+            for noise in [0.0, 1.0, 4.0] {
+                for max_records in [usize::MAX, 50, 3] {
+                    let opts = LogOptions { noise, max_records };
+                    for svc in &w.topology().services {
+                        let sid = id(w, svc.name());
+                        let all = logs::render_service(w, sid, start, end, &opts);
+                        for (l, &min_level) in levels.iter().enumerate() {
+                            let want: Vec<&LogRecord> =
+                                all.iter().filter(|r| r.level >= min_level).collect();
+                            for limit in [0, 1, 7, 20, 10_000] {
+                                let (matched, got) = logs::newest_of_service(
+                                    w, sid, start, end, &opts, min_level, limit,
+                                );
+                                let what = format!(
+                                    "{} in [{start}, {end}) noise {noise} max {max_records} {min_level:?} limit {limit}",
+                                    svc.name()
+                                );
+                                assert_eq!(matched, want.len(), "{what}");
+                                let newest = &want[want.len().saturating_sub(limit)..];
+                                assert!(got.iter().eq(newest.iter().copied()), "{what}");
+                                returned += got.len();
+                            }
+                            counted[l] += want.len();
+                        }
+                    }
+                }
+            }
+        }
+        let everything = (i64::MIN / 4, i64::MAX / 4);
+        assert_eq!(
+            logs::newest_of_service(
+                w,
+                ServiceId(999),
+                everything.0,
+                everything.1,
+                &LogOptions::default(),
+                Level::Debug,
+                10
+            ),
+            (0, Vec::new())
+        );
+    }
+    assert!(
+        returned > 10_000 && counted.iter().all(|&n| n > 500),
+        "{returned} {counted:?}"
+    );
+}
