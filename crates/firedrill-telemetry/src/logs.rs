@@ -17,6 +17,7 @@
 //! Every line is a pure function of (seed, tick, service) and the world's events and changes: rendering the
 //! same window twice gives the same lines.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use firedrill_world::changes::ChangeKind;
@@ -259,8 +260,8 @@ pub fn render_service(
 /// and the newest `limit` of them, oldest first.
 ///
 /// The same as filtering [`render_service`], only cheaper: each tick's lines are first drawn without their text
-/// (the same draws, so the same lines, times and levels), and only the ticks that hold lines returned are drawn
-/// again with it. A window holds many lines, and most were only ever counted.
+/// (the same draws, so the same lines, times and levels), and only the lines returned are drawn again with it,
+/// their ticks' other lines again without. A window holds many lines, and most are only ever counted.
 pub fn newest_of_service(
     world: &World,
     service: ServiceId,
@@ -273,13 +274,13 @@ pub fn newest_of_service(
     if service.index() >= world.topology().len() || end_ms <= start_ms {
         return (0, Vec::new());
     }
-    /// Where a line comes from: an event's line (by its index among them), or a tick's (by its index among
-    /// the lines of that tick).
+    /// Where a line comes from: an event's line (by its index among them), or a tick's (by the order it was
+    /// written in, among the lines of that tick, kept or not).
     enum Source {
         Event(usize),
         Tick(u64, usize),
     }
-    let mut ctx = Ctx::new(world);
+    let ctx = Ctx::new(world);
     let noise = noise_of(opts);
     let mut event_lines = Vec::new();
     events(&ctx, Some(service), start_ms, end_ms, &mut event_lines);
@@ -289,19 +290,21 @@ pub fn newest_of_service(
         .enumerate()
         .map(|(k, r)| (r.t_ms, r.level, Source::Event(k)))
         .collect();
-    ctx.text = false;
-    let mut drawn = Vec::new();
     for (t, frames) in ticks_between(&ctx, start_ms, end_ms) {
         let Some(f) = frames.get(service.index()) else {
             continue;
         };
-        drawn.clear();
-        service_tick(&ctx, t, service, f, start_ms, end_ms, noise, &mut drawn);
-        lines.extend(
-            drawn
-                .iter()
-                .enumerate()
-                .map(|(k, r)| (r.t_ms, r.level, Source::Tick(t, k))),
+        let mut emit = |g, r: LogRecord| lines.push((r.t_ms, r.level, Source::Tick(t, g)));
+        service_tick(
+            &ctx,
+            t,
+            service,
+            f,
+            start_ms,
+            end_ms,
+            noise,
+            |_| false,
+            &mut emit,
         );
     }
     // As `render_scoped` orders and caps them (one service: its stable sort is by time alone).
@@ -311,26 +314,37 @@ pub fn newest_of_service(
     }
     lines.retain(|l| l.1 >= min_level);
     let matched = lines.len();
+    let newest = lines.split_off(matched.saturating_sub(limit));
 
-    ctx.text = true;
+    // The lines returned, drawn again with text: per tick, which of its lines.
+    let mut wanted: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (_, _, source) in &newest {
+        if let Source::Tick(t, g) = *source {
+            wanted.entry(t).or_default().push(g);
+        }
+    }
+    let mut written: BTreeMap<(u64, usize), LogRecord> = BTreeMap::new();
+    for (&t, gs) in &mut wanted {
+        gs.sort_unstable();
+        let Some(f) = world.history().get(t, service.index()) else {
+            continue;
+        };
+        let want = |g: usize| gs.binary_search(&g).is_ok();
+        let mut emit = |g, r| {
+            if want(g) {
+                written.insert((t, g), r);
+            }
+        };
+        service_tick(
+            &ctx, t, service, f, start_ms, end_ms, noise, want, &mut emit,
+        );
+    }
     let mut event_lines: Vec<Option<LogRecord>> = event_lines.into_iter().map(Some).collect();
-    // The returned lines' ticks, drawn again with text (a tick's lines come out the same, in the same order).
-    let mut ticks: BTreeMap<u64, Vec<Option<LogRecord>>> = BTreeMap::new();
-    let mut out = Vec::with_capacity(limit.min(matched));
-    for (t_ms, level, source) in lines.drain(matched.saturating_sub(limit)..) {
+    let mut out = Vec::with_capacity(newest.len());
+    for (t_ms, level, source) in newest {
         let line = match source {
             Source::Event(k) => event_lines.get_mut(k).and_then(Option::take),
-            Source::Tick(t, k) => ticks
-                .entry(t)
-                .or_insert_with(|| {
-                    let mut written = Vec::new();
-                    if let Some(f) = world.history().get(t, service.index()) {
-                        service_tick(&ctx, t, service, f, start_ms, end_ms, noise, &mut written);
-                    }
-                    written.into_iter().map(Some).collect()
-                })
-                .get_mut(k)
-                .and_then(Option::take),
+            Source::Tick(t, g) => written.remove(&(t, g)),
         };
         debug_assert!(
             line.as_ref()
@@ -365,14 +379,14 @@ fn render_scoped(
     out
 }
 
-/// What rendering needs besides the world: pod names over time, and whether lines are written out.
+/// What rendering needs besides the world: pod names over time, and whether the line being drawn is written out.
 struct Ctx<'a> {
     world: &'a World,
     pods: PodNames,
     tick_ms: i64,
-    /// Whether the per-tick lines get their text (message, fields, pod, service). Without it they are drawn all
-    /// the same, which is enough to know their time and level.
-    text: bool,
+    /// Whether the per-tick line being drawn gets its text (message and fields). Without it the line is drawn
+    /// all the same, which is enough to know its time and level. Set by [`service_tick`] line by line.
+    text: Cell<bool>,
 }
 
 impl<'a> Ctx<'a> {
@@ -381,20 +395,20 @@ impl<'a> Ctx<'a> {
             world,
             pods: PodNames::new(world),
             tick_ms: (world.tick_s() * 1000.0).round().max(1.0) as i64,
-            text: true,
+            text: Cell::new(true),
         }
     }
 
     /// Sets field `key` when lines get their text.
     fn put(&self, fields: &mut BTreeMap<String, String>, key: &str, value: impl Into<String>) {
-        if self.text {
+        if self.text.get() {
             fields.insert(key.to_string(), value.into());
         }
     }
 
     /// `args` written out when lines get their text, else an empty string (see [`text!`]).
     fn written(&self, args: std::fmt::Arguments<'_>) -> String {
-        if self.text {
+        if self.text.get() {
             std::fmt::format(args)
         } else {
             String::new()
@@ -427,6 +441,16 @@ impl<'a> Ctx<'a> {
     /// A configuration value as it was in effect during the tick ending at `tick_world_ms`.
     fn config_at(&self, id: ServiceId, key: &str, tick_world_ms: i64) -> Option<&'a str> {
         det::config_at(self.world, id, key, tick_world_ms)
+    }
+
+    /// [`Ctx::config_at`] for a value only a line's text shows (no draw may depend on it): `None`, unread, when
+    /// the line gets no text.
+    fn text_config_at(&self, id: ServiceId, key: &str, tick_world_ms: i64) -> Option<&'a str> {
+        if self.text.get() {
+            self.config_at(id, key, tick_world_ms)
+        } else {
+            None
+        }
     }
 }
 
@@ -967,7 +991,18 @@ fn per_tick(
             None => (0, frames.len()),
         };
         for (i, f) in frames.iter().enumerate().skip(skip).take(take) {
-            service_tick(ctx, t, ServiceId(i as u16), f, start_ms, end_ms, noise, out);
+            let mut emit = |_, r| out.push(r);
+            service_tick(
+                ctx,
+                t,
+                ServiceId(i as u16),
+                f,
+                start_ms,
+                end_ms,
+                noise,
+                |_| true,
+                &mut emit,
+            );
         }
     }
 }
@@ -1001,8 +1036,10 @@ fn ticks_between<'a>(
 }
 
 /// The lines service `id` (whose frame at tick `t` is `f`) writes during tick `t` that fall in
-/// `[start_ms, end_ms)`, in the order they were written. Without text ([`Ctx::text`]) the same lines come out
-/// with the same times and levels, but with no message, fields, pod or service.
+/// `[start_ms, end_ms)`, handed to `emit` in the order they were written, each with its place in that order
+/// (counting the lines the pipeline dropped or the window leaves out). Only lines `text` picks (by that place)
+/// get their text; the others come out the same, with the same times and levels, but with no message, fields,
+/// pod or service.
 #[allow(clippy::too_many_arguments)]
 fn service_tick(
     ctx: &Ctx<'_>,
@@ -1012,7 +1049,8 @@ fn service_tick(
     start_ms: i64,
     end_ms: i64,
     noise: f64,
-    out: &mut Vec<LogRecord>,
+    text: impl Fn(usize) -> bool,
+    emit: &mut impl FnMut(usize, LogRecord),
 ) {
     let world = ctx.world;
     let dt = world.tick_s();
@@ -1038,6 +1076,7 @@ fn service_tick(
     } as f64;
     let n = stochastic_round(&mut rng, (failing * dt).min(MAX_FAILURE_LINES_PER_TICK));
     for _ in 0..n {
+        ctx.text.set(text(lines.len()));
         lines.push(failure_line(ctx, &mut rng, id, f, t, tick_world_ms));
     }
     // Background lines, in proportion to what the service writes at its configured level.
@@ -1047,6 +1086,7 @@ fn service_tick(
         (volume * BACKGROUND_SCALE * dt * noise).min(MAX_BACKGROUND_LINES_PER_TICK),
     );
     for _ in 0..n {
+        ctx.text.set(text(lines.len()));
         let line = background(ctx, &mut rng, id, f, level_cfg);
         if passes(line.0, level_cfg) {
             lines.push(line);
@@ -1054,13 +1094,14 @@ fn service_tick(
     }
     // Warnings that healthy systems write all the time.
     if f.ready > 0 && unit(&mut rng) < DISTRACTOR_RATE * noise {
+        ctx.text.set(text(lines.len()));
         let line = distractor(ctx, &mut rng, id, f);
         if passes(line.0, level_cfg) {
             lines.push(line);
         }
     }
 
-    for (level, event, message, fl) in lines {
+    for (g, (level, event, message, fl)) in lines.into_iter().enumerate() {
         let dropped = unit(&mut rng) >= keep;
         let at = begin + (unit(&mut rng) * ctx.tick_ms as f64) as i64 + 1;
         let slot = slots
@@ -1070,22 +1111,26 @@ fn service_tick(
             continue;
         }
         // With no container running, only the proxy in front of the service can answer (and log).
+        let written = text(g);
         let pod = slot
-            .filter(|_| ctx.text)
+            .filter(|_| written)
             .map(|s| ctx.pods.name(id, s, tick_world_ms));
-        out.push(LogRecord {
-            t_ms: at,
-            service: if ctx.text {
-                spec.name.clone()
-            } else {
-                String::new()
+        emit(
+            g,
+            LogRecord {
+                t_ms: at,
+                service: if written {
+                    spec.name.clone()
+                } else {
+                    String::new()
+                },
+                pod,
+                level,
+                event,
+                fields: fl,
+                message,
             },
-            pod,
-            level,
-            event,
-            fields: fl,
-            message,
-        });
+        );
     }
 }
 
@@ -1136,7 +1181,7 @@ fn failure_line(
     let peer = if has_dep { ctx.name(dep) } else { "upstream" };
     let edge = edge_to(world, id, f.err_dep);
     let timeout = ctx
-        .config_at(id, "http.client.timeout_ms", tick_world_ms)
+        .text_config_at(id, "http.client.timeout_ms", tick_world_ms)
         .and_then(|v| v.parse::<f64>().ok())
         .or(edge.map(|e| e.timeout_ms))
         .unwrap_or(1000.0);
@@ -1244,7 +1289,7 @@ fn failure_line(
         }
         ErrorCause::PoolTimeout => {
             let size = ctx
-                .config_at(id, "db.pool.max_size", tick_world_ms)
+                .text_config_at(id, "db.pool.max_size", tick_world_ms)
                 .and_then(|v| v.parse::<u32>().ok())
                 .or(edge.and_then(|e| e.pool))
                 .unwrap_or(0);
@@ -1279,9 +1324,9 @@ fn failure_line(
                 .map(|d| d.cert_expires_in_s)
                 .filter(|x| x.is_finite())
                 .map(|left| now + left.round() as i64);
-            let when = match not_after.filter(|&na| na <= now) {
-                Some(na) => text!(
-                    ctx,
+            // Only the text shows the dates (and writing them is not cheap).
+            let when = match not_after.filter(|&na| na <= now && ctx.text.get()) {
+                Some(na) => format!(
                     ": current time {} is after {}",
                     rfc3339_s(now),
                     rfc3339_s(na)
@@ -1300,7 +1345,7 @@ fn failure_line(
         }
         ErrorCause::DnsResolution => {
             let resolver = ctx
-                .config_at(id, "dns.resolver", tick_world_ms)
+                .text_config_at(id, "dns.resolver", tick_world_ms)
                 .unwrap_or(CLUSTER_RESOLVER);
             let resolver = if resolver.contains(':') {
                 resolver.to_string()
@@ -1341,7 +1386,7 @@ fn failure_line(
         ),
         ErrorCause::RateLimited => {
             let per_replica = ctx
-                .config_at(id, "rate_limit.rps_per_replica", tick_world_ms)
+                .text_config_at(id, "rate_limit.rps_per_replica", tick_world_ms)
                 .and_then(|v| v.parse::<f64>().ok())
                 .or(ctx.spec(id).rate_limit.map(|r| r.rps_per_replica))
                 .unwrap_or(0.0);
@@ -1534,7 +1579,7 @@ fn background(
                         Level::Info,
                         "request",
                         text!(ctx, "{method} {path} 200 {ms:.0}ms"),
-                        if ctx.text {
+                        if ctx.text.get() {
                             fields(&[
                                 ("method", method.into()),
                                 ("path", path.into()),
