@@ -937,15 +937,15 @@ impl Episode {
         let name = self.name(id).to_string();
         // Only the traces shown are built; the others are only counted, each walked no further than it takes to
         // know whether it counts.
-        let (matched, newest) = traces::newest_through(
-            self.incident.world(),
-            start,
-            end,
-            20_000,
-            id,
+        // Summaries show no attributes, so none are written.
+        let query = traces::ThroughQuery {
+            through: id,
             errors_only,
-            MAX_TRACES,
-        );
+            newest: MAX_TRACES,
+            detail: traces::SpanDetail::NoAttributes,
+        };
+        let (matched, newest) =
+            traces::newest_through(self.incident.world(), start, end, 20_000, &query);
         let mut out = Vec::with_capacity(newest.len());
         for t in &newest {
             out.push(self.trace_summary(t, id, new_evidence));

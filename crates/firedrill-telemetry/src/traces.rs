@@ -333,6 +333,8 @@ struct Walk<'a> {
     world: &'a World,
     /// Pod names, for the spans' text; `None` for an outline.
     pods: Option<&'a PodNames>,
+    /// Whether written spans get their attributes.
+    attributes: bool,
     frames: &'a [ServiceFrame],
     tick_world_ms: i64,
     /// Client settings of the walk's tick, shared by the walks of a tick.
@@ -394,6 +396,21 @@ impl<'a> Walk<'a> {
         self.pods.is_some()
     }
 
+    /// Whether spans are written out with their attributes.
+    fn with_attributes(&self) -> bool {
+        self.text() && self.attributes
+    }
+
+    /// Sets attribute `key` of the span at `index`, when spans are written with their attributes.
+    fn set_attribute(&mut self, index: usize, key: &str, value: &str) {
+        if !self.attributes {
+            return;
+        }
+        if let Some(span) = self.spans.get_mut(index) {
+            span.attributes.insert(key.into(), value.into());
+        }
+    }
+
     fn frame(&self, id: ServiceId) -> &'a ServiceFrame {
         self.frames.get(id.index()).unwrap_or(&NO_FRAME)
     }
@@ -453,9 +470,8 @@ impl<'a> Walk<'a> {
         self.settle();
         if let Some(span) = self.span_mut(index) {
             span.status = SpanStatus::Error;
-            span.attributes
-                .insert("error.type".into(), error_type.into());
         }
+        self.set_attribute(index, "error.type", error_type);
     }
 
     /// Median of one call along an edge at this tick, in ms (through its cache when it has one).
@@ -497,7 +513,12 @@ impl<'a> Walk<'a> {
                 .nth(k)
                 .unwrap_or(0)
         });
-        let (name, attrs) = match self.pods {
+        let name = if text {
+            format!("{method} {path}")
+        } else {
+            String::new()
+        };
+        let attrs = match self.pods.filter(|_| self.attributes) {
             Some(pods) => {
                 let version = svc
                     .spec
@@ -516,9 +537,9 @@ impl<'a> Walk<'a> {
                         pods.name(service, slot, self.tick_world_ms),
                     );
                 }
-                (format!("{method} {path}"), attrs)
+                attrs
             }
-            None => (String::new(), BTreeMap::new()),
+            None => BTreeMap::new(),
         };
         let (index, span_id) = self.open(service, name, SpanKind::Server, parent, start_ns, attrs);
         if self.done {
@@ -655,9 +676,8 @@ impl<'a> Walk<'a> {
         let duration_ns = duration_ns.max(1_000);
         if let Some(span) = self.span_mut(index) {
             span.duration_ns = duration_ns;
-            span.attributes
-                .insert("http.status_code".into(), code.into());
         }
+        self.set_attribute(index, "http.status_code", code);
         if failed {
             self.fail(index, error_type);
         }
@@ -675,7 +695,7 @@ impl<'a> Walk<'a> {
         let cf = self.frame(cache);
         let key_id = self.rng.next_u64() % 100_000;
         let hit = cf.ready > 0 && unit(&mut self.rng) < cf.cache_hit_ratio as f64;
-        let (name, parent, attrs) = if self.text() {
+        let (name, parent, attrs) = if self.with_attributes() {
             let peer = self.name(cache);
             let attrs = BTreeMap::from([
                 ("db.system".to_string(), "redis".to_string()),
@@ -686,6 +706,8 @@ impl<'a> Walk<'a> {
                 ("cache.hit".to_string(), hit.to_string()),
             ]);
             ("GET".to_string(), Some(parent.to_string()), attrs)
+        } else if self.text() {
+            ("GET".to_string(), Some(parent.to_string()), BTreeMap::new())
         } else {
             (String::new(), None, BTreeMap::new())
         };
@@ -788,8 +810,9 @@ impl<'a> Walk<'a> {
         let caller_frame = self.frame(from);
         let timeout_ns = (timeout_ms * 1e6) as i64;
         // Attributes are only built when written; every draw below is made either way, in the same order.
+        let attributes = self.with_attributes();
         let mut attrs = BTreeMap::new();
-        if text {
+        if attributes {
             attrs.insert("peer.service".to_string(), peer.to_string());
             attrs.insert(
                 "server.address".to_string(),
@@ -812,10 +835,12 @@ impl<'a> Walk<'a> {
                         &["orders", "order_items", "users", "stock", "payments"],
                     ),
                 );
-                if text {
+                if attributes {
                     attrs.insert("db.system".into(), "postgresql".into());
                     attrs.insert("db.operation.name".into(), op.into());
                     attrs.insert("db.collection.name".into(), table.into());
+                }
+                if text {
                     format!("{op} shop.{table}")
                 } else {
                     String::new()
@@ -823,12 +848,16 @@ impl<'a> Walk<'a> {
             }
             _ if !text => String::new(),
             ServiceKind::Cache => {
-                attrs.insert("db.system".into(), "redis".into());
+                if attributes {
+                    attrs.insert("db.system".into(), "redis".into());
+                }
                 "GET".into()
             }
             ServiceKind::External => {
-                attrs.insert("http.request.method".into(), "POST".into());
-                attrs.insert("url.full".into(), format!("https://{peer}/v1/charges"));
+                if attributes {
+                    attrs.insert("http.request.method".into(), "POST".into());
+                    attrs.insert("url.full".into(), format!("https://{peer}/v1/charges"));
+                }
                 "POST".into()
             }
             _ => {
@@ -836,7 +865,9 @@ impl<'a> Walk<'a> {
                     .as_ref()
                     .map(|(m, p)| (*m, p.as_ref()))
                     .unwrap_or(("GET", "/"));
-                attrs.insert("http.request.method".into(), m.into());
+                if attributes {
+                    attrs.insert("http.request.method".into(), m.into());
+                }
                 format!("{m} {p}")
             }
         };
@@ -846,7 +877,7 @@ impl<'a> Walk<'a> {
         } else {
             0.0
         };
-        if text && pool_wait_ms > 0.5 {
+        if attributes && pool_wait_ms > 0.5 {
             attrs.insert(
                 "db.client.connection.wait_ms".into(),
                 format!("{pool_wait_ms:.0}"),
@@ -923,18 +954,13 @@ impl<'a> Walk<'a> {
         }
         if let Some(span) = self.span_mut(index) {
             span.duration_ns = duration.max(1_000);
-            if matches!(kind, ServiceKind::Database | ServiceKind::Cache) {
-                if failed
-                    && to_frame.err_cause == ErrorCause::LockTimeout
-                    && etype != Some("timeout")
-                {
-                    span.attributes
-                        .insert("db.response.status_code".into(), "55P03".into());
-                }
-            } else if etype != Some("timeout") {
-                span.attributes
-                    .insert("http.status_code".into(), child_code.into());
+        }
+        if matches!(kind, ServiceKind::Database | ServiceKind::Cache) {
+            if failed && to_frame.err_cause == ErrorCause::LockTimeout && etype != Some("timeout") {
+                self.set_attribute(index, "db.response.status_code", "55P03");
             }
+        } else if etype != Some("timeout") {
+            self.set_attribute(index, "http.status_code", child_code);
         }
         if failed {
             self.fail(index, etype.unwrap_or("internal"));
@@ -960,7 +986,7 @@ pub fn traces_at(world: &World, tick: u64, max: usize) -> Vec<Trace> {
     let mut settings = ClientSettings::default();
     let n = (TRACES_PER_TICK * world.topology().entries.len()).min(max);
     (0..n)
-        .filter_map(|i| generate(world, &pods, &mut settings, tick, i))
+        .filter_map(|i| generate(world, &pods, &mut settings, SpanDetail::Full, tick, i))
         .collect()
 }
 
@@ -980,6 +1006,7 @@ fn start_walk<'a>(
     let mut walk = Walk {
         world,
         pods,
+        attributes: true,
         frames,
         tick_world_ms: det::tick_world_ms(world, tick),
         settings: settings.for_tick(world, tick),
@@ -1005,12 +1032,13 @@ fn start_walk<'a>(
     Some((walk, entry, start))
 }
 
-/// Builds sample `index` of tick `tick`; `settings` are shared with the other traces built (kept if of the same
-/// tick).
+/// Builds sample `index` of tick `tick` in `detail`; `settings` are shared with the other traces built (kept if
+/// of the same tick).
 fn generate(
     world: &World,
     pods: &PodNames,
     settings: &mut ClientSettings,
+    detail: SpanDetail,
     tick: u64,
     index: usize,
 ) -> Option<Trace> {
@@ -1022,6 +1050,7 @@ fn generate(
         tick,
         index,
     )?;
+    walk.attributes = detail == SpanDetail::Full;
     walk.server(entry, None, start, 0, Mode::Free, None);
     *settings = walk.settings;
     Some(Trace {
@@ -1041,6 +1070,7 @@ pub fn find_trace(world: &World, trace_id_hex: &str) -> Option<Trace> {
         world,
         &PodNames::new(world),
         &mut ClientSettings::default(),
+        SpanDetail::Full,
         tick,
         index,
     )
@@ -1064,7 +1094,7 @@ pub fn traces_between(world: &World, start_ms: i64, end_ms: i64, max: usize) -> 
     let mut out = Vec::new();
     for t in window_ticks(world, start_ms, end_ms) {
         for i in 0..per_tick {
-            let Some(tr) = generate(world, &pods, &mut settings, t, i) else {
+            let Some(tr) = generate(world, &pods, &mut settings, SpanDetail::Full, t, i) else {
                 continue;
             };
             let root = tr.spans[0].start_ns.div_euclid(1_000_000);
@@ -1113,7 +1143,30 @@ pub fn outlines_between(
     out
 }
 
-/// What a query for the traces through `through` shows of those [`traces_between`] returns for the same window
+/// What a built trace's spans hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanDetail {
+    /// Everything.
+    Full,
+    /// Everything but the attributes (every span's map is left empty), for a reader that shows none: writing them
+    /// (pod names, addresses, status codes...) is most of the cost of building a trace.
+    NoAttributes,
+}
+
+/// What [`newest_through`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThroughQuery {
+    /// The service the traces go through (have a span written by).
+    pub through: ServiceId,
+    /// Only the traces with a failed span.
+    pub errors_only: bool,
+    /// How many of the newest to build.
+    pub newest: usize,
+    /// What their spans hold.
+    pub detail: SpanDetail,
+}
+
+/// What a query for the traces through a service shows of those [`traces_between`] returns for the same window
 /// and `max` (only those with a failed span if `errors_only`): how many there are, and the newest `newest` of
 /// them, built, newest first.
 ///
@@ -1125,10 +1178,14 @@ pub fn newest_through(
     start_ms: i64,
     end_ms: i64,
     max: usize,
-    through: ServiceId,
-    errors_only: bool,
-    newest: usize,
+    query: &ThroughQuery,
 ) -> (usize, Vec<Trace>) {
+    let ThroughQuery {
+        through,
+        errors_only,
+        newest,
+        detail,
+    } = *query;
     let until = if errors_only {
         Until::HitAndError
     } else {
@@ -1152,7 +1209,7 @@ pub fn newest_through(
     if ring.len() == newest && newest > 0 {
         ring.rotate_left(matched % newest);
     }
-    (matched, build_traces(world, ring.iter().rev()))
+    (matched, build_traces_in(world, ring.iter().rev(), detail))
 }
 
 /// Walks the traces of [`traces_between`] for the same window and `max`, in its order, as far as `until` asks,
@@ -1248,10 +1305,19 @@ pub fn build_traces<'a>(
     world: &World,
     outlines: impl IntoIterator<Item = &'a TraceOutline>,
 ) -> Vec<Trace> {
+    build_traces_in(world, outlines, SpanDetail::Full)
+}
+
+/// [`build_traces`], with spans holding `detail`.
+fn build_traces_in<'a>(
+    world: &World,
+    outlines: impl IntoIterator<Item = &'a TraceOutline>,
+    detail: SpanDetail,
+) -> Vec<Trace> {
     let pods = PodNames::new(world);
     let mut settings = ClientSettings::default();
     outlines
         .into_iter()
-        .filter_map(|o| generate(world, &pods, &mut settings, o.tick, o.index))
+        .filter_map(|o| generate(world, &pods, &mut settings, detail, o.tick, o.index))
         .collect()
 }

@@ -1102,19 +1102,27 @@ fn newest_traces_through_a_service_are_the_outlines_filtered() {
                                 "{} in [{start}, {end}) max {max} errors_only {errors_only} newest {newest}",
                                 svc.name()
                             );
-                            let (matched, built) = traces::newest_through(
-                                w,
-                                start,
-                                end,
-                                max,
-                                sid,
+                            let mut query = traces::ThroughQuery {
+                                through: sid,
                                 errors_only,
                                 newest,
-                            );
+                                detail: traces::SpanDetail::Full,
+                            };
+                            let (matched, built) =
+                                traces::newest_through(w, start, end, max, &query);
                             assert_eq!(matched, want.len(), "{what}");
-                            let expected =
+                            let mut expected =
                                 traces::build_traces(w, want.iter().rev().take(newest).copied());
                             assert_eq!(built, expected, "{what}");
+                            // Without attributes: the same traces, every span's map left empty.
+                            query.detail = traces::SpanDetail::NoAttributes;
+                            let (matched, bare) =
+                                traces::newest_through(w, start, end, max, &query);
+                            assert_eq!(matched, want.len(), "{what}");
+                            for s in expected.iter_mut().flat_map(|t| &mut t.spans) {
+                                s.attributes.clear();
+                            }
+                            assert_eq!(bare, expected, "{what}");
                         }
                         if errors_only {
                             errors_total += want.len();
