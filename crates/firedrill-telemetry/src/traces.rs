@@ -1242,10 +1242,19 @@ fn scan_outlines(
             .collect(),
         _ => Vec::new(),
     };
+    // Traces from entry points that cannot reach `through` only count towards `max`; when the window cannot
+    // hold `max` traces, they need not even be started.
+    let counts = max
+        < window_ticks(world, start_ms, end_ms)
+            .count()
+            .saturating_mul(per_tick);
     let mut seen = 0usize;
     let mut settings = ClientSettings::default();
     for t in window_ticks(world, start_ms, end_ms) {
         for i in 0..per_tick {
+            if !counts && !reaches[i % reaches.len()] {
+                continue;
+            }
             let Some((mut walk, entry, start)) =
                 start_walk(world, None, through, std::mem::take(&mut settings), t, i)
             else {
