@@ -399,14 +399,14 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Sets field `key` when lines get their text.
+    /// Sets field `key` when the line being drawn gets its text.
     fn put(&self, fields: &mut BTreeMap<String, String>, key: &str, value: impl Into<String>) {
         if self.text.get() {
             fields.insert(key.to_string(), value.into());
         }
     }
 
-    /// `args` written out when lines get their text, else an empty string (see [`text!`]).
+    /// `args` written out when the line being drawn gets its text, else an empty string (see [`text!`]).
     fn written(&self, args: std::fmt::Arguments<'_>) -> String {
         if self.text.get() {
             std::fmt::format(args)
