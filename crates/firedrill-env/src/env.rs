@@ -842,14 +842,18 @@ impl Episode {
         let page_ms = self.unix_ms(self.incident.page_s());
         // Only this service's lines are rendered: every draw is keyed by (tick, service) or by the event, so they
         // are the lines, in the same order, a render of every service would give (tested in firedrill-telemetry).
-        let records: Vec<_> = logs::render_service(self.incident.world(), id, start, end, &opts)
-            .into_iter()
-            .filter(|r| r.level >= min_level)
-            .collect();
-        let matched = records.len();
-        let skip = matched.saturating_sub(limit as usize);
-        let mut lines = Vec::with_capacity(matched - skip);
-        for r in records.into_iter().skip(skip) {
+        // Only the lines returned get their text; the others are only counted.
+        let (matched, records) = logs::newest_of_service(
+            self.incident.world(),
+            id,
+            start,
+            end,
+            &opts,
+            min_level,
+            limit as usize,
+        );
+        let mut lines = Vec::with_capacity(records.len());
+        for r in records {
             let disc = format!(
                 "{}|{}|{}",
                 r.t_ms,
@@ -861,10 +865,10 @@ impl Episode {
                 id: eid,
                 minutes: minutes_of((r.t_ms - page_ms) as f64 / 1000.0),
                 time: logs::rfc3339_ms(r.t_ms),
-                pod: r.pod.clone(),
+                pod: r.pod,
                 level: r.level.as_str().to_string(),
                 event: r.event.to_string(),
-                message: r.message.clone(),
+                message: r.message,
             });
         }
         Content::Logs {
@@ -896,7 +900,8 @@ impl Episode {
             new_evidence,
         );
         let mut spans: Vec<_> = t.spans.iter().collect();
-        spans.sort_by_key(|s| (s.start_ns, s.span_id.clone()));
+        // Stable, as a sort by a cloned key would be, without cloning an id per comparison.
+        spans.sort_by(|a, b| (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id)));
         TraceSummary {
             id,
             trace_id: t.trace_id.clone(),
@@ -931,15 +936,17 @@ impl Episode {
     ) -> Content {
         let (start, end) = self.window_ms(window);
         let name = self.name(id).to_string();
-        // Outlines first (the same walks without the spans' text), then only the traces shown are built: most of
-        // the window's traces were only ever counted.
-        let world = self.incident.world();
-        let matching: Vec<_> = traces::outlines_between(world, start, end, 20_000, Some(id))
-            .into_iter()
-            .filter(|o| !errors_only || o.error)
-            .collect();
-        let matched = matching.len();
-        let newest = traces::build_traces(world, matching.iter().rev().take(MAX_TRACES));
+        // Only the traces shown are built; the others are only counted, each walked no further than it takes to
+        // know whether it counts.
+        // Summaries show no attributes, so none are written.
+        let query = traces::ThroughQuery {
+            through: id,
+            errors_only,
+            newest: MAX_TRACES,
+            detail: traces::SpanDetail::NoAttributes,
+        };
+        let (matched, newest) =
+            traces::newest_through(self.incident.world(), start, end, 20_000, &query);
         let mut out = Vec::with_capacity(newest.len());
         for t in &newest {
             out.push(self.trace_summary(t, id, new_evidence));

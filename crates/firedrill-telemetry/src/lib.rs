@@ -15,6 +15,6 @@ pub use key::{Comparison, KeyMetric};
 pub use logs::{ChangeView, Level, LogOptions, LogRecord, audit_log, deploy_history};
 pub use metrics::{MetricInfo, MetricKind, MetricSeries, PodNames, catalogue};
 pub use traces::{
-    Span, SpanKind, SpanStatus, Trace, TraceOutline, build_traces, find_trace, outlines_between,
-    traces_at, traces_between,
+    Span, SpanDetail, SpanKind, SpanStatus, ThroughQuery, Trace, TraceOutline, build_traces,
+    find_trace, newest_through, outlines_between, traces_at, traces_between,
 };

@@ -17,6 +17,7 @@
 //! Every line is a pure function of (seed, tick, service) and the world's events and changes: rendering the
 //! same window twice gives the same lines.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use firedrill_world::changes::ChangeKind;
@@ -31,6 +32,14 @@ use serde::Serialize;
 
 use crate::det::{self, Purpose, normal, pick, stochastic_round, unit};
 use crate::metrics::{PodNames, code_of};
+
+/// `format!` when the context writes text, else an empty string. The arguments are evaluated either way, in the
+/// same order, so the draws they make do not depend on whether text is written.
+macro_rules! text {
+    ($ctx:expr, $($fmt:tt)+) => {
+        $ctx.written(format_args!($($fmt)+))
+    };
+}
 
 /// Severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -246,6 +255,107 @@ pub fn render_service(
     render_scoped(world, Some(service), start_ms, end_ms, opts)
 }
 
+/// What a reader asking for the newest lines of one service at `min_level` or above sees: of the lines
+/// [`render_service`] gives for the same window and options, those at `min_level` or above, how many there are
+/// and the newest `limit` of them, oldest first.
+///
+/// The same as filtering [`render_service`], only cheaper: each tick's lines are first drawn without their text
+/// (the same draws, so the same lines, times and levels), and only the lines returned are drawn again with it,
+/// their ticks' other lines again without. A window holds many lines, and most are only ever counted.
+pub fn newest_of_service(
+    world: &World,
+    service: ServiceId,
+    start_ms: i64,
+    end_ms: i64,
+    opts: &LogOptions,
+    min_level: Level,
+    limit: usize,
+) -> (usize, Vec<LogRecord>) {
+    if service.index() >= world.topology().len() || end_ms <= start_ms {
+        return (0, Vec::new());
+    }
+    /// Where a line comes from: an event's line (by its index among them), or a tick's (by the order it was
+    /// written in, among the lines of that tick, kept or not).
+    enum Source {
+        Event(usize),
+        Tick(u64, usize),
+    }
+    let ctx = Ctx::new(world);
+    let noise = noise_of(opts);
+    let mut event_lines = Vec::new();
+    events(&ctx, Some(service), start_ms, end_ms, &mut event_lines);
+    // (time, level, source) of every line, in the order `render_scoped` pushes them: events, then ticks.
+    let mut lines: Vec<(i64, Level, Source)> = event_lines
+        .iter()
+        .enumerate()
+        .map(|(k, r)| (r.t_ms, r.level, Source::Event(k)))
+        .collect();
+    for (t, frames) in ticks_between(&ctx, start_ms, end_ms) {
+        let Some(f) = frames.get(service.index()) else {
+            continue;
+        };
+        let mut emit = |g, r: LogRecord| lines.push((r.t_ms, r.level, Source::Tick(t, g)));
+        service_tick(
+            &ctx,
+            t,
+            service,
+            f,
+            start_ms,
+            end_ms,
+            noise,
+            |_| false,
+            &mut emit,
+        );
+    }
+    // As `render_scoped` orders and caps them (one service: its stable sort is by time alone).
+    lines.sort_by_key(|l| l.0);
+    if lines.len() > opts.max_records {
+        lines.drain(..lines.len() - opts.max_records);
+    }
+    lines.retain(|l| l.1 >= min_level);
+    let matched = lines.len();
+    let newest = lines.split_off(matched.saturating_sub(limit));
+
+    // The lines returned, drawn again with text: per tick, which of its lines.
+    let mut wanted: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (_, _, source) in &newest {
+        if let Source::Tick(t, g) = *source {
+            wanted.entry(t).or_default().push(g);
+        }
+    }
+    let mut written: BTreeMap<(u64, usize), LogRecord> = BTreeMap::new();
+    for (&t, gs) in &mut wanted {
+        gs.sort_unstable();
+        let Some(f) = world.history().get(t, service.index()) else {
+            continue;
+        };
+        let want = |g: usize| gs.binary_search(&g).is_ok();
+        let mut emit = |g, r| {
+            if want(g) {
+                written.insert((t, g), r);
+            }
+        };
+        service_tick(
+            &ctx, t, service, f, start_ms, end_ms, noise, want, &mut emit,
+        );
+    }
+    let mut event_lines: Vec<Option<LogRecord>> = event_lines.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(newest.len());
+    for (t_ms, level, source) in newest {
+        let line = match source {
+            Source::Event(k) => event_lines.get_mut(k).and_then(Option::take),
+            Source::Tick(t, g) => written.remove(&(t, g)),
+        };
+        debug_assert!(
+            line.as_ref()
+                .is_some_and(|r| r.t_ms == t_ms && r.level == level),
+            "a tick's lines drawn with text differ from those drawn without"
+        );
+        out.extend(line);
+    }
+    (matched, out)
+}
+
 /// [`render`] over every service, or over `only`.
 fn render_scoped(
     world: &World,
@@ -269,11 +379,14 @@ fn render_scoped(
     out
 }
 
-/// What rendering needs besides the world: pod names over time.
+/// What rendering needs besides the world: pod names over time, and whether the line being drawn is written out.
 struct Ctx<'a> {
     world: &'a World,
     pods: PodNames,
     tick_ms: i64,
+    /// Whether the per-tick line being drawn gets its text (message and fields). Without it the line is drawn
+    /// all the same, which is enough to know its time and level. Set by [`service_tick`] line by line.
+    text: Cell<bool>,
 }
 
 impl<'a> Ctx<'a> {
@@ -282,6 +395,23 @@ impl<'a> Ctx<'a> {
             world,
             pods: PodNames::new(world),
             tick_ms: (world.tick_s() * 1000.0).round().max(1.0) as i64,
+            text: Cell::new(true),
+        }
+    }
+
+    /// Sets field `key` when the line being drawn gets its text.
+    fn put(&self, fields: &mut BTreeMap<String, String>, key: &str, value: impl Into<String>) {
+        if self.text.get() {
+            fields.insert(key.to_string(), value.into());
+        }
+    }
+
+    /// `args` written out when the line being drawn gets its text, else an empty string (see [`text!`]).
+    fn written(&self, args: std::fmt::Arguments<'_>) -> String {
+        if self.text.get() {
+            std::fmt::format(args)
+        } else {
+            String::new()
         }
     }
 
@@ -311,6 +441,16 @@ impl<'a> Ctx<'a> {
     /// A configuration value as it was in effect during the tick ending at `tick_world_ms`.
     fn config_at(&self, id: ServiceId, key: &str, tick_world_ms: i64) -> Option<&'a str> {
         det::config_at(self.world, id, key, tick_world_ms)
+    }
+
+    /// [`Ctx::config_at`] for a value only a line's text shows (no draw may depend on it): `None`, unread, when
+    /// the line gets no text.
+    fn text_config_at(&self, id: ServiceId, key: &str, tick_world_ms: i64) -> Option<&'a str> {
+        if self.text.get() {
+            self.config_at(id, key, tick_world_ms)
+        } else {
+            None
+        }
     }
 }
 
@@ -842,25 +982,8 @@ fn per_tick(
     opts: &LogOptions,
     out: &mut Vec<LogRecord>,
 ) {
-    let world = ctx.world;
-    let topo = world.topology();
-    let ring = world.history();
-    let dt = world.tick_s();
-    let noise = if opts.noise.is_finite() {
-        opts.noise.max(0.0)
-    } else {
-        0.0
-    };
-    for t in ring.first_tick()..ring.end_tick() {
-        let end = det::tick_end_ms(world, t);
-        let begin = end - ctx.tick_ms;
-        if end <= start_ms || begin >= end_ms {
-            continue;
-        }
-        let tick_world_ms = det::tick_world_ms(world, t);
-        let Some(frames) = ring.tick(t) else {
-            continue;
-        };
+    let noise = noise_of(opts);
+    for (t, frames) in ticks_between(ctx, start_ms, end_ms) {
         // Each service's lines of a tick come from its own generator, keyed by (tick, service): skipping the
         // others draws nothing they would have drawn.
         let (skip, take) = match only {
@@ -868,73 +991,146 @@ fn per_tick(
             None => (0, frames.len()),
         };
         for (i, f) in frames.iter().enumerate().skip(skip).take(take) {
-            let id = ServiceId(i as u16);
-            let spec = &topo.services[i].spec;
-            if spec.kind == ServiceKind::External {
-                // A third party's logs are not ours to read.
-                continue;
-            }
-            let mut rng = det::rng_for(world, Purpose::TickLogs, t, i as u64);
-            let keep = (1.0 - f.log_drop_ratio as f64).clamp(0.0, 1.0);
-            let slots = live_slots(f);
-            let level_cfg = log_level(ctx.config_at(id, "log.level", tick_world_ms));
-            let mut lines: Vec<Line> = Vec::new();
-
-            // Request failures, a handful per tick at most.
-            let failing = if f.err_cause == ErrorCause::RateLimited {
-                f.error_rps + f.rejected_rps
-            } else {
-                f.error_rps
-            } as f64;
-            let n = stochastic_round(&mut rng, (failing * dt).min(MAX_FAILURE_LINES_PER_TICK));
-            for _ in 0..n {
-                lines.push(failure_line(ctx, &mut rng, id, f, t, tick_world_ms));
-            }
-            // Background lines, in proportion to what the service writes at its configured level.
-            let volume = spec.log_lines_per_s * f.ready as f64 * level_cfg.volume_factor();
-            let n = stochastic_round(
-                &mut rng,
-                (volume * BACKGROUND_SCALE * dt * noise).min(MAX_BACKGROUND_LINES_PER_TICK),
+            let mut emit = |_, r| out.push(r);
+            service_tick(
+                ctx,
+                t,
+                ServiceId(i as u16),
+                f,
+                start_ms,
+                end_ms,
+                noise,
+                |_| true,
+                &mut emit,
             );
-            for _ in 0..n {
-                let line = background(ctx, &mut rng, id, f, level_cfg);
-                if passes(line.0, level_cfg) {
-                    lines.push(line);
-                }
-            }
-            // Warnings that healthy systems write all the time.
-            if f.ready > 0 && unit(&mut rng) < DISTRACTOR_RATE * noise {
-                let line = distractor(ctx, &mut rng, id, f);
-                if passes(line.0, level_cfg) {
-                    lines.push(line);
-                }
-            }
-
-            for (level, event, message, fl) in lines {
-                let dropped = unit(&mut rng) >= keep;
-                let at = begin + (unit(&mut rng) * ctx.tick_ms as f64) as i64 + 1;
-                let slot = slots
-                    .get(
-                        ((unit(&mut rng) * slots.len() as f64) as usize)
-                            .min(slots.len().max(1) - 1),
-                    )
-                    .copied();
-                if dropped || at < start_ms || at >= end_ms {
-                    continue;
-                }
-                // With no container running, only the proxy in front of the service can answer (and log).
-                let pod = slot.map(|s| ctx.pods.name(id, s, tick_world_ms));
-                out.push(LogRecord {
-                    t_ms: at,
-                    service: spec.name.clone(),
-                    pod,
-                    level,
-                    event,
-                    fields: fl,
-                    message,
-                });
-            }
         }
+    }
+}
+
+/// The background noise factor of `opts`, made safe.
+fn noise_of(opts: &LogOptions) -> f64 {
+    if opts.noise.is_finite() {
+        opts.noise.max(0.0)
+    } else {
+        0.0
+    }
+}
+
+/// The held ticks whose lines can fall in `[start_ms, end_ms)` (unix ms), oldest first, with their frames.
+fn ticks_between<'a>(
+    ctx: &Ctx<'a>,
+    start_ms: i64,
+    end_ms: i64,
+) -> impl Iterator<Item = (u64, &'a [ServiceFrame])> {
+    let world = ctx.world;
+    let ring = world.history();
+    let tick_ms = ctx.tick_ms;
+    (ring.first_tick()..ring.end_tick()).filter_map(move |t| {
+        let end = det::tick_end_ms(world, t);
+        let begin = end - tick_ms;
+        if end <= start_ms || begin >= end_ms {
+            return None;
+        }
+        ring.tick(t).map(|frames| (t, frames))
+    })
+}
+
+/// The lines service `id` (whose frame at tick `t` is `f`) writes during tick `t` that fall in
+/// `[start_ms, end_ms)`, handed to `emit` in the order they were written, each with its place in that order
+/// (counting the lines the pipeline dropped or the window leaves out). Only lines `text` picks (by that place)
+/// get their text; the others come out the same, with the same times and levels, but with no message, fields,
+/// pod or service.
+#[allow(clippy::too_many_arguments)]
+fn service_tick(
+    ctx: &Ctx<'_>,
+    t: u64,
+    id: ServiceId,
+    f: &ServiceFrame,
+    start_ms: i64,
+    end_ms: i64,
+    noise: f64,
+    text: impl Fn(usize) -> bool,
+    emit: &mut impl FnMut(usize, LogRecord),
+) {
+    let world = ctx.world;
+    let dt = world.tick_s();
+    let begin = det::tick_end_ms(world, t) - ctx.tick_ms;
+    let tick_world_ms = det::tick_world_ms(world, t);
+    let i = id.index();
+    let spec = &world.topology().services[i].spec;
+    if spec.kind == ServiceKind::External {
+        // A third party's logs are not ours to read.
+        return;
+    }
+    let mut rng = det::rng_for(world, Purpose::TickLogs, t, i as u64);
+    let keep = (1.0 - f.log_drop_ratio as f64).clamp(0.0, 1.0);
+    let slots = live_slots(f);
+    let level_cfg = log_level(ctx.config_at(id, "log.level", tick_world_ms));
+    let mut lines: Vec<Line> = Vec::new();
+
+    // Request failures, a handful per tick at most.
+    let failing = if f.err_cause == ErrorCause::RateLimited {
+        f.error_rps + f.rejected_rps
+    } else {
+        f.error_rps
+    } as f64;
+    let n = stochastic_round(&mut rng, (failing * dt).min(MAX_FAILURE_LINES_PER_TICK));
+    for _ in 0..n {
+        ctx.text.set(text(lines.len()));
+        lines.push(failure_line(ctx, &mut rng, id, f, t, tick_world_ms));
+    }
+    // Background lines, in proportion to what the service writes at its configured level.
+    let volume = spec.log_lines_per_s * f.ready as f64 * level_cfg.volume_factor();
+    let n = stochastic_round(
+        &mut rng,
+        (volume * BACKGROUND_SCALE * dt * noise).min(MAX_BACKGROUND_LINES_PER_TICK),
+    );
+    for _ in 0..n {
+        ctx.text.set(text(lines.len()));
+        let line = background(ctx, &mut rng, id, f, level_cfg);
+        if passes(line.0, level_cfg) {
+            lines.push(line);
+        }
+    }
+    // Warnings that healthy systems write all the time.
+    if f.ready > 0 && unit(&mut rng) < DISTRACTOR_RATE * noise {
+        ctx.text.set(text(lines.len()));
+        let line = distractor(ctx, &mut rng, id, f);
+        if passes(line.0, level_cfg) {
+            lines.push(line);
+        }
+    }
+
+    for (g, (level, event, message, fl)) in lines.into_iter().enumerate() {
+        let dropped = unit(&mut rng) >= keep;
+        let at = begin + (unit(&mut rng) * ctx.tick_ms as f64) as i64 + 1;
+        let slot = slots
+            .get(((unit(&mut rng) * slots.len() as f64) as usize).min(slots.len().max(1) - 1))
+            .copied();
+        if dropped || at < start_ms || at >= end_ms {
+            continue;
+        }
+        // With no container running, only the proxy in front of the service can answer (and log).
+        let written = text(g);
+        let pod = slot
+            .filter(|_| written)
+            .map(|s| ctx.pods.name(id, s, tick_world_ms));
+        emit(
+            g,
+            LogRecord {
+                t_ms: at,
+                service: if written {
+                    spec.name.clone()
+                } else {
+                    String::new()
+                },
+                pod,
+                level,
+                event,
+                fields: fl,
+                message,
+            },
+        );
     }
 }
 
@@ -985,21 +1181,24 @@ fn failure_line(
     let peer = if has_dep { ctx.name(dep) } else { "upstream" };
     let edge = edge_to(world, id, f.err_dep);
     let timeout = ctx
-        .config_at(id, "http.client.timeout_ms", tick_world_ms)
+        .text_config_at(id, "http.client.timeout_ms", tick_world_ms)
         .and_then(|v| v.parse::<f64>().ok())
         .or(edge.map(|e| e.timeout_ms))
         .unwrap_or(1000.0);
     let (method, path) = route(rng);
-    let mut fl = fields(&[("method", method.into()), ("path", path.into())]);
+    let mut fl = BTreeMap::new();
+    ctx.put(&mut fl, "method", method);
+    ctx.put(&mut fl, "path", path);
     if has_dep {
-        fl.insert("peer".into(), peer.into());
+        ctx.put(&mut fl, "peer", peer);
     }
     let peer_kind = has_dep.then(|| topo.service(dep).kind());
     let (level, event, message, status) = match f.err_cause {
         ErrorCause::None | ErrorCause::Internal => {
             let spec = ctx.spec(id);
             let msg = if spec.kind == ServiceKind::Database {
-                format!(
+                text!(
+                    ctx,
                     "ERROR: could not serialize access due to concurrent update (SQLSTATE 40001) in statement {}",
                     pick(
                         rng,
@@ -1007,7 +1206,8 @@ fn failure_line(
                     )
                 )
             } else {
-                format!(
+                text!(
+                    ctx,
                     "unhandled error handling {method} {path}: {}",
                     exception(rng, &spec.name)
                 )
@@ -1017,7 +1217,8 @@ fn failure_line(
         ErrorCause::Overload => (
             Level::Warn,
             "request_timeout",
-            format!(
+            text!(
+                ctx,
                 "{method} {path}: request timed out after {:.0}ms waiting for a free worker ({} in flight)",
                 latency_draw(rng, f).max(1000.0),
                 64 + rng.next_u64() % 64
@@ -1027,7 +1228,8 @@ fn failure_line(
         ErrorCause::Unavailable => (
             Level::Error,
             "no_healthy_upstream",
-            format!(
+            text!(
+                ctx,
                 "upstream connect error or disconnect/reset before headers: no healthy upstream for {}",
                 ctx.name(id)
             ),
@@ -1035,12 +1237,16 @@ fn failure_line(
         ),
         ErrorCause::UpstreamTimeout => {
             let msg = match peer_kind {
-                Some(ServiceKind::Database) => format!(
+                Some(ServiceKind::Database) => text!(
+                    ctx,
                     "query to {peer} failed: context deadline exceeded after {timeout:.0}ms"
                 ),
-                _ => format!("upstream request timeout after {timeout:.0}ms calling {peer}"),
+                _ => text!(
+                    ctx,
+                    "upstream request timeout after {timeout:.0}ms calling {peer}"
+                ),
             };
-            fl.insert("timeout_ms".into(), format!("{timeout:.0}"));
+            ctx.put(&mut fl, "timeout_ms", text!(ctx, "{timeout:.0}"));
             (Level::Error, "upstream_timeout", msg, "504")
         }
         ErrorCause::UpstreamError => {
@@ -1052,42 +1258,47 @@ fn failure_line(
                 Some(ServiceKind::Database) => {
                     let lock = dep_frame.is_some_and(|d| d.err_cause == ErrorCause::LockTimeout);
                     if lock {
-                        format!(
+                        text!(
+                            ctx,
                             "query to {peer} failed: ERROR: canceling statement due to lock timeout (SQLSTATE 55P03)"
                         )
                     } else {
-                        format!(
+                        text!(
+                            ctx,
                             "query to {peer} failed: ERROR: {} (SQLSTATE 40001)",
                             "could not serialize access due to concurrent update"
                         )
                     }
                 }
                 Some(ServiceKind::Cache) => {
-                    format!("call to {peer} failed: redis: connection pool timeout")
+                    text!(ctx, "call to {peer} failed: redis: connection pool timeout")
                 }
-                Some(ServiceKind::External) => format!(
+                Some(ServiceKind::External) => text!(
+                    ctx,
                     "POST https://{peer}/v1/charges failed: upstream returned {code} {}",
                     status_text(code)
                 ),
-                _ => format!(
+                _ => text!(
+                    ctx,
                     "call to {peer} failed: upstream returned {code} {}",
                     status_text(code)
                 ),
             };
-            fl.insert("upstream_status".into(), code.into());
+            ctx.put(&mut fl, "upstream_status", code);
             (Level::Error, "upstream_error", msg, "502")
         }
         ErrorCause::PoolTimeout => {
             let size = ctx
-                .config_at(id, "db.pool.max_size", tick_world_ms)
+                .text_config_at(id, "db.pool.max_size", tick_world_ms)
                 .and_then(|v| v.parse::<u32>().ok())
                 .or(edge.and_then(|e| e.pool))
                 .unwrap_or(0);
-            fl.insert("pool".into(), peer.into());
+            ctx.put(&mut fl, "pool", peer);
             (
                 Level::Error,
                 "pool_timeout",
-                format!(
+                text!(
+                    ctx,
                     "could not acquire connection from pool {peer} within {timeout:.0}ms (pool {size}/{size} in use)"
                 ),
                 "504",
@@ -1096,7 +1307,8 @@ fn failure_line(
         ErrorCause::DiskFull => (
             Level::Error,
             "no_space_left",
-            format!(
+            text!(
+                ctx,
                 "ENOSPC: no space left on device writing /data/{}/{:08x}.tmp",
                 pick(rng, &["spool", "uploads", "journal", "tmp"]),
                 rng.next_u64() as u32
@@ -1112,7 +1324,8 @@ fn failure_line(
                 .map(|d| d.cert_expires_in_s)
                 .filter(|x| x.is_finite())
                 .map(|left| now + left.round() as i64);
-            let when = match not_after.filter(|&na| na <= now) {
+            // Only the text shows the dates (and writing them is not cheap).
+            let when = match not_after.filter(|&na| na <= now && ctx.text.get()) {
                 Some(na) => format!(
                     ": current time {} is after {}",
                     rfc3339_s(now),
@@ -1123,7 +1336,8 @@ fn failure_line(
             (
                 Level::Error,
                 "tls_handshake",
-                format!(
+                text!(
+                    ctx,
                     "Post \"https://{peer}.prod.svc.cluster.local/\": tls: failed to verify certificate: x509: certificate has expired or is not yet valid{when}"
                 ),
                 "502",
@@ -1131,20 +1345,21 @@ fn failure_line(
         }
         ErrorCause::DnsResolution => {
             let resolver = ctx
-                .config_at(id, "dns.resolver", tick_world_ms)
+                .text_config_at(id, "dns.resolver", tick_world_ms)
                 .unwrap_or(CLUSTER_RESOLVER);
             let resolver = if resolver.contains(':') {
                 resolver.to_string()
             } else {
-                format!("{resolver}:53")
+                text!(ctx, "{resolver}:53")
             };
             let src = pod_ip(rng);
             let port = 32768 + rng.next_u64() % 28000;
-            fl.insert("resolver".into(), resolver.clone());
+            ctx.put(&mut fl, "resolver", resolver.as_str());
             (
                 Level::Error,
                 "dns_resolution",
-                format!(
+                text!(
+                    ctx,
                     "dial tcp: lookup {peer}.prod.svc.cluster.local on {resolver}: read udp {src}:{port}->{resolver}: i/o timeout"
                 ),
                 "502",
@@ -1153,7 +1368,8 @@ fn failure_line(
         ErrorCause::Unreachable => (
             Level::Error,
             "connect_timeout",
-            format!(
+            text!(
+                ctx,
                 "dial tcp {}:8080: connect: connection timed out (calling {peer})",
                 cluster_ip(peer)
             ),
@@ -1162,19 +1378,23 @@ fn failure_line(
         ErrorCause::LockTimeout => (
             Level::Error,
             "lock_timeout",
-            "ERROR: canceling statement due to lock timeout (SQLSTATE 55P03)".into(),
+            text!(
+                ctx,
+                "ERROR: canceling statement due to lock timeout (SQLSTATE 55P03)"
+            ),
             "500",
         ),
         ErrorCause::RateLimited => {
             let per_replica = ctx
-                .config_at(id, "rate_limit.rps_per_replica", tick_world_ms)
+                .text_config_at(id, "rate_limit.rps_per_replica", tick_world_ms)
                 .and_then(|v| v.parse::<f64>().ok())
                 .or(ctx.spec(id).rate_limit.map(|r| r.rps_per_replica))
                 .unwrap_or(0.0);
             (
                 Level::Warn,
                 "rate_limited",
-                format!(
+                text!(
+                    ctx,
                     "429 Too Many Requests: rate limit of {per_replica:.0} rps per replica exceeded ({method} {path} from {})",
                     pod_ip(rng)
                 ),
@@ -1182,7 +1402,7 @@ fn failure_line(
             )
         }
     };
-    fl.insert("status".into(), status.into());
+    ctx.put(&mut fl, "status", status);
     (level, event, message, fl)
 }
 
@@ -1246,7 +1466,8 @@ fn background(
             0 => (
                 Level::Info,
                 "checkpoint",
-                format!(
+                text!(
+                    ctx,
                     "checkpoint complete: wrote {} buffers ({:.1}%); 0 WAL file(s) added, 0 removed, {} recycled; write={:.3} s",
                     200 + rng.next_u64() % 3000,
                     0.5 + 3.0 * unit(rng),
@@ -1258,7 +1479,8 @@ fn background(
             1 => (
                 Level::Info,
                 "autovacuum",
-                format!(
+                text!(
+                    ctx,
                     "automatic vacuum of table \"shop.public.{}\": index scans: 1, pages: 0 removed, {} remain",
                     pick(
                         rng,
@@ -1282,7 +1504,10 @@ fn background(
                 (
                     Level::Info,
                     "connection_authorized",
-                    format!("connection authorized: user=app database=shop application_name={app}"),
+                    text!(
+                        ctx,
+                        "connection authorized: user=app database=shop application_name={app}"
+                    ),
                     BTreeMap::new(),
                 )
             }
@@ -1290,7 +1515,8 @@ fn background(
         ServiceKind::Cache => (
             Level::Info,
             "cache_stats",
-            format!(
+            text!(
+                ctx,
                 "keyspace_hits_ratio={:.3} used_memory={:.0}mb connected_clients={}",
                 f.cache_hit_ratio,
                 f.memory_mb_max(),
@@ -1301,7 +1527,8 @@ fn background(
         ServiceKind::Observability => (
             Level::Info,
             "flush",
-            format!(
+            text!(
+                ctx,
                 "[output:loki:loki.0] flushed {} records ({:.0} lines/s in)",
                 (f.offered_rps as f64 * world.tick_s() * (0.8 + 0.4 * unit(rng))) as u64,
                 f.offered_rps
@@ -1314,7 +1541,8 @@ fn background(
             (
                 Level::Info,
                 "batch_processed",
-                format!(
+                text!(
+                    ctx,
                     "processed {} messages from {} in {:.0}ms",
                     (f.consumed_hz as f64 * (0.5 + unit(rng))).round().max(1.0),
                     sub.topic,
@@ -1335,7 +1563,8 @@ fn background(
                 return (
                     Level::Debug,
                     "request_trace",
-                    format!(
+                    text!(
+                        ctx,
                         "request headers parsed for {method} {path}: accept=application/json x-request-id={:016x}",
                         rng.next_u64()
                     ),
@@ -1349,25 +1578,30 @@ fn background(
                     (
                         Level::Info,
                         "request",
-                        format!("{method} {path} 200 {ms:.0}ms"),
-                        fields(&[
-                            ("method", method.into()),
-                            ("path", path.into()),
-                            ("status", "200".into()),
-                            ("duration_ms", format!("{ms:.0}")),
-                        ]),
+                        text!(ctx, "{method} {path} 200 {ms:.0}ms"),
+                        if ctx.text.get() {
+                            fields(&[
+                                ("method", method.into()),
+                                ("path", path.into()),
+                                ("status", "200".into()),
+                                ("duration_ms", format!("{ms:.0}")),
+                            ])
+                        } else {
+                            BTreeMap::new()
+                        },
                     )
                 }
                 2 => (
                     Level::Debug,
                     "health_check",
-                    "GET /healthz 200 1ms".into(),
+                    text!(ctx, "GET /healthz 200 1ms"),
                     BTreeMap::new(),
                 ),
                 3 => (
                     Level::Info,
                     "gc_pause",
-                    format!(
+                    text!(
+                        ctx,
                         "GC pause {:.1}ms, heap {heap:.0}Mi after collection",
                         2.0 + 20.0 * unit(rng)
                     ),
@@ -1378,7 +1612,8 @@ fn background(
                     (
                         Level::Info,
                         "pool_stats",
-                        format!(
+                        text!(
+                            ctx,
                             "pool {} stats (total={:.0}, active={:.0}, idle={:.0}, waiting={})",
                             topo.service(e.to).name(),
                             f.pool_max,
@@ -1392,7 +1627,8 @@ fn background(
                 _ => (
                     Level::Info,
                     "stats",
-                    format!(
+                    text!(
+                        ctx,
                         "served {:.1} req/s, p50 {:.0}ms over the last {:.0}s",
                         f.admitted_rps,
                         f.latency_median_ms,
@@ -1418,7 +1654,8 @@ fn distractor(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng, id: ServiceId, f: &ServiceFra
             return (
                 Level::Warn,
                 "checkpoint_frequency",
-                format!(
+                text!(
+                    ctx,
                     "checkpoints are occurring too frequently ({} seconds apart)",
                     20 + rng.next_u64() % 9
                 ),
@@ -1429,7 +1666,8 @@ fn distractor(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng, id: ServiceId, f: &ServiceFra
             return (
                 Level::Warn,
                 "slowlog",
-                format!(
+                text!(
+                    ctx,
                     "slowlog: command KEYS session:* took {:.0}ms",
                     12.0 + 40.0 * unit(rng)
                 ),
@@ -1440,7 +1678,8 @@ fn distractor(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng, id: ServiceId, f: &ServiceFra
             return (
                 Level::Warn,
                 "flush_retry",
-                format!(
+                text!(
+                    ctx,
                     "[output:loki:loki.0] chunk flush failed (HTTP 429 from loki), retrying in {}s",
                     1 + rng.next_u64() % 8
                 ),
@@ -1453,14 +1692,16 @@ fn distractor(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng, id: ServiceId, f: &ServiceFra
         0 => (
             Level::Warn,
             "deprecated_api",
-            format!(
+            text!(
+                ctx,
                 "client {other} called deprecated endpoint /api/v0/lookup; it will be removed in the next major version"
             ),
         ),
         1 => (
             Level::Warn,
             "slow_gc",
-            format!(
+            text!(
+                ctx,
                 "GC pause {:.0}ms exceeded the 200ms target (heap {:.0}Mi)",
                 200.0 + 300.0 * unit(rng),
                 f.memory_mb_max() * 0.6
@@ -1469,17 +1710,24 @@ fn distractor(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng, id: ServiceId, f: &ServiceFra
         2 => (
             Level::Warn,
             "metrics_push_retry",
-            "retrying metrics push to collector: context deadline exceeded (attempt 2 of 5)".into(),
+            text!(
+                ctx,
+                "retrying metrics push to collector: context deadline exceeded (attempt 2 of 5)"
+            ),
         ),
         3 => (
             Level::Warn,
             "tls_session",
-            format!("TLS session resumption failed with {other}; falling back to a full handshake"),
+            text!(
+                ctx,
+                "TLS session resumption failed with {other}; falling back to a full handshake"
+            ),
         ),
         4 => (
             Level::Warn,
             "slow_request",
-            format!(
+            text!(
+                ctx,
                 "slow request: GET /api/v1/report took {:.0}ms",
                 900.0 + 1500.0 * unit(rng)
             ),
@@ -1487,12 +1735,13 @@ fn distractor(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng, id: ServiceId, f: &ServiceFra
         5 => (
             Level::Info,
             "config_reload",
-            format!("config reload requested for {me}; no changes detected"),
+            text!(ctx, "config reload requested for {me}; no changes detected"),
         ),
         6 => (
             Level::Warn,
             "client_disconnect",
-            format!(
+            text!(
+                ctx,
                 "client closed connection before the response was written (POST /api/v1/cart, {} bytes sent)",
                 rng.next_u64() % 4096
             ),
@@ -1500,7 +1749,8 @@ fn distractor(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng, id: ServiceId, f: &ServiceFra
         _ => (
             Level::Error,
             "request_failed",
-            format!(
+            text!(
+                ctx,
                 "validation failed for POST /api/v1/cart: field \"quantity\" must be positive (got -{})",
                 1 + rng.next_u64() % 3
             ),

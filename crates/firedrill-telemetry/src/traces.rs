@@ -14,7 +14,8 @@
 //! Each trace draws from its own generator, keyed by (tick, index). [`outlines_between`] walks the same way
 //! without writing any text, which is enough to tell whether a trace went through a service and whether it
 //! failed; [`build_traces`] then builds only the traces wanted. A query that shows the newest few of a window's
-//! traces through one service builds those few, not the window.
+//! traces through one service builds those few, not the window ([`newest_through`], whose walks also stop as
+//! soon as they are known to count or not).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -265,6 +266,64 @@ fn server_error_share(f: &ServiceFrame) -> f64 {
 /// The frame read for a service a tick does not hold (none in a compiled topology; kept for safety).
 static NO_FRAME: LazyLock<ServiceFrame> = LazyLock::new(ServiceFrame::default);
 
+/// The client settings each service calls with at one tick (`http.client.timeout_ms` and `http.client.retries` as
+/// in effect then), read once per service: a walk makes many calls from the same few services and every walk of
+/// a tick reads the same values, while each read is a map lookup and a scan of the world's changes.
+#[derive(Debug, Default)]
+struct ClientSettings {
+    /// The tick the values are for.
+    tick: u64,
+    /// Per service: `None` until read, then (timeout ms, retries), each `None` when unset or unparsable.
+    by_service: Vec<Option<(Option<f64>, Option<u8>)>>,
+}
+
+impl ClientSettings {
+    /// These settings for `tick`: kept if they are that tick's, emptied otherwise.
+    fn for_tick(mut self, world: &World, tick: u64) -> ClientSettings {
+        let services = world.topology().len();
+        if self.tick != tick || self.by_service.len() != services {
+            self.tick = tick;
+            self.by_service.clear();
+            self.by_service.resize(services, None);
+        }
+        self
+    }
+
+    /// (timeout ms, retries) of calls made by `from`, as configured during the tick ending at `tick_world_ms`.
+    fn get(
+        &mut self,
+        world: &World,
+        from: ServiceId,
+        tick_world_ms: i64,
+    ) -> (Option<f64>, Option<u8>) {
+        if let Some(Some(v)) = self.by_service.get(from.index()) {
+            return *v;
+        }
+        let v = (
+            det::config_at(world, from, "http.client.timeout_ms", tick_world_ms)
+                .and_then(|v| v.parse::<f64>().ok()),
+            det::config_at(world, from, "http.client.retries", tick_world_ms)
+                .and_then(|v| v.parse::<u8>().ok()),
+        );
+        if let Some(slot) = self.by_service.get_mut(from.index()) {
+            *slot = Some(v);
+        }
+        v
+    }
+}
+
+/// How far an outline walk goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// To the end: the outline says whether the target wrote a span and whether any span failed.
+    End,
+    /// Until the target writes a span (whether one failed is then unknown), or nothing left of the walk can.
+    Hit,
+    /// Until the target has written a span and some span has failed, or nothing left of the walk can write a
+    /// span by the target.
+    HitAndError,
+}
+
 /// One trace being generated.
 ///
 /// A walk makes the same draws whether or not it writes text: with `pods` it builds every span (ids, names,
@@ -274,8 +333,12 @@ struct Walk<'a> {
     world: &'a World,
     /// Pod names, for the spans' text; `None` for an outline.
     pods: Option<&'a PodNames>,
+    /// Whether written spans get their attributes.
+    attributes: bool,
     frames: &'a [ServiceFrame],
     tick_world_ms: i64,
+    /// Client settings of the walk's tick, shared by the walks of a tick.
+    settings: ClientSettings,
     trace_id: String,
     rng: ChaCha8Rng,
     /// The spans, when written (`pods` is some).
@@ -287,12 +350,65 @@ struct Walk<'a> {
     /// The service an outline asks about, and whether it wrote a span.
     target: Option<ServiceId>,
     hit: bool,
+    /// When the walk may stop (always [`Until::End`] when spans are written).
+    until: Until,
+    /// Whether what the walk was asked is decided: the walk then unwinds without drawing further, and its
+    /// outline is only good for that answer.
+    done: bool,
+    /// For a walk that may stop: per service, whether serving it can lead to a span by the target (it is the
+    /// target, or calls to instrumented services can reach it). Empty otherwise.
+    reach: &'a [bool],
+    /// Whether what is left of the callers' requests once the current call returns (later calls, retries) may
+    /// yet lead to a span by the target. Kept only when `reach` is given.
+    above: bool,
 }
 
 impl<'a> Walk<'a> {
+    /// Notes whether the walk's question is decided, after a span was opened or failed. Once decided it stays
+    /// so: the draws after the point where it stopped are never made.
+    fn settle(&mut self) {
+        self.done |= match self.until {
+            Until::End => false,
+            Until::Hit => self.hit,
+            Until::HitAndError => self.hit && self.error,
+        };
+    }
+
+    /// Whether a call along one of `edges` may lead to a span by the target (always, without `reach`).
+    fn may_reach(&self, edges: &[usize]) -> bool {
+        let topo = self.world.topology();
+        self.reach.is_empty()
+            || edges
+                .iter()
+                .any(|&e| self.reach.get(topo.edges[e].to.index()) == Some(&true))
+    }
+
+    /// Stops a walk that may stop, when the target has written no span and nothing left of it can: neither the
+    /// calls along `rest` (the current service's edges not yet done) nor what the callers do next.
+    fn give_up_unless_reachable(&mut self, rest: &[usize]) {
+        if !self.reach.is_empty() && !self.hit && !self.above && !self.may_reach(rest) {
+            self.done = true;
+        }
+    }
+
     /// Whether spans are written out.
     fn text(&self) -> bool {
         self.pods.is_some()
+    }
+
+    /// Whether spans are written out with their attributes.
+    fn with_attributes(&self) -> bool {
+        self.text() && self.attributes
+    }
+
+    /// Sets attribute `key` of the span at `index`, when spans are written with their attributes.
+    fn set_attribute(&mut self, index: usize, key: &str, value: &str) {
+        if !self.attributes {
+            return;
+        }
+        if let Some(span) = self.spans.get_mut(index) {
+            span.attributes.insert(key.into(), value.into());
+        }
     }
 
     fn frame(&self, id: ServiceId) -> &'a ServiceFrame {
@@ -323,6 +439,7 @@ impl<'a> Walk<'a> {
         let index = self.opened;
         self.opened += 1;
         self.hit |= self.target == Some(service);
+        self.settle();
         if !self.text() {
             return (index, String::new());
         }
@@ -350,11 +467,11 @@ impl<'a> Walk<'a> {
     /// Marks the span at `index` failed with `error_type`.
     fn fail(&mut self, index: usize, error_type: &str) {
         self.error = true;
+        self.settle();
         if let Some(span) = self.span_mut(index) {
             span.status = SpanStatus::Error;
-            span.attributes
-                .insert("error.type".into(), error_type.into());
         }
+        self.set_attribute(index, "error.type", error_type);
     }
 
     /// Median of one call along an edge at this tick, in ms (through its cache when it has one).
@@ -396,7 +513,12 @@ impl<'a> Walk<'a> {
                 .nth(k)
                 .unwrap_or(0)
         });
-        let (name, attrs) = match self.pods {
+        let name = if text {
+            format!("{method} {path}")
+        } else {
+            String::new()
+        };
+        let attrs = match self.pods.filter(|_| self.attributes) {
             Some(pods) => {
                 let version = svc
                     .spec
@@ -415,11 +537,15 @@ impl<'a> Walk<'a> {
                         pods.name(service, slot, self.tick_world_ms),
                     );
                 }
-                (format!("{method} {path}"), attrs)
+                attrs
             }
-            None => (String::new(), BTreeMap::new()),
+            None => BTreeMap::new(),
         };
         let (index, span_id) = self.open(service, name, SpanKind::Server, parent, start_ns, attrs);
+        if self.done {
+            // Decided (only ever in an outline that may stop): what is returned no longer matters.
+            return (0, false, "200");
+        }
 
         // Rejected by the rate limiter (roots only: a caller decides its callees' outcome).
         let reject_share = if f.offered_rps > 0.0 {
@@ -475,7 +601,11 @@ impl<'a> Walk<'a> {
         }
         let skip_calls = own_failure && cause == ErrorCause::Overload;
         if depth < MAX_DEPTH && !skip_calls {
-            'edges: for &e in &svc.out_edges {
+            'edges: for (j, &e) in svc.out_edges.iter().enumerate() {
+                self.give_up_unless_reachable(&svc.out_edges[j..]);
+                if self.done {
+                    break 'edges;
+                }
                 let edge = &topo.edges[e];
                 let forced = culprit == Some(e);
                 let mut calls =
@@ -483,8 +613,8 @@ impl<'a> Walk<'a> {
                 if forced {
                     calls = calls.max(1);
                 }
-                for _ in 0..calls {
-                    if self.opened >= MAX_SPANS {
+                for c in 0..calls {
+                    if self.opened >= MAX_SPANS || self.done {
                         break 'edges;
                     }
                     if let Some(cache) = edge.via_cache {
@@ -495,8 +625,16 @@ impl<'a> Walk<'a> {
                         }
                     }
                     let call_mode = if forced { Some(cause) } else { None };
+                    let above = self.above;
+                    if !self.reach.is_empty() {
+                        // After this call: this edge's other calls, then the later edges.
+                        self.above = above
+                            || (c + 1 < calls && self.may_reach(&svc.out_edges[j..=j]))
+                            || self.may_reach(&svc.out_edges[j + 1..]);
+                    }
                     let (d, err, upstream_code) =
                         self.client(service, edge, &span_id, cursor, depth, call_mode);
+                    self.above = above;
                     cursor += d;
                     if err && forced {
                         if cause == ErrorCause::UpstreamError {
@@ -538,9 +676,8 @@ impl<'a> Walk<'a> {
         let duration_ns = duration_ns.max(1_000);
         if let Some(span) = self.span_mut(index) {
             span.duration_ns = duration_ns;
-            span.attributes
-                .insert("http.status_code".into(), code.into());
         }
+        self.set_attribute(index, "http.status_code", code);
         if failed {
             self.fail(index, error_type);
         }
@@ -558,7 +695,7 @@ impl<'a> Walk<'a> {
         let cf = self.frame(cache);
         let key_id = self.rng.next_u64() % 100_000;
         let hit = cf.ready > 0 && unit(&mut self.rng) < cf.cache_hit_ratio as f64;
-        let (name, parent, attrs) = if self.text() {
+        let (name, parent, attrs) = if self.with_attributes() {
             let peer = self.name(cache);
             let attrs = BTreeMap::from([
                 ("db.system".to_string(), "redis".to_string()),
@@ -569,6 +706,8 @@ impl<'a> Walk<'a> {
                 ("cache.hit".to_string(), hit.to_string()),
             ]);
             ("GET".to_string(), Some(parent.to_string()), attrs)
+        } else if self.text() {
+            ("GET".to_string(), Some(parent.to_string()), BTreeMap::new())
         } else {
             (String::new(), None, BTreeMap::new())
         };
@@ -592,17 +731,9 @@ impl<'a> Walk<'a> {
         depth: usize,
         forced: Option<ErrorCause>,
     ) -> (i64, bool, &'static str) {
-        let timeout_ms = det::config_at(
-            self.world,
-            from,
-            "http.client.timeout_ms",
-            self.tick_world_ms,
-        )
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(edge.timeout_ms);
-        let retries = det::config_at(self.world, from, "http.client.retries", self.tick_world_ms)
-            .and_then(|v| v.parse::<u8>().ok())
-            .unwrap_or(edge.retries);
+        let (timeout_ms, retries) = self.settings.get(self.world, from, self.tick_world_ms);
+        let timeout_ms = timeout_ms.unwrap_or(edge.timeout_ms);
+        let retries = retries.unwrap_or(edge.retries);
         let to_frame = self.frame(edge.to);
         let mut at = start_ns;
         let mut last = (false, "200");
@@ -619,6 +750,12 @@ impl<'a> Walk<'a> {
                 None if attempt_fails => ErrorCause::UpstreamError,
                 None => ErrorCause::None,
             };
+            let above = self.above;
+            if !self.reach.is_empty() {
+                // After this attempt: a retry, then what the caller does next.
+                self.above =
+                    above || (attempt < retries && self.reach.get(edge.to.index()) == Some(&true));
+            }
             let (d, failed, code) = self.attempt(
                 from,
                 edge,
@@ -630,6 +767,10 @@ impl<'a> Walk<'a> {
                 attempt_fails,
                 cause,
             );
+            self.above = above;
+            if self.done {
+                break;
+            }
             at += d + if failed { 2_000_000 } else { 0 };
             last = (failed, code);
             if !failed
@@ -669,8 +810,9 @@ impl<'a> Walk<'a> {
         let caller_frame = self.frame(from);
         let timeout_ns = (timeout_ms * 1e6) as i64;
         // Attributes are only built when written; every draw below is made either way, in the same order.
+        let attributes = self.with_attributes();
         let mut attrs = BTreeMap::new();
-        if text {
+        if attributes {
             attrs.insert("peer.service".to_string(), peer.to_string());
             attrs.insert(
                 "server.address".to_string(),
@@ -693,10 +835,12 @@ impl<'a> Walk<'a> {
                         &["orders", "order_items", "users", "stock", "payments"],
                     ),
                 );
-                if text {
+                if attributes {
                     attrs.insert("db.system".into(), "postgresql".into());
                     attrs.insert("db.operation.name".into(), op.into());
                     attrs.insert("db.collection.name".into(), table.into());
+                }
+                if text {
                     format!("{op} shop.{table}")
                 } else {
                     String::new()
@@ -704,12 +848,16 @@ impl<'a> Walk<'a> {
             }
             _ if !text => String::new(),
             ServiceKind::Cache => {
-                attrs.insert("db.system".into(), "redis".into());
+                if attributes {
+                    attrs.insert("db.system".into(), "redis".into());
+                }
                 "GET".into()
             }
             ServiceKind::External => {
-                attrs.insert("http.request.method".into(), "POST".into());
-                attrs.insert("url.full".into(), format!("https://{peer}/v1/charges"));
+                if attributes {
+                    attrs.insert("http.request.method".into(), "POST".into());
+                    attrs.insert("url.full".into(), format!("https://{peer}/v1/charges"));
+                }
                 "POST".into()
             }
             _ => {
@@ -717,7 +865,9 @@ impl<'a> Walk<'a> {
                     .as_ref()
                     .map(|(m, p)| (*m, p.as_ref()))
                     .unwrap_or(("GET", "/"));
-                attrs.insert("http.request.method".into(), m.into());
+                if attributes {
+                    attrs.insert("http.request.method".into(), m.into());
+                }
                 format!("{m} {p}")
             }
         };
@@ -727,7 +877,7 @@ impl<'a> Walk<'a> {
         } else {
             0.0
         };
-        if text && pool_wait_ms > 0.5 {
+        if attributes && pool_wait_ms > 0.5 {
             attrs.insert(
                 "db.client.connection.wait_ms".into(),
                 format!("{pool_wait_ms:.0}"),
@@ -804,18 +954,13 @@ impl<'a> Walk<'a> {
         }
         if let Some(span) = self.span_mut(index) {
             span.duration_ns = duration.max(1_000);
-            if matches!(kind, ServiceKind::Database | ServiceKind::Cache) {
-                if failed
-                    && to_frame.err_cause == ErrorCause::LockTimeout
-                    && etype != Some("timeout")
-                {
-                    span.attributes
-                        .insert("db.response.status_code".into(), "55P03".into());
-                }
-            } else if etype != Some("timeout") {
-                span.attributes
-                    .insert("http.status_code".into(), child_code.into());
+        }
+        if matches!(kind, ServiceKind::Database | ServiceKind::Cache) {
+            if failed && to_frame.err_cause == ErrorCause::LockTimeout && etype != Some("timeout") {
+                self.set_attribute(index, "db.response.status_code", "55P03");
             }
+        } else if etype != Some("timeout") {
+            self.set_attribute(index, "http.status_code", child_code);
         }
         if failed {
             self.fail(index, etype.unwrap_or("internal"));
@@ -838,18 +983,20 @@ pub fn traces_at(world: &World, tick: u64, max: usize) -> Vec<Trace> {
         return Vec::new();
     }
     let pods = PodNames::new(world);
+    let mut settings = ClientSettings::default();
     let n = (TRACES_PER_TICK * world.topology().entries.len()).min(max);
     (0..n)
-        .filter_map(|i| generate(world, &pods, tick, i))
+        .filter_map(|i| generate(world, &pods, &mut settings, SpanDetail::Full, tick, i))
         .collect()
 }
 
 /// A walk of sample `index` of tick `tick`, with its root start (unix ns) drawn; `None` if the tick is not held
-/// or the topology has no entry point.
+/// or the topology has no entry point. `settings` are those a previous walk read (kept if of the same tick).
 fn start_walk<'a>(
     world: &'a World,
     pods: Option<&'a PodNames>,
     target: Option<ServiceId>,
+    settings: ClientSettings,
     tick: u64,
     index: usize,
 ) -> Option<(Walk<'a>, ServiceId, i64)> {
@@ -859,8 +1006,10 @@ fn start_walk<'a>(
     let mut walk = Walk {
         world,
         pods,
+        attributes: true,
         frames,
         tick_world_ms: det::tick_world_ms(world, tick),
+        settings: settings.for_tick(world, tick),
         trace_id: if pods.is_some() {
             trace_id(world, tick, index)
         } else {
@@ -872,6 +1021,10 @@ fn start_walk<'a>(
         error: false,
         target,
         hit: false,
+        until: Until::End,
+        done: false,
+        reach: &[],
+        above: false,
     };
     let tick_ns = (world.tick_s() * 1e9) as i64;
     let end_ns = det::tick_end_ms(world, tick) * 1_000_000;
@@ -879,9 +1032,27 @@ fn start_walk<'a>(
     Some((walk, entry, start))
 }
 
-fn generate(world: &World, pods: &PodNames, tick: u64, index: usize) -> Option<Trace> {
-    let (mut walk, entry, start) = start_walk(world, Some(pods), None, tick, index)?;
+/// Builds sample `index` of tick `tick` in `detail`; `settings` are shared with the other traces built (kept if
+/// of the same tick).
+fn generate(
+    world: &World,
+    pods: &PodNames,
+    settings: &mut ClientSettings,
+    detail: SpanDetail,
+    tick: u64,
+    index: usize,
+) -> Option<Trace> {
+    let (mut walk, entry, start) = start_walk(
+        world,
+        Some(pods),
+        None,
+        std::mem::take(settings),
+        tick,
+        index,
+    )?;
+    walk.attributes = detail == SpanDetail::Full;
     walk.server(entry, None, start, 0, Mode::Free, None);
+    *settings = walk.settings;
     Some(Trace {
         trace_id: walk.trace_id,
         spans: walk.spans,
@@ -895,7 +1066,14 @@ pub fn find_trace(world: &World, trace_id_hex: &str) -> Option<Trace> {
     if index >= TRACES_PER_TICK * world.topology().entries.len() {
         return None;
     }
-    generate(world, &PodNames::new(world), tick, index)
+    generate(
+        world,
+        &PodNames::new(world),
+        &mut ClientSettings::default(),
+        SpanDetail::Full,
+        tick,
+        index,
+    )
 }
 
 /// The ticks whose sampled roots can start in `[start_ms, end_ms)` (unix ms), oldest first.
@@ -911,11 +1089,12 @@ fn window_ticks(world: &World, start_ms: i64, end_ms: i64) -> impl Iterator<Item
 /// Every sampled trace whose root starts in `[start_ms, end_ms)` (unix ms), oldest tick first, at most `max`.
 pub fn traces_between(world: &World, start_ms: i64, end_ms: i64, max: usize) -> Vec<Trace> {
     let pods = PodNames::new(world);
+    let mut settings = ClientSettings::default();
     let per_tick = TRACES_PER_TICK * world.topology().entries.len();
     let mut out = Vec::new();
     for t in window_ticks(world, start_ms, end_ms) {
         for i in 0..per_tick {
-            let Some(tr) = generate(world, &pods, t, i) else {
+            let Some(tr) = generate(world, &pods, &mut settings, SpanDetail::Full, t, i) else {
                 continue;
             };
             let root = tr.spans[0].start_ns.div_euclid(1_000_000);
@@ -957,6 +1136,93 @@ pub fn outlines_between(
     max: usize,
     through: Option<ServiceId>,
 ) -> Vec<TraceOutline> {
+    let mut out = Vec::new();
+    scan_outlines(world, start_ms, end_ms, max, through, Until::End, |o| {
+        out.push(o)
+    });
+    out
+}
+
+/// What a built trace's spans hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpanDetail {
+    /// Everything.
+    Full,
+    /// Everything but the attributes (every span's map is left empty), for a reader that shows none: writing them
+    /// (pod names, addresses, status codes...) is most of the cost of building a trace.
+    NoAttributes,
+}
+
+/// What [`newest_through`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThroughQuery {
+    /// The service the traces go through (have a span written by).
+    pub through: ServiceId,
+    /// Only the traces with a failed span.
+    pub errors_only: bool,
+    /// How many of the newest to build.
+    pub newest: usize,
+    /// What their spans hold.
+    pub detail: SpanDetail,
+}
+
+/// What a query for the traces through a service shows of those [`traces_between`] returns for the same window
+/// and `max` (only those with a failed span if `errors_only`): how many there are, and the newest `newest` of
+/// them, built, newest first.
+///
+/// The same as filtering [`outlines_between`] and building the newest, only cheaper: each trace is walked only
+/// until it is known whether it counts (up to its first span by `through`, and with `errors_only` a failed span
+/// too; or until nothing left of it can reach `through`), since nothing more of the traces not built is needed.
+pub fn newest_through(
+    world: &World,
+    start_ms: i64,
+    end_ms: i64,
+    max: usize,
+    query: &ThroughQuery,
+) -> (usize, Vec<Trace>) {
+    let ThroughQuery {
+        through,
+        errors_only,
+        newest,
+        detail,
+    } = *query;
+    let until = if errors_only {
+        Until::HitAndError
+    } else {
+        Until::Hit
+    };
+    let mut matched = 0;
+    // The newest `newest` so far, as a ring: `matched % newest` is the oldest's slot once it is full.
+    let mut ring: Vec<TraceOutline> = Vec::with_capacity(newest.min(64));
+    scan_outlines(world, start_ms, end_ms, max, Some(through), until, |o| {
+        // Stopped walks have `o.error` only when it was asked for; the others walked to their end.
+        if errors_only && !o.error {
+            return;
+        }
+        if ring.len() < newest {
+            ring.push(o);
+        } else if newest > 0 {
+            ring[matched % newest] = o;
+        }
+        matched += 1;
+    });
+    if ring.len() == newest && newest > 0 {
+        ring.rotate_left(matched % newest);
+    }
+    (matched, build_traces_in(world, ring.iter().rev(), detail))
+}
+
+/// Walks the traces of [`traces_between`] for the same window and `max`, in its order, as far as `until` asks,
+/// and hands `each` the outline of every one with a span by `through` (every one if `None`).
+fn scan_outlines(
+    world: &World,
+    start_ms: i64,
+    end_ms: i64,
+    max: usize,
+    through: Option<ServiceId>,
+    until: Until,
+    mut each: impl FnMut(TraceOutline),
+) {
     let topo = world.topology();
     let per_tick = TRACES_PER_TICK * topo.entries.len();
     let reaches: Vec<bool> = topo
@@ -964,35 +1230,59 @@ pub fn outlines_between(
         .iter()
         .map(|e| through.is_none_or(|x| may_write_span(world, e.service, x)))
         .collect();
-    let mut out = Vec::new();
+    // Which services can lead to a span by `through`, for walks that stop once they cannot write one.
+    let reach: Vec<bool> = match (through, until) {
+        (Some(x), Until::Hit | Until::HitAndError) => topo
+            .services
+            .iter()
+            .enumerate()
+            .map(|(s, svc)| {
+                instrumented(svc.kind()) && may_write_span(world, ServiceId(s as u16), x)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    // Traces from entry points that cannot reach `through` only count towards `max`; when the window cannot
+    // hold `max` traces, they need not even be started.
+    let counts = max
+        < window_ticks(world, start_ms, end_ms)
+            .count()
+            .saturating_mul(per_tick);
     let mut seen = 0usize;
+    let mut settings = ClientSettings::default();
     for t in window_ticks(world, start_ms, end_ms) {
         for i in 0..per_tick {
-            let Some((mut walk, entry, start)) = start_walk(world, None, through, t, i) else {
+            if !counts && !reaches[i % reaches.len()] {
+                continue;
+            }
+            let Some((mut walk, entry, start)) =
+                start_walk(world, None, through, std::mem::take(&mut settings), t, i)
+            else {
                 continue;
             };
             let root = start.div_euclid(1_000_000);
-            if root < start_ms || root >= end_ms {
-                continue;
-            }
-            if reaches[i % reaches.len()] {
-                walk.server(entry, None, start, 0, Mode::Free, None);
-                if through.is_none() || walk.hit {
-                    out.push(TraceOutline {
-                        tick: t,
-                        index: i,
-                        start_ns: start,
-                        error: walk.error,
-                    });
+            if root >= start_ms && root < end_ms {
+                if reaches[i % reaches.len()] {
+                    walk.until = until;
+                    walk.reach = &reach;
+                    walk.server(entry, None, start, 0, Mode::Free, None);
+                    if through.is_none() || walk.hit {
+                        each(TraceOutline {
+                            tick: t,
+                            index: i,
+                            start_ns: start,
+                            error: walk.error,
+                        });
+                    }
+                }
+                seen += 1;
+                if seen >= max {
+                    return;
                 }
             }
-            seen += 1;
-            if seen >= max {
-                return out;
-            }
+            settings = walk.settings;
         }
     }
-    out
 }
 
 /// Whether a trace rooted at `entry` can hold a span written by `service`: spans are written by the services a
@@ -1024,9 +1314,19 @@ pub fn build_traces<'a>(
     world: &World,
     outlines: impl IntoIterator<Item = &'a TraceOutline>,
 ) -> Vec<Trace> {
+    build_traces_in(world, outlines, SpanDetail::Full)
+}
+
+/// [`build_traces`], with spans holding `detail`.
+fn build_traces_in<'a>(
+    world: &World,
+    outlines: impl IntoIterator<Item = &'a TraceOutline>,
+    detail: SpanDetail,
+) -> Vec<Trace> {
     let pods = PodNames::new(world);
+    let mut settings = ClientSettings::default();
     outlines
         .into_iter()
-        .filter_map(|o| generate(world, &pods, o.tick, o.index))
+        .filter_map(|o| generate(world, &pods, &mut settings, detail, o.tick, o.index))
         .collect()
 }

@@ -952,3 +952,259 @@ fn trace_outlines_pick_the_traces_a_full_render_filters() {
         "{kept} {left_out} {errors}"
     );
 }
+
+/// A world whose client settings change twice: `api` calls with a 40 ms timeout (every call to `psp` times
+/// out), then `web` stops retrying and `api` retries three times with a 2 s timeout.
+fn reconfigured(seed: u64) -> World {
+    let mut w = world(seed);
+    let (api, web) = (id(&w, "api"), id(&w, "web"));
+    let set = |w: &mut World, service, key: &str, value: &str| {
+        w.apply(
+            &Operation::SetConfig {
+                service,
+                key: key.into(),
+                value: value.into(),
+            },
+            &Actor::oncall(),
+        )
+        .expect("config");
+    };
+    w.perturb(&Perturbation::Outage {
+        service: id(&w, "psp"),
+        error_ratio: 0.4,
+        latency_factor: 1.0,
+    });
+    w.run(6);
+    set(&mut w, api, "http.client.timeout_ms", "40");
+    w.run(6);
+    set(&mut w, web, "http.client.retries", "0");
+    set(&mut w, api, "http.client.retries", "3");
+    set(&mut w, api, "http.client.timeout_ms", "2000");
+    w.run(6);
+    w
+}
+
+#[test]
+fn traces_of_a_window_are_the_traces_found_alone() {
+    // A window's walks share each tick's client settings; a trace found by id reads them afresh.
+    let (mut timeouts, mut third_retries) = (0, 0);
+    for w in [
+        reconfigured(1),
+        reconfigured(4),
+        eventful(2),
+        two_entries(9),
+    ] {
+        let all = traces::traces_between(&w, i64::MIN / 4, i64::MAX / 4, usize::MAX);
+        for t in &all {
+            assert_eq!(traces::find_trace(&w, &t.trace_id).as_ref(), Some(t));
+        }
+        for s in all.iter().flat_map(|t| &t.spans) {
+            let attr = |k: &str| s.attributes.get(k).map(String::as_str);
+            if s.service == "api" && attr("peer.service") == Some("psp") {
+                timeouts += (attr("error.type") == Some("timeout")) as usize;
+                third_retries += (attr("http.request.resend_count") == Some("3")) as usize;
+            }
+        }
+    }
+    assert!(
+        timeouts > 20 && third_retries > 0,
+        "{timeouts} {third_retries}"
+    );
+}
+
+/// A world whose requests fan out: `gw` calls `a` once or twice (with retries, and `a` fails a share of its
+/// requests), `x` and `c`; `a` calls `b`, the database and `c`; `b` calls `c` with retries. So `b` is reached
+/// only through `a`, on any of its calls or retries, and `c` along several paths and at several depths; many
+/// requests reach neither, and failures at `a`, `c` and the database make retries and failed spans.
+fn fanout(seed: u64) -> World {
+    let svc = |name: &str, kind: &str, calls: serde_json::Value| {
+        serde_json::json!({ "name": name, "kind": kind, "version": "v1", "versions": [{ "name": "v1" }],
+                            "capacity_rps": 400, "latency_ms": 5, "calls": calls })
+    };
+    let mut a = svc(
+        "a",
+        "service",
+        serde_json::json!([
+            { "to": "b", "per_request": 0.4, "timeout_ms": 1000, "retries": 1 },
+            { "to": "db", "per_request": 1.5, "timeout_ms": 500, "pool": 10, "hold_ms": 2 },
+            { "to": "c", "per_request": 0.5, "timeout_ms": 800 }
+        ]),
+    );
+    a["flags"] = serde_json::json!([{ "name": "new-checkout", "when_on": { "error_ratio": 0.3 } }]);
+    let spec = serde_json::json!({
+        "tick_s": 15,
+        "cluster": { "cpu_millis": 32000, "memory_mb": 32768 },
+        "entrypoints": [{ "service": "edge", "rps": 100 }],
+        "services": [
+            svc("edge", "edge", serde_json::json!([{ "to": "gw", "timeout_ms": 3000 }])),
+            svc("gw", "gateway", serde_json::json!([
+                { "to": "a", "per_request": 1.6, "timeout_ms": 2000, "retries": 2 },
+                { "to": "x", "per_request": 0.5, "timeout_ms": 1000 },
+                { "to": "c", "per_request": 0.2, "timeout_ms": 1000, "retries": 1 }
+            ])),
+            a,
+            svc("b", "service", serde_json::json!([
+                { "to": "c", "per_request": 0.7, "timeout_ms": 500, "retries": 2 }
+            ])),
+            svc("c", "service", serde_json::json!([{ "to": "db", "timeout_ms": 300 }])),
+            svc("x", "service", serde_json::json!([])),
+            { "name": "db", "kind": "database", "replicas": 1, "capacity_rps": 3000, "latency_ms": 2,
+              "max_connections": 200, "version": "15.4", "versions": [{ "name": "15.4" }] }
+        ]
+    });
+    let spec: TopologySpec = serde_json::from_value(spec).expect("spec");
+    let topology = Arc::new(Topology::compile(&spec, &SpecPath::root()).expect("topology"));
+    let mut w = World::new(topology, seed, WorldOptions::default());
+    w.run(40);
+    let a = id(&w, "a");
+    w.apply(
+        &Operation::SetFlag {
+            service: a,
+            flag: 0,
+            enabled: true,
+        },
+        &Actor::oncall(),
+    )
+    .expect("flag");
+    w.perturb(&Perturbation::Outage {
+        service: id(&w, "c"),
+        error_ratio: 0.3,
+        latency_factor: 2.0,
+    });
+    w.run(30);
+    w
+}
+
+#[test]
+fn newest_traces_through_a_service_are_the_outlines_filtered() {
+    let worlds = [
+        fanout(1),
+        fanout(7),
+        reconfigured(3),
+        eventful(2),
+        dropping(6),
+        two_entries(9),
+    ];
+    let (mut matched_total, mut errors_total) = (0, 0);
+    for w in &worlds {
+        for (start, end) in windows(w) {
+            for max in [usize::MAX, 20_000, 37, 5, 1, 0] {
+                for svc in &w.topology().services {
+                    let sid = id(w, svc.name());
+                    let outlines = traces::outlines_between(w, start, end, max, Some(sid));
+                    for errors_only in [false, true] {
+                        let want: Vec<&traces::TraceOutline> = outlines
+                            .iter()
+                            .filter(|o| !errors_only || o.error)
+                            .collect();
+                        for newest in [0, 1, 3, 8, 1_000] {
+                            let what = format!(
+                                "{} in [{start}, {end}) max {max} errors_only {errors_only} newest {newest}",
+                                svc.name()
+                            );
+                            let mut query = traces::ThroughQuery {
+                                through: sid,
+                                errors_only,
+                                newest,
+                                detail: traces::SpanDetail::Full,
+                            };
+                            let (matched, built) =
+                                traces::newest_through(w, start, end, max, &query);
+                            assert_eq!(matched, want.len(), "{what}");
+                            let mut expected =
+                                traces::build_traces(w, want.iter().rev().take(newest).copied());
+                            assert_eq!(built, expected, "{what}");
+                            // Without attributes: the same traces, every span's map left empty.
+                            query.detail = traces::SpanDetail::NoAttributes;
+                            let (matched, bare) =
+                                traces::newest_through(w, start, end, max, &query);
+                            assert_eq!(matched, want.len(), "{what}");
+                            for s in expected.iter_mut().flat_map(|t| &mut t.spans) {
+                                s.attributes.clear();
+                            }
+                            assert_eq!(bare, expected, "{what}");
+                        }
+                        if errors_only {
+                            errors_total += want.len();
+                        } else {
+                            matched_total += want.len();
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        matched_total > 1_000 && errors_total > 100,
+        "{matched_total} {errors_total}"
+    );
+}
+
+#[test]
+fn newest_lines_of_a_service_are_the_render_filtered() {
+    // `reconfigured` logs `api` at debug from its last change on; `fanout` fails at several depths.
+    let mut worlds = vec![eventful(3), dropping(5), two_entries(8), fanout(2)];
+    let mut debug = reconfigured(6);
+    debug
+        .apply(
+            &Operation::SetConfig {
+                service: id(&debug, "api"),
+                key: "log.level".into(),
+                value: "debug".into(),
+            },
+            &Actor::oncall(),
+        )
+        .expect("config");
+    debug.run(8);
+    worlds.push(debug);
+    let levels = [Level::Debug, Level::Info, Level::Warn, Level::Error];
+    let (mut returned, mut counted) = (0, [0usize; 4]);
+    for w in &worlds {
+        for (start, end) in windows(w) {
+            for noise in [0.0, 1.0, 4.0] {
+                for max_records in [usize::MAX, 50, 3] {
+                    let opts = LogOptions { noise, max_records };
+                    for svc in &w.topology().services {
+                        let sid = id(w, svc.name());
+                        let all = logs::render_service(w, sid, start, end, &opts);
+                        for (l, &min_level) in levels.iter().enumerate() {
+                            let want: Vec<&LogRecord> =
+                                all.iter().filter(|r| r.level >= min_level).collect();
+                            for limit in [0, 1, 7, 20, 10_000] {
+                                let (matched, got) = logs::newest_of_service(
+                                    w, sid, start, end, &opts, min_level, limit,
+                                );
+                                let what = format!(
+                                    "{} in [{start}, {end}) noise {noise} max {max_records} {min_level:?} limit {limit}",
+                                    svc.name()
+                                );
+                                assert_eq!(matched, want.len(), "{what}");
+                                let newest = &want[want.len().saturating_sub(limit)..];
+                                assert!(got.iter().eq(newest.iter().copied()), "{what}");
+                                returned += got.len();
+                            }
+                            counted[l] += want.len();
+                        }
+                    }
+                }
+            }
+        }
+        let everything = (i64::MIN / 4, i64::MAX / 4);
+        assert_eq!(
+            logs::newest_of_service(
+                w,
+                ServiceId(999),
+                everything.0,
+                everything.1,
+                &LogOptions::default(),
+                Level::Debug,
+                10
+            ),
+            (0, Vec::new())
+        );
+    }
+    assert!(
+        returned > 10_000 && counted.iter().all(|&n| n > 500),
+        "{returned} {counted:?}"
+    );
+}
