@@ -11,8 +11,8 @@ use firedrill_scenario::Catalog;
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Wall-clock seconds per phase (five phases: resets, structured steps, text steps, VecEnv on one thread,
-    /// VecEnv on all threads).
+    /// Wall-clock seconds per phase (resets, structured steps, text steps, VecEnv on all threads; then VecEnv
+    /// on one thread repeats exactly the threaded phase's steps, so the two compare the same work).
     #[arg(long, default_value_t = 3.0)]
     seconds: f64,
     /// Threads of the VecEnv phase [default: the available cores].
@@ -48,7 +48,7 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
     let catalog = Arc::new(catalog);
     if !args.json {
         eprintln!(
-            "measuring five phases of {:.1} s each (resets, steps, text steps, VecEnv 1 thread, VecEnv {threads} threads)...",
+            "measuring four phases of {:.1} s each (resets, steps, text steps, VecEnv {threads} threads), then the same VecEnv steps on 1 thread...",
             args.seconds
         );
     }

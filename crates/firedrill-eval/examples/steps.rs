@@ -1,9 +1,12 @@
 //! Runs one phase of the throughput benchmark alone, for profiling:
-//! `cargo run --release -p firedrill-eval --example steps -- [steps|text|resets|vec1|vec2] [seconds]`, or under
+//! `cargo run --release -p firedrill-eval --example steps -- [steps|text|resets|vec1|vec2] [seconds] [slots]`
+//! (`slots`: VecEnv slots in all, default the benchmark's), or under
 //! `perf record --call-graph dwarf` / `valgrind --tool=callgrind`.
 use std::sync::Arc;
 
-use firedrill_eval::bench::{SLOTS_PER_THREAD, measure_resets, measure_steps, measure_vec};
+use firedrill_eval::bench::{
+    SLOTS_PER_THREAD, VecBudget, measure_resets, measure_steps, measure_vec,
+};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -17,8 +20,12 @@ fn main() {
         }
         "vec1" | "vec2" => {
             let threads = if phase == "vec1" { 1 } else { 2 };
+            let slots: usize = args
+                .get(3)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(2 * SLOTS_PER_THREAD);
             let (n, d) =
-                measure_vec(&catalog, seconds, 2 * SLOTS_PER_THREAD, threads).expect("vec");
+                measure_vec(&catalog, VecBudget::Seconds(seconds), slots, threads).expect("vec");
             println!(
                 "{n} steps on {threads} threads, {:.0}/s",
                 n as f64 / d.as_secs_f64()
