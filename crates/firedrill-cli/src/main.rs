@@ -27,6 +27,12 @@ pub(crate) fn emit(args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// mimalloc rather than the system allocator: an environment step allocates often (label sets, query results,
+/// observations), and with glibc's malloc about a tenth of a step's instructions went to `malloc` and `free`
+/// (docs/benchmarks.md, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -14,6 +14,10 @@ use firedrill_scenario::Catalog;
 
 const FAMILIES: [&str; 9] = firedrill_scenario::library::BASIC_FAMILIES;
 
+/// The `firedrill` binary's allocator, so that these figures are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     divan::main();
 }

@@ -1,8 +1,13 @@
 //! Runs one phase of the throughput benchmark alone, for profiling:
 //! `cargo run --release -p firedrill-eval --example steps -- [steps|text|resets|vec1|vec2] [seconds] [slots]`
-//! (`slots`: VecEnv slots in all, default the benchmark's), or under
+//! (`slots`: VecEnv slots in all, default the benchmark's; for vec1/vec2, `seconds` may be `Nsteps`: exactly N
+//! environment steps, a fixed amount of work for instruction counts), or under
 //! `perf record --call-graph dwarf` / `valgrind --tool=callgrind`.
 use std::sync::Arc;
+
+/// The `firedrill` binary's allocator, so that this measures what `firedrill bench` does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use firedrill_eval::bench::{
     SLOTS_PER_THREAD, VecBudget, measure_resets, measure_steps, measure_vec,
@@ -24,8 +29,12 @@ fn main() {
                 .get(3)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(2 * SLOTS_PER_THREAD);
-            let (n, d) =
-                measure_vec(&catalog, VecBudget::Seconds(seconds), slots, threads).expect("vec");
+            // `[seconds]` may be a fixed amount of work instead: `2000steps`, for instruction counts.
+            let budget = match args.get(2).and_then(|s| s.strip_suffix("steps")) {
+                Some(n) => VecBudget::Steps(n.parse().expect("a step count")),
+                None => VecBudget::Seconds(seconds),
+            };
+            let (n, d) = measure_vec(&catalog, budget, slots, threads).expect("vec");
             println!(
                 "{n} steps on {threads} threads, {:.0}/s",
                 n as f64 / d.as_secs_f64()
