@@ -120,6 +120,22 @@ pub struct RuleEngine {
     evaluations: u64,
     /// The world tick of the next evaluation that has not run.
     next_due_tick: u64,
+    /// After [`RuleEngine::begin_late`]: the tick of the quiet evaluation this engine began with. The
+    /// evaluations before it were skipped; [`RuleEngine::complete`] replays them.
+    began_at: Option<u64>,
+}
+
+/// Why [`RuleEngine::complete`] cannot replay the evaluations a late start skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the world no longer holds the samples of the evaluations skipped before tick {began_at} (its oldest \
+     tick is {oldest})"
+)]
+pub struct SkippedEvaluationsLost {
+    /// The tick the engine began at.
+    pub began_at: u64,
+    /// The world's oldest tick still held.
+    pub oldest: u64,
 }
 
 impl RuleEngine {
@@ -143,6 +159,7 @@ impl RuleEngine {
             errors: vec![None; n],
             evaluations: 0,
             next_due_tick: interval_ticks.max(1),
+            began_at: None,
         }
     }
 
@@ -234,6 +251,117 @@ impl RuleEngine {
     /// Evaluates every rule at the world's current time, outside the schedule.
     pub fn evaluate_now(&mut self, world: &World) {
         self.evaluate_ticks(world, &[world.tick_count()]);
+    }
+
+    /// Whether [`RuleEngine::begin_late`] may be used: every rule has a compiled plan (an evaluation at any
+    /// past time then costs what it costs on its tick), reads only its past, and has no `keep_firing_for`
+    /// (which would let an alert outlive an evaluation that returns nothing).
+    pub fn can_begin_late(&self) -> bool {
+        self.all_planned() && self.can_lag() && self.rules.iter().all(|r| r.keep_firing_for_ms == 0)
+    }
+
+    /// Begins a new engine at a recent evaluation instead of the first: from the last evaluation due by the
+    /// world's current tick backwards (then 5, 15 and 30 evaluations back), looks for a *quiet* one, at which
+    /// every rule evaluates without error and returns nothing, and makes it this engine's first evaluation.
+    /// Returns whether one was found; if not, the engine is unchanged.
+    ///
+    /// Exact, because an evaluation's result depends only on the samples it reads, never on the alert states,
+    /// and after a quiet evaluation every alert is inactive whatever came before (no rule holds one with
+    /// `keep_firing_for`, see [`RuleEngine::can_begin_late`]): the states from then on are those of evaluating
+    /// every interval from the start. What a late start lacks is the history before it (the transitions, the
+    /// alerts seen only then), which [`RuleEngine::complete`] replays on demand; [`RuleEngine::evaluations`]
+    /// counts the skipped evaluations already. An incident starts this way: before the fault, a healthy world
+    /// makes every evaluation of its history quiet, and the hour of evaluations that would change nothing is
+    /// not run.
+    ///
+    /// Only for a new engine that has not evaluated yet and [can begin late](RuleEngine::can_begin_late).
+    pub fn begin_late(&mut self, world: &World) -> bool {
+        if self.evaluations > 0 || !self.can_begin_late() {
+            return false;
+        }
+        let interval = self.interval_ticks;
+        let now = world.tick_count();
+        if now < interval {
+            return false;
+        }
+        let last = now / interval * interval;
+        for back in [0, 5, 15, 30] {
+            let Some(at) = last.checked_sub(back * interval).filter(|&t| t >= interval) else {
+                break;
+            };
+            let mut probe = self.clone();
+            probe.evaluate_ticks(world, &[at]);
+            if probe.instances.is_empty() && probe.errors.iter().all(Option::is_none) {
+                probe.evaluations = at / interval;
+                probe.next_due_tick = at + interval;
+                probe.began_at = Some(at);
+                *self = probe;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Whether the engine began late and has not replayed the evaluations it skipped
+    /// ([`RuleEngine::complete`]): until then, [`RuleEngine::history`] and [`RuleEngine::instances`] hold only
+    /// what followed the quiet evaluation it began at.
+    pub fn skipped_evaluations(&self) -> bool {
+        self.began_at.is_some()
+    }
+
+    /// Replays the evaluations a late start skipped ([`RuleEngine::begin_late`]), so that the history, the
+    /// alerts and their order are exactly those of evaluating every interval from the start. Needs the world
+    /// that the engine evaluates, still holding every tick from its first (its frame ring evicts the oldest
+    /// ticks after hours); does nothing for an engine that did not begin late.
+    pub fn complete(&mut self, world: &World) -> Result<(), SkippedEvaluationsLost> {
+        let Some(began_at) = self.began_at else {
+            return Ok(());
+        };
+        // The world stores its ticks from 1 on (tick 0 is the state it was built in).
+        let oldest = world.history().first_tick();
+        if oldest > 1 {
+            return Err(SkippedEvaluationsLost { began_at, oldest });
+        }
+        let mut before = RuleEngine::new(self.rules.to_vec(), self.interval_ticks);
+        let ticks: Vec<u64> = (self.interval_ticks..=began_at)
+            .step_by(self.interval_ticks as usize)
+            .collect();
+        before.evaluate_ticks(world, &ticks);
+        // Alerts seen before keep their places (they appeared first); the later ones follow in the order they
+        // appeared. After the quiet evaluation every alert was inactive, so the later state of an alert seen on
+        // both sides is this engine's.
+        let mut key_of: Vec<Option<(usize, Labels)>> = vec![None; self.instances.len()];
+        for (key, &i) in &self.index {
+            key_of[i] = Some(key.clone());
+        }
+        let mut instances = before.instances;
+        let mut index = before.index;
+        let mut remap = Vec::with_capacity(self.instances.len());
+        for (inst, key) in std::mem::take(&mut self.instances).into_iter().zip(key_of) {
+            let key = key.expect("every alert is indexed");
+            let i = match index.get(&key) {
+                Some(&i) => {
+                    instances[i] = inst;
+                    i
+                }
+                None => {
+                    instances.push(inst);
+                    index.insert(key, instances.len() - 1);
+                    instances.len() - 1
+                }
+            };
+            remap.push(i);
+        }
+        let mut history = before.history;
+        history.extend(std::mem::take(&mut self.history).into_iter().map(|mut t| {
+            t.instance = remap[t.instance];
+            t
+        }));
+        self.instances = instances;
+        self.index = index;
+        self.history = history;
+        self.began_at = None;
+        Ok(())
     }
 
     /// Evaluates every rule at each of `ticks` (ascending, none after the world's current tick) and applies
@@ -423,11 +551,19 @@ impl RuleEngine {
         Ok(())
     }
 
-    /// Alerts pending or firing now, in order of first appearance.
+    /// Alerts pending or firing now, the longest active first (then in rule order, then by labels): an order
+    /// that depends only on the alerts active now, not on which alerts came and went before.
     pub fn active(&self) -> Vec<ActiveAlert> {
-        self.instances
+        let mut active: Vec<&AlertInstance> = self
+            .instances
             .iter()
             .filter(|i| i.state != AlertState::Inactive)
+            .collect();
+        active.sort_by(|a, b| {
+            (a.active_at_ms, a.rule, &a.labels).cmp(&(b.active_at_ms, b.rule, &b.labels))
+        });
+        active
+            .into_iter()
             .map(|i| ActiveAlert {
                 labels: i.labels.clone(),
                 annotations: i.annotations.clone(),

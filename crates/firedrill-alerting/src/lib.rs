@@ -15,5 +15,7 @@ mod engine;
 mod rule;
 pub mod template;
 
-pub use engine::{ActiveAlert, AlertInstance, AlertState, AlertTransition, RuleEngine};
+pub use engine::{
+    ActiveAlert, AlertInstance, AlertState, AlertTransition, RuleEngine, SkippedEvaluationsLost,
+};
 pub use rule::{AlertRuleSpec, AlertingRule, line_col};

@@ -82,6 +82,8 @@ pub fn run(args: SimulateArgs, catalog: &Catalog) -> Result<ExitCode, String> {
     while incident.world().now_s() + 1e-9 < end_s {
         incident.step();
     }
+    // The whole alert history is shown, including what a fast start skipped.
+    incident.complete_alert_history();
     let hash = incident.digest().hex();
     if args.json {
         say!(

@@ -48,8 +48,45 @@ impl Incident {
     /// Builds the world and runs it until the page: the first alert that fires after the minimum history.
     pub fn start(instance: Arc<Instance>) -> Result<Incident, StartError> {
         let mut incident = Incident::build(instance);
+        if !incident.run_history_quietly() {
+            incident.run_history_before_page();
+            incident.skip_to_earliest_page()?;
+        }
+        incident.run_to_page()
+    }
+
+    /// [`Incident::start`] with every alert-rule evaluation of the history run, in order (no late start): the
+    /// reference the fast start is checked against.
+    pub fn start_evaluating_all(instance: Arc<Instance>) -> Result<Incident, StartError> {
+        let mut incident = Incident::build(instance);
         incident.run_history_before_page();
         incident.skip_to_earliest_page()?;
+        incident.run_to_page()
+    }
+
+    /// Runs the ticks before the minimum history without evaluating the alert rules, then begins them at a
+    /// quiet evaluation near its end ([`RuleEngine::begin_late`]): in a healthy world before the fault, the
+    /// hour of evaluations before it would change no alert. Returns false, having run nothing, when the rules
+    /// cannot begin late or the history is too long for the frame ring to keep what the skipped evaluations
+    /// read (then they could not be replayed); returns true otherwise, with every evaluation due by then run
+    /// (all of them when no quiet one was found).
+    fn run_history_quietly(&mut self) -> bool {
+        let tick_s = self.world.tick_s();
+        let ticks = (self.instance.min_history_s / tick_s).ceil() as usize;
+        if !self.alerts.can_begin_late() || ticks >= self.world.history().capacity_ticks() / 4 {
+            return false;
+        }
+        while self.world.now_s() + tick_s < self.instance.min_history_s {
+            self.advance();
+        }
+        self.alerts.begin_late(&self.world);
+        self.alerts.catch_up(&self.world);
+        true
+    }
+
+    /// From the end of the history on, steps tick by tick until the page.
+    fn run_to_page(mut self) -> Result<Incident, StartError> {
+        let incident = &mut self;
         loop {
             incident.step();
             let now = incident.world.now_s();
@@ -65,7 +102,7 @@ impl Incident {
                     || (incident.alerts.any_firing() && incident.injected.iter().any(|x| *x))
                 {
                     incident.page_s = Some(now);
-                    return Ok(incident);
+                    return Ok(self);
                 }
             }
             if now > incident.instance.page_deadline_s {
@@ -216,8 +253,20 @@ impl Incident {
     }
 
     /// The alert rules and their alerts.
+    ///
+    /// After [`Incident::start`], the rules may have begun at a quiet evaluation near the end of the history
+    /// ([`RuleEngine::begin_late`]): the alerts active now are exact, but the history and the alerts seen
+    /// before that evaluation are missing until [`Incident::complete_alert_history`] replays them.
     pub fn alerts(&self) -> &RuleEngine {
         &self.alerts
+    }
+
+    /// Replays the alert-rule evaluations a fast start skipped (see [`Incident::alerts`]), so that the alert
+    /// history is that of evaluating every interval from the start. Always possible: an incident replays them
+    /// by itself before its frame ring would evict what they read.
+    pub fn complete_alert_history(&mut self) {
+        // `step` replays them while the ring still holds the first tick, so this cannot fail.
+        let _ = self.alerts.complete(&self.world);
     }
 
     /// When the page arrived, seconds since the world began (None only before start returns).
@@ -242,6 +291,13 @@ impl Incident {
 
     /// Advances one tick: due distractors and faults first, then the world, then phase triggers and alerts.
     pub fn step(&mut self) {
+        // The next tick would evict the first from the frame ring: replay the evaluations a fast start skipped
+        // while their samples are still there (after hours of simulated time, if ever).
+        if self.alerts.skipped_evaluations()
+            && self.world.tick_count() + 2 >= self.world.history().capacity_ticks() as u64
+        {
+            self.complete_alert_history();
+        }
         self.advance();
         self.alerts.evaluate(&self.world);
     }
@@ -429,10 +485,20 @@ impl Incident {
         for c in self.world.changes() {
             h.write(format!("{:?}", c).as_bytes());
         }
-        for a in self.alerts.history() {
+        // The whole alert history, with the evaluations a fast start skipped replayed on a copy.
+        let completed;
+        let alerts = if self.alerts.skipped_evaluations() {
+            let mut all = self.alerts.clone();
+            let _ = all.complete(&self.world);
+            completed = all;
+            &completed
+        } else {
+            &self.alerts
+        };
+        for a in alerts.history() {
             h.write(&a.t_s.to_bits().to_le_bytes());
             h.write(&(a.rule as u32).to_le_bytes());
-            for (k, v) in &self.alerts.instance(a.instance).labels {
+            for (k, v) in &alerts.instance(a.instance).labels {
                 h.write(k.as_bytes());
                 h.write(&[0]);
                 h.write(v.as_bytes());

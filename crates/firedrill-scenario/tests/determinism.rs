@@ -85,7 +85,11 @@ fn the_page_look_ahead_pages_where_stepping_does() {
             let rule =
                 AlertingRule::compile(&spec, &instance.topology, &SpecPath::root()).expect("rule");
             with_unplanned.alerts.push(rule);
-            let looked_ahead = Incident::start(Arc::new(with_unplanned)).expect("start");
+            let mut looked_ahead = Incident::start(Arc::new(with_unplanned)).expect("start");
+            // The shop's rules alone begin late (at a quiet evaluation); compare whole histories.
+            let mut stepped = stepped;
+            stepped.complete_alert_history();
+            looked_ahead.complete_alert_history();
             let alerts = looked_ahead.alerts();
             assert!(
                 !alerts.all_planned() && alerts.can_lag(),
@@ -111,4 +115,87 @@ fn the_page_look_ahead_pages_where_stepping_does() {
             assert_eq!(stepped.alerts().evaluations(), alerts.evaluations());
         }
     }
+}
+
+/// A start runs the hour of history without evaluating the alert rules and begins them at a quiet evaluation
+/// near its end (`RuleEngine::begin_late`). Against a start that runs every evaluation: the same page, the same
+/// active alerts in the same order, the same alerts and history once the skipped evaluations are replayed, the
+/// same digest, and still all of that after the episode goes on and after hours (when the incident replays
+/// the skipped evaluations by itself before its frame ring evicts what they read).
+#[test]
+fn a_late_start_of_the_rules_equals_evaluating_every_interval() {
+    use firedrill_scenario::Incident;
+
+    let catalog = Catalog::builtin().expect("library");
+    let mut began_late = 0;
+    let mut starts = 0;
+    for scenario in catalog.scenarios() {
+        for seed in 0..3 {
+            let instance = catalog.instance(&scenario.id, seed, 0.5).expect("instance");
+            let mut fast = Incident::start(instance.clone()).expect("start");
+            let mut every = Incident::start_evaluating_all(instance).expect("start");
+            let what = format!("{} seed {seed}", scenario.id);
+            starts += 1;
+            began_late += usize::from(fast.alerts().skipped_evaluations());
+            assert!(!every.alerts().skipped_evaluations(), "{what}");
+            assert_eq!(fast.page_s(), every.page_s(), "{what}: page");
+            assert_eq!(fast.world().tick_count(), every.world().tick_count());
+            assert_eq!(
+                fast.alerts().active(),
+                every.alerts().active(),
+                "{what}: page alerts"
+            );
+            assert_eq!(fast.alerts().evaluations(), every.alerts().evaluations());
+            assert_eq!(fast.digest().hex(), every.digest().hex(), "{what}: digest");
+
+            for _ in 0..40 {
+                fast.step();
+                every.step();
+            }
+            assert_eq!(
+                fast.alerts().active(),
+                every.alerts().active(),
+                "{what}: later"
+            );
+            let mut completed = fast.clone();
+            completed.complete_alert_history();
+            assert!(!completed.alerts().skipped_evaluations());
+            assert_eq!(
+                completed.alerts().history(),
+                every.alerts().history(),
+                "{what}"
+            );
+            assert_eq!(
+                completed.alerts().instances(),
+                every.alerts().instances(),
+                "{what}"
+            );
+            assert_eq!(
+                fast.digest().hex(),
+                every.digest().hex(),
+                "{what}: digest later"
+            );
+
+            // Hours later (one family: six hours of ticks), past the frame ring's capacity.
+            if scenario.id == "oom_crash" && seed == 0 {
+                let capacity = fast.world().history().capacity_ticks() as u64;
+                while fast.world().tick_count() <= capacity + 10 {
+                    fast.step();
+                    every.step();
+                }
+                assert!(
+                    !fast.alerts().skipped_evaluations(),
+                    "replayed before eviction"
+                );
+                assert_eq!(fast.alerts().history(), every.alerts().history());
+                assert_eq!(fast.alerts().instances(), every.alerts().instances());
+                assert_eq!(fast.digest().hex(), every.digest().hex());
+            }
+        }
+    }
+    // Most starts find a quiet evaluation (the fault has not shown yet an hour in).
+    assert!(
+        began_late * 2 > starts,
+        "only {began_late} of {starts} starts began late"
+    );
 }
