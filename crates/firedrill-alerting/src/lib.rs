@@ -18,4 +18,4 @@ pub mod template;
 pub use engine::{
     ActiveAlert, AlertInstance, AlertState, AlertTransition, RuleEngine, SkippedEvaluationsLost,
 };
-pub use rule::{AlertRuleSpec, AlertingRule, line_col};
+pub use rule::{AlertRuleSpec, AlertingRule, ParsedExprs, line_col, parse_exprs};

@@ -13,6 +13,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::template::{Template, valid_label_name};
 
+/// Alert expressions already parsed, by their text: see [`AlertingRule::compile_with`] and
+/// [`parse_exprs`].
+pub type ParsedExprs = BTreeMap<String, Expr>;
+
+/// Parses each of `exprs` that parses (the others are left for [`AlertingRule::compile`] to report).
+pub fn parse_exprs<'a>(exprs: impl IntoIterator<Item = &'a str>) -> ParsedExprs {
+    exprs
+        .into_iter()
+        .filter_map(|e| Some((e.to_string(), parse_query(e).ok()?)))
+        .collect()
+}
+
 /// An alerting rule as it appears in a Prometheus rule file (`groups[].rules[]`).
 ///
 /// ```yaml
@@ -164,6 +176,17 @@ impl AlertingRule {
         topology: &Topology,
         path: &SpecPath,
     ) -> Result<AlertingRule, Vec<SpecError>> {
+        AlertingRule::compile_with(spec, topology, path, &ParsedExprs::new())
+    }
+
+    /// [`AlertingRule::compile`], taking the parsed expression from `parsed` when it holds the rule's text
+    /// (parsing is most of compiling, and an incident compiles the same rules at every start).
+    pub fn compile_with(
+        spec: &AlertRuleSpec,
+        topology: &Topology,
+        path: &SpecPath,
+        parsed: &ParsedExprs,
+    ) -> Result<AlertingRule, Vec<SpecError>> {
         let mut errors = Vec::new();
         if !valid_label_name(&spec.alert) {
             errors.push(SpecError::new(
@@ -174,7 +197,10 @@ impl AlertingRule {
                 ),
             ));
         }
-        let expr = match parse_query(&spec.expr) {
+        let expr = match parsed
+            .get(&spec.expr)
+            .map_or_else(|| parse_query(&spec.expr), |e| Ok(e.clone()))
+        {
             Ok(e) => Some(e),
             Err(e) => {
                 let message = match e {

@@ -3,8 +3,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use firedrill_alerting::{ParsedExprs, parse_exprs};
+
 use crate::incident::{Incident, StartError};
-use crate::instantiate::{Instance, instantiate};
+use crate::instantiate::{Instance, alert_exprs, instantiate_with};
 use crate::load::{Diagnostic, LoadError, load_file, parse_scenario, scenario_files};
 use crate::model::Scenario;
 
@@ -12,6 +14,9 @@ use crate::model::Scenario;
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     scenarios: Vec<Scenario>,
+    /// Every scenario's alert expressions, parsed once: an instance compiles its rules at every start, and
+    /// parsing PromQL is most of that.
+    parsed: Arc<ParsedExprs>,
 }
 
 /// Errors building or using a catalog.
@@ -51,7 +56,12 @@ impl Catalog {
             }
         }
         if diags.is_empty() {
-            Ok(Catalog { scenarios })
+            let mut catalog = Catalog {
+                scenarios,
+                parsed: Arc::default(),
+            };
+            catalog.parse_alerts();
+            Ok(catalog)
         } else {
             Err(diags)
         }
@@ -66,7 +76,15 @@ impl Catalog {
             }
             self.scenarios.push(s);
         }
+        self.parse_alerts();
         Ok(())
+    }
+
+    /// Parses the alert expressions of every scenario.
+    fn parse_alerts(&mut self) {
+        self.parsed = Arc::new(parse_exprs(
+            self.scenarios.iter().flat_map(|s| alert_exprs(s)),
+        ));
     }
 
     /// All scenarios.
@@ -100,14 +118,16 @@ impl Catalog {
         difficulty: f64,
     ) -> Result<Arc<Instance>, CatalogError> {
         let s = self.require(id)?;
-        instantiate(s, seed, difficulty).map(Arc::new).map_err(|e| {
-            CatalogError::Instance(
-                e.iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })
+        instantiate_with(s, seed, difficulty, &self.parsed)
+            .map(Arc::new)
+            .map_err(|e| {
+                CatalogError::Instance(
+                    e.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                )
+            })
     }
 
     /// Builds an instance and runs it to the page.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use firedrill_alerting::{AlertRuleSpec, AlertingRule};
+use firedrill_alerting::{AlertRuleSpec, AlertingRule, ParsedExprs};
 use firedrill_world::config::CLUSTER_RESOLVER;
 use firedrill_world::spec::{Behaviour, FlagSpec, Qos, ServiceKind, TopologySpec, VersionSpec};
 use firedrill_world::topology::{SpecError, SpecPath};
@@ -535,6 +535,28 @@ pub fn instantiate(
     seed: u64,
     difficulty: f64,
 ) -> Result<Instance, Vec<SpecError>> {
+    instantiate_with(scenario, seed, difficulty, &ParsedExprs::new())
+}
+
+/// The text of every alert expression an instance of `scenario` compiles: its topology's rules, then its own
+/// (an unknown topology has none).
+pub fn alert_exprs(scenario: &Scenario) -> Vec<&str> {
+    let builtin = topology_parts(scenario).map_or(&[][..], |(_, alerts, _)| alerts);
+    builtin
+        .iter()
+        .chain(&scenario.alerts)
+        .map(|a| a.expr.as_str())
+        .collect()
+}
+
+/// [`instantiate`], with alert expressions already parsed where `parsed` has them (see [`alert_exprs`]):
+/// the same instance, without parsing the same rules at every start.
+pub fn instantiate_with(
+    scenario: &Scenario,
+    seed: u64,
+    difficulty: f64,
+    parsed: &ParsedExprs,
+) -> Result<Instance, Vec<SpecError>> {
     let difficulty = if difficulty.is_finite() {
         difficulty.clamp(0.0, 1.0)
     } else {
@@ -825,13 +847,13 @@ pub fn instantiate(
     // Alerts: the topology's standard rules, then the scenario's own.
     let mut alerts = Vec::new();
     for (i, a) in builtin_alerts.iter().enumerate() {
-        match AlertingRule::compile(a, &topology, &topo_path.key("alerts").index(i)) {
+        match AlertingRule::compile_with(a, &topology, &topo_path.key("alerts").index(i), parsed) {
             Ok(r) => alerts.push(r),
             Err(e) => errors.extend(e),
         }
     }
     for (i, a) in scenario.alerts.iter().enumerate() {
-        match AlertingRule::compile(a, &topology, &root.key("alerts").index(i)) {
+        match AlertingRule::compile_with(a, &topology, &root.key("alerts").index(i), parsed) {
             Ok(r) => alerts.push(r),
             Err(e) => errors.extend(e),
         }

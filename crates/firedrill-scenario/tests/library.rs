@@ -133,3 +133,24 @@ fn difficulty_changes_the_problem_not_only_the_budget() {
         );
     }
 }
+
+/// The catalog parses every alert expression once and instantiates with the parsed expressions: the instances
+/// are those built by parsing at every instantiation.
+#[test]
+fn instances_from_pre_parsed_rules_equal_instances_parsed_afresh() {
+    let catalog = catalog();
+    for scenario in catalog.scenarios() {
+        for seed in 0..2 {
+            let cached = catalog.instance(&scenario.id, seed, 0.5).expect("instance");
+            let fresh = firedrill_scenario::instantiate::instantiate(scenario, seed, 0.5)
+                .expect("instance");
+            assert_eq!(
+                format!("{:?}", cached.alerts),
+                format!("{:?}", fresh.alerts),
+                "{} seed {seed}",
+                scenario.id
+            );
+            assert_eq!(format!("{cached:?}"), format!("{fresh:?}"));
+        }
+    }
+}
