@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use firedrill_promql::{
     KeyedStorage, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError,
-    stale_nan,
+    WindowFacts, stale_nan,
 };
 use firedrill_telemetry::metrics::{
     self, KeyedSeries, MetricSeries, SeriesKey, SeriesName, TickSample,
@@ -163,11 +163,64 @@ struct CachedSeries {
     head: usize,
     /// The tick of the latest real sample.
     last_present: Option<u64>,
+    /// How many samples were dropped from the front of `samples`: `base + i` names `samples[i]` for good.
+    base: usize,
+    /// Positions (as `base + i`) of the staleness markers, and of the samples below the one before them,
+    /// ascending; both are almost always empty (a restarted pod is a new series), so a window's
+    /// [`WindowFacts`] cost a glance instead of a read of its samples.
+    markers: Vec<usize>,
+    drops: Vec<usize>,
 }
 
 impl CachedSeries {
+    fn new(key: u64) -> CachedSeries {
+        CachedSeries {
+            key,
+            samples: Vec::with_capacity(64),
+            head: 0,
+            last_present: None,
+            base: 0,
+            markers: Vec::new(),
+            drops: Vec::new(),
+        }
+    }
+
     fn live(&self) -> &[Sample] {
         &self.samples[self.head..]
+    }
+
+    /// Appends a sample or a marker, noting what [`CachedSeries::facts`] needs.
+    fn push(&mut self, x: Sample) {
+        let pos = self.base + self.samples.len();
+        if x.is_stale() {
+            self.markers.push(pos);
+        }
+        // A marker is below nothing and nothing is below it (NaN compares false), as `WindowFacts` says.
+        if self.samples.last().is_some_and(|p| x.v < p.v) {
+            self.drops.push(pos);
+        }
+        self.samples.push(x);
+    }
+
+    /// The facts of the window `live()[lo..hi]`, exactly: whether it holds a marker, and whether a sample in
+    /// it is below the one before it within the window.
+    fn facts(&self, lo: usize, hi: usize) -> WindowFacts {
+        let (a, b) = (self.base + self.head + lo, self.base + self.head + hi);
+        WindowFacts {
+            no_stale: !self
+                .markers
+                .iter()
+                .rev()
+                .take_while(|&&p| p >= a)
+                .any(|&p| p < b),
+            // A drop at `p` is the pair (`p - 1`, `p`): in the window when `a <= p - 1` and `p < b`.
+            no_decrease: !self
+                .drops
+                .iter()
+                .rev()
+                .take_while(|&&p| p > a)
+                .any(|&p| p < b),
+        }
     }
 }
 
@@ -225,8 +278,7 @@ impl CachedFamily {
                 && last + 1 >= first_new
                 && last + 1 < end
             {
-                s.samples
-                    .push(Sample::new(metrics::tick_ms(world, last + 1), stale_nan()));
+                s.push(Sample::new(metrics::tick_ms(world, last + 1), stale_nan()));
             }
         }
         self.to = end;
@@ -244,7 +296,14 @@ impl CachedFamily {
             // Compact once the forgotten part outweighs the rest, so trimming costs O(1) amortised.
             if s.head > s.samples.len() / 2 {
                 s.samples.drain(..s.head);
+                s.base += s.head;
                 s.head = 0;
+            }
+            let first = s.base + s.head;
+            for positions in [&mut s.markers, &mut s.drops] {
+                if positions.first().is_some_and(|&p| p < first) {
+                    positions.retain(|&p| p >= first);
+                }
             }
         }
         if self.series.iter().any(|s| s.live().is_empty()) {
@@ -286,12 +345,7 @@ impl metrics::SampleSink for Append<'_> {
             next
         } else {
             *family.index.entry(key).or_insert_with(|| {
-                family.series.push(CachedSeries {
-                    key,
-                    samples: Vec::with_capacity(64),
-                    head: 0,
-                    last_present: None,
-                });
+                family.series.push(CachedSeries::new(key));
                 family.series.len() - 1
             })
         };
@@ -304,12 +358,12 @@ impl metrics::SampleSink for Append<'_> {
                 && last + 1 < x.tick
                 && last + 1 >= self.first_new
             {
-                s.samples.push(Sample::new(
+                s.push(Sample::new(
                     metrics::tick_ms(self.world, last + 1),
                     stale_nan(),
                 ));
             }
-            s.samples.push(Sample::new(x.ms, x.v));
+            s.push(Sample::new(x.ms, x.v));
             s.last_present = Some(x.tick);
         }
     }
@@ -395,6 +449,19 @@ impl KeyedStorage for CachedWorldStorage<'_> {
         end_ms: i64,
         visit: &mut dyn FnMut(u64, &[Sample]),
     ) -> Result<(), StorageError> {
+        self.select_windows(name, start_ms, end_ms, &mut |key, samples, _| {
+            visit(key, samples)
+        })
+    }
+
+    /// The windows with their exact [`WindowFacts`], from what each series noted as its samples came.
+    fn select_windows(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+        visit: &mut dyn FnMut(u64, &[Sample], WindowFacts),
+    ) -> Result<(), StorageError> {
         if start_ms > end_ms {
             return Ok(());
         }
@@ -449,7 +516,7 @@ impl KeyedStorage for CachedWorldStorage<'_> {
                 lo += 1;
             }
             if lo < hi {
-                visit(s.key, &live[lo..hi]);
+                visit(s.key, &live[lo..hi], s.facts(lo, hi));
             }
         }
         // Keep the longest window asked so far, with room for a few evaluations' lag.
@@ -469,6 +536,50 @@ impl KeyedStorage for CachedWorldStorage<'_> {
 mod tests {
     use super::*;
     use firedrill_promql::is_stale_nan;
+
+    /// A series' noted markers and decreases give every window's facts exactly, through trims and the
+    /// compactions that renumber its samples.
+    #[test]
+    fn series_facts_equal_a_read_of_every_window() {
+        let mut s = CachedSeries::new(1);
+        // Values that rise, fall, repeat, go stale and come back (a splitmix-like walk).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut checked = 0;
+        for i in 0..400i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = match x % 7 {
+                0 => stale_nan(),
+                1 => f64::NAN,
+                2 => s.samples.last().map_or(0.0, |p| p.v),
+                3 => (x % 5) as f64 - 10.0,
+                _ => i as f64 + (x % 3) as f64,
+            };
+            s.push(Sample::new(i * 15_000, v));
+            if i % 37 == 36 {
+                let keep_from_ms = (i - 20) * 15_000;
+                let mut family = CachedFamily::new("x");
+                family.series.push(s);
+                family.to = u64::MAX;
+                family.trim(1, keep_from_ms);
+                s = family.series.pop().expect("the series has samples left");
+            }
+            let live = s.live();
+            for lo in 0..live.len() {
+                for hi in lo..=live.len().min(lo + 30) {
+                    assert_eq!(
+                        s.facts(lo, hi),
+                        WindowFacts::of(&live[lo..hi]),
+                        "[{lo}, {hi}) at {i}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(s.base > 0, "no compaction renumbered the samples");
+        assert!(checked > 100_000);
+    }
 
     #[test]
     fn staleness_marks_the_first_missing_scrape_only() {
