@@ -322,19 +322,14 @@ impl CachedFamily {
 struct Append<'f> {
     world: &'f World,
     families: &'f mut [CachedFamily],
-    /// The families taking this render (indices into `families`).
-    members: &'f [usize],
+    /// Per series name (by discriminant): the family taking it in this render (an index into `families`).
+    family_of: [Option<usize>; SeriesName::ALL.len()],
     first_new: u64,
 }
 
 impl metrics::SampleSink for Append<'_> {
     fn series(&mut self, key: SeriesKey, samples: &[TickSample]) {
-        let name = Some(key.name());
-        let Some(&fi) = self
-            .members
-            .iter()
-            .find(|&&fi| self.families[fi].series_name == name)
-        else {
+        let Some(fi) = self.family_of[key.name() as usize] else {
             return;
         };
         let family = &mut self.families[fi];
@@ -352,9 +347,10 @@ impl metrics::SampleSink for Append<'_> {
         family.next = i + 1;
         let s = &mut family.series[i];
         s.samples.reserve(samples.len() + 1);
+        let mut last_present = s.last_present;
         for x in samples {
             // A gap since the series' last sample that began among the new ticks: a marker where it began.
-            if let Some(last) = s.last_present
+            if let Some(last) = last_present
                 && last + 1 < x.tick
                 && last + 1 >= self.first_new
             {
@@ -364,8 +360,9 @@ impl metrics::SampleSink for Append<'_> {
                 ));
             }
             s.push(Sample::new(x.ms, x.v));
-            s.last_present = Some(x.tick);
+            last_present = Some(x.tick);
         }
+        s.last_present = last_present;
     }
 }
 
@@ -409,13 +406,18 @@ impl SeriesCache {
             .iter()
             .filter_map(|&j| self.families[j].series_name.map(SeriesName::as_str))
             .collect();
+        let mut family_of = [None; SeriesName::ALL.len()];
         for &j in &members {
-            self.families[j].next = 0;
+            let family = &mut self.families[j];
+            family.next = 0;
+            if let Some(name) = family.series_name {
+                family_of[name as usize] = Some(j);
+            }
         }
         let mut sink = Append {
             world,
             families: &mut self.families,
-            members: &members,
+            family_of,
             first_new,
         };
         metrics::render_into(world, &|n| names.contains(&n), start_ms, end_ms, &mut sink);
