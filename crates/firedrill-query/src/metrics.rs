@@ -1,6 +1,6 @@
 //! The PromQL [`Storage`] over a world: series rendered from the frame history on demand.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use firedrill_promql::{
@@ -431,6 +431,9 @@ impl SeriesCache {
 pub struct CachedWorldStorage<'a> {
     world: &'a World,
     cache: RefCell<&'a mut SeriesCache>,
+    /// The latest `(start_ms, end_ms)` asked and its held ticks: the rules of one evaluation mostly ask the
+    /// same window, and finding its ticks is two binary searches.
+    last_window: Cell<Option<(i64, i64, u64, u64)>>,
 }
 
 impl<'a> CachedWorldStorage<'a> {
@@ -439,6 +442,7 @@ impl<'a> CachedWorldStorage<'a> {
         CachedWorldStorage {
             world,
             cache: RefCell::new(cache),
+            last_window: Cell::new(None),
         }
     }
 }
@@ -470,7 +474,15 @@ impl KeyedStorage for CachedWorldStorage<'_> {
         // As `WorldStorage::select`: one scrape earlier, for the staleness marker of a series gone at the
         // window's first scrape.
         let render_start = start_ms.saturating_sub(tick_ms(self.world));
-        let ticks = metrics::window_ticks(self.world, render_start, end_ms);
+        let ticks = match self.last_window.get() {
+            Some((s, e, lo, hi)) if (s, e) == (render_start, end_ms) => lo..hi,
+            _ => {
+                let ticks = metrics::window_ticks(self.world, render_start, end_ms);
+                self.last_window
+                    .set(Some((render_start, end_ms, ticks.start, ticks.end)));
+                ticks
+            }
+        };
         if ticks.is_empty() {
             return Ok(());
         }

@@ -396,6 +396,8 @@ struct Aggregate {
     /// Input label id to group id.
     group_of: Vec<Option<u32>>,
     groups: LabelTable,
+    /// Per group id: whether its label set has a metric name (to drop when an input asked to).
+    named: Vec<bool>,
     /// Group id to its slot in the evaluation's output.
     slots: Slots,
     /// Scratch: the groups of an evaluation in order of first appearance (group, drop name, accumulator).
@@ -623,6 +625,7 @@ fn compile_aggregate(a: &AggregateExpr) -> Option<Node> {
         input: compile(&a.expr)?,
         group_of: Vec::new(),
         groups: LabelTable::default(),
+        named: Vec::new(),
         slots: Slots::default(),
         accs: Vec::new(),
     })))
@@ -807,6 +810,10 @@ impl Aggregate {
                 None => {
                     let l = group_spec(self.modifier.as_ref()).labels(self.input.labels(e.id));
                     let g = self.groups.intern(l);
+                    if self.named.len() <= g as usize {
+                        self.named.resize(g as usize + 1, false);
+                    }
+                    self.named[g as usize] = self.groups.get(g).get(METRIC_NAME).is_some();
                     *memo(&mut self.group_of, e.id) = Some(g);
                     g
                 }
@@ -828,7 +835,7 @@ impl Aggregate {
         out.extend(self.accs.iter_mut().map(|(g, drop, acc)| Entry {
             id: *g,
             v: acc.finish(self.op, f64::NAN),
-            drop: *drop && self.groups.get(*g).get(METRIC_NAME).is_some(),
+            drop: *drop && self.named[*g as usize],
         }));
         Ok(Val::Vector(out))
     }
