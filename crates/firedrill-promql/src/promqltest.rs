@@ -11,7 +11,7 @@ use promql_parser::parser::{self as pparser, Expr};
 use promql_parser::util::visitor::ExprVisitor;
 use promql_parser::util::walk_expr;
 
-use crate::engine::plan::{InstantPlan, KeyedStorage};
+use crate::engine::plan::{InstantPlan, KeyedStorage, WindowFacts};
 use crate::engine::util::almost_equal;
 use crate::engine::{Engine, EngineOptions, parse_query};
 use crate::labels::{LabelMatcher, Labels, METRIC_NAME, MatchOp};
@@ -110,6 +110,20 @@ impl KeyedStorage for KeyedMem<'_> {
         end_ms: i64,
         visit: &mut dyn FnMut(u64, &[Sample]),
     ) -> Result<(), crate::StorageError> {
+        self.select_windows(name, start_ms, end_ms, &mut |key, samples, _| {
+            visit(key, samples)
+        })
+    }
+
+    /// Every window with its facts read from it, so the plans' shortcuts for known facts are checked against
+    /// the engine on every script (staleness markers and counter resets included).
+    fn select_windows(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+        visit: &mut dyn FnMut(u64, &[Sample], WindowFacts),
+    ) -> Result<(), crate::StorageError> {
         let series =
             self.storage
                 .select(&[LabelMatcher::eq(METRIC_NAME, name)], start_ms, end_ms)?;
@@ -124,7 +138,7 @@ impl KeyedStorage for KeyedMem<'_> {
                 }
                 key
             };
-            visit(key, &s.samples);
+            visit(key, &s.samples, WindowFacts::of(&s.samples));
         }
         Ok(())
     }

@@ -10,8 +10,10 @@ use proptest::prelude::*;
 
 const STEP_MS: i64 = 15_000;
 
-/// Counters `a` by job and code (with a reset), gauges `b` by job (one goes stale for a while), and a classic
-/// histogram `c_bucket` by job.
+/// Counters `a` by job and code (with a reset), gauges `b` by job (one goes stale for a while), a classic
+/// histogram `c_bucket` by job, and counters `d` by job that go stale for a while and come back: one restarted
+/// lower (a reset seen only once the marker between is dropped), and the first in label order gone long
+/// enough that some windows lack it (the series after it move up).
 fn storage() -> MemStorage {
     let mut st = MemStorage::new();
     for (j, job) in ["x", "y", "z"].iter().enumerate() {
@@ -36,6 +38,19 @@ fn storage() -> MemStorage {
                 continue;
             }
             st.append(&l, i * STEP_MS, ((i * 7 + j as i64 * 13) % 17) as f64 - 4.0);
+        }
+        let l = Labels::new([("__name__", "d"), ("job", job)]);
+        let mut v = 100.0;
+        let gap = if j == 0 { 75..110 } else { 50..56 };
+        for i in 0..120i64 {
+            if gap.contains(&i) {
+                if i == gap.start {
+                    st.append(&l, i * STEP_MS, stale_nan());
+                }
+                continue;
+            }
+            v = if i == 56 && j == 1 { 1.0 } else { v + 2.5 };
+            st.append(&l, i * STEP_MS, v);
         }
         for (k, le) in ["0.1", "1", "+Inf"].iter().enumerate() {
             let l = Labels::new([("__name__", "c_bucket"), ("job", job), ("le", le)]);
@@ -63,6 +78,8 @@ fn leaf() -> impl Strategy<Value = String> {
         Just("max_over_time(b[3m])".to_string()),
         Just("last_over_time(b[1m])".to_string()),
         Just("c_bucket".to_string()),
+        Just("rate(d[5m])".to_string()),
+        Just("increase(d[3m])".to_string()),
         Just("histogram_quantile(0.9, sum by (le, job) (rate(c_bucket[5m])))".to_string()),
     ]
 }

@@ -1,11 +1,11 @@
 //! The PromQL [`Storage`] over a world: series rendered from the frame history on demand.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use firedrill_promql::{
     KeyedStorage, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError,
-    stale_nan,
+    WindowFacts, stale_nan,
 };
 use firedrill_telemetry::metrics::{
     self, KeyedSeries, MetricSeries, SeriesKey, SeriesName, TickSample,
@@ -163,11 +163,64 @@ struct CachedSeries {
     head: usize,
     /// The tick of the latest real sample.
     last_present: Option<u64>,
+    /// How many samples were dropped from the front of `samples`: `base + i` names `samples[i]` for good.
+    base: usize,
+    /// Positions (as `base + i`) of the staleness markers, and of the samples below the one before them,
+    /// ascending; both are almost always empty (a restarted pod is a new series), so a window's
+    /// [`WindowFacts`] cost a glance instead of a read of its samples.
+    markers: Vec<usize>,
+    drops: Vec<usize>,
 }
 
 impl CachedSeries {
+    fn new(key: u64) -> CachedSeries {
+        CachedSeries {
+            key,
+            samples: Vec::with_capacity(64),
+            head: 0,
+            last_present: None,
+            base: 0,
+            markers: Vec::new(),
+            drops: Vec::new(),
+        }
+    }
+
     fn live(&self) -> &[Sample] {
         &self.samples[self.head..]
+    }
+
+    /// Appends a sample or a marker, noting what [`CachedSeries::facts`] needs.
+    fn push(&mut self, x: Sample) {
+        let pos = self.base + self.samples.len();
+        if x.is_stale() {
+            self.markers.push(pos);
+        }
+        // A marker is below nothing and nothing is below it (NaN compares false), as `WindowFacts` says.
+        if self.samples.last().is_some_and(|p| x.v < p.v) {
+            self.drops.push(pos);
+        }
+        self.samples.push(x);
+    }
+
+    /// The facts of the window `live()[lo..hi]`, exactly: whether it holds a marker, and whether a sample in
+    /// it is below the one before it within the window.
+    fn facts(&self, lo: usize, hi: usize) -> WindowFacts {
+        let (a, b) = (self.base + self.head + lo, self.base + self.head + hi);
+        WindowFacts {
+            no_stale: !self
+                .markers
+                .iter()
+                .rev()
+                .take_while(|&&p| p >= a)
+                .any(|&p| p < b),
+            // A drop at `p` is the pair (`p - 1`, `p`): in the window when `a <= p - 1` and `p < b`.
+            no_decrease: !self
+                .drops
+                .iter()
+                .rev()
+                .take_while(|&&p| p > a)
+                .any(|&p| p < b),
+        }
     }
 }
 
@@ -225,8 +278,7 @@ impl CachedFamily {
                 && last + 1 >= first_new
                 && last + 1 < end
             {
-                s.samples
-                    .push(Sample::new(metrics::tick_ms(world, last + 1), stale_nan()));
+                s.push(Sample::new(metrics::tick_ms(world, last + 1), stale_nan()));
             }
         }
         self.to = end;
@@ -244,7 +296,14 @@ impl CachedFamily {
             // Compact once the forgotten part outweighs the rest, so trimming costs O(1) amortised.
             if s.head > s.samples.len() / 2 {
                 s.samples.drain(..s.head);
+                s.base += s.head;
                 s.head = 0;
+            }
+            let first = s.base + s.head;
+            for positions in [&mut s.markers, &mut s.drops] {
+                if positions.first().is_some_and(|&p| p < first) {
+                    positions.retain(|&p| p >= first);
+                }
             }
         }
         if self.series.iter().any(|s| s.live().is_empty()) {
@@ -263,19 +322,14 @@ impl CachedFamily {
 struct Append<'f> {
     world: &'f World,
     families: &'f mut [CachedFamily],
-    /// The families taking this render (indices into `families`).
-    members: &'f [usize],
+    /// Per series name (by discriminant): the family taking it in this render (an index into `families`).
+    family_of: [Option<usize>; SeriesName::ALL.len()],
     first_new: u64,
 }
 
 impl metrics::SampleSink for Append<'_> {
     fn series(&mut self, key: SeriesKey, samples: &[TickSample]) {
-        let name = Some(key.name());
-        let Some(&fi) = self
-            .members
-            .iter()
-            .find(|&&fi| self.families[fi].series_name == name)
-        else {
+        let Some(fi) = self.family_of[key.name() as usize] else {
             return;
         };
         let family = &mut self.families[fi];
@@ -286,32 +340,29 @@ impl metrics::SampleSink for Append<'_> {
             next
         } else {
             *family.index.entry(key).or_insert_with(|| {
-                family.series.push(CachedSeries {
-                    key,
-                    samples: Vec::with_capacity(64),
-                    head: 0,
-                    last_present: None,
-                });
+                family.series.push(CachedSeries::new(key));
                 family.series.len() - 1
             })
         };
         family.next = i + 1;
         let s = &mut family.series[i];
         s.samples.reserve(samples.len() + 1);
+        let mut last_present = s.last_present;
         for x in samples {
             // A gap since the series' last sample that began among the new ticks: a marker where it began.
-            if let Some(last) = s.last_present
+            if let Some(last) = last_present
                 && last + 1 < x.tick
                 && last + 1 >= self.first_new
             {
-                s.samples.push(Sample::new(
+                s.push(Sample::new(
                     metrics::tick_ms(self.world, last + 1),
                     stale_nan(),
                 ));
             }
-            s.samples.push(Sample::new(x.ms, x.v));
-            s.last_present = Some(x.tick);
+            s.push(Sample::new(x.ms, x.v));
+            last_present = Some(x.tick);
         }
+        s.last_present = last_present;
     }
 }
 
@@ -355,13 +406,18 @@ impl SeriesCache {
             .iter()
             .filter_map(|&j| self.families[j].series_name.map(SeriesName::as_str))
             .collect();
+        let mut family_of = [None; SeriesName::ALL.len()];
         for &j in &members {
-            self.families[j].next = 0;
+            let family = &mut self.families[j];
+            family.next = 0;
+            if let Some(name) = family.series_name {
+                family_of[name as usize] = Some(j);
+            }
         }
         let mut sink = Append {
             world,
             families: &mut self.families,
-            members: &members,
+            family_of,
             first_new,
         };
         metrics::render_into(world, &|n| names.contains(&n), start_ms, end_ms, &mut sink);
@@ -375,6 +431,9 @@ impl SeriesCache {
 pub struct CachedWorldStorage<'a> {
     world: &'a World,
     cache: RefCell<&'a mut SeriesCache>,
+    /// The latest `(start_ms, end_ms)` asked and its held ticks: the rules of one evaluation mostly ask the
+    /// same window, and finding its ticks is two binary searches.
+    last_window: Cell<Option<(i64, i64, u64, u64)>>,
 }
 
 impl<'a> CachedWorldStorage<'a> {
@@ -383,6 +442,7 @@ impl<'a> CachedWorldStorage<'a> {
         CachedWorldStorage {
             world,
             cache: RefCell::new(cache),
+            last_window: Cell::new(None),
         }
     }
 }
@@ -395,13 +455,34 @@ impl KeyedStorage for CachedWorldStorage<'_> {
         end_ms: i64,
         visit: &mut dyn FnMut(u64, &[Sample]),
     ) -> Result<(), StorageError> {
+        self.select_windows(name, start_ms, end_ms, &mut |key, samples, _| {
+            visit(key, samples)
+        })
+    }
+
+    /// The windows with their exact [`WindowFacts`], from what each series noted as its samples came.
+    fn select_windows(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+        visit: &mut dyn FnMut(u64, &[Sample], WindowFacts),
+    ) -> Result<(), StorageError> {
         if start_ms > end_ms {
             return Ok(());
         }
         // As `WorldStorage::select`: one scrape earlier, for the staleness marker of a series gone at the
         // window's first scrape.
         let render_start = start_ms.saturating_sub(tick_ms(self.world));
-        let ticks = metrics::window_ticks(self.world, render_start, end_ms);
+        let ticks = match self.last_window.get() {
+            Some((s, e, lo, hi)) if (s, e) == (render_start, end_ms) => lo..hi,
+            _ => {
+                let ticks = metrics::window_ticks(self.world, render_start, end_ms);
+                self.last_window
+                    .set(Some((render_start, end_ms, ticks.start, ticks.end)));
+                ticks
+            }
+        };
         if ticks.is_empty() {
             return Ok(());
         }
@@ -449,7 +530,7 @@ impl KeyedStorage for CachedWorldStorage<'_> {
                 lo += 1;
             }
             if lo < hi {
-                visit(s.key, &live[lo..hi]);
+                visit(s.key, &live[lo..hi], s.facts(lo, hi));
             }
         }
         // Keep the longest window asked so far, with room for a few evaluations' lag.
@@ -469,6 +550,50 @@ impl KeyedStorage for CachedWorldStorage<'_> {
 mod tests {
     use super::*;
     use firedrill_promql::is_stale_nan;
+
+    /// A series' noted markers and decreases give every window's facts exactly, through trims and the
+    /// compactions that renumber its samples.
+    #[test]
+    fn series_facts_equal_a_read_of_every_window() {
+        let mut s = CachedSeries::new(1);
+        // Values that rise, fall, repeat, go stale and come back (a splitmix-like walk).
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut checked = 0;
+        for i in 0..400i64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = match x % 7 {
+                0 => stale_nan(),
+                1 => f64::NAN,
+                2 => s.samples.last().map_or(0.0, |p| p.v),
+                3 => (x % 5) as f64 - 10.0,
+                _ => i as f64 + (x % 3) as f64,
+            };
+            s.push(Sample::new(i * 15_000, v));
+            if i % 37 == 36 {
+                let keep_from_ms = (i - 20) * 15_000;
+                let mut family = CachedFamily::new("x");
+                family.series.push(s);
+                family.to = u64::MAX;
+                family.trim(1, keep_from_ms);
+                s = family.series.pop().expect("the series has samples left");
+            }
+            let live = s.live();
+            for lo in 0..live.len() {
+                for hi in lo..=live.len().min(lo + 30) {
+                    assert_eq!(
+                        s.facts(lo, hi),
+                        WindowFacts::of(&live[lo..hi]),
+                        "[{lo}, {hi}) at {i}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(s.base > 0, "no compaction renumbered the samples");
+        assert!(checked > 100_000);
+    }
 
     #[test]
     fn staleness_marks_the_first_missing_scrape_only() {

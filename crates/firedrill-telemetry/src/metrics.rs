@@ -586,8 +586,15 @@ struct Builder<'a> {
     ticks: Vec<u64>,
     /// Their timestamps (unix ms), computed once per render rather than once per sample.
     times: Vec<i64>,
+    /// Their frames and totals (every service's), looked up in the ring once per render rather than once per
+    /// series and tick.
+    frames: Vec<Option<&'a [ServiceFrame]>>,
+    totals: Vec<Option<&'a [ServiceTotals]>>,
     /// The samples of the series being rendered, handed to `sink` whole.
     buf: Vec<TickSample>,
+    /// The histogram's scratch (see [`histogram`]), kept from one service to the next.
+    counts: Vec<f64>,
+    held: Vec<bool>,
     sink: &'a mut dyn SampleSink,
 }
 
@@ -616,9 +623,9 @@ impl Builder<'_> {
             return;
         }
         let key = SeriesKey::new(name, service, variant);
-        let ring = self.world.history();
-        for (&t, &ms) in self.ticks.iter().zip(&self.times) {
-            if let Some(v) = ring.get(t, service.index()).and_then(&value) {
+        let s = service.index();
+        for ((&t, &ms), frames) in self.ticks.iter().zip(&self.times).zip(&self.frames) {
+            if let Some(v) = frames.and_then(|f| f.get(s)).and_then(&value) {
                 self.buf.push(TickSample { tick: t, ms, v });
             }
         }
@@ -634,9 +641,9 @@ impl Builder<'_> {
         integral: bool,
         value: impl Fn(&ServiceFrame) -> f64,
     ) {
-        let ring = self.world.history();
-        self.monotonic(name, service, variant, integral, |t| {
-            ring.get(t, service.index()).map(&value)
+        let s = service.index();
+        self.monotonic(name, service, variant, integral, |frames, _| {
+            frames.and_then(|f| f.get(s)).map(&value)
         });
     }
 
@@ -650,13 +657,14 @@ impl Builder<'_> {
         integral: bool,
         value: impl Fn(&ServiceTotals) -> f64,
     ) {
-        let ring = self.world.history();
-        self.monotonic(name, service, variant, integral, |t| {
-            ring.totals(t, service.index()).map(&value)
+        let s = service.index();
+        self.monotonic(name, service, variant, integral, |_, totals| {
+            totals.and_then(|t| t.get(s)).map(&value)
         });
     }
 
-    /// A cumulative series over the window's ticks: `value` of each tick (none where not held), never below 0,
+    /// A cumulative series over the window's ticks: `value` of each tick's frames and totals (none where not
+    /// held), never below 0,
     /// floored if `integral`, and never below an earlier sample of the window (float noise in a difference of
     /// totals must not show as a counter reset).
     fn monotonic(
@@ -665,15 +673,15 @@ impl Builder<'_> {
         service: ServiceId,
         variant: u32,
         integral: bool,
-        value: impl Fn(u64) -> Option<f64>,
+        value: impl Fn(Option<&[ServiceFrame]>, Option<&[ServiceTotals]>) -> Option<f64>,
     ) {
         if !self.wants(name) {
             return;
         }
         let key = SeriesKey::new(name, service, variant);
         let mut shown = 0.0f64;
-        for (&t, &ms) in self.ticks.iter().zip(&self.times) {
-            let Some(v) = value(t) else {
+        for (i, (&t, &ms)) in self.ticks.iter().zip(&self.times).enumerate() {
+            let Some(v) = value(self.frames[i], self.totals[i]) else {
                 continue;
             };
             let v = v.max(0.0);
@@ -817,13 +825,19 @@ fn render_scoped(
         return;
     }
     let times = ticks.iter().map(|&t| tick_ms(world, t)).collect();
+    let frames = ticks.iter().map(|&t| ring.tick(t)).collect();
+    let totals = ticks.iter().map(|&t| ring.tick_totals(t)).collect();
     let mut b = Builder {
         world,
         want: std::array::from_fn(|i| wanted(SeriesName::ALL[i].as_str())),
         want_histogram: wanted("http_request_duration_seconds"),
         ticks,
         times,
+        frames,
+        totals,
         buf: Vec::new(),
+        counts: Vec::new(),
+        held: Vec::new(),
         sink,
     };
     let topo = world.topology();
@@ -855,7 +869,7 @@ fn render_scoped(
                     f.rejected_total
                 });
             }
-            histogram(&mut b, world, id);
+            histogram(&mut b, id);
         }
         b.gauge(N::Up, id, 0, |f| Some((f.ready > 0) as u8 as f64));
         if !in_cluster(spec.kind) {
@@ -900,7 +914,7 @@ fn render_scoped(
         b.cumulative(N::CpuUsage, id, 0, false, |f| f.cpu_seconds_total);
         if pool_target(world, id).is_some() {
             b.gauge(N::PoolInUse, id, 0, |f| {
-                Some((f.pool_in_use as f64 * 100.0).round() / 100.0)
+                Some(round(f.pool_in_use as f64 * 100.0) / 100.0)
             });
             b.gauge(N::PoolMax, id, 0, |f| Some(f.pool_max as f64));
             b.total(N::PoolTimeouts, id, 0, true, |t| t.pool_timeouts);
@@ -914,11 +928,11 @@ fn render_scoped(
         }
         if spec.disk.is_some() {
             b.gauge(N::FilesystemSize, id, 0, |f| {
-                (f.disk_size_gb > 0.0).then(|| (f.disk_size_gb as f64 * 1_073_741_824.0).round())
+                (f.disk_size_gb > 0.0).then(|| round(f.disk_size_gb as f64 * 1_073_741_824.0))
             });
             b.gauge(N::FilesystemAvail, id, 0, |f| {
                 (f.disk_size_gb > 0.0).then(|| {
-                    ((f.disk_size_gb - f.disk_used_gb).max(0.0) as f64 * 1_073_741_824.0).round()
+                    round((f.disk_size_gb - f.disk_used_gb).max(0.0) as f64 * 1_073_741_824.0)
                 })
             });
         }
@@ -930,7 +944,7 @@ fn render_scoped(
                     continue;
                 };
                 if f.cert_expires_in_s.is_finite() {
-                    let v = (epoch + t as f64 * dt + f.cert_expires_in_s as f64).round();
+                    let v = round(epoch + t as f64 * dt + f.cert_expires_in_s as f64);
                     b.buf.push(TickSample { tick: t, ms, v });
                 }
             }
@@ -983,7 +997,7 @@ fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
                     .push(TickSample {
                         tick: t,
                         ms,
-                        v: (mb as f64 * 1_048_576.0).round(),
+                        v: round(mb as f64 * 1_048_576.0),
                     });
             }
         }
@@ -998,7 +1012,7 @@ fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
     }
 }
 
-fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
+fn histogram(b: &mut Builder<'_>, id: ServiceId) {
     let family = b.want_histogram;
     let want_bucket = family || b.wants(SeriesName::HttpRequestDurationBucket);
     let want_sum = family || b.wants(SeriesName::HttpRequestDurationSum);
@@ -1006,21 +1020,24 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
     if !(want_bucket || want_sum || want_count) {
         return;
     }
-    let ring = world.history();
     let n = LATENCY_BUCKETS_S.len();
     let nt = b.ticks.len();
     if nt == 0 {
         return;
     }
+    let s = id.index();
     // Each tick's count is whole requests, as an exporter counts them, never below the bucket before it at the
     // same tick, and never below its own earlier samples. The totals only grow, so this depends on the tick
     // alone, not on where the window starts. Computed tick by tick (each tick's totals read once), bucket `k`
     // of the `i`-th tick at `counts[k * nt + i]`; `held[i]` says whether the ring holds the tick.
-    let mut counts = vec![0.0f64; (n + 1) * nt];
-    let mut held = vec![false; nt];
+    let (mut counts, mut held) = (std::mem::take(&mut b.counts), std::mem::take(&mut b.held));
+    counts.clear();
+    counts.resize((n + 1) * nt, 0.0);
+    held.clear();
+    held.resize(nt, false);
     let mut shown = [0.0f64; LATENCY_BUCKETS_S.len() + 1];
-    for (i, &t) in b.ticks.iter().enumerate() {
-        let Some(totals) = ring.totals(t, id.index()) else {
+    for (i, tick_totals) in b.totals.iter().enumerate() {
+        let Some(totals) = tick_totals.and_then(|t| t.get(s)) else {
             continue;
         };
         held[i] = true;
@@ -1057,8 +1074,8 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
     if want_sum {
         let key = SeriesKey::new(SeriesName::HttpRequestDurationSum, id, 0);
         let mut shown = 0.0f64;
-        for (&t, &ms) in b.ticks.iter().zip(&b.times) {
-            let Some(totals) = ring.totals(t, id.index()) else {
+        for ((&t, &ms), tick_totals) in b.ticks.iter().zip(&b.times).zip(&b.totals) {
+            let Some(totals) = tick_totals.and_then(|t| t.get(s)) else {
                 continue;
             };
             shown = shown.max(totals.latency_sum_s);
@@ -1070,10 +1087,13 @@ fn histogram(b: &mut Builder<'_>, world: &World, id: ServiceId) {
         }
         b.flush(key);
     }
+    b.counts = counts;
+    b.held = held;
 }
 
 /// `f64::round` (half away from zero) to the bit, without the library call x86-64's baseline instruction set
-/// (no SSE4.1 `roundsd`) makes of it: the histogram rounds every bucket of every tick it renders.
+/// (no SSE4.1 `roundsd`) makes of it: the histogram rounds every bucket of every tick it renders, and the
+/// gauges that report whole numbers round every sample.
 fn round(x: f64) -> f64 {
     // From 2^52 on every float is an integer; NaN and the infinities pass through too.
     if x.is_nan() || x.abs() >= 4_503_599_627_370_496.0 {

@@ -368,6 +368,15 @@ impl FrameRing {
         self.tick(tick).and_then(|f| f.get(service))
     }
 
+    /// All services' totals at a tick, if held (indexed by service, as [`FrameRing::tick`]).
+    pub fn tick_totals(&self, tick: u64) -> Option<&[ServiceTotals]> {
+        if tick < self.first_tick || tick >= self.end_tick {
+            return None;
+        }
+        let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
+        self.totals.get(slot..slot + self.n)
+    }
+
     /// One service's totals at a tick, if held.
     pub fn totals(&self, tick: u64, service: usize) -> Option<&ServiceTotals> {
         if tick < self.first_tick || tick >= self.end_tick || service >= self.n {
@@ -412,8 +421,14 @@ mod tests {
                     Some(k as f64),
                     "after pushing {t}, tick {k}"
                 );
+                assert_eq!(
+                    ring.tick_totals(k).map(|f| f[0].published),
+                    Some(k as f64),
+                    "after pushing {t}, tick {k}"
+                );
             }
         }
+        assert!(ring.tick_totals(6).is_none() && ring.tick_totals(11).is_none());
         assert_eq!(ring.first_tick(), 7);
         assert!(ring.get(6, 0).is_none() && ring.get(11, 0).is_none());
         assert!(ring.totals(6, 0).is_none() && ring.totals(11, 0).is_none());

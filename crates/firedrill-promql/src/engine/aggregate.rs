@@ -35,7 +35,7 @@ pub(crate) enum Simple {
     Quantile,
 }
 
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Acc {
     count: f64,
     value: f64,

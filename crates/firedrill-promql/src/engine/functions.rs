@@ -27,6 +27,19 @@ pub(crate) struct Win {
 }
 
 fn extrapolated_rate(s: &[Sample], w: &Win, is_counter: bool, is_rate: bool) -> Option<f64> {
+    extrapolated_rate_scanning(s, w, is_counter, is_rate, is_counter)
+}
+
+/// `rate`, `increase` and `delta` over a window: [`extrapolated_rate`] with the counter-reset scan made
+/// optional. A caller that knows no sample of `s` is below the one before it passes `scan_resets = false`:
+/// the scan would add nothing then (it adds only at a decrease), so the result is the same to the bit.
+pub(crate) fn extrapolated_rate_scanning(
+    s: &[Sample],
+    w: &Win,
+    is_counter: bool,
+    is_rate: bool,
+    scan_resets: bool,
+) -> Option<f64> {
     if s.len() < 2 {
         return None;
     }
@@ -34,7 +47,7 @@ fn extrapolated_rate(s: &[Sample], w: &Win, is_counter: bool, is_rate: bool) -> 
     let first_t = s[0].t;
     let last_t = s[n1].t;
     let mut result = s[n1].v - s[0].v;
-    if is_counter {
+    if is_counter && scan_resets {
         let mut prev = s[0].v;
         for p in &s[1..] {
             if p.v < prev {

@@ -23,7 +23,7 @@ use promql_parser::parser::{
 
 use super::aggregate::{Acc, Simple, group_spec};
 use super::binary::{Op, elem, matching_spec, result_labels};
-use super::functions::{MATRIX_FUNCS, Win, parse_le, window_fn};
+use super::functions::{MATRIX_FUNCS, Win, extrapolated_rate_scanning, parse_le, window_fn};
 use super::util::{Bucket, bucket_quantile};
 use super::{EngineOptions, dur_ms, lookup, selector_matchers};
 use crate::hash::{FxMap, fx_map};
@@ -48,8 +48,45 @@ pub trait KeyedStorage {
         visit: &mut dyn FnMut(u64, &[Sample]),
     ) -> Result<(), StorageError>;
 
+    /// [`KeyedStorage::select_keyed`] with what the store knows about each window without reading it, so the
+    /// reader can skip scans (see [`WindowFacts`]). The default knows nothing.
+    fn select_windows(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+        visit: &mut dyn FnMut(u64, &[Sample], WindowFacts),
+    ) -> Result<(), StorageError> {
+        self.select_keyed(name, start_ms, end_ms, &mut |key, samples| {
+            visit(key, samples, WindowFacts::default())
+        })
+    }
+
     /// The label set of a key [`KeyedStorage::select_keyed`] gave.
     fn labels_of(&self, key: u64) -> Option<Labels>;
+}
+
+/// What a store knows about a window's samples without reading them (a store that keeps samples can keep
+/// these too, as they arrive). A set flag is a promise about the samples lent with it; an unset one promises
+/// nothing, so [`WindowFacts::default`] is always true.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowFacts {
+    /// No sample is a staleness marker: range functions need not filter them out.
+    pub no_stale: bool,
+    /// No sample's value is below the one before it (`s[i].v < s[i - 1].v` for no `i`; a staleness marker is
+    /// neither below nor above anything): a counter has no reset here, so `rate` and `increase` need not
+    /// look for one.
+    pub no_decrease: bool,
+}
+
+impl WindowFacts {
+    /// The facts of `samples`, read from them (every flag that holds is set).
+    pub fn of(samples: &[Sample]) -> WindowFacts {
+        WindowFacts {
+            no_stale: !samples.iter().any(Sample::is_stale),
+            no_decrease: !samples.windows(2).any(|p| p[1].v < p[0].v),
+        }
+    }
 }
 
 /// Label sets interned by a node, with their rank in label-set order when asked.
@@ -150,6 +187,18 @@ struct Selector {
     /// Key to the label id of a matching series, or `None` for a series the matchers reject.
     seen: FxMap<u64, Option<u32>>,
     table: LabelTable,
+    /// The latest evaluation's keys with samples, in the order the storage gave them, and what `seen` says of
+    /// each. A store gives its series in the same order evaluation after evaluation (they change only when a
+    /// series appears or goes), so comparing keys as they stream in replaces the hash lookups.
+    visit_keys: Vec<u64>,
+    visit_ids: Vec<Option<u32>>,
+    /// When `order_valid`: the latest evaluation's picked series (positions in `picked`) in label order. The
+    /// same key sequence picks the same label ids in the same order, so the ranking and the sort are kept.
+    order: Vec<u32>,
+    order_valid: bool,
+    /// Scratch: the picked series of an evaluation in visit order (label id, value), and their ranks.
+    picked: Vec<(u32, Option<f64>)>,
+    ranked: Vec<(u32, u32)>,
 }
 
 impl Selector {
@@ -172,76 +221,124 @@ impl Selector {
             matchers,
             seen: fx_map(),
             table: LabelTable::default(),
+            visit_keys: Vec::new(),
+            visit_ids: Vec::new(),
+            order: Vec::new(),
+            order_valid: false,
+            picked: Vec::new(),
+            ranked: Vec::new(),
         })
     }
 
-    /// The matching series of the window, in label order: their label ids and what `value` makes of their
-    /// samples (series it gives `None` for are left out). Counts the samples read.
+    /// Appends to `out` the matching series of the window, in label order: their label ids and what `value`
+    /// makes of their samples and the store's facts about them (series it gives `None` for are left out).
+    /// Counts the samples read.
     fn select(
         &mut self,
         storage: &dyn KeyedStorage,
-        mint: i64,
-        maxt: i64,
-        budget: &mut Budget,
-        mut value: impl FnMut(&[Sample]) -> Option<f64>,
-    ) -> Eval<Vec<(u32, f64)>> {
-        let mut picked: Vec<(u32, Option<f64>)> = Vec::new();
+        (mint, maxt): (i64, i64),
+        run: &mut Run,
+        drop: bool,
+        out: &mut Vec<Entry>,
+        mut value: impl FnMut(&[Sample], WindowFacts) -> Option<f64>,
+    ) -> Eval<()> {
+        // Set again only when this evaluation succeeds: a declined one leaves no order to trust.
+        let same_as_before = std::mem::replace(&mut self.order_valid, false);
+        if !same_as_before {
+            self.visit_keys.clear();
+            self.visit_ids.clear();
+        }
+        let mut same = same_as_before;
+        let mut pos = 0usize;
         let mut read = 0usize;
         let mut unknown_key = false;
+        self.picked.clear();
         let (seen, table, matchers) = (&mut self.seen, &mut self.table, &self.matchers);
+        let (keys, ids, picked) = (&mut self.visit_keys, &mut self.visit_ids, &mut self.picked);
         storage
-            .select_keyed(&self.name, mint, maxt, &mut |key, samples| {
-                if samples.is_empty() {
+            .select_windows(&self.name, mint, maxt, &mut |key, samples, facts| {
+                if samples.is_empty() || unknown_key {
                     return;
                 }
-                let id = match seen.get(&key) {
-                    Some(&id) => id,
-                    None => {
-                        let Some(labels) = storage.labels_of(key) else {
-                            unknown_key = true;
-                            return;
-                        };
-                        let id = matchers
-                            .iter()
-                            .all(|m| m.matches_labels(&labels))
-                            .then(|| table.intern(labels));
-                        seen.insert(key, id);
-                        id
+                let id = if same && keys.get(pos) == Some(&key) {
+                    ids[pos]
+                } else {
+                    if same {
+                        // The sequence changed here: what follows is recorded anew.
+                        same = false;
+                        keys.truncate(pos);
+                        ids.truncate(pos);
                     }
+                    let id = match seen.get(&key) {
+                        Some(&id) => id,
+                        None => {
+                            let Some(labels) = storage.labels_of(key) else {
+                                unknown_key = true;
+                                return;
+                            };
+                            let id = matchers
+                                .iter()
+                                .all(|m| m.matches_labels(&labels))
+                                .then(|| table.intern(labels));
+                            seen.insert(key, id);
+                            id
+                        }
+                    };
+                    keys.push(key);
+                    ids.push(id);
+                    id
                 };
+                pos += 1;
                 if let Some(id) = id {
                     read += samples.len();
-                    picked.push((id, value(samples)));
+                    picked.push((id, value(samples, facts)));
                 }
             })
             .map_err(|_| Declined)?;
         if unknown_key {
             return Err(Declined);
         }
-        budget.add(read)?;
-        let mut ranked: Vec<(u32, u32, Option<f64>)> = picked
-            .into_iter()
-            .map(|(id, v)| (self.table.rank(id), id, v))
-            .collect();
-        ranked.sort_unstable_by_key(|&(r, _, _)| r);
-        // Two keys with one label set: the engine merges them; leave that to it.
-        if ranked.windows(2).any(|w| w[0].1 == w[1].1) {
-            return Err(Declined);
+        if same && pos != self.visit_keys.len() {
+            // Fewer series than before.
+            same = false;
+            self.visit_keys.truncate(pos);
+            self.visit_ids.truncate(pos);
         }
-        Ok(ranked
-            .into_iter()
-            .filter_map(|(_, id, v)| Some((id, v?)))
-            .collect())
+        run.add(read)?;
+        if !same {
+            self.ranked.clear();
+            for (i, &(id, _)) in self.picked.iter().enumerate() {
+                self.ranked.push((self.table.rank(id), i as u32));
+            }
+            self.ranked.sort_unstable_by_key(|&(r, _)| r);
+            // Two keys with one label set (one rank): the engine merges them; leave that to it.
+            if self.ranked.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(Declined);
+            }
+            self.order.clear();
+            self.order.extend(self.ranked.iter().map(|&(_, i)| i));
+        }
+        let picked = &self.picked;
+        out.extend(self.order.iter().filter_map(|&i| {
+            let (id, v) = picked[i as usize];
+            Some(Entry { id, v: v?, drop })
+        }));
+        self.order_valid = true;
+        Ok(())
     }
 }
 
-/// The engine's sample limit, counted the way the engine counts.
-struct Budget {
+/// One evaluation's running state: the engine's sample limit, counted the way the engine counts, and the
+/// entry vectors nodes are done with.
+struct Run {
     used: usize,
     max: usize,
+    /// Emptied vectors for the next node that needs one: evaluations repeat the same nodes in the same order,
+    /// so once each has grown to its size an evaluation allocates none.
+    spare: Vec<Vec<Entry>>,
 }
 
-impl Budget {
+impl Run {
     fn add(&mut self, n: usize) -> Eval<()> {
         self.used = self.used.saturating_add(n);
         if self.used > self.max {
@@ -249,6 +346,27 @@ impl Budget {
         }
         Ok(())
     }
+
+    /// An empty vector, with room from an earlier use where there is one.
+    fn vec(&mut self) -> Vec<Entry> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Takes back a vector a node has read.
+    fn give(&mut self, mut v: Vec<Entry>) {
+        v.clear();
+        self.spare.push(v);
+    }
+}
+
+/// A range function, resolved when the plan is compiled rather than by name at every window.
+#[derive(Debug, Clone, Copy)]
+enum RangeFn {
+    /// `rate`, `increase` and `delta`: the engine's extrapolation, called directly so the store's facts can
+    /// spare the counter-reset scan.
+    Extrapolated { is_counter: bool, is_rate: bool },
+    /// Any other parameterless range function, through the engine's `window_fn`.
+    Other(&'static str),
 }
 
 #[derive(Debug, Clone)]
@@ -257,9 +375,13 @@ enum Node {
     Negate(Box<Node>),
     Instant(Box<Selector>),
     Range {
-        func: &'static str,
+        func: RangeFn,
+        /// Whether the result keeps the metric name (`last_over_time`, `first_over_time`).
+        keep_name: bool,
         range: i64,
         selector: Box<Selector>,
+        /// Scratch: a window without its staleness markers.
+        fresh: Vec<Sample>,
     },
     Aggregate(Box<Aggregate>),
     Binary(Box<Binary>),
@@ -274,8 +396,12 @@ struct Aggregate {
     /// Input label id to group id.
     group_of: Vec<Option<u32>>,
     groups: LabelTable,
+    /// Per group id: whether its label set has a metric name (to drop when an input asked to).
+    named: Vec<bool>,
     /// Group id to its slot in the evaluation's output.
     slots: Slots,
+    /// Scratch: the groups of an evaluation in order of first appearance (group, drop name, accumulator).
+    accs: Vec<(u32, bool, Acc)>,
 }
 
 #[derive(Debug, Clone)]
@@ -297,6 +423,8 @@ struct Binary {
     right: Slots,
     matched: Slots,
     out_slots: Slots,
+    /// Scratch: output slots in creation order (label id, drop name, value once pushed).
+    made: Vec<(u32, bool, Option<f64>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -308,6 +436,10 @@ struct HistogramQuantile {
     groups: LabelTable,
     /// Group id to its slot in the evaluation's output.
     slots: Slots,
+    /// Scratch: the groups of an evaluation with their buckets; the first `used` count, the rest keep their
+    /// vectors' room for later evaluations.
+    buckets: Vec<(u32, Vec<Bucket>)>,
+    used: usize,
 }
 
 /// An expression compiled for repeated instant evaluation over a [`KeyedStorage`].
@@ -319,6 +451,10 @@ pub struct InstantPlan {
     /// The root's (label id, drop name) to the id of its final label set.
     finals_of: FxMap<(u32, bool), u32>,
     finals: LabelTable,
+    /// Entry vectors kept between evaluations (see [`Run`]).
+    spare: Vec<Vec<Entry>>,
+    /// Scratch: the result's (rank, final id, value).
+    ranked: Vec<(u32, u32, f64)>,
 }
 
 impl InstantPlan {
@@ -330,6 +466,8 @@ impl InstantPlan {
             max_samples: opts.max_samples,
             finals_of: fx_map(),
             finals: LabelTable::default(),
+            spare: Vec::new(),
+            ranked: Vec::new(),
         })
     }
 
@@ -337,53 +475,65 @@ impl InstantPlan {
     /// the engine must be asked (it will report an error: duplicate series, ambiguous matching, a limit, a
     /// storage failure).
     pub fn eval(&mut self, storage: &dyn KeyedStorage, time_ms: i64) -> Option<Value> {
-        let mut budget = Budget {
+        let mut run = Run {
             used: 0,
             max: self.max_samples,
+            spare: std::mem::take(&mut self.spare),
         };
         let cx = Cx {
             storage,
             t: time_ms,
             lookback: self.lookback_ms,
         };
-        let v = self.root.eval(&cx, &mut budget).ok()?;
-        match v {
-            Val::Scalar(s) => Some(Value::Scalar(Sample::new(time_ms, s))),
-            Val::Vector(entries) => {
-                let root = &self.root;
-                let mut finals: Vec<(u32, f64)> = Vec::with_capacity(entries.len());
-                for e in entries {
-                    let fid = match self.finals_of.get(&(e.id, e.drop)) {
-                        Some(&f) => f,
-                        None => {
-                            let mut l = root.labels(e.id).clone();
-                            if e.drop {
-                                l.remove_metric_identity();
-                            }
-                            let f = self.finals.intern(l);
-                            self.finals_of.insert((e.id, e.drop), f);
-                            f
-                        }
-                    };
-                    finals.push((fid, e.v));
-                }
-                // Ranked once every label set of this evaluation is interned (interning re-ranks).
-                let mut out: Vec<(u32, u32, f64)> = finals
-                    .into_iter()
-                    .map(|(fid, v)| (self.finals.rank(fid), fid, v))
-                    .collect();
-                out.sort_unstable_by_key(|&(r, _, _)| r);
-                // Two results with one label set once names are dropped: the engine's error.
-                if out.windows(2).any(|w| w[0].1 == w[1].1) {
-                    return None;
-                }
-                Some(Value::Vector(
-                    out.into_iter()
-                        .map(|(_, f, v)| (self.finals.get(f).clone(), Sample::new(time_ms, v)))
-                        .collect(),
-                ))
+        let v = self.root.eval(&cx, &mut run);
+        let out = match v {
+            Err(Declined) => None,
+            Ok(Val::Scalar(s)) => Some(Value::Scalar(Sample::new(time_ms, s))),
+            Ok(Val::Vector(entries)) => {
+                let out = self.finish(&entries, time_ms);
+                run.give(entries);
+                out
             }
+        };
+        self.spare = run.spare;
+        out
+    }
+
+    /// The root's entries as the engine's result: final label sets (names dropped where due), in label
+    /// order; `None` where two share a label set (the engine's error).
+    fn finish(&mut self, entries: &[Entry], time_ms: i64) -> Option<Value> {
+        let root = &self.root;
+        self.ranked.clear();
+        for e in entries {
+            let fid = match self.finals_of.get(&(e.id, e.drop)) {
+                Some(&f) => f,
+                None => {
+                    let mut l = root.labels(e.id).clone();
+                    if e.drop {
+                        l.remove_metric_identity();
+                    }
+                    let f = self.finals.intern(l);
+                    self.finals_of.insert((e.id, e.drop), f);
+                    f
+                }
+            };
+            self.ranked.push((0, fid, e.v));
         }
+        // Ranked once every label set of this evaluation is interned (interning re-ranks).
+        for r in &mut self.ranked {
+            r.0 = self.finals.rank(r.1);
+        }
+        self.ranked.sort_unstable_by_key(|&(r, _, _)| r);
+        // Two results with one label set once names are dropped: the engine's error.
+        if self.ranked.windows(2).any(|w| w[0].1 == w[1].1) {
+            return None;
+        }
+        Some(Value::Vector(
+            self.ranked
+                .iter()
+                .map(|&(_, f, v)| (self.finals.get(f).clone(), Sample::new(time_ms, v)))
+                .collect(),
+        ))
     }
 }
 
@@ -420,18 +570,37 @@ fn compile_call(c: &Call) -> Option<Node> {
             member: Vec::new(),
             groups: LabelTable::default(),
             slots: Slots::default(),
+            buckets: Vec::new(),
+            used: 0,
         })));
     }
     // A range function whose only argument is a range vector (those with parameters take more), computed
     // by the engine's `window_fn`.
-    let func = *MATRIX_FUNCS.iter().find(|f| **f == name)?;
+    let name = *MATRIX_FUNCS.iter().find(|f| **f == name)?;
     let [Expr::MatrixSelector(MatrixSelector { vs, range })] = args.as_slice() else {
         return None;
     };
+    let func = match name {
+        "rate" => RangeFn::Extrapolated {
+            is_counter: true,
+            is_rate: true,
+        },
+        "increase" => RangeFn::Extrapolated {
+            is_counter: true,
+            is_rate: false,
+        },
+        "delta" => RangeFn::Extrapolated {
+            is_counter: false,
+            is_rate: false,
+        },
+        other => RangeFn::Other(other),
+    };
     Some(Node::Range {
         func,
+        keep_name: matches!(name, "last_over_time" | "first_over_time"),
         range: dur_ms(range),
         selector: Box::new(Selector::compile(vs)?),
+        fresh: Vec::new(),
     })
 }
 
@@ -456,7 +625,9 @@ fn compile_aggregate(a: &AggregateExpr) -> Option<Node> {
         input: compile(&a.expr)?,
         group_of: Vec::new(),
         groups: LabelTable::default(),
+        named: Vec::new(),
         slots: Slots::default(),
+        accs: Vec::new(),
     })))
 }
 
@@ -491,6 +662,7 @@ fn compile_binary(b: &BinaryExpr) -> Option<Node> {
         right: Slots::default(),
         matched: Slots::default(),
         out_slots: Slots::default(),
+        made: Vec::new(),
     })))
 }
 
@@ -529,10 +701,10 @@ impl Node {
         }
     }
 
-    fn eval(&mut self, cx: &Cx, budget: &mut Budget) -> Eval<Val> {
+    fn eval(&mut self, cx: &Cx, run: &mut Run) -> Eval<Val> {
         let v = match self {
             Node::Number(n) => Val::Scalar(*n),
-            Node::Negate(inner) => match inner.eval(cx, budget)? {
+            Node::Negate(inner) => match inner.eval(cx, run)? {
                 Val::Scalar(s) => Val::Scalar(-s),
                 Val::Vector(mut v) => {
                     for e in &mut v {
@@ -544,23 +716,25 @@ impl Node {
             },
             Node::Instant(s) => {
                 let (mint, maxt) = (cx.t - cx.lookback + 1, cx.t);
-                let found = s.select(cx.storage, mint, maxt, budget, |samples| {
-                    lookup(samples, cx.t, cx.lookback)
-                })?;
-                Val::Vector(
-                    found
-                        .into_iter()
-                        .map(|(id, v)| Entry { id, v, drop: false })
-                        .collect(),
-                )
+                let mut out = run.vec();
+                s.select(
+                    cx.storage,
+                    (mint, maxt),
+                    run,
+                    false,
+                    &mut out,
+                    |samples, _| lookup(samples, cx.t, cx.lookback),
+                )?;
+                Val::Vector(out)
             }
             Node::Range {
                 func,
+                keep_name,
                 range,
                 selector,
+                fresh,
             } => {
                 let (mint, maxt) = (cx.t - *range + 1, cx.t);
-                let keep_name = matches!(*func, "last_over_time" | "first_over_time");
                 let w = Win {
                     t: cx.t,
                     lo: cx.t - *range,
@@ -568,86 +742,102 @@ impl Node {
                     range: *range,
                     p: [f64::NAN, f64::NAN],
                 };
+                let func = *func;
                 let mut read = 0usize;
-                let mut fresh: Vec<Sample> = Vec::new();
-                let found = selector.select(cx.storage, mint, maxt, budget, |samples| {
-                    // The engine drops staleness markers from range-vector samples.
-                    let samples: &[Sample] = if samples.iter().any(|p| is_stale_nan(p.v)) {
-                        fresh.clear();
-                        fresh.extend(samples.iter().filter(|p| !is_stale_nan(p.v)));
-                        &fresh
-                    } else {
-                        samples
-                    };
-                    read += samples.len();
-                    if samples.is_empty() {
-                        return None;
-                    }
-                    window_fn(func, samples, &w)
-                })?;
-                budget.add(read / 4)?;
-                Val::Vector(
-                    found
-                        .into_iter()
-                        .map(|(id, v)| Entry {
-                            id,
-                            v,
-                            drop: !keep_name,
-                        })
-                        .collect(),
-                )
+                let mut out = run.vec();
+                selector.select(
+                    cx.storage,
+                    (mint, maxt),
+                    run,
+                    !*keep_name,
+                    &mut out,
+                    |samples, facts| {
+                        // The engine drops staleness markers from range-vector samples.
+                        let clean = facts.no_stale || !samples.iter().any(|p| is_stale_nan(p.v));
+                        let samples: &[Sample] = if clean {
+                            samples
+                        } else {
+                            fresh.clear();
+                            fresh.extend(samples.iter().filter(|p| !is_stale_nan(p.v)));
+                            fresh
+                        };
+                        read += samples.len();
+                        if samples.is_empty() {
+                            return None;
+                        }
+                        match func {
+                            // Without a marker the window is the lent slice, so the store's `no_decrease`
+                            // speaks of exactly these samples.
+                            RangeFn::Extrapolated {
+                                is_counter,
+                                is_rate,
+                            } => extrapolated_rate_scanning(
+                                samples,
+                                &w,
+                                is_counter,
+                                is_rate,
+                                !(clean && facts.no_decrease),
+                            ),
+                            RangeFn::Other(name) => window_fn(name, samples, &w),
+                        }
+                    },
+                )?;
+                run.add(read / 4)?;
+                Val::Vector(out)
             }
-            Node::Aggregate(a) => a.eval(cx, budget)?,
-            Node::Binary(b) => b.eval(cx, budget)?,
-            Node::HistogramQuantile(h) => h.eval(cx, budget)?,
+            Node::Aggregate(a) => a.eval(cx, run)?,
+            Node::Binary(b) => b.eval(cx, run)?,
+            Node::HistogramQuantile(h) => h.eval(cx, run)?,
         };
         if let Val::Vector(v) = &v {
-            budget.add(v.len())?;
+            run.add(v.len())?;
         }
         Ok(v)
     }
 }
 
 impl Aggregate {
-    fn eval(&mut self, cx: &Cx, budget: &mut Budget) -> Eval<Val> {
-        let Val::Vector(input) = self.input.eval(cx, budget)? else {
+    fn eval(&mut self, cx: &Cx, run: &mut Run) -> Eval<Val> {
+        let Val::Vector(input) = self.input.eval(cx, run)? else {
             return Err(Declined);
         };
         // Groups in order of first appearance, as the engine creates them.
         self.slots.begin();
-        let mut slots: Vec<(u32, bool, Acc)> = Vec::new();
-        for e in input {
+        self.accs.clear();
+        for e in &input {
             let g = match *memo(&mut self.group_of, e.id) {
                 Some(g) => g,
                 None => {
                     let l = group_spec(self.modifier.as_ref()).labels(self.input.labels(e.id));
                     let g = self.groups.intern(l);
+                    if self.named.len() <= g as usize {
+                        self.named.resize(g as usize + 1, false);
+                    }
+                    self.named[g as usize] = self.groups.get(g).get(METRIC_NAME).is_some();
                     *memo(&mut self.group_of, e.id) = Some(g);
                     g
                 }
             };
             match self.slots.get(g) {
                 Some(s) => {
-                    let slot = &mut slots[s as usize];
+                    let slot = &mut self.accs[s as usize];
                     slot.1 |= e.drop;
                     slot.2.add(self.op, e.v);
                 }
                 None => {
-                    self.slots.set(g, slots.len() as u32);
-                    slots.push((g, e.drop, Acc::first(self.op, e.v)));
+                    self.slots.set(g, self.accs.len() as u32);
+                    self.accs.push((g, e.drop, Acc::first(self.op, e.v)));
                 }
             }
         }
-        Ok(Val::Vector(
-            slots
-                .into_iter()
-                .map(|(g, drop, mut acc)| Entry {
-                    id: g,
-                    v: acc.finish(self.op, f64::NAN),
-                    drop: drop && self.groups.get(g).get(METRIC_NAME).is_some(),
-                })
-                .collect(),
-        ))
+        run.give(input);
+        let mut out = run.vec();
+        out.extend(self.accs.iter_mut().map(|(g, drop, acc)| Entry {
+            id: *g,
+            v: acc.finish(self.op, f64::NAN),
+            drop: *drop && self.named[*g as usize],
+        }));
+        Ok(Val::Vector(out))
     }
 }
 
@@ -661,9 +851,9 @@ impl Binary {
         }
     }
 
-    fn eval(&mut self, cx: &Cx, budget: &mut Budget) -> Eval<Val> {
-        let lhs = self.lhs.eval(cx, budget)?;
-        let rhs = self.rhs.eval(cx, budget)?;
+    fn eval(&mut self, cx: &Cx, run: &mut Run) -> Eval<Val> {
+        let lhs = self.lhs.eval(cx, run)?;
+        let rhs = self.rhs.eval(cx, run)?;
         let op = self.op;
         let cmp = op.is_comparison();
         match (lhs, rhs) {
@@ -677,7 +867,12 @@ impl Binary {
             }
             (Val::Vector(v), Val::Scalar(s)) => self.with_scalar(v, s, false),
             (Val::Scalar(s), Val::Vector(v)) => self.with_scalar(v, s, true),
-            (Val::Vector(l), Val::Vector(r)) => self.one_to_one(l, r),
+            (Val::Vector(l), Val::Vector(r)) => {
+                let out = self.one_to_one(&l, &r, run);
+                run.give(l);
+                run.give(r);
+                out
+            }
         }
     }
 
@@ -718,15 +913,13 @@ impl Binary {
         s
     }
 
-    fn one_to_one(&mut self, l: Vec<Entry>, r: Vec<Entry>) -> Eval<Val> {
+    fn one_to_one(&mut self, l: &[Entry], r: &[Entry], run: &mut Run) -> Eval<Val> {
         if self.vector_side().is_some() {
             return Err(Declined);
         }
         if l.is_empty() || r.is_empty() {
-            return Ok(Val::Vector(Vec::new()));
+            return Ok(Val::Vector(run.vec()));
         }
-        let op = self.op;
-        let cmp = op.is_comparison();
         // The right-hand entry of each signature; a second one is the engine's many-to-many error.
         self.right.begin();
         for (i, e) in r.iter().enumerate() {
@@ -739,8 +932,33 @@ impl Binary {
         self.matched.begin();
         self.out_slots.begin();
         // Output slots in creation order: label id, drop flag, value once pushed.
-        let mut slots: Vec<(u32, bool, Option<f64>)> = Vec::new();
-        for e in &l {
+        let mut slots = std::mem::take(&mut self.made);
+        slots.clear();
+        let out = self.match_left(l, r, &mut slots);
+        let out = out.map(|()| {
+            let mut out = run.vec();
+            out.extend(
+                slots
+                    .iter()
+                    .filter_map(|&(id, drop, v)| Some(Entry { id, v: v?, drop })),
+            );
+            Val::Vector(out)
+        });
+        self.made = slots;
+        out
+    }
+
+    /// The left-hand side of [`Binary::one_to_one`] matched against the right-hand entries of `self.right`,
+    /// into output `slots`.
+    fn match_left(
+        &mut self,
+        l: &[Entry],
+        r: &[Entry],
+        slots: &mut Vec<(u32, bool, Option<f64>)>,
+    ) -> Eval<()> {
+        let op = self.op;
+        let cmp = op.is_comparison();
+        for e in l {
             let s = self.sig(false, e.id);
             let Some(ri) = self.right.get(s) else {
                 continue;
@@ -787,26 +1005,21 @@ impl Binary {
                 return Err(Declined);
             }
         }
-        Ok(Val::Vector(
-            slots
-                .into_iter()
-                .filter_map(|(id, drop, v)| Some(Entry { id, v: v?, drop }))
-                .collect(),
-        ))
+        Ok(())
     }
 }
 
 impl HistogramQuantile {
-    fn eval(&mut self, cx: &Cx, budget: &mut Budget) -> Eval<Val> {
-        let Val::Scalar(q) = self.q.eval(cx, budget)? else {
+    fn eval(&mut self, cx: &Cx, run: &mut Run) -> Eval<Val> {
+        let Val::Scalar(q) = self.q.eval(cx, run)? else {
             return Err(Declined);
         };
-        let Val::Vector(input) = self.input.eval(cx, budget)? else {
+        let Val::Vector(input) = self.input.eval(cx, run)? else {
             return Err(Declined);
         };
         self.slots.begin();
-        let mut groups: Vec<(u32, Vec<Bucket>)> = Vec::new();
-        for e in input {
+        self.used = 0;
+        for e in &input {
             let member = match memo(&mut self.member, e.id) {
                 Some(m) => *m,
                 slot @ None => {
@@ -829,22 +1042,32 @@ impl HistogramQuantile {
                 count: e.v,
             };
             match self.slots.get(g) {
-                Some(i) => groups[i as usize].1.push(bucket),
+                Some(i) => self.buckets[i as usize].1.push(bucket),
                 None => {
-                    self.slots.set(g, groups.len() as u32);
-                    groups.push((g, vec![bucket]));
+                    let i = self.used;
+                    self.slots.set(g, i as u32);
+                    self.used += 1;
+                    if i == self.buckets.len() {
+                        self.buckets.push((g, Vec::new()));
+                    }
+                    let (group, buckets) = &mut self.buckets[i];
+                    *group = g;
+                    buckets.clear();
+                    buckets.push(bucket);
                 }
             }
         }
-        Ok(Val::Vector(
-            groups
-                .into_iter()
-                .map(|(g, mut buckets)| Entry {
-                    id: g,
-                    v: bucket_quantile(q, &mut buckets),
+        run.give(input);
+        let mut out = run.vec();
+        out.extend(
+            self.buckets[..self.used]
+                .iter_mut()
+                .map(|(g, buckets)| Entry {
+                    id: *g,
+                    v: bucket_quantile(q, buckets),
                     drop: true,
-                })
-                .collect(),
-        ))
+                }),
+        );
+        Ok(Val::Vector(out))
     }
 }
