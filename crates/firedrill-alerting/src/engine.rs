@@ -51,6 +51,8 @@ pub struct AlertInstance {
     pub state: AlertState,
     /// When the current activation began (Unix ms).
     pub active_at_ms: i64,
+    /// The same moment in simulated seconds since the world began.
+    pub active_at_s: f64,
     /// When it last started firing (Unix ms).
     pub fired_at_ms: Option<i64>,
     /// Since when a firing alert has not been returned (Unix ms), while `keep_firing_for` holds it.
@@ -94,6 +96,8 @@ pub struct ActiveAlert {
     pub state: AlertState,
     /// When the alert became active, simulated seconds since the world began.
     pub active_since_s: f64,
+    /// When it started firing (Unix ms), if it is firing: the `startsAt` Prometheus sends to Alertmanager.
+    pub fired_at_unix_ms: Option<i64>,
     /// Latest value.
     pub value: f64,
 }
@@ -494,6 +498,7 @@ impl RuleEngine {
                         annotations: BTreeMap::new(),
                         state: AlertState::Inactive,
                         active_at_ms: ts,
+                        active_at_s: t_s,
                         fired_at_ms: None,
                         keep_firing_since_ms: None,
                         value,
@@ -505,6 +510,7 @@ impl RuleEngine {
             let inst = &mut self.instances[idx];
             if inst.state == AlertState::Inactive {
                 inst.active_at_ms = ts;
+                inst.active_at_s = t_s;
                 inst.fired_at_ms = None;
             }
             inst.value = value;
@@ -568,7 +574,8 @@ impl RuleEngine {
                 labels: i.labels.clone(),
                 annotations: i.annotations.clone(),
                 state: i.state,
-                active_since_s: i.active_at_ms as f64 / 1000.0,
+                active_since_s: i.active_at_s,
+                fired_at_unix_ms: i.fired_at_ms.filter(|_| i.state == AlertState::Firing),
                 value: i.value,
             })
             .collect()

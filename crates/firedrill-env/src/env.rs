@@ -383,7 +383,8 @@ impl Episode {
                     "status": "firing",
                     "labels": a.labels,
                     "annotations": a.annotations,
-                    "startsAt": logs::rfc3339_ms(self.unix_ms(a.active_since_s)),
+                    // Prometheus sends the time the alert started firing, not the time it became pending.
+                    "startsAt": logs::rfc3339_ms(a.fired_at_unix_ms.unwrap_or_else(|| self.unix_ms(a.active_since_s))),
                     "endsAt": "0001-01-01T00:00:00Z",
                     "generatorURL": format!("/graph?g0.expr={}", a.labels.get("alertname").map(String::as_str).unwrap_or("")),
                     "fingerprint": fingerprint,
@@ -1313,8 +1314,12 @@ impl Episode {
                         worse(&mut status, "failing");
                     }
                 }
-                let (used, quota) = w.quota_used();
-                findings.push(format!("cluster cpu quota: {used}m of {quota}m requested"));
+                let (cpu, memory) = w.quota_used();
+                let cluster = &w.topology().cluster;
+                findings.push(format!(
+                    "cluster quota: {cpu}m of {}m cpu and {memory}Mi of {}Mi memory requested by scheduled pods",
+                    cluster.cpu_millis, cluster.memory_mb
+                ));
                 if f.pending > 0 {
                     worse(&mut status, "warning");
                     findings.push(format!(

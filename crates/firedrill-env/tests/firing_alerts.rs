@@ -83,3 +83,41 @@ fn observations_show_the_alerts_firing_at_each_step() {
         }
     }
 }
+
+/// The times an alert shows are simulated times: at the page, every firing alert became active during the
+/// history (at most an hour and a half before the page, not after it), and the page's `startsAt` is that
+/// moment as a date, before the page's own time.
+#[test]
+fn alerts_became_active_before_the_page_within_the_history() {
+    let catalog = Arc::new(Catalog::builtin().expect("library"));
+    for family in firedrill_scenario::library::BASIC_FAMILIES {
+        let mut env = Env::new(Arc::clone(&catalog));
+        let page = env.reset(family, 2, 0.5).expect("reset");
+        assert!(!page.firing_alerts.is_empty(), "{family}");
+        for a in &page.firing_alerts {
+            assert!(
+                (-90.0..=0.0).contains(&a.active_since_minutes),
+                "{family}: {} active since t{:+} min",
+                a.name,
+                a.active_since_minutes
+            );
+        }
+        let json = serde_json::to_value(&page).expect("json");
+        let alerts = json["content"]["alertmanager"]["alerts"]
+            .as_array()
+            .expect("alerts");
+        let ep = env.episode().expect("episode");
+        let world = ep.incident().world();
+        let page_date = firedrill_telemetry::logs::rfc3339_ms(
+            world.epoch_unix_s() * 1000 + (ep.incident().page_s() * 1000.0) as i64,
+        );
+        for a in alerts {
+            let starts = a["startsAt"].as_str().expect("startsAt");
+            // RFC 3339 in UTC with milliseconds: text order is time order.
+            assert!(
+                starts <= page_date.as_str() && starts[..4] == page_date[..4],
+                "{family}: startsAt {starts}, page at {page_date}"
+            );
+        }
+    }
+}
