@@ -308,3 +308,38 @@ fn actions_json_prints_openai_tools() {
     assert!(names.contains(&"resolve_incident") && names.contains(&"query_logs"));
     assert!(stdout(&firedrill(&["actions"])).contains("restart_service"));
 }
+
+/// The human outputs, pinned: `scenarios list`, `scenarios show` and `simulate` as a user reads them. A change
+/// of layout, wording or dynamics shows up as a snapshot diff to review (`cargo insta review`, or
+/// `INSTA_UPDATE=always cargo test -p firedrill-cli --test cli snapshots` and read the diff).
+#[test]
+fn human_output_snapshots() {
+    for (name, args) in [
+        ("scenarios_list", &["scenarios", "list"][..]),
+        (
+            "scenarios_show_oom_crash",
+            &["scenarios", "show", "oom_crash"][..],
+        ),
+        (
+            "simulate_db_pool_seed7",
+            &[
+                "simulate",
+                "db_pool_exhaustion",
+                "--seed",
+                "7",
+                "--difficulty",
+                "0.5",
+                "--minutes",
+                "30",
+            ][..],
+        ),
+    ] {
+        let out = firedrill(args);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        insta::assert_snapshot!(name, stdout(&out));
+    }
+}
