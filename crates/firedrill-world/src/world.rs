@@ -19,7 +19,7 @@ use crate::events::{Event, EventKind, EventLog};
 use crate::frame::{ErrorCause, FrameRing, Health, ServiceFrame, ServiceTotals};
 use crate::normal::std_normal_cdf;
 use crate::spec::{Behaviour, Qos, ServiceKind};
-use crate::topology::{MAX_REPLICAS, ServiceId, Topology};
+use crate::topology::{MAX_REPLICAS, Service, ServiceId, Topology};
 
 /// Upper bounds of the latency histogram buckets, in seconds (the classic Prometheus defaults).
 pub const LATENCY_BUCKETS_S: [f64; 11] = [
@@ -246,27 +246,41 @@ pub struct Publication {
     pub rate_hz: f64,
 }
 
-/// Scratch arrays reused every tick, so ticking never allocates.
+/// One service's working values for a tick, kept together: the passes of the tick read and write several of them
+/// per service, so one bounds check and one run of cache lines serve them all.
+#[derive(Debug, Clone, Copy, Default)]
+struct Work {
+    /// Requests per second arriving (entry load, calls, load factor and extra load).
+    offered: f64,
+    /// The part of `offered` from outside (entry points and extra load), which TLS handshakes can fail.
+    entry: f64,
+    admitted: f64,
+    rejected: f64,
+    unavailable: f64,
+    err_seen: f64,
+    median_ms: f64,
+    sigma: f64,
+    /// Share of ready replicas serving an expired certificate.
+    tls_bad: f64,
+    lock_load: f64,
+    lock_hold_sum: f64,
+    lock_calls: f64,
+    ready: u32,
+    /// The version most live replicas run.
+    version: u8,
+    /// The behaviour of `version` with the enabled flags.
+    behaviour: Behaviour,
+    /// The (version, flags) `behaviour` was combined for; kept across ticks.
+    behaviour_key: Option<(u8, u64)>,
+}
+
+/// Scratch reused every tick, so ticking never allocates.
 #[derive(Debug, Clone, Default)]
 struct Scratch {
-    offered: Vec<f64>,
-    admitted: Vec<f64>,
-    rejected: Vec<f64>,
-    unavailable: Vec<f64>,
-    err_seen: Vec<f64>,
-    median_ms: Vec<f64>,
-    sigma: Vec<f64>,
-    ready: Vec<u32>,
-    lock_load: Vec<f64>,
-    lock_hold_sum: Vec<f64>,
-    lock_calls: Vec<f64>,
-    behaviour: Vec<Behaviour>,
-    /// The (version, flags) each `behaviour` was combined for; kept across ticks.
-    behaviour_key: Vec<Option<(u8, u64)>>,
-    version: Vec<u8>,
+    /// Per service.
+    work: Vec<Work>,
+    /// Per edge: calls per second this tick, retries included.
     edge_calls: Vec<f64>,
-    tls_bad: Vec<f64>,
-    entry: Vec<f64>,
 }
 
 /// The simulated system.
@@ -422,24 +436,10 @@ impl World {
             }
             world.services.push(state);
         }
-        let s = &mut world.scratch;
-        s.offered = vec![0.0; n];
-        s.admitted = vec![0.0; n];
-        s.rejected = vec![0.0; n];
-        s.unavailable = vec![0.0; n];
-        s.err_seen = vec![0.0; n];
-        s.median_ms = vec![0.0; n];
-        s.sigma = vec![0.0; n];
-        s.ready = vec![0; n];
-        s.lock_load = vec![0.0; n];
-        s.lock_hold_sum = vec![0.0; n];
-        s.lock_calls = vec![0.0; n];
-        s.behaviour = vec![Behaviour::default(); n];
-        s.behaviour_key = vec![None; n];
-        s.version = vec![0; n];
-        s.edge_calls = vec![0.0; topology.edges.len()];
-        s.tls_bad = vec![0.0; n];
-        s.entry = vec![0.0; n];
+        world.scratch = Scratch {
+            work: vec![Work::default(); n],
+            edge_calls: vec![0.0; topology.edges.len()],
+        };
         world
     }
 
@@ -551,19 +551,11 @@ impl World {
 
     /// The behaviour of a version of a service combined with the service's enabled flags.
     pub fn behaviour(&self, id: ServiceId, version: u8) -> Behaviour {
-        let svc = &self.topology.services[id.index()];
-        let state = &self.services[id.index()];
-        let mut b = svc
-            .version_behaviours
-            .get(version as usize)
-            .copied()
-            .unwrap_or_default();
-        for (i, f) in svc.spec.flags.iter().enumerate() {
-            if i < 64 && state.flags & (1 << i) != 0 {
-                b = b.combine(&f.when_on);
-            }
-        }
-        b
+        combined_behaviour(
+            &self.topology.services[id.index()],
+            self.services[id.index()].flags,
+            version,
+        )
     }
 
     /// Whether the flag at `index` is on.
@@ -573,24 +565,7 @@ impl World {
 
     /// Index of the version most live replicas run (the deployment target if none is live).
     pub fn running_version(&self, id: ServiceId) -> u8 {
-        let st = &self.services[id.index()];
-        // Outside a rollout every live replica runs the same version: answer without counting.
-        let mut live = st.slots().iter().filter(|r| r.is_live());
-        match live.next() {
-            None => return st.version,
-            Some(first) if live.all(|r| r.version == first.version) => return first.version,
-            _ => {}
-        }
-        let mut counts = [0u8; 256];
-        let mut best = (0u8, st.version);
-        for r in st.slots().iter().filter(|r| r.is_live()) {
-            let c = &mut counts[r.version as usize];
-            *c += 1;
-            if *c > best.0 || (*c == best.0 && r.version == st.version) {
-                best = (*c, r.version);
-            }
-        }
-        best.1
+        running_version_of(&self.services[id.index()])
     }
 
     /// Whether any live replica runs `version`.
@@ -1018,28 +993,28 @@ impl World {
     /// Entry load, forward propagation along calls, then latency and errors from the leaves back up.
     fn traffic(&mut self, topo: &Topology, dt: f64) {
         let n = topo.len();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let s = &mut scratch;
-        s.offered.iter_mut().for_each(|x| *x = 0.0);
-        s.entry.iter_mut().for_each(|x| *x = 0.0);
-        s.lock_load.iter_mut().for_each(|x| *x = 0.0);
-        s.lock_hold_sum.iter_mut().for_each(|x| *x = 0.0);
-        s.lock_calls.iter_mut().for_each(|x| *x = 0.0);
-        let tod_h = ((self.epoch_unix_s as f64 + self.now_s) / 3600.0).rem_euclid(24.0);
+        let now = self.now_s;
+        let traffic_factor = self.traffic_factor;
+        let tod_h = ((self.epoch_unix_s as f64 + now) / 3600.0).rem_euclid(24.0);
         // Daily cycle: trough around 04:00, peak around 16:00 (UTC of the simulated clock).
         let daily = ((tod_h - 10.0) / 24.0 * std::f64::consts::TAU).sin();
-        for e in &topo.entries {
-            let noise = 1.0 + e.noise * gaussian(&mut self.rng);
-            let rps =
-                (e.rps * (1.0 + e.daily_amplitude * daily) * noise * self.traffic_factor).max(0.0);
-            s.offered[e.service.index()] += rps;
-            s.entry[e.service.index()] += rps;
-        }
-        let now = self.now_s;
+        // Disjoint borrows of the fields, so the scratch need not be moved out of the world and back.
+        let World {
+            rng,
+            services,
+            frames,
+            scratch,
+            edge_pfail,
+            ..
+        } = self;
+        let services = &mut services[..n];
+        let frames = &mut frames[..n];
+        let work = &mut scratch.work[..n];
+        let edge_calls = &mut scratch.edge_calls[..];
         for i in 0..n {
             // One pass over the slots: ready replicas, those of them serving an expired certificate, and whether
             // the live ones all run one version (the usual case, which needs no counting).
-            let st = &self.services[i];
+            let st = &services[i];
             let (mut ready, mut bad) = (0u32, 0u32);
             let mut first_live: Option<u8> = None;
             let mut mixed = false;
@@ -1055,37 +1030,50 @@ impl World {
                     }
                 }
             }
-            s.ready[i] = ready;
-            let id = ServiceId(i as u16);
+            let w = &mut work[i];
+            w.offered = 0.0;
+            w.entry = 0.0;
+            w.lock_load = 0.0;
+            w.lock_hold_sum = 0.0;
+            w.lock_calls = 0.0;
+            w.ready = ready;
             let v = if mixed {
-                self.running_version(id)
+                running_version_of(st)
             } else {
                 first_live.unwrap_or(st.version)
             };
             // The behaviour only depends on the version and the flags: recombine it only when either changed.
             let key = (v, st.flags);
-            if s.behaviour_key[i] != Some(key) {
-                s.behaviour[i] = self.behaviour(id, v);
-                s.behaviour_key[i] = Some(key);
+            if w.behaviour_key != Some(key) {
+                w.behaviour = combined_behaviour(&topo.services[i], st.flags, v);
+                w.behaviour_key = Some(key);
             }
-            s.version[i] = v;
-            s.tls_bad[i] = if ready == 0 {
+            w.version = v;
+            w.tls_bad = if ready == 0 {
                 0.0
             } else {
                 bad as f64 / ready as f64
             };
         }
+        for e in &topo.entries {
+            let noise = 1.0 + e.noise * gaussian(rng);
+            let rps = (e.rps * (1.0 + e.daily_amplitude * daily) * noise * traffic_factor).max(0.0);
+            let w = &mut work[e.service.index()];
+            w.offered += rps;
+            w.entry += rps;
+        }
 
         // Forward: callers before callees.
         for &id in &topo.call_order {
             let i = id.index();
-            let st = &mut self.services[i];
-            s.offered[i] = s.offered[i] * st.load_factor + st.extra_rps;
-            s.entry[i] += st.extra_rps;
-            let offered = s.offered[i];
-            let ready = s.ready[i];
+            let st = &mut services[i];
+            let w = &mut work[i];
+            w.offered = w.offered * st.load_factor + st.extra_rps;
+            w.entry += st.extra_rps;
+            let offered = w.offered;
+            let ready = w.ready;
             // External clients whose TLS handshake fails never reach the service.
-            let handshake_failed = s.entry[i] * s.tls_bad[i];
+            let handshake_failed = w.entry * w.tls_bad;
             let mut admitted = offered - handshake_failed;
             let mut rejected = 0.0;
             if let Some(rl) = topo.services[i].spec.rate_limit {
@@ -1109,16 +1097,16 @@ impl World {
             if ready == 0 {
                 admitted = 0.0;
             }
-            s.admitted[i] = admitted;
-            s.rejected[i] = rejected;
-            s.unavailable[i] = unavailable;
+            w.admitted = admitted;
+            w.rejected = rejected;
+            w.unavailable = unavailable;
             let fx = st.fx;
             let detached = st.detached;
-            let lock_hold = s.behaviour[i].lock_hold_ms;
+            let lock_hold = w.behaviour.lock_hold_ms;
             for &e in &topo.services[i].out_edges {
                 let edge = &topo.edges[e];
                 let retries = fx.retries.unwrap_or(edge.retries);
-                let p = self.edge_pfail[e];
+                let p = edge_pfail[e];
                 let mut amp = 1.0;
                 let mut pk = 1.0;
                 for _ in 0..retries {
@@ -1126,28 +1114,30 @@ impl World {
                     amp += pk;
                 }
                 let calls = admitted * edge.per_request * amp;
-                s.edge_calls[e] = calls;
+                edge_calls[e] = calls;
                 let to = edge.to.index();
-                if !fx.resolver_ok || detached || self.services[to].detached {
+                if !fx.resolver_ok || detached || services[to].detached {
                     continue;
                 }
                 match edge.via_cache {
-                    Some(c) if !self.services[c.index()].detached => {
-                        s.offered[c.index()] += calls;
-                        let hit = self.frames[c.index()].cache_hit_ratio as f64;
-                        s.offered[to] += calls * (1.0 - hit);
-                        s.lock_load[to] += calls * (1.0 - hit) * lock_hold / 1000.0;
+                    Some(c) if !services[c.index()].detached => {
+                        work[c.index()].offered += calls;
+                        let hit = frames[c.index()].cache_hit_ratio as f64;
+                        let callee = &mut work[to];
+                        callee.offered += calls * (1.0 - hit);
+                        callee.lock_load += calls * (1.0 - hit) * lock_hold / 1000.0;
                         if lock_hold > 0.0 {
-                            s.lock_hold_sum[to] += calls * (1.0 - hit) * lock_hold;
-                            s.lock_calls[to] += calls * (1.0 - hit);
+                            callee.lock_hold_sum += calls * (1.0 - hit) * lock_hold;
+                            callee.lock_calls += calls * (1.0 - hit);
                         }
                     }
                     _ => {
-                        s.offered[to] += calls;
-                        s.lock_load[to] += calls * lock_hold / 1000.0;
+                        let callee = &mut work[to];
+                        callee.offered += calls;
+                        callee.lock_load += calls * lock_hold / 1000.0;
                         if lock_hold > 0.0 {
-                            s.lock_hold_sum[to] += calls * lock_hold;
-                            s.lock_calls[to] += calls;
+                            callee.lock_hold_sum += calls * lock_hold;
+                            callee.lock_calls += calls;
                         }
                     }
                 }
@@ -1159,13 +1149,16 @@ impl World {
             let i = id.index();
             let svc = &topo.services[i];
             let spec = &svc.spec;
-            let b = s.behaviour[i];
-            let ready = s.ready[i] as f64;
-            let st = &self.services[i];
+            let w = &work[i];
+            let b = &w.behaviour;
+            let ready = w.ready as f64;
+            let (unavailable, rejected, offered) = (w.unavailable, w.rejected, w.offered);
+            let st = &services[i];
             let fx = st.fx;
-            let admitted = s.admitted[i];
+            let admitted = w.admitted;
             let cpu_scale = st.cpu_millis as f64 / spec.cpu_millis as f64;
-            let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / b.cpu_factor;
+            let cpu_factor = b.cpu_factor;
+            let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / cpu_factor;
             let rho = if capacity > 0.0 {
                 admitted / capacity
             } else {
@@ -1173,7 +1166,7 @@ impl World {
             };
             let shed = if rho > 1.0 { 1.0 - 1.0 / rho } else { 0.0 };
             let rho_q = rho.min(0.95);
-            let jitter = 1.0 + 0.03 * gaussian(&mut self.rng);
+            let jitter = 1.0 + 0.03 * gaussian(rng);
             let mut own_ms = spec.latency_ms * b.latency_factor * st.outage_latency_factor * jitter
                 / (1.0 - rho_q);
             let mut own_err = spec.error_ratio + b.error_ratio + st.outage_error_ratio;
@@ -1182,10 +1175,10 @@ impl World {
 
             // Row locks (databases): utilisation of the hot rows from the locking queries of all clients.
             let mut lock_wait_ms = 0.0;
-            if s.lock_load[i] > 0.0 {
+            if w.lock_load > 0.0 {
                 const HOT_ROWS: f64 = 4.0;
-                let rho_l = s.lock_load[i] / HOT_ROWS;
-                let mean_hold = s.lock_hold_sum[i] / s.lock_calls[i].max(1e-9);
+                let rho_l = w.lock_load / HOT_ROWS;
+                let mean_hold = w.lock_hold_sum / w.lock_calls.max(1e-9);
                 lock_wait_ms = if rho_l < 0.98 {
                     mean_hold * rho_l / (1.0 - rho_l)
                 } else {
@@ -1233,26 +1226,27 @@ impl World {
             for &e in &svc.out_edges {
                 let edge = &topo.edges[e];
                 let to = edge.to.index();
+                let callee = &work[to];
                 let timeout = fx.timeout_ms.unwrap_or(edge.timeout_ms);
                 let retries = fx.retries.unwrap_or(edge.retries);
-                let calls = s.edge_calls[e];
+                let calls = edge_calls[e];
                 let (p, fail_ms, kind) = if !fx.resolver_ok {
                     dns_fail += calls;
                     (1.0, 5.0, ErrorCause::DnsResolution)
-                } else if st.detached || self.services[to].detached {
+                } else if st.detached || services[to].detached {
                     (1.0, timeout, ErrorCause::Unreachable)
-                } else if s.tls_bad[to] > 0.0 {
-                    tls_fail += calls * s.tls_bad[to];
-                    let p_err = s.err_seen[to];
+                } else if callee.tls_bad > 0.0 {
+                    tls_fail += calls * callee.tls_bad;
+                    let p_err = callee.err_seen;
                     (
-                        s.tls_bad[to] + (1.0 - s.tls_bad[to]) * p_err,
+                        callee.tls_bad + (1.0 - callee.tls_bad) * p_err,
                         3.0,
                         ErrorCause::TlsHandshake,
                     )
                 } else {
-                    let m = s.median_ms[to];
-                    let p_slow = lognormal_tail(m, s.sigma[to], timeout);
-                    let p_err = s.err_seen[to];
+                    let m = callee.median_ms;
+                    let p_slow = lognormal_tail(m, callee.sigma, timeout);
+                    let p_err = callee.err_seen;
                     let p = p_err + (1.0 - p_err) * p_slow;
                     let kind = if p_slow > p_err {
                         ErrorCause::UpstreamTimeout
@@ -1273,14 +1267,14 @@ impl World {
                 let mut kind = kind;
                 let mut call_ok_ms = match edge.via_cache {
                     Some(c) => {
-                        let hit = self.frames[c.index()].cache_hit_ratio as f64;
-                        hit * s.median_ms[c.index()] + (1.0 - hit) * s.median_ms[to]
+                        let hit = frames[c.index()].cache_hit_ratio as f64;
+                        hit * work[c.index()].median_ms + (1.0 - hit) * callee.median_ms
                     }
-                    None => s.median_ms[to],
+                    None => callee.median_ms,
                 };
                 if let Some(size) = edge.pool {
                     let size = fx.pool_max.unwrap_or(size) as f64;
-                    let (leak_sum, n_ready) = self.services[i]
+                    let (leak_sum, n_ready) = st
                         .slots()
                         .iter()
                         .filter(|r| r.phase == Phase::Running)
@@ -1321,7 +1315,7 @@ impl World {
                         pool_wait += call_ok_ms * u * u / (1.0 - u) * 0.1;
                     }
                 }
-                self.edge_pfail[e] = p;
+                edge_pfail[e] = p;
                 let attempts = {
                     let mut a = 1.0;
                     let mut pk = 1.0;
@@ -1359,9 +1353,7 @@ impl World {
             }
             let err =
                 (1.0 - (1.0 - own_err.min(1.0)) * (1.0 - f_dep) * (1.0 - shed)).clamp(0.0, 1.0);
-            let error_rps = admitted * err + s.unavailable[i];
-            let rejected = s.rejected[i];
-            let offered = s.offered[i];
+            let error_rps = admitted * err + unavailable;
             let err_seen = if offered > 0.0 {
                 ((error_rps + rejected) / offered).min(1.0)
             } else if ready == 0.0 {
@@ -1371,10 +1363,13 @@ impl World {
             };
             let median = own_ms + dep_ms + pool_wait;
             let sigma = (spec.latency_sigma + 0.25 * rho_q).min(2.0);
-            s.err_seen[i] = err_seen;
-            s.median_ms[i] = median;
-            s.sigma[i] = sigma;
-            if s.unavailable[i] > 0.0 && s.unavailable[i] >= admitted * err {
+            {
+                let w = &mut work[i];
+                w.err_seen = err_seen;
+                w.median_ms = median;
+                w.sigma = sigma;
+            }
+            if unavailable > 0.0 && unavailable >= admitted * err {
                 cause = ErrorCause::Unavailable;
                 err_dep_id = u16::MAX;
             }
@@ -1388,11 +1383,11 @@ impl World {
             }
 
             let served = admitted.min(capacity);
-            let cost = (spec.cpu_millis as f64 / 1000.0) / spec.capacity_rps * b.cpu_factor;
+            let cost = (spec.cpu_millis as f64 / 1000.0) / spec.capacity_rps * cpu_factor;
             let cpu_limit = st.cpu_millis as f64 / 1000.0;
             let cpu = (served * cost + 0.02 * ready).min(ready * cpu_limit * st.cpu_share);
 
-            let f = &mut self.frames[i];
+            let f = &mut frames[i];
             f.offered_rps = offered as f32;
             f.admitted_rps = admitted as f32;
             f.error_rps = error_rps as f32;
@@ -1412,13 +1407,12 @@ impl World {
             f.dns_failures_rps = dns_fail as f32;
             f.tls_failures_rps = tls_fail as f32;
 
-            let st = &mut self.services[i];
+            let st = &mut services[i];
             st.requests_total += offered * dt;
             st.errors_total += error_rps * dt;
             st.rejected_total += rejected * dt;
             st.cpu_seconds_total += cpu * dt;
         }
-        self.scratch = scratch;
 
         // Conditions worth a log line, throttled.
         for i in 0..n {
@@ -1495,9 +1489,9 @@ impl World {
             let from = topo.edges[e].from;
             let hold = self
                 .scratch
-                .behaviour
+                .work
                 .get(from.index())
-                .map(|b| b.lock_hold_ms)
+                .map(|w| w.behaviour.lock_hold_ms)
                 .unwrap_or(0.0);
             let load = self.scratch.edge_calls.get(e).copied().unwrap_or(0.0) * hold;
             if load > best.0 {
@@ -1522,7 +1516,7 @@ impl World {
             let mut oom: [bool; MAX_REPLICAS] = [false; MAX_REPLICAS];
             let used = self.services[i].used as usize;
             self.frames[i].replica_memory_mb[used..].fill(0.0);
-            let current = self.scratch.version[i];
+            let current = self.scratch.work[i].version;
             for r in 0..used {
                 let (phase, version) = {
                     let rep = &self.services[i].replicas[r];
@@ -1535,7 +1529,7 @@ impl World {
                 // Most replicas run the version computed for this tick; only rollouts mix versions.
                 let other;
                 let b = if version == current {
-                    &self.scratch.behaviour[i]
+                    &self.scratch.work[i].behaviour
                 } else {
                     other = self.behaviour(id, version);
                     &other
@@ -1661,7 +1655,7 @@ impl World {
         }
         // Versions after the loop: `running_version` borrows the whole world.
         for i in 0..topo.len() {
-            self.frames[i].version = self.scratch.version[i];
+            self.frames[i].version = self.scratch.work[i].version;
         }
         // Databases: connections open from every client pool.
         for i in 0..topo.len() {
@@ -1692,7 +1686,7 @@ impl World {
             let pub_ = self.publications[p];
             let w = pub_.service.index();
             if self.frames[w].ready > 0 {
-                let rate = pub_.rate_hz * self.scratch.behaviour[w].publish_factor;
+                let rate = pub_.rate_hz * self.scratch.work[w].behaviour.publish_factor;
                 self.frames[w].published_hz += rate as f32;
             }
         }
@@ -1717,7 +1711,7 @@ impl World {
                 {
                     continue;
                 }
-                delivered += pub_.rate_hz * self.scratch.behaviour[w].publish_factor;
+                delivered += pub_.rate_hz * self.scratch.work[w].behaviour.publish_factor;
             }
             let cap_per = topo.topics[sub.topic as usize].readers[sub.reader as usize]
                 .capacity_hz_per_replica;
@@ -1725,9 +1719,9 @@ impl World {
             let capacity = cap_per * self.frames[reader].ready as f64 * st.cpu_share
                 / self
                     .scratch
-                    .behaviour
+                    .work
                     .get(reader)
-                    .map(|b| b.cpu_factor)
+                    .map(|w| w.behaviour.cpu_factor)
                     .unwrap_or(1.0);
             let backlog = sub.depth + delivered * dt;
             let consumed = backlog.min(capacity * dt);
@@ -1883,6 +1877,42 @@ impl World {
             }
         }
     }
+}
+
+/// The behaviour of `version` of a service combined with the flags enabled in `flags`.
+fn combined_behaviour(svc: &Service, flags: u64, version: u8) -> Behaviour {
+    let mut b = svc
+        .version_behaviours
+        .get(version as usize)
+        .copied()
+        .unwrap_or_default();
+    for (i, f) in svc.spec.flags.iter().enumerate() {
+        if i < 64 && flags & (1 << i) != 0 {
+            b = b.combine(&f.when_on);
+        }
+    }
+    b
+}
+
+/// Index of the version most live replicas of a service run (the deployment target if none is live).
+fn running_version_of(st: &ServiceState) -> u8 {
+    // Outside a rollout every live replica runs the same version: answer without counting.
+    let mut live = st.slots().iter().filter(|r| r.is_live());
+    match live.next() {
+        None => return st.version,
+        Some(first) if live.all(|r| r.version == first.version) => return first.version,
+        _ => {}
+    }
+    let mut counts = [0u8; 256];
+    let mut best = (0u8, st.version);
+    for r in st.slots().iter().filter(|r| r.is_live()) {
+        let c = &mut counts[r.version as usize];
+        *c += 1;
+        if *c > best.0 || (*c == best.0 && r.version == st.version) {
+            best = (*c, r.version);
+        }
+    }
+    best.1
 }
 
 /// Adds a per-second rate over one tick to a total, ignoring non-finite and non-positive rates.
