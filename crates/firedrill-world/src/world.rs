@@ -283,6 +283,35 @@ struct Scratch {
     edge_calls: Vec<f64>,
 }
 
+/// Counts over a service's replica slots that reconciling needs, taken while the lifecycle walks them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Census {
+    /// Live pods (any phase but empty and terminating).
+    live: usize,
+    /// Live pods of another version than the deployment's.
+    old_live: usize,
+    /// Ready pods of the deployment's version.
+    new_ready: usize,
+    /// Pods waiting for quota.
+    pending: usize,
+}
+
+impl Census {
+    /// Counts one slot, with `target` the deployment's version.
+    #[inline]
+    fn count(&mut self, r: &Replica, target: u8) {
+        if r.is_live() {
+            self.live += 1;
+            if r.version != target {
+                self.old_live += 1;
+            } else if r.phase == Phase::Running {
+                self.new_ready += 1;
+            }
+        }
+        self.pending += (r.phase == Phase::Pending) as usize;
+    }
+}
+
 /// The simulated system.
 #[derive(Debug, Clone)]
 pub struct World {
@@ -661,9 +690,14 @@ impl World {
     /// scheduling against the cluster quota.
     fn lifecycle(&mut self, topo: &Topology, dt: f64) {
         let now = self.now_s;
+        // Whether any pod may be waiting for quota: a pending one seen below or one created by reconciling (pod
+        // serials count creations). A pod terminated while pending only makes the scheduler look for nothing.
+        let mut any_pending = false;
         for i in 0..topo.len() {
             let id = ServiceId(i as u16);
             let spec = &topo.services[i].spec;
+            let target = self.services[i].version;
+            let mut census = Census::default();
             for r in 0..self.services[i].used as usize {
                 // The four fields the phase machine reads, not the whole slot.
                 let rep = &self.services[i].replicas[r];
@@ -697,12 +731,19 @@ impl World {
                     }
                     _ => {}
                 }
+                // A transition changes its own slot only, so the slot is counted as it now stands.
+                census.count(&self.services[i].replicas[r], target);
             }
+            any_pending |= census.pending > 0;
             self.services[i].trim_used();
             self.autoscale(id, dt);
-            self.reconcile(id);
+            let serial = self.pod_serial;
+            self.reconcile(id, census);
+            any_pending |= self.pod_serial != serial;
         }
-        self.schedule_pending(topo);
+        if any_pending {
+            self.schedule_pending(topo);
+        }
     }
 
     fn autoscale(&mut self, id: ServiceId, _dt: f64) {
@@ -757,20 +798,18 @@ impl World {
 
     /// Creates or removes pods so the live count matches the desired count, and drives rollouts (surge one new
     /// pod, retire one old pod once it is ready).
-    fn reconcile(&mut self, id: ServiceId) {
+    ///
+    /// `census` counts the service's slots as they stand.
+    fn reconcile(&mut self, id: ServiceId, census: Census) {
         let i = id.index();
         let target = self.services[i].version;
         let desired = self.services[i].desired as usize;
-        let reps = self.services[i].slots();
-        let (mut live, mut old_live, mut new_ready) = (0usize, 0usize, 0usize);
-        for r in reps.iter().filter(|r| r.is_live()) {
-            live += 1;
-            if r.version != target {
-                old_live += 1;
-            } else if r.phase == Phase::Running {
-                new_ready += 1;
-            }
+        let (live, old_live, new_ready) = (census.live, census.old_live, census.new_ready);
+        if old_live == 0 && live == desired {
+            // Nothing to create, retire or roll: the usual tick.
+            return;
         }
+        let reps = self.services[i].slots();
         let new_live = live - old_live;
         let new_unready = new_live - new_ready;
 
