@@ -1552,69 +1552,93 @@ impl World {
             let limit = self.services[i].memory_mb as f64;
             // Memory warms up towards its target with a three-minute time constant.
             let warm = dt / (180.0 + dt);
-            let mut oom: [bool; MAX_REPLICAS] = [false; MAX_REPLICAS];
             let used = self.services[i].used as usize;
             self.frames[i].replica_memory_mb[used..].fill(0.0);
             let current = self.scratch.work[i].version;
+            // What the replicas of the current version share, hoisted out of the slot loop (the same expressions
+            // in the same order, so the same values).
+            let per_version = |b: &Behaviour| {
+                (
+                    spec.base_memory_mb + b.extra_memory_mb,
+                    b.leak_mb_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
+                    b.conn_leak_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
+                )
+            };
+            let current_terms = per_version(&self.scratch.work[i].behaviour);
+            let per_rps = spec.memory_per_rps_mb * rps_per_replica;
+            // Slots to kill, one bit each, and what the rest of the tick needs from the slots, counted in the same
+            // pass (recounted below only if a kill changed them): ready replicas and the oldest certificate among
+            // them, live pods and pending ones.
+            let mut oom = 0u32;
+            let (mut running, mut live, mut pending) = (0u32, 0u8, 0u8);
+            let mut oldest_cert = f64::INFINITY;
             for r in 0..used {
                 let (phase, version) = {
                     let rep = &self.services[i].replicas[r];
                     (rep.phase, rep.version)
                 };
+                match phase {
+                    Phase::Empty | Phase::Terminating => {}
+                    Phase::Running => {
+                        running += 1;
+                        oldest_cert = oldest_cert.min(self.services[i].replicas[r].cert_expiry_s);
+                        live += 1;
+                    }
+                    Phase::Pending => {
+                        pending += 1;
+                        live += 1;
+                    }
+                    Phase::Starting | Phase::BackOff => live += 1,
+                }
                 if !matches!(phase, Phase::Running | Phase::Starting) {
                     self.frames[i].replica_memory_mb[r] = 0.0;
                     continue;
                 }
                 // Most replicas run the version computed for this tick; only rollouts mix versions.
-                let other;
-                let b = if version == current {
-                    &self.scratch.work[i].behaviour
+                let (base, leak, conn_leak) = if version == current {
+                    current_terms
                 } else {
-                    other = self.behaviour(id, version);
-                    &other
+                    per_version(&self.behaviour(id, version))
                 };
                 let rep = &mut self.services[i].replicas[r];
-                let target = (spec.base_memory_mb + b.extra_memory_mb) * (1.0 + 0.04 * rep.jitter)
-                    + spec.memory_per_rps_mb * rps_per_replica;
+                let target = base * (1.0 + 0.04 * rep.jitter) + per_rps;
                 rep.mem_base_mb += (target - rep.mem_base_mb) * warm;
-                if phase == Phase::Running {
-                    rep.leaked_mb += b.leak_mb_per_min * dt / 60.0
-                        * (0.5 + 0.5 * load_ratio)
-                        * (1.0 + 0.1 * rep.jitter);
-                    rep.leaked_conns += b.conn_leak_per_min * dt / 60.0
-                        * (0.5 + 0.5 * load_ratio)
-                        * (1.0 + 0.1 * rep.jitter);
+                // A zero leak rate adds a zero (the jitter factor is positive and finite): nothing to do.
+                if phase == Phase::Running && leak != 0.0 {
+                    rep.leaked_mb += leak * (1.0 + 0.1 * rep.jitter);
+                }
+                if phase == Phase::Running && conn_leak != 0.0 {
+                    rep.leaked_conns += conn_leak * (1.0 + 0.1 * rep.jitter);
                 }
                 let mem = rep.mem_base_mb + rep.leaked_mb;
                 self.frames[i].replica_memory_mb[r] = mem as f32;
                 if mem > limit {
-                    oom[r] = true;
+                    oom |= 1 << r;
                 }
             }
-            for (r, killed) in oom.iter().enumerate().take(used) {
-                if *killed {
-                    let mem = self.services[i].replicas[r].mem_base_mb
-                        + self.services[i].replicas[r].leaked_mb;
-                    self.frames[i].replica_memory_mb[r] = 0.0;
-                    self.crash(id, r, EventKind::OomKilled, mem, limit, 0);
-                }
-            }
-
-            // What the rest of the tick needs from the slots, in one pass now that the OOM kills are done: ready
-            // replicas and the oldest certificate among them, live pods and pending ones.
-            let (mut running, mut live, mut pending) = (0u32, 0u8, 0u8);
-            let mut oldest_cert = f64::INFINITY;
-            for r in self.services[i].slots() {
-                match r.phase {
-                    Phase::Empty | Phase::Terminating => continue,
-                    Phase::Running => {
-                        running += 1;
-                        oldest_cert = oldest_cert.min(r.cert_expiry_s);
+            if oom != 0 {
+                for r in 0..used {
+                    if oom & (1 << r) != 0 {
+                        let mem = self.services[i].replicas[r].mem_base_mb
+                            + self.services[i].replicas[r].leaked_mb;
+                        self.frames[i].replica_memory_mb[r] = 0.0;
+                        self.crash(id, r, EventKind::OomKilled, mem, limit, 0);
                     }
-                    Phase::Pending => pending += 1,
-                    Phase::Starting | Phase::BackOff => {}
                 }
-                live += 1;
+                (running, live, pending) = (0, 0, 0);
+                oldest_cert = f64::INFINITY;
+                for r in self.services[i].slots() {
+                    match r.phase {
+                        Phase::Empty | Phase::Terminating => continue,
+                        Phase::Running => {
+                            running += 1;
+                            oldest_cert = oldest_cert.min(r.cert_expiry_s);
+                        }
+                        Phase::Pending => pending += 1,
+                        Phase::Starting | Phase::BackOff => {}
+                    }
+                    live += 1;
+                }
             }
 
             // Volume: data grows slowly; logs grow with volume and level, and rotation deletes what is older
@@ -1681,6 +1705,7 @@ impl World {
 
             let st = &self.services[i];
             let f = &mut self.frames[i];
+            f.version = current;
             f.desired = st.desired as u8;
             f.pods = live;
             f.pending = pending;
@@ -1691,10 +1716,6 @@ impl World {
             f.cpu_seconds_total = st.cpu_seconds_total;
             f.restarts_total = st.restarts_total;
             f.oom_kills_total = st.oom_kills_total;
-        }
-        // Versions after the loop: `running_version` borrows the whole world.
-        for i in 0..topo.len() {
-            self.frames[i].version = self.scratch.work[i].version;
         }
         // Databases: connections open from every client pool.
         for i in 0..topo.len() {
