@@ -17,7 +17,7 @@ use crate::changes::ChangeRecord;
 use crate::config::ConfigEffects;
 use crate::events::{Event, EventKind, EventLog};
 use crate::frame::{ErrorCause, FrameRing, Health, ServiceFrame, ServiceTotals};
-use crate::normal::std_normal_cdf;
+use crate::normal::{TABLE_END as NORMAL_TABLE_END, std_normal_cdf};
 use crate::spec::{Behaviour, Qos, ServiceKind};
 use crate::topology::{MAX_REPLICAS, Service, ServiceId, Topology};
 
@@ -1914,23 +1914,39 @@ impl World {
                 let ln_median = median.ln();
                 let inv_sigma = 1.0 / sigma;
                 let mut prev = if median <= 0.0 { 1.0 } else { 0.0f64 };
-                for (k, ln_le) in LN_LATENCY_BUCKETS_MS.iter().enumerate() {
-                    // Monotone in `le` even where the interpolation wobbles. Once a bucket holds every request the
-                    // ones above it do too.
-                    let p = if prev >= 1.0 {
-                        1.0
-                    } else {
-                        // `c.max(prev).min(1.0)` (NaN gives `prev`), as two plain comparisons: `f64::max` and
-                        // `min` compile to NaN-aware sequences, and `prev` is never NaN.
-                        let c = std_normal_cdf((ln_le - ln_median) * inv_sigma);
-                        if c > prev {
+                let mut k = 0;
+                if prev < 1.0 {
+                    // Buckets whose bound lies below the table hold exactly nothing: adding `answered * 0` would
+                    // change no bit (the totals are never -0), unless `answered` is infinite (0 × ∞ is NaN).
+                    if answered < f64::INFINITY {
+                        while k < LN_LATENCY_BUCKETS_MS.len()
+                            && (LN_LATENCY_BUCKETS_MS[k] - ln_median) * inv_sigma
+                                <= -NORMAL_TABLE_END
+                        {
+                            k += 1;
+                        }
+                    }
+                    while k < LN_LATENCY_BUCKETS_MS.len() {
+                        let c = std_normal_cdf((LN_LATENCY_BUCKETS_MS[k] - ln_median) * inv_sigma);
+                        // Monotone in `le` even where the interpolation wobbles: `c.max(prev).min(1.0)` (NaN gives
+                        // `prev`), as two plain comparisons: `f64::max` and `min` compile to NaN-aware sequences, and
+                        // `prev` is never NaN.
+                        let p = if c > prev {
                             if c < 1.0 { c } else { 1.0 }
                         } else {
                             prev
+                        };
+                        prev = p;
+                        t.latency_buckets[k] += answered * p;
+                        k += 1;
+                        if p >= 1.0 {
+                            break;
                         }
-                    };
-                    prev = p;
-                    t.latency_buckets[k] += answered * p;
+                    }
+                }
+                // Once a bucket holds every request the ones above it do too (`answered * 1.0` is `answered`).
+                for total in &mut t.latency_buckets[k..LATENCY_BUCKETS_S.len()] {
+                    *total += answered;
                 }
                 t.latency_buckets[LATENCY_BUCKETS_S.len()] += answered;
                 t.latency_sum_s += answered * median / 1000.0 * (0.5 * sigma * sigma).exp();
