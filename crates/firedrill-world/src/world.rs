@@ -696,43 +696,68 @@ impl World {
         for i in 0..topo.len() {
             let id = ServiceId(i as u16);
             let spec = &topo.services[i].spec;
-            let target = self.services[i].version;
+            let st = &mut self.services[i];
+            let target = st.version;
+            let used = st.used as usize;
+            // First a pass that needs nothing but the slots, so it stays tight: the back-off reset of long-running
+            // pods, the census, and whether any timed transition is due (most ticks none is).
             let mut census = Census::default();
-            for r in 0..self.services[i].used as usize {
-                // The four fields the phase machine reads, not the whole slot.
-                let rep = &self.services[i].replicas[r];
-                let (phase, until_s, started_s, version) =
-                    (rep.phase, rep.until_s, rep.started_s, rep.version);
-                match phase {
-                    Phase::Starting if now >= until_s => {
-                        if self.behaviour(id, version).crash_on_start {
-                            self.crash(id, r, EventKind::ContainerExited, 0.0, 0.0, version as u32);
-                        } else {
-                            self.services[i].replicas[r].phase = Phase::Running;
-                            self.log(
-                                id,
-                                r as u8,
-                                EventKind::ContainerReady,
-                                spec.startup_s,
-                                0.0,
-                                0,
-                            );
+            let mut due = false;
+            for rep in &mut st.replicas[..used] {
+                match rep.phase {
+                    Phase::Running => {
+                        if now - rep.started_s >= 600.0 {
+                            // Kubernetes forgets the back-off after ten minutes of good running.
+                            rep.backoff_s = 10.0;
                         }
                     }
-                    Phase::Running if now - started_s >= 600.0 => {
-                        // Kubernetes forgets the back-off after ten minutes of good running.
-                        self.services[i].replicas[r].backoff_s = 10.0;
+                    Phase::Starting | Phase::BackOff | Phase::Terminating => {
+                        due |= now >= rep.until_s;
                     }
-                    Phase::BackOff if now >= until_s => {
-                        self.start_process(id, r);
-                    }
-                    Phase::Terminating if now >= until_s => {
-                        self.services[i].replicas[r] = Replica::default();
-                    }
-                    _ => {}
+                    Phase::Empty | Phase::Pending => {}
                 }
-                // A transition changes its own slot only, so the slot is counted as it now stands.
-                census.count(&self.services[i].replicas[r], target);
+                census.count(rep, target);
+            }
+            if due {
+                census = Census::default();
+                for r in 0..used {
+                    // The four fields the phase machine reads, not the whole slot.
+                    let rep = &self.services[i].replicas[r];
+                    let (phase, until_s, version) = (rep.phase, rep.until_s, rep.version);
+                    match phase {
+                        Phase::Starting if now >= until_s => {
+                            if self.behaviour(id, version).crash_on_start {
+                                self.crash(
+                                    id,
+                                    r,
+                                    EventKind::ContainerExited,
+                                    0.0,
+                                    0.0,
+                                    version as u32,
+                                );
+                            } else {
+                                self.services[i].replicas[r].phase = Phase::Running;
+                                self.log(
+                                    id,
+                                    r as u8,
+                                    EventKind::ContainerReady,
+                                    spec.startup_s,
+                                    0.0,
+                                    0,
+                                );
+                            }
+                        }
+                        Phase::BackOff if now >= until_s => {
+                            self.start_process(id, r);
+                        }
+                        Phase::Terminating if now >= until_s => {
+                            self.services[i].replicas[r] = Replica::default();
+                        }
+                        _ => {}
+                    }
+                    // A transition changes its own slot only, so the slot is counted as it now stands.
+                    census.count(&self.services[i].replicas[r], target);
+                }
             }
             any_pending |= census.pending > 0;
             self.services[i].trim_used();
