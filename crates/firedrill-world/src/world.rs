@@ -1577,9 +1577,8 @@ impl World {
             let limit = self.services[i].memory_mb as f64;
             // Memory warms up towards its target with a three-minute time constant.
             let warm = dt / (180.0 + dt);
-            let used = self.services[i].used as usize;
-            self.frames[i].replica_memory_mb[used..].fill(0.0);
-            let current = self.scratch.work[i].version;
+            let work = &self.scratch.work[i];
+            let current = work.version;
             // What the replicas of the current version share, hoisted out of the slot loop (the same expressions
             // in the same order, so the same values).
             let per_version = |b: &Behaviour| {
@@ -1589,7 +1588,7 @@ impl World {
                     b.conn_leak_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
                 )
             };
-            let current_terms = per_version(&self.scratch.work[i].behaviour);
+            let current_terms = per_version(&work.behaviour);
             let per_rps = spec.memory_per_rps_mb * rps_per_replica;
             // Slots to kill, one bit each, and what the rest of the tick needs from the slots, counted in the same
             // pass (recounted below only if a kill changed them): ready replicas and the oldest certificate among
@@ -1597,16 +1596,18 @@ impl World {
             let mut oom = 0u32;
             let (mut running, mut live, mut pending) = (0u32, 0u8, 0u8);
             let mut oldest_cert = f64::INFINITY;
-            for r in 0..used {
-                let (phase, version) = {
-                    let rep = &self.services[i].replicas[r];
-                    (rep.phase, rep.version)
-                };
+            let st = &mut self.services[i];
+            let flags = st.flags;
+            let used = st.used as usize;
+            let memory = &mut self.frames[i].replica_memory_mb;
+            memory[used..].fill(0.0);
+            for (r, rep) in st.replicas[..used].iter_mut().enumerate() {
+                let phase = rep.phase;
                 match phase {
                     Phase::Empty | Phase::Terminating => {}
                     Phase::Running => {
                         running += 1;
-                        oldest_cert = oldest_cert.min(self.services[i].replicas[r].cert_expiry_s);
+                        oldest_cert = oldest_cert.min(rep.cert_expiry_s);
                         live += 1;
                     }
                     Phase::Pending => {
@@ -1616,16 +1617,15 @@ impl World {
                     Phase::Starting | Phase::BackOff => live += 1,
                 }
                 if !matches!(phase, Phase::Running | Phase::Starting) {
-                    self.frames[i].replica_memory_mb[r] = 0.0;
+                    memory[r] = 0.0;
                     continue;
                 }
                 // Most replicas run the version computed for this tick; only rollouts mix versions.
-                let (base, leak, conn_leak) = if version == current {
+                let (base, leak, conn_leak) = if rep.version == current {
                     current_terms
                 } else {
-                    per_version(&self.behaviour(id, version))
+                    per_version(&combined_behaviour(&topo.services[i], flags, rep.version))
                 };
-                let rep = &mut self.services[i].replicas[r];
                 let target = base * (1.0 + 0.04 * rep.jitter) + per_rps;
                 rep.mem_base_mb += (target - rep.mem_base_mb) * warm;
                 // A zero leak rate adds a zero (the jitter factor is positive and finite): nothing to do.
@@ -1636,7 +1636,7 @@ impl World {
                     rep.leaked_conns += conn_leak * (1.0 + 0.1 * rep.jitter);
                 }
                 let mem = rep.mem_base_mb + rep.leaked_mb;
-                self.frames[i].replica_memory_mb[r] = mem as f32;
+                memory[r] = mem as f32;
                 if mem > limit {
                     oom |= 1 << r;
                 }
