@@ -272,6 +272,11 @@ struct Work {
     behaviour: Behaviour,
     /// The (version, flags) `behaviour` was combined for; kept across ticks.
     behaviour_key: Option<(u8, u64)>,
+    /// Whether some replica may hold leaked pooled connections; kept across ticks. Leaks only grow in
+    /// `resources`, which sets it, so while it is false every slot's `leaked_conns` is exactly zero.
+    conn_leaks: bool,
+    /// Whether the frame shows a condition that traffic logs (pool exhausted, lock waits, rate limiting).
+    log_due: bool,
 }
 
 /// Scratch reused every tick, so ticking never allocates.
@@ -1217,6 +1222,7 @@ impl World {
             let b = &w.behaviour;
             let ready = w.ready as f64;
             let (unavailable, rejected, offered) = (w.unavailable, w.rejected, w.offered);
+            let conn_leaks = w.conn_leaks;
             let st = &services[i];
             let fx = st.fx;
             let admitted = w.admitted;
@@ -1338,15 +1344,20 @@ impl World {
                 };
                 if let Some(size) = edge.pool {
                     let size = fx.pool_max.unwrap_or(size) as f64;
-                    let (leak_sum, n_ready) = st
-                        .slots()
-                        .iter()
-                        .filter(|r| r.phase == Phase::Running)
-                        .fold((0.0, 0.0), |(l, n), r| {
-                            (l + r.leaked_conns.min(size), n + 1.0)
-                        });
-                    let leaked = if n_ready > 0.0 {
-                        leak_sum / n_ready
+                    // Without leaks the mean below is exactly zero.
+                    let leaked = if conn_leaks {
+                        let (leak_sum, n_ready) = st
+                            .slots()
+                            .iter()
+                            .filter(|r| r.phase == Phase::Running)
+                            .fold((0.0, 0.0), |(l, n), r| {
+                                (l + r.leaked_conns.min(size), n + 1.0)
+                            });
+                        if n_ready > 0.0 {
+                            leak_sum / n_ready
+                        } else {
+                            0.0
+                        }
                     } else {
                         0.0
                     };
@@ -1470,6 +1481,10 @@ impl World {
             f.lock_wait_ms = lock_wait_ms as f32;
             f.dns_failures_rps = dns_fail as f32;
             f.tls_failures_rps = tls_fail as f32;
+            // Whether the loop below has a condition to log, from the frame's values as it reads them.
+            work[i].log_due = (f.pool_max > 0.0 && f.pool_in_use >= f.pool_max * 0.999)
+                || f.lock_wait_ms > 200.0
+                || (f.rejected_rps > 0.01 * f.offered_rps && f.rejected_rps > 0.0);
 
             let st = &mut services[i];
             st.requests_total += offered * dt;
@@ -1480,6 +1495,9 @@ impl World {
 
         // Conditions worth a log line, throttled.
         for i in 0..n {
+            if !self.scratch.work[i].log_due {
+                continue;
+            }
             let id = ServiceId(i as u16);
             // Only the fields read below: a whole frame is a few hundred bytes to copy for every service.
             let f = &self.frames[i];
@@ -1577,6 +1595,7 @@ impl World {
             let limit = self.services[i].memory_mb as f64;
             // Memory warms up towards its target with a three-minute time constant.
             let warm = dt / (180.0 + dt);
+            let mut any_conn_leak = false;
             let work = &self.scratch.work[i];
             let current = work.version;
             // What the replicas of the current version share, hoisted out of the slot loop (the same expressions
@@ -1634,6 +1653,7 @@ impl World {
                 }
                 if phase == Phase::Running && conn_leak != 0.0 {
                     rep.leaked_conns += conn_leak * (1.0 + 0.1 * rep.jitter);
+                    any_conn_leak = true;
                 }
                 let mem = rep.mem_base_mb + rep.leaked_mb;
                 memory[r] = mem as f32;
@@ -1641,6 +1661,7 @@ impl World {
                     oom |= 1 << r;
                 }
             }
+            self.scratch.work[i].conn_leaks |= any_conn_leak;
             if oom != 0 {
                 for r in 0..used {
                     if oom & (1 << r) != 0 {
@@ -1723,7 +1744,11 @@ impl World {
                     .slots()
                     .iter()
                     .filter(|r| r.phase == Phase::Running)
-                    .map(|r| 1.0 - (-(now - r.started_s) / 300.0).exp())
+                    .map(|r| {
+                        // From 38 time constants on, e^-x < 2^-54 and 1 - e^-x rounds to exactly 1.
+                        let x = (now - r.started_s) / 300.0;
+                        if x >= 38.0 { 1.0 } else { 1.0 - (-x).exp() }
+                    })
                     .sum();
                 self.frames[i].cache_hit_ratio = (0.9 * (warmth / slots).min(1.0)) as f32;
             }
