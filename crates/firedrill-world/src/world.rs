@@ -262,6 +262,9 @@ struct Work {
     err_seen: f64,
     median_ms: f64,
     sigma: f64,
+    /// `ln median_ms` and `1 / sigma`, taken once per service for the callers' timeout tails and the histogram.
+    ln_median: f64,
+    inv_sigma: f64,
     /// Share of ready replicas serving an expired certificate.
     tls_bad: f64,
     lock_load: f64,
@@ -288,6 +291,8 @@ struct Scratch {
     work: Vec<Work>,
     /// Per edge: calls per second this tick, retries included.
     edge_calls: Vec<f64>,
+    /// Per edge: the last timeout in effect and its logarithm (configuration rarely changes it).
+    edge_ln_timeout: Vec<(f64, f64)>,
 }
 
 /// Counts over a service's replica slots that reconciling needs, taken while the lifecycle walks them.
@@ -475,6 +480,11 @@ impl World {
         world.scratch = Scratch {
             work: vec![Work::default(); n],
             edge_calls: vec![0.0; topology.edges.len()],
+            edge_ln_timeout: topology
+                .edges
+                .iter()
+                .map(|e| (e.timeout_ms, e.timeout_ms.ln()))
+                .collect(),
         };
         world
     }
@@ -1082,6 +1092,7 @@ impl World {
         let frames = &mut frames[..n];
         let work = &mut scratch.work[..n];
         let edge_calls = &mut scratch.edge_calls[..];
+        let edge_ln_timeout = &mut scratch.edge_ln_timeout[..];
         for i in 0..n {
             // One pass over the slots: ready replicas, those of them serving an expired certificate, and whether
             // the live ones all run one version (the usual case, which needs no counting).
@@ -1317,7 +1328,12 @@ impl World {
                     )
                 } else {
                     let m = callee.median_ms;
-                    let p_slow = lognormal_tail(m, callee.sigma, timeout);
+                    let cached = &mut edge_ln_timeout[e];
+                    if cached.0.to_bits() != timeout.to_bits() {
+                        *cached = (timeout, timeout.ln());
+                    }
+                    let p_slow =
+                        lognormal_tail_ln(m, callee.ln_median, callee.inv_sigma, timeout, cached.1);
                     let p_err = callee.err_seen;
                     let p = p_err + (1.0 - p_err) * p_slow;
                     let kind = if p_slow > p_err {
@@ -1445,6 +1461,8 @@ impl World {
                 w.err_seen = err_seen;
                 w.median_ms = median;
                 w.sigma = sigma;
+                w.ln_median = median.ln();
+                w.inv_sigma = 1.0 / sigma;
             }
             if unavailable > 0.0 && unavailable >= admitted * err {
                 cause = ErrorCause::Unavailable;
@@ -1930,8 +1948,9 @@ impl World {
 
     /// Adds this tick's finished frames to the running totals (see [`ServiceTotals`]).
     ///
-    /// Every sum is accumulated exactly as a renderer integrating the rates from the first recorded tick would
-    /// (same expressions, same order), so that reading a total is the same to the bit as integrating.
+    /// Every counter is accumulated exactly as a renderer integrating the frame's rates from the first recorded
+    /// tick would (same expressions, same order), so that reading a total is the same to the bit as integrating.
+    /// The latency histogram and sum come from the tick's latency distribution at full precision.
     fn accumulate_totals(&mut self, topo: &Topology, dt: f64) {
         let first = self.ring.is_empty();
         for i in 0..topo.len() {
@@ -1959,13 +1978,19 @@ impl World {
             }
             let answered = (f.admitted_rps - f.error_rps).max(0.0) as f64 * dt;
             if answered > 0.0 {
-                let median = f.latency_median_ms as f64;
-                let sigma = f.latency_sigma as f64;
-                // P(latency <= le) = Φ((ln le - ln median) / sigma): one logarithm per service, the bounds'
-                // logarithms are constants and Φ is a table lookup (see `normal`).
-                add_bucket_counts(&mut t.latency_buckets, answered, median, sigma);
+                // The tick's latency distribution as traffic computed it, before the frame rounded it to `f32`
+                // (its logarithm is taken there once for the callers too).
+                let w = &self.scratch.work[i];
+                add_bucket_counts(
+                    &mut t.latency_buckets,
+                    answered,
+                    w.median_ms,
+                    w.ln_median,
+                    w.inv_sigma,
+                );
                 t.latency_buckets[LATENCY_BUCKETS_S.len()] += answered;
-                t.latency_sum_s += answered * median / 1000.0 * (0.5 * sigma * sigma).exp();
+                t.latency_sum_s +=
+                    answered * w.median_ms / 1000.0 * (0.5 * w.sigma * w.sigma).exp();
             }
         }
     }
@@ -2012,21 +2037,21 @@ fn running_version_of(st: &ServiceState) -> u8 {
 /// (below) or all (above) of the requests without a lookup.
 const BUCKET_Z_CUT: f64 = 6.0;
 
-/// Adds `answered` requests with a log-normal latency of this median and sigma to the cumulative latency buckets
-/// (each bound `le` gets `answered · P(latency <= le)`; the `+Inf` bucket is the caller's).
+/// Adds `answered` requests with a log-normal latency of this median (given with its logarithm) and sigma (given
+/// as its inverse) to the cumulative latency buckets (each bound `le` gets `answered · P(latency <= le)`; the
+/// `+Inf` bucket is the caller's).
 ///
-/// `P(latency <= le) = Φ((ln le - ln median) / sigma)`: one logarithm per call, the bounds' logarithms are
-/// constants, Φ is a table lookup (see `normal`) and only the bounds within [`BUCKET_Z_CUT`] of the median need
-/// one. Within 2e-9 of the exact probabilities, and monotone in `le`.
+/// `P(latency <= le) = Φ((ln le - ln median) / sigma)`: the bounds' logarithms are constants, Φ is a table lookup
+/// (see `normal`) and only the bounds within [`BUCKET_Z_CUT`] of the median need one. Within 2e-9 of the exact
+/// probabilities, and monotone in `le`.
 #[inline]
 fn add_bucket_counts(
     buckets: &mut [f64; LATENCY_BUCKET_COUNT],
     answered: f64,
     median: f64,
-    sigma: f64,
+    ln_median: f64,
+    inv_sigma: f64,
 ) {
-    let ln_median = median.ln();
-    let inv_sigma = 1.0 / sigma;
     let z = |k: usize| (LN_LATENCY_BUCKETS_MS[k] - ln_median) * inv_sigma;
     let n = LN_LATENCY_BUCKETS_MS.len();
     let mut k = 0;
@@ -2186,6 +2211,26 @@ pub fn lognormal_tail(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
     std_normal_cdf((median_ms / threshold_ms).ln() / sigma)
 }
 
+/// [`lognormal_tail`] from logarithms taken beforehand: the median's (`ln_median`, with `inv_sigma = 1 / sigma`)
+/// once per service for all its callers, the threshold's once per edge. Within 1e-14 of [`lognormal_tail`] (the
+/// difference of two logarithms in place of the logarithm of a ratio, a product in place of a quotient).
+#[inline]
+fn lognormal_tail_ln(
+    median_ms: f64,
+    ln_median: f64,
+    inv_sigma: f64,
+    threshold_ms: f64,
+    ln_threshold: f64,
+) -> f64 {
+    if median_ms <= 0.0 {
+        return 0.0;
+    }
+    if threshold_ms <= 0.0 {
+        return 1.0;
+    }
+    std_normal_cdf((ln_median - ln_threshold) * inv_sigma)
+}
+
 /// P(X <= threshold) for a log-normal latency with this median and sigma (within 2e-9, see
 /// [`std_normal_cdf`]).
 #[inline]
@@ -2230,6 +2275,29 @@ mod tests {
         assert_eq!(lognormal_tail(0.0, 0.5, 10.0), 0.0);
         assert_eq!(lognormal_cdf(10.0, 0.5, 0.0), 0.0);
         assert_eq!(lognormal_tail(10.0, 0.5, 0.0), 1.0);
+    }
+
+    #[test]
+    fn the_tail_from_logarithms_taken_beforehand_is_the_tail() {
+        let mut worst = 0.0f64;
+        for median in [0.6, 3.0, 40.0, 900.0, 7_000.0, 0.0, -1.0] {
+            for sigma in [0.05, 0.3, 0.5, 1.0, 2.0] {
+                let mut t = 0.1;
+                while t < 100_000.0 {
+                    let direct = lognormal_tail(median, sigma, t);
+                    let from_ln = lognormal_tail_ln(median, median.ln(), 1.0 / sigma, t, t.ln());
+                    assert!((direct - from_ln).abs() < 1e-14, "{median} {sigma} {t}");
+                    worst = worst.max((direct - from_ln).abs());
+                    t *= 1.07;
+                }
+                assert_eq!(
+                    lognormal_tail_ln(median, median.ln(), 1.0 / sigma, 0.0, f64::NEG_INFINITY),
+                    { if median <= 0.0 { 0.0 } else { 1.0 } }
+                );
+            }
+        }
+        // Not equal to the bit everywhere: the bound is about something.
+        assert!(worst > 0.0);
     }
 
     #[test]
@@ -2430,7 +2498,7 @@ mod tests {
             let mut sigma = 0.01;
             while sigma <= 2.0 {
                 let mut b = [0.0; LATENCY_BUCKET_COUNT];
-                add_bucket_counts(&mut b, 1.0, median, sigma);
+                add_bucket_counts(&mut b, 1.0, median, median.ln(), 1.0 / sigma);
                 let mut prev = 0.0;
                 for (k, le) in LATENCY_BUCKETS_S.iter().enumerate() {
                     let exact = lognormal_cdf_exact(median, sigma, le * 1000.0);
@@ -2456,7 +2524,7 @@ mod tests {
         assert!(worst > 1e-10, "{worst}");
         // No latency at all: every bucket holds every request.
         let mut b = [0.0; LATENCY_BUCKET_COUNT];
-        add_bucket_counts(&mut b, 2.0, 0.0, 0.5);
+        add_bucket_counts(&mut b, 2.0, 0.0, f64::NEG_INFINITY, 2.0);
         assert!(b[..LATENCY_BUCKETS_S.len()].iter().all(|&x| x == 2.0));
     }
 
