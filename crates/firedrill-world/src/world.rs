@@ -277,6 +277,13 @@ struct Work {
     behaviour: Behaviour,
     /// The (version, flags) `behaviour` was combined for; kept across ticks.
     behaviour_key: Option<(u8, u64)>,
+    /// CPU seconds per request at the behaviour's cost; kept across ticks with `behaviour`.
+    cpu_cost: f64,
+    /// The CPU limit per pod `cpu_scale` and `cpu_limit` were computed for; kept across ticks.
+    cpu_millis_key: Option<u32>,
+    /// The pod template's CPU over the spec's, and the pod template's CPU in cores.
+    cpu_scale: f64,
+    cpu_limit: f64,
     /// Whether some replica may hold leaked pooled connections; kept across ticks. Leaks only grow in
     /// `resources`, which sets it, so while it is false every slot's `leaked_conns` is exactly zero.
     conn_leaks: bool,
@@ -691,8 +698,8 @@ impl World {
         self.traffic(&topo, dt);
         self.resources(&topo, dt);
         self.topics(&topo, dt);
-        self.telemetry_pipeline(&topo);
-        self.accumulate_totals(&topo, dt);
+        let drop = self.telemetry_pipeline(&topo);
+        self.finish_frames(&topo, dt, drop);
         self.ring.push(self.tick, &self.frames, &self.totals);
     }
 
@@ -777,7 +784,10 @@ impl World {
                 }
             }
             any_pending |= census.pending > 0;
-            self.services[i].trim_used();
+            if due {
+                // Only a finished termination empties a slot here.
+                self.services[i].trim_used();
+            }
             self.autoscale(id, dt);
             let serial = self.pod_serial;
             self.reconcile(id, census);
@@ -1127,8 +1137,17 @@ impl World {
             // The behaviour only depends on the version and the flags: recombine it only when either changed.
             let key = (v, st.flags);
             if w.behaviour_key != Some(key) {
+                let spec = &topo.services[i].spec;
                 w.behaviour = combined_behaviour(&topo.services[i], st.flags, v);
                 w.behaviour_key = Some(key);
+                w.cpu_cost =
+                    (spec.cpu_millis as f64 / 1000.0) / spec.capacity_rps * w.behaviour.cpu_factor;
+            }
+            if w.cpu_millis_key != Some(st.cpu_millis) {
+                let spec = &topo.services[i].spec;
+                w.cpu_millis_key = Some(st.cpu_millis);
+                w.cpu_scale = st.cpu_millis as f64 / spec.cpu_millis as f64;
+                w.cpu_limit = st.cpu_millis as f64 / 1000.0;
             }
             w.version = v;
             w.tls_bad = if ready == 0 {
@@ -1207,7 +1226,9 @@ impl World {
                         let hit = frames[c.index()].cache_hit_ratio as f64;
                         let callee = &mut work[to];
                         callee.offered += calls * (1.0 - hit);
-                        callee.lock_load += calls * (1.0 - hit) * lock_hold / 1000.0;
+                        if lock_hold != 0.0 || !calls.is_finite() {
+                            callee.lock_load += calls * (1.0 - hit) * lock_hold / 1000.0;
+                        }
                         if lock_hold > 0.0 {
                             callee.lock_hold_sum += calls * (1.0 - hit) * lock_hold;
                             callee.lock_calls += calls * (1.0 - hit);
@@ -1216,7 +1237,10 @@ impl World {
                     _ => {
                         let callee = &mut work[to];
                         callee.offered += calls;
-                        callee.lock_load += calls * lock_hold / 1000.0;
+                        // Without locking queries this adds a zero (unless `calls` is not finite).
+                        if lock_hold != 0.0 || !calls.is_finite() {
+                            callee.lock_load += calls * lock_hold / 1000.0;
+                        }
                         if lock_hold > 0.0 {
                             callee.lock_hold_sum += calls * lock_hold;
                             callee.lock_calls += calls;
@@ -1239,7 +1263,7 @@ impl World {
             let st = &services[i];
             let fx = st.fx;
             let admitted = w.admitted;
-            let cpu_scale = st.cpu_millis as f64 / spec.cpu_millis as f64;
+            let (cpu_scale, cpu_limit, cost) = (w.cpu_scale, w.cpu_limit, w.cpu_cost);
             let cpu_factor = b.cpu_factor;
             let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / cpu_factor;
             let rho = if capacity > 0.0 {
@@ -1478,8 +1502,6 @@ impl World {
             }
 
             let served = admitted.min(capacity);
-            let cost = (spec.cpu_millis as f64 / 1000.0) / spec.capacity_rps * cpu_factor;
-            let cpu_limit = st.cpu_millis as f64 / 1000.0;
             let cpu = (served * cost + 0.02 * ready).min(ready * cpu_limit * st.cpu_share);
 
             let f = &mut frames[i];
@@ -1646,7 +1668,10 @@ impl World {
                     Phase::Empty | Phase::Terminating => {}
                     Phase::Running => {
                         running += 1;
-                        oldest_cert = oldest_cert.min(rep.cert_expiry_s);
+                        // `min` without its NaN handling: `oldest_cert` is never NaN and a NaN expiry is skipped.
+                        if rep.cert_expiry_s < oldest_cert {
+                            oldest_cert = rep.cert_expiry_s;
+                        }
                         live += 1;
                     }
                     Phase::Pending => {
@@ -1663,7 +1688,7 @@ impl World {
                 let (base, leak, conn_leak) = if rep.version == current {
                     current_terms
                 } else {
-                    per_version(&combined_behaviour(&topo.services[i], flags, rep.version))
+                    per_version(&other_behaviour(&topo.services[i], flags, rep.version))
                 };
                 let target = base * (1.0 + 0.04 * rep.jitter) + per_rps;
                 rep.mem_base_mb += (target - rep.mem_base_mb) * warm;
@@ -1890,24 +1915,21 @@ impl World {
     }
 
     /// Log volume into the observability pipeline; a saturated pipeline drops a share of every service's logs.
-    fn telemetry_pipeline(&mut self, topo: &Topology) {
+    /// Returns that share (the frames get it in `finish_frames`).
+    fn telemetry_pipeline(&mut self, topo: &Topology) -> f64 {
         let mut total = 0.0;
-        for i in 0..topo.len() {
-            let spec = &topo.services[i].spec;
-            let f = &self.frames[i];
-            let lines = spec.log_lines_per_s
-                * f.ready as f64
-                * self.services[i].fx.log_level.volume_factor()
-                + (f.error_rps as f64).min(500.0);
-            self.frames[i].log_lines_per_s = lines as f32;
-            total += lines;
-        }
         let mut capacity = f64::INFINITY;
         let mut collector = None;
         for (i, svc) in topo.services.iter().enumerate() {
-            if svc.spec.kind == ServiceKind::Observability {
-                let st = &self.services[i];
-                let cap = self.frames[i].ready as f64 * svc.spec.capacity_rps * st.cpu_share;
+            let spec = &svc.spec;
+            let st = &self.services[i];
+            let f = &mut self.frames[i];
+            let lines = spec.log_lines_per_s * f.ready as f64 * st.fx.log_level.volume_factor()
+                + (f.error_rps as f64).min(500.0);
+            f.log_lines_per_s = lines as f32;
+            total += lines;
+            if spec.kind == ServiceKind::Observability {
+                let cap = f.ready as f64 * spec.capacity_rps * st.cpu_share;
                 capacity = if capacity.is_finite() {
                     capacity + cap
                 } else {
@@ -1921,9 +1943,6 @@ impl World {
         } else {
             0.0
         };
-        for f in self.frames.iter_mut() {
-            f.log_drop_ratio = drop as f32;
-        }
         if let Some(c) = collector {
             if drop > 0.01 {
                 self.log_throttled(
@@ -1939,21 +1958,22 @@ impl World {
             f.offered_rps = total as f32;
             f.admitted_rps = total.min(capacity) as f32;
         }
-        // Health last: it reads every other field of the frame.
-        for i in 0..topo.len() {
-            let f = &mut self.frames[i];
-            f.health = derive_health(f);
-        }
+        drop
     }
 
-    /// Adds this tick's finished frames to the running totals (see [`ServiceTotals`]).
+    /// Finishes the frames: the pipeline's drop ratio and health, then adds them to the running totals (see
+    /// [`ServiceTotals`]).
     ///
     /// Every counter is accumulated exactly as a renderer integrating the frame's rates from the first recorded
     /// tick would (same expressions, same order), so that reading a total is the same to the bit as integrating.
     /// The latency histogram and sum come from the tick's latency distribution at full precision.
-    fn accumulate_totals(&mut self, topo: &Topology, dt: f64) {
+    fn finish_frames(&mut self, topo: &Topology, dt: f64, drop: f64) {
         let first = self.ring.is_empty();
         for i in 0..topo.len() {
+            let f = &mut self.frames[i];
+            f.log_drop_ratio = drop as f32;
+            // Health last: it reads every other field of the frame.
+            f.health = derive_health(f);
             let f = &self.frames[i];
             let t = &mut self.totals[i];
             if first {
@@ -2009,6 +2029,14 @@ fn combined_behaviour(svc: &Service, flags: u64, version: u8) -> Behaviour {
         }
     }
     b
+}
+
+/// [`combined_behaviour`] kept out of line, for the replicas of another version than most run (mid-rollout):
+/// inlined, the compiler merges it with the usual case and recomputes the usual terms for every replica.
+#[cold]
+#[inline(never)]
+fn other_behaviour(svc: &Service, flags: u64, version: u8) -> Behaviour {
+    combined_behaviour(svc, flags, version)
 }
 
 /// Index of the version most live replicas of a service run (the deployment target if none is live).
