@@ -1523,10 +1523,12 @@ impl World {
             f.lock_wait_ms = lock_wait_ms as f32;
             f.dns_failures_rps = dns_fail as f32;
             f.tls_failures_rps = tls_fail as f32;
-            // Whether the loop below has a condition to log, from the frame's values as it reads them.
-            work[i].log_due = (f.pool_max > 0.0 && f.pool_in_use >= f.pool_max * 0.999)
-                || f.lock_wait_ms > 200.0
-                || (f.rejected_rps > 0.01 * f.offered_rps && f.rejected_rps > 0.0);
+            // Whether the loop below may have a condition to log: implied by each of its exact tests on the
+            // frame's `f32` values (rounding to `f32` keeps signs and the order against 200, and moves a ratio by
+            // far less than the slack between 0.999 and 0.998), so services without one skip them.
+            work[i].log_due = (pool_max > 0.0 && pool_in_use >= pool_max * 0.998)
+                || lock_wait_ms > 200.0
+                || rejected > 0.0;
 
             let st = &mut services[i];
             st.requests_total += offered * dt;
@@ -2134,6 +2136,10 @@ pub fn derive_health(f: &ServiceFrame) -> Health {
         return Health::Down;
     }
     let err = f.error_ratio();
+    // Failing services are unhealthy whatever their latency: no p99 to compute.
+    if err >= 0.2 || f.qos_mismatches > 0 {
+        return Health::Unhealthy;
+    }
     // The p99 only matters from 1 s up. Most ticks a cheap upper bound of the exponential in `p99_ms` shows it
     // is below that, and then the exact value would change nothing: 0 stands in for it.
     let y = P99_Z * f.latency_sigma as f64;
@@ -2144,7 +2150,7 @@ pub fn derive_health(f: &ServiceFrame) -> Health {
     };
     let queue_stuck =
         f.qos_mismatches > 0 || (f.delivered_hz > 0.0 && f.queue_depth > f.delivered_hz * 120.0);
-    if err >= 0.2 || p99 >= 5_000.0 || f.qos_mismatches > 0 {
+    if p99 >= 5_000.0 {
         Health::Unhealthy
     } else if err >= 0.02
         || p99 >= 1_000.0
