@@ -1971,13 +1971,12 @@ impl World {
     /// The latency histogram and sum come from the tick's latency distribution at full precision.
     fn finish_frames(&mut self, topo: &Topology, dt: f64, drop: f64) {
         let first = self.ring.is_empty();
-        for i in 0..topo.len() {
-            let f = &mut self.frames[i];
+        // The per-service vectors walked together (one bounds check for all, pointers that step).
+        let services = topo.services.iter().zip(&self.scratch.work);
+        for ((f, t), (svc, w)) in self.frames.iter_mut().zip(&mut self.totals).zip(services) {
             f.log_drop_ratio = drop as f32;
             // Health last: it reads every other field of the frame.
             f.health = derive_health(f);
-            let f = &self.frames[i];
-            let t = &mut self.totals[i];
             if first {
                 // Errors the world counted before recording began (none for a fresh world but float dust) are
                 // 500s: there is no tick to tell their cause.
@@ -1994,7 +1993,7 @@ impl World {
             add_rate(&mut t.tls_failures, f.tls_failures_rps, dt);
             add_rate(&mut t.published, f.published_hz, dt);
             add_rate(&mut t.consumed, f.consumed_hz, dt);
-            if !topo.services[i].spec.kind.serves_http() {
+            if !svc.spec.kind.serves_http() {
                 // Nobody reads their histogram: the bucket probabilities are the tick's costliest arithmetic.
                 continue;
             }
@@ -2002,7 +2001,6 @@ impl World {
             if answered > 0.0 {
                 // The tick's latency distribution as traffic computed it, before the frame rounded it to `f32`
                 // (its logarithm is taken there once for the callers too).
-                let w = &self.scratch.work[i];
                 add_bucket_counts(
                     &mut t.latency_buckets,
                     answered,
