@@ -1663,7 +1663,9 @@ impl World {
             let flags = st.flags;
             let used = st.used as usize;
             let memory = &mut self.frames[i].replica_memory_mb;
-            memory[used..].fill(0.0);
+            // The whole fixed-size array, which compiles to a few stores (a `fill` of the unused tail is a call to
+            // `memset`, and every live float register is spilled around a call); slots without a process stay 0.
+            *memory = [0.0; MAX_REPLICAS];
             for (r, rep) in st.replicas[..used].iter_mut().enumerate() {
                 let phase = rep.phase;
                 match phase {
@@ -1683,7 +1685,6 @@ impl World {
                     Phase::Starting | Phase::BackOff => live += 1,
                 }
                 if !matches!(phase, Phase::Running | Phase::Starting) {
-                    memory[r] = 0.0;
                     continue;
                 }
                 // Most replicas run the version computed for this tick; only rollouts mix versions.
