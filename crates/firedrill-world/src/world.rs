@@ -1485,8 +1485,6 @@ impl World {
                 w.err_seen = err_seen;
                 w.median_ms = median;
                 w.sigma = sigma;
-                w.ln_median = median.ln();
-                w.inv_sigma = 1.0 / sigma;
             }
             if unavailable > 0.0 && unavailable >= admitted * err {
                 cause = ErrorCause::Unavailable;
@@ -1535,6 +1533,10 @@ impl World {
             st.errors_total += error_rps * dt;
             st.rejected_total += rejected * dt;
             st.cpu_seconds_total += cpu * dt;
+            // Last, where little else is live: around the call to `ln` every live float register is spilled.
+            let w = &mut work[i];
+            w.ln_median = median.ln();
+            w.inv_sigma = 1.0 / sigma;
         }
 
         // Conditions worth a log line, throttled.
