@@ -1150,7 +1150,8 @@ impl World {
                 w.cpu_limit = st.cpu_millis as f64 / 1000.0;
             }
             w.version = v;
-            w.tls_bad = if ready == 0 {
+            // Without an expired certificate the share is exactly 0 (0 / ready): no division.
+            w.tls_bad = if ready == 0 || bad == 0 {
                 0.0
             } else {
                 bad as f64 / ready as f64
