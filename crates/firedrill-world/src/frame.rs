@@ -245,8 +245,9 @@ pub struct ServiceTotals {
     /// Messages consumed (`consumed_hz`).
     pub consumed: f64,
     /// Latency-histogram counts of answered requests (`admitted_rps - error_rps`), cumulative over the bucket
-    /// bounds of [`crate::world::LATENCY_BUCKETS_S`] then `+Inf`, from each tick's log-normal latency. Fractional;
-    /// kept for services that serve HTTP only ([`crate::spec::ServiceKind::serves_http`]), zero for the others.
+    /// bounds of [`crate::world::LATENCY_BUCKETS_S`] then `+Inf`, from each tick's log-normal latency (its median
+    /// and sigma at full precision, which the frame holds rounded to `f32`). Fractional; kept for services that
+    /// serve HTTP only ([`crate::spec::ServiceKind::serves_http`]), zero for the others.
     pub latency_buckets: [f64; LATENCY_BUCKET_COUNT],
     /// Latency sum of answered requests, in seconds (the log-normal mean times the count; same services).
     pub latency_sum_s: f64,

@@ -16,10 +16,12 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use crate::changes::ChangeRecord;
 use crate::config::ConfigEffects;
 use crate::events::{Event, EventKind, EventLog};
-use crate::frame::{ErrorCause, FrameRing, Health, ServiceFrame, ServiceTotals};
+use crate::frame::{
+    ErrorCause, FrameRing, Health, LATENCY_BUCKET_COUNT, ServiceFrame, ServiceTotals,
+};
 use crate::normal::std_normal_cdf;
 use crate::spec::{Behaviour, Qos, ServiceKind};
-use crate::topology::{MAX_REPLICAS, ServiceId, Topology};
+use crate::topology::{MAX_REPLICAS, Service, ServiceId, Topology};
 
 /// Upper bounds of the latency histogram buckets, in seconds (the classic Prometheus defaults).
 pub const LATENCY_BUCKETS_S: [f64; 11] = [
@@ -246,27 +248,87 @@ pub struct Publication {
     pub rate_hz: f64,
 }
 
-/// Scratch arrays reused every tick, so ticking never allocates.
+/// One service's working values for a tick, kept together: the passes of the tick read and write several of them
+/// per service, so one bounds check and one run of cache lines serve them all.
+#[derive(Debug, Clone, Copy, Default)]
+struct Work {
+    /// Requests per second arriving (entry load, calls, load factor and extra load).
+    offered: f64,
+    /// The part of `offered` from outside (entry points and extra load), which TLS handshakes can fail.
+    entry: f64,
+    admitted: f64,
+    rejected: f64,
+    unavailable: f64,
+    err_seen: f64,
+    median_ms: f64,
+    sigma: f64,
+    /// `ln median_ms` and `1 / sigma`, taken once per service for the callers' timeout tails and the histogram.
+    ln_median: f64,
+    inv_sigma: f64,
+    /// Share of ready replicas serving an expired certificate.
+    tls_bad: f64,
+    lock_load: f64,
+    lock_hold_sum: f64,
+    lock_calls: f64,
+    ready: u32,
+    /// The version most live replicas run.
+    version: u8,
+    /// The behaviour of `version` with the enabled flags.
+    behaviour: Behaviour,
+    /// The (version, flags) `behaviour` was combined for; kept across ticks.
+    behaviour_key: Option<(u8, u64)>,
+    /// CPU seconds per request at the behaviour's cost; kept across ticks with `behaviour`.
+    cpu_cost: f64,
+    /// The CPU limit per pod `cpu_scale` and `cpu_limit` were computed for; kept across ticks.
+    cpu_millis_key: Option<u32>,
+    /// The pod template's CPU over the spec's, and the pod template's CPU in cores.
+    cpu_scale: f64,
+    cpu_limit: f64,
+    /// Whether some replica may hold leaked pooled connections; kept across ticks. Leaks only grow in
+    /// `resources`, which sets it, so while it is false every slot's `leaked_conns` is exactly zero.
+    conn_leaks: bool,
+    /// Whether the frame shows a condition that traffic logs (pool exhausted, lock waits, rate limiting).
+    log_due: bool,
+}
+
+/// Scratch reused every tick, so ticking never allocates.
 #[derive(Debug, Clone, Default)]
 struct Scratch {
-    offered: Vec<f64>,
-    admitted: Vec<f64>,
-    rejected: Vec<f64>,
-    unavailable: Vec<f64>,
-    err_seen: Vec<f64>,
-    median_ms: Vec<f64>,
-    sigma: Vec<f64>,
-    ready: Vec<u32>,
-    lock_load: Vec<f64>,
-    lock_hold_sum: Vec<f64>,
-    lock_calls: Vec<f64>,
-    behaviour: Vec<Behaviour>,
-    /// The (version, flags) each `behaviour` was combined for; kept across ticks.
-    behaviour_key: Vec<Option<(u8, u64)>>,
-    version: Vec<u8>,
+    /// Per service.
+    work: Vec<Work>,
+    /// Per edge: calls per second this tick, retries included.
     edge_calls: Vec<f64>,
-    tls_bad: Vec<f64>,
-    entry: Vec<f64>,
+    /// Per edge: the last timeout in effect and its logarithm (configuration rarely changes it).
+    edge_ln_timeout: Vec<(f64, f64)>,
+}
+
+/// Counts over a service's replica slots that reconciling needs, taken while the lifecycle walks them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Census {
+    /// Live pods (any phase but empty and terminating).
+    live: usize,
+    /// Live pods of another version than the deployment's.
+    old_live: usize,
+    /// Ready pods of the deployment's version.
+    new_ready: usize,
+    /// Pods waiting for quota.
+    pending: usize,
+}
+
+impl Census {
+    /// Counts one slot, with `target` the deployment's version.
+    #[inline]
+    fn count(&mut self, r: &Replica, target: u8) {
+        if r.is_live() {
+            self.live += 1;
+            if r.version != target {
+                self.old_live += 1;
+            } else if r.phase == Phase::Running {
+                self.new_ready += 1;
+            }
+        }
+        self.pending += (r.phase == Phase::Pending) as usize;
+    }
 }
 
 /// The simulated system.
@@ -422,24 +484,15 @@ impl World {
             }
             world.services.push(state);
         }
-        let s = &mut world.scratch;
-        s.offered = vec![0.0; n];
-        s.admitted = vec![0.0; n];
-        s.rejected = vec![0.0; n];
-        s.unavailable = vec![0.0; n];
-        s.err_seen = vec![0.0; n];
-        s.median_ms = vec![0.0; n];
-        s.sigma = vec![0.0; n];
-        s.ready = vec![0; n];
-        s.lock_load = vec![0.0; n];
-        s.lock_hold_sum = vec![0.0; n];
-        s.lock_calls = vec![0.0; n];
-        s.behaviour = vec![Behaviour::default(); n];
-        s.behaviour_key = vec![None; n];
-        s.version = vec![0; n];
-        s.edge_calls = vec![0.0; topology.edges.len()];
-        s.tls_bad = vec![0.0; n];
-        s.entry = vec![0.0; n];
+        world.scratch = Scratch {
+            work: vec![Work::default(); n],
+            edge_calls: vec![0.0; topology.edges.len()],
+            edge_ln_timeout: topology
+                .edges
+                .iter()
+                .map(|e| (e.timeout_ms, e.timeout_ms.ln()))
+                .collect(),
+        };
         world
     }
 
@@ -551,19 +604,11 @@ impl World {
 
     /// The behaviour of a version of a service combined with the service's enabled flags.
     pub fn behaviour(&self, id: ServiceId, version: u8) -> Behaviour {
-        let svc = &self.topology.services[id.index()];
-        let state = &self.services[id.index()];
-        let mut b = svc
-            .version_behaviours
-            .get(version as usize)
-            .copied()
-            .unwrap_or_default();
-        for (i, f) in svc.spec.flags.iter().enumerate() {
-            if i < 64 && state.flags & (1 << i) != 0 {
-                b = b.combine(&f.when_on);
-            }
-        }
-        b
+        combined_behaviour(
+            &self.topology.services[id.index()],
+            self.services[id.index()].flags,
+            version,
+        )
     }
 
     /// Whether the flag at `index` is on.
@@ -573,24 +618,7 @@ impl World {
 
     /// Index of the version most live replicas run (the deployment target if none is live).
     pub fn running_version(&self, id: ServiceId) -> u8 {
-        let st = &self.services[id.index()];
-        // Outside a rollout every live replica runs the same version: answer without counting.
-        let mut live = st.slots().iter().filter(|r| r.is_live());
-        match live.next() {
-            None => return st.version,
-            Some(first) if live.all(|r| r.version == first.version) => return first.version,
-            _ => {}
-        }
-        let mut counts = [0u8; 256];
-        let mut best = (0u8, st.version);
-        for r in st.slots().iter().filter(|r| r.is_live()) {
-            let c = &mut counts[r.version as usize];
-            *c += 1;
-            if *c > best.0 || (*c == best.0 && r.version == st.version) {
-                best = (*c, r.version);
-            }
-        }
-        best.1
+        running_version_of(&self.services[id.index()])
     }
 
     /// Whether any live replica runs `version`.
@@ -670,8 +698,8 @@ impl World {
         self.traffic(&topo, dt);
         self.resources(&topo, dt);
         self.topics(&topo, dt);
-        self.telemetry_pipeline(&topo);
-        self.accumulate_totals(&topo, dt);
+        let drop = self.telemetry_pipeline(&topo);
+        self.finish_frames(&topo, dt, drop);
         self.ring.push(self.tick, &self.frames, &self.totals);
     }
 
@@ -686,48 +714,88 @@ impl World {
     /// scheduling against the cluster quota.
     fn lifecycle(&mut self, topo: &Topology, dt: f64) {
         let now = self.now_s;
+        // Whether any pod may be waiting for quota: a pending one seen below or one created by reconciling (pod
+        // serials count creations). A pod terminated while pending only makes the scheduler look for nothing.
+        let mut any_pending = false;
         for i in 0..topo.len() {
             let id = ServiceId(i as u16);
             let spec = &topo.services[i].spec;
-            for r in 0..self.services[i].used as usize {
-                // The four fields the phase machine reads, not the whole slot.
-                let rep = &self.services[i].replicas[r];
-                let (phase, until_s, started_s, version) =
-                    (rep.phase, rep.until_s, rep.started_s, rep.version);
-                match phase {
-                    Phase::Starting if now >= until_s => {
-                        if self.behaviour(id, version).crash_on_start {
-                            self.crash(id, r, EventKind::ContainerExited, 0.0, 0.0, version as u32);
-                        } else {
-                            self.services[i].replicas[r].phase = Phase::Running;
-                            self.log(
-                                id,
-                                r as u8,
-                                EventKind::ContainerReady,
-                                spec.startup_s,
-                                0.0,
-                                0,
-                            );
+            let st = &mut self.services[i];
+            let target = st.version;
+            let used = st.used as usize;
+            // First a pass that needs nothing but the slots, so it stays tight: the back-off reset of long-running
+            // pods, the census, and whether any timed transition is due (most ticks none is).
+            let mut census = Census::default();
+            let mut due = false;
+            for rep in &mut st.replicas[..used] {
+                match rep.phase {
+                    Phase::Running => {
+                        if now - rep.started_s >= 600.0 {
+                            // Kubernetes forgets the back-off after ten minutes of good running.
+                            rep.backoff_s = 10.0;
                         }
                     }
-                    Phase::Running if now - started_s >= 600.0 => {
-                        // Kubernetes forgets the back-off after ten minutes of good running.
-                        self.services[i].replicas[r].backoff_s = 10.0;
+                    Phase::Starting | Phase::BackOff | Phase::Terminating => {
+                        due |= now >= rep.until_s;
                     }
-                    Phase::BackOff if now >= until_s => {
-                        self.start_process(id, r);
+                    Phase::Empty | Phase::Pending => {}
+                }
+                census.count(rep, target);
+            }
+            if due {
+                census = Census::default();
+                for r in 0..used {
+                    // The four fields the phase machine reads, not the whole slot.
+                    let rep = &self.services[i].replicas[r];
+                    let (phase, until_s, version) = (rep.phase, rep.until_s, rep.version);
+                    match phase {
+                        Phase::Starting if now >= until_s => {
+                            if self.behaviour(id, version).crash_on_start {
+                                self.crash(
+                                    id,
+                                    r,
+                                    EventKind::ContainerExited,
+                                    0.0,
+                                    0.0,
+                                    version as u32,
+                                );
+                            } else {
+                                self.services[i].replicas[r].phase = Phase::Running;
+                                self.log(
+                                    id,
+                                    r as u8,
+                                    EventKind::ContainerReady,
+                                    spec.startup_s,
+                                    0.0,
+                                    0,
+                                );
+                            }
+                        }
+                        Phase::BackOff if now >= until_s => {
+                            self.start_process(id, r);
+                        }
+                        Phase::Terminating if now >= until_s => {
+                            self.services[i].replicas[r] = Replica::default();
+                        }
+                        _ => {}
                     }
-                    Phase::Terminating if now >= until_s => {
-                        self.services[i].replicas[r] = Replica::default();
-                    }
-                    _ => {}
+                    // A transition changes its own slot only, so the slot is counted as it now stands.
+                    census.count(&self.services[i].replicas[r], target);
                 }
             }
-            self.services[i].trim_used();
+            any_pending |= census.pending > 0;
+            if due {
+                // Only a finished termination empties a slot here.
+                self.services[i].trim_used();
+            }
             self.autoscale(id, dt);
-            self.reconcile(id);
+            let serial = self.pod_serial;
+            self.reconcile(id, census);
+            any_pending |= self.pod_serial != serial;
         }
-        self.schedule_pending(topo);
+        if any_pending {
+            self.schedule_pending(topo);
+        }
     }
 
     fn autoscale(&mut self, id: ServiceId, _dt: f64) {
@@ -782,20 +850,18 @@ impl World {
 
     /// Creates or removes pods so the live count matches the desired count, and drives rollouts (surge one new
     /// pod, retire one old pod once it is ready).
-    fn reconcile(&mut self, id: ServiceId) {
+    ///
+    /// `census` counts the service's slots as they stand.
+    fn reconcile(&mut self, id: ServiceId, census: Census) {
         let i = id.index();
         let target = self.services[i].version;
         let desired = self.services[i].desired as usize;
-        let reps = self.services[i].slots();
-        let (mut live, mut old_live, mut new_ready) = (0usize, 0usize, 0usize);
-        for r in reps.iter().filter(|r| r.is_live()) {
-            live += 1;
-            if r.version != target {
-                old_live += 1;
-            } else if r.phase == Phase::Running {
-                new_ready += 1;
-            }
+        let (live, old_live, new_ready) = (census.live, census.old_live, census.new_ready);
+        if old_live == 0 && live == desired {
+            // Nothing to create, retire or roll: the usual tick.
+            return;
         }
+        let reps = self.services[i].slots();
         let new_live = live - old_live;
         let new_unready = new_live - new_ready;
 
@@ -1018,28 +1084,29 @@ impl World {
     /// Entry load, forward propagation along calls, then latency and errors from the leaves back up.
     fn traffic(&mut self, topo: &Topology, dt: f64) {
         let n = topo.len();
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let s = &mut scratch;
-        s.offered.iter_mut().for_each(|x| *x = 0.0);
-        s.entry.iter_mut().for_each(|x| *x = 0.0);
-        s.lock_load.iter_mut().for_each(|x| *x = 0.0);
-        s.lock_hold_sum.iter_mut().for_each(|x| *x = 0.0);
-        s.lock_calls.iter_mut().for_each(|x| *x = 0.0);
-        let tod_h = ((self.epoch_unix_s as f64 + self.now_s) / 3600.0).rem_euclid(24.0);
+        let now = self.now_s;
+        let traffic_factor = self.traffic_factor;
+        let tod_h = ((self.epoch_unix_s as f64 + now) / 3600.0).rem_euclid(24.0);
         // Daily cycle: trough around 04:00, peak around 16:00 (UTC of the simulated clock).
         let daily = ((tod_h - 10.0) / 24.0 * std::f64::consts::TAU).sin();
-        for e in &topo.entries {
-            let noise = 1.0 + e.noise * gaussian(&mut self.rng);
-            let rps =
-                (e.rps * (1.0 + e.daily_amplitude * daily) * noise * self.traffic_factor).max(0.0);
-            s.offered[e.service.index()] += rps;
-            s.entry[e.service.index()] += rps;
-        }
-        let now = self.now_s;
+        // Disjoint borrows of the fields, so the scratch need not be moved out of the world and back.
+        let World {
+            rng,
+            services,
+            frames,
+            scratch,
+            edge_pfail,
+            ..
+        } = self;
+        let services = &mut services[..n];
+        let frames = &mut frames[..n];
+        let work = &mut scratch.work[..n];
+        let edge_calls = &mut scratch.edge_calls[..];
+        let edge_ln_timeout = &mut scratch.edge_ln_timeout[..];
         for i in 0..n {
             // One pass over the slots: ready replicas, those of them serving an expired certificate, and whether
             // the live ones all run one version (the usual case, which needs no counting).
-            let st = &self.services[i];
+            let st = &services[i];
             let (mut ready, mut bad) = (0u32, 0u32);
             let mut first_live: Option<u8> = None;
             let mut mixed = false;
@@ -1055,37 +1122,60 @@ impl World {
                     }
                 }
             }
-            s.ready[i] = ready;
-            let id = ServiceId(i as u16);
+            let w = &mut work[i];
+            w.offered = 0.0;
+            w.entry = 0.0;
+            w.lock_load = 0.0;
+            w.lock_hold_sum = 0.0;
+            w.lock_calls = 0.0;
+            w.ready = ready;
             let v = if mixed {
-                self.running_version(id)
+                running_version_of(st)
             } else {
                 first_live.unwrap_or(st.version)
             };
             // The behaviour only depends on the version and the flags: recombine it only when either changed.
             let key = (v, st.flags);
-            if s.behaviour_key[i] != Some(key) {
-                s.behaviour[i] = self.behaviour(id, v);
-                s.behaviour_key[i] = Some(key);
+            if w.behaviour_key != Some(key) {
+                let spec = &topo.services[i].spec;
+                w.behaviour = combined_behaviour(&topo.services[i], st.flags, v);
+                w.behaviour_key = Some(key);
+                w.cpu_cost =
+                    (spec.cpu_millis as f64 / 1000.0) / spec.capacity_rps * w.behaviour.cpu_factor;
             }
-            s.version[i] = v;
-            s.tls_bad[i] = if ready == 0 {
+            if w.cpu_millis_key != Some(st.cpu_millis) {
+                let spec = &topo.services[i].spec;
+                w.cpu_millis_key = Some(st.cpu_millis);
+                w.cpu_scale = st.cpu_millis as f64 / spec.cpu_millis as f64;
+                w.cpu_limit = st.cpu_millis as f64 / 1000.0;
+            }
+            w.version = v;
+            // Without an expired certificate the share is exactly 0 (0 / ready): no division.
+            w.tls_bad = if ready == 0 || bad == 0 {
                 0.0
             } else {
                 bad as f64 / ready as f64
             };
         }
+        for e in &topo.entries {
+            let noise = 1.0 + e.noise * gaussian(rng);
+            let rps = (e.rps * (1.0 + e.daily_amplitude * daily) * noise * traffic_factor).max(0.0);
+            let w = &mut work[e.service.index()];
+            w.offered += rps;
+            w.entry += rps;
+        }
 
         // Forward: callers before callees.
         for &id in &topo.call_order {
             let i = id.index();
-            let st = &mut self.services[i];
-            s.offered[i] = s.offered[i] * st.load_factor + st.extra_rps;
-            s.entry[i] += st.extra_rps;
-            let offered = s.offered[i];
-            let ready = s.ready[i];
+            let st = &mut services[i];
+            let w = &mut work[i];
+            w.offered = w.offered * st.load_factor + st.extra_rps;
+            w.entry += st.extra_rps;
+            let offered = w.offered;
+            let ready = w.ready;
             // External clients whose TLS handshake fails never reach the service.
-            let handshake_failed = s.entry[i] * s.tls_bad[i];
+            let handshake_failed = w.entry * w.tls_bad;
             let mut admitted = offered - handshake_failed;
             let mut rejected = 0.0;
             if let Some(rl) = topo.services[i].spec.rate_limit {
@@ -1109,16 +1199,16 @@ impl World {
             if ready == 0 {
                 admitted = 0.0;
             }
-            s.admitted[i] = admitted;
-            s.rejected[i] = rejected;
-            s.unavailable[i] = unavailable;
+            w.admitted = admitted;
+            w.rejected = rejected;
+            w.unavailable = unavailable;
             let fx = st.fx;
             let detached = st.detached;
-            let lock_hold = s.behaviour[i].lock_hold_ms;
+            let lock_hold = w.behaviour.lock_hold_ms;
             for &e in &topo.services[i].out_edges {
                 let edge = &topo.edges[e];
                 let retries = fx.retries.unwrap_or(edge.retries);
-                let p = self.edge_pfail[e];
+                let p = edge_pfail[e];
                 let mut amp = 1.0;
                 let mut pk = 1.0;
                 for _ in 0..retries {
@@ -1126,28 +1216,35 @@ impl World {
                     amp += pk;
                 }
                 let calls = admitted * edge.per_request * amp;
-                s.edge_calls[e] = calls;
+                edge_calls[e] = calls;
                 let to = edge.to.index();
-                if !fx.resolver_ok || detached || self.services[to].detached {
+                if !fx.resolver_ok || detached || services[to].detached {
                     continue;
                 }
                 match edge.via_cache {
-                    Some(c) if !self.services[c.index()].detached => {
-                        s.offered[c.index()] += calls;
-                        let hit = self.frames[c.index()].cache_hit_ratio as f64;
-                        s.offered[to] += calls * (1.0 - hit);
-                        s.lock_load[to] += calls * (1.0 - hit) * lock_hold / 1000.0;
+                    Some(c) if !services[c.index()].detached => {
+                        work[c.index()].offered += calls;
+                        let hit = frames[c.index()].cache_hit_ratio as f64;
+                        let callee = &mut work[to];
+                        callee.offered += calls * (1.0 - hit);
+                        if lock_hold != 0.0 || !calls.is_finite() {
+                            callee.lock_load += calls * (1.0 - hit) * lock_hold / 1000.0;
+                        }
                         if lock_hold > 0.0 {
-                            s.lock_hold_sum[to] += calls * (1.0 - hit) * lock_hold;
-                            s.lock_calls[to] += calls * (1.0 - hit);
+                            callee.lock_hold_sum += calls * (1.0 - hit) * lock_hold;
+                            callee.lock_calls += calls * (1.0 - hit);
                         }
                     }
                     _ => {
-                        s.offered[to] += calls;
-                        s.lock_load[to] += calls * lock_hold / 1000.0;
+                        let callee = &mut work[to];
+                        callee.offered += calls;
+                        // Without locking queries this adds a zero (unless `calls` is not finite).
+                        if lock_hold != 0.0 || !calls.is_finite() {
+                            callee.lock_load += calls * lock_hold / 1000.0;
+                        }
                         if lock_hold > 0.0 {
-                            s.lock_hold_sum[to] += calls * lock_hold;
-                            s.lock_calls[to] += calls;
+                            callee.lock_hold_sum += calls * lock_hold;
+                            callee.lock_calls += calls;
                         }
                     }
                 }
@@ -1159,13 +1256,17 @@ impl World {
             let i = id.index();
             let svc = &topo.services[i];
             let spec = &svc.spec;
-            let b = s.behaviour[i];
-            let ready = s.ready[i] as f64;
-            let st = &self.services[i];
+            let w = &work[i];
+            let b = &w.behaviour;
+            let ready = w.ready as f64;
+            let (unavailable, rejected, offered) = (w.unavailable, w.rejected, w.offered);
+            let conn_leaks = w.conn_leaks;
+            let st = &services[i];
             let fx = st.fx;
-            let admitted = s.admitted[i];
-            let cpu_scale = st.cpu_millis as f64 / spec.cpu_millis as f64;
-            let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / b.cpu_factor;
+            let admitted = w.admitted;
+            let (cpu_scale, cpu_limit, cost) = (w.cpu_scale, w.cpu_limit, w.cpu_cost);
+            let cpu_factor = b.cpu_factor;
+            let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / cpu_factor;
             let rho = if capacity > 0.0 {
                 admitted / capacity
             } else {
@@ -1173,7 +1274,7 @@ impl World {
             };
             let shed = if rho > 1.0 { 1.0 - 1.0 / rho } else { 0.0 };
             let rho_q = rho.min(0.95);
-            let jitter = 1.0 + 0.03 * gaussian(&mut self.rng);
+            let jitter = 1.0 + 0.03 * gaussian(rng);
             let mut own_ms = spec.latency_ms * b.latency_factor * st.outage_latency_factor * jitter
                 / (1.0 - rho_q);
             let mut own_err = spec.error_ratio + b.error_ratio + st.outage_error_ratio;
@@ -1182,10 +1283,10 @@ impl World {
 
             // Row locks (databases): utilisation of the hot rows from the locking queries of all clients.
             let mut lock_wait_ms = 0.0;
-            if s.lock_load[i] > 0.0 {
+            if w.lock_load > 0.0 {
                 const HOT_ROWS: f64 = 4.0;
-                let rho_l = s.lock_load[i] / HOT_ROWS;
-                let mean_hold = s.lock_hold_sum[i] / s.lock_calls[i].max(1e-9);
+                let rho_l = w.lock_load / HOT_ROWS;
+                let mean_hold = w.lock_hold_sum / w.lock_calls.max(1e-9);
                 lock_wait_ms = if rho_l < 0.98 {
                     mean_hold * rho_l / (1.0 - rho_l)
                 } else {
@@ -1233,26 +1334,32 @@ impl World {
             for &e in &svc.out_edges {
                 let edge = &topo.edges[e];
                 let to = edge.to.index();
+                let callee = &work[to];
                 let timeout = fx.timeout_ms.unwrap_or(edge.timeout_ms);
                 let retries = fx.retries.unwrap_or(edge.retries);
-                let calls = s.edge_calls[e];
+                let calls = edge_calls[e];
                 let (p, fail_ms, kind) = if !fx.resolver_ok {
                     dns_fail += calls;
                     (1.0, 5.0, ErrorCause::DnsResolution)
-                } else if st.detached || self.services[to].detached {
+                } else if st.detached || services[to].detached {
                     (1.0, timeout, ErrorCause::Unreachable)
-                } else if s.tls_bad[to] > 0.0 {
-                    tls_fail += calls * s.tls_bad[to];
-                    let p_err = s.err_seen[to];
+                } else if callee.tls_bad > 0.0 {
+                    tls_fail += calls * callee.tls_bad;
+                    let p_err = callee.err_seen;
                     (
-                        s.tls_bad[to] + (1.0 - s.tls_bad[to]) * p_err,
+                        callee.tls_bad + (1.0 - callee.tls_bad) * p_err,
                         3.0,
                         ErrorCause::TlsHandshake,
                     )
                 } else {
-                    let m = s.median_ms[to];
-                    let p_slow = lognormal_tail(m, s.sigma[to], timeout);
-                    let p_err = s.err_seen[to];
+                    let m = callee.median_ms;
+                    let cached = &mut edge_ln_timeout[e];
+                    if cached.0.to_bits() != timeout.to_bits() {
+                        *cached = (timeout, timeout.ln());
+                    }
+                    let p_slow =
+                        lognormal_tail_ln(m, callee.ln_median, callee.inv_sigma, timeout, cached.1);
+                    let p_err = callee.err_seen;
                     let p = p_err + (1.0 - p_err) * p_slow;
                     let kind = if p_slow > p_err {
                         ErrorCause::UpstreamTimeout
@@ -1273,22 +1380,27 @@ impl World {
                 let mut kind = kind;
                 let mut call_ok_ms = match edge.via_cache {
                     Some(c) => {
-                        let hit = self.frames[c.index()].cache_hit_ratio as f64;
-                        hit * s.median_ms[c.index()] + (1.0 - hit) * s.median_ms[to]
+                        let hit = frames[c.index()].cache_hit_ratio as f64;
+                        hit * work[c.index()].median_ms + (1.0 - hit) * callee.median_ms
                     }
-                    None => s.median_ms[to],
+                    None => callee.median_ms,
                 };
                 if let Some(size) = edge.pool {
                     let size = fx.pool_max.unwrap_or(size) as f64;
-                    let (leak_sum, n_ready) = self.services[i]
-                        .slots()
-                        .iter()
-                        .filter(|r| r.phase == Phase::Running)
-                        .fold((0.0, 0.0), |(l, n), r| {
-                            (l + r.leaked_conns.min(size), n + 1.0)
-                        });
-                    let leaked = if n_ready > 0.0 {
-                        leak_sum / n_ready
+                    // Without leaks the mean below is exactly zero.
+                    let leaked = if conn_leaks {
+                        let (leak_sum, n_ready) = st
+                            .slots()
+                            .iter()
+                            .filter(|r| r.phase == Phase::Running)
+                            .fold((0.0, 0.0), |(l, n), r| {
+                                (l + r.leaked_conns.min(size), n + 1.0)
+                            });
+                        if n_ready > 0.0 {
+                            leak_sum / n_ready
+                        } else {
+                            0.0
+                        }
                     } else {
                         0.0
                     };
@@ -1321,7 +1433,7 @@ impl World {
                         pool_wait += call_ok_ms * u * u / (1.0 - u) * 0.1;
                     }
                 }
-                self.edge_pfail[e] = p;
+                edge_pfail[e] = p;
                 let attempts = {
                     let mut a = 1.0;
                     let mut pk = 1.0;
@@ -1359,9 +1471,7 @@ impl World {
             }
             let err =
                 (1.0 - (1.0 - own_err.min(1.0)) * (1.0 - f_dep) * (1.0 - shed)).clamp(0.0, 1.0);
-            let error_rps = admitted * err + s.unavailable[i];
-            let rejected = s.rejected[i];
-            let offered = s.offered[i];
+            let error_rps = admitted * err + unavailable;
             let err_seen = if offered > 0.0 {
                 ((error_rps + rejected) / offered).min(1.0)
             } else if ready == 0.0 {
@@ -1371,10 +1481,13 @@ impl World {
             };
             let median = own_ms + dep_ms + pool_wait;
             let sigma = (spec.latency_sigma + 0.25 * rho_q).min(2.0);
-            s.err_seen[i] = err_seen;
-            s.median_ms[i] = median;
-            s.sigma[i] = sigma;
-            if s.unavailable[i] > 0.0 && s.unavailable[i] >= admitted * err {
+            {
+                let w = &mut work[i];
+                w.err_seen = err_seen;
+                w.median_ms = median;
+                w.sigma = sigma;
+            }
+            if unavailable > 0.0 && unavailable >= admitted * err {
                 cause = ErrorCause::Unavailable;
                 err_dep_id = u16::MAX;
             }
@@ -1388,11 +1501,9 @@ impl World {
             }
 
             let served = admitted.min(capacity);
-            let cost = (spec.cpu_millis as f64 / 1000.0) / spec.capacity_rps * b.cpu_factor;
-            let cpu_limit = st.cpu_millis as f64 / 1000.0;
             let cpu = (served * cost + 0.02 * ready).min(ready * cpu_limit * st.cpu_share);
 
-            let f = &mut self.frames[i];
+            let f = &mut frames[i];
             f.offered_rps = offered as f32;
             f.admitted_rps = admitted as f32;
             f.error_rps = error_rps as f32;
@@ -1411,17 +1522,29 @@ impl World {
             f.lock_wait_ms = lock_wait_ms as f32;
             f.dns_failures_rps = dns_fail as f32;
             f.tls_failures_rps = tls_fail as f32;
+            // Whether the loop below may have a condition to log: implied by each of its exact tests on the
+            // frame's `f32` values (rounding to `f32` keeps signs and the order against 200, and moves a ratio by
+            // far less than the slack between 0.999 and 0.998), so services without one skip them.
+            work[i].log_due = (pool_max > 0.0 && pool_in_use >= pool_max * 0.998)
+                || lock_wait_ms > 200.0
+                || rejected > 0.0;
 
-            let st = &mut self.services[i];
+            let st = &mut services[i];
             st.requests_total += offered * dt;
             st.errors_total += error_rps * dt;
             st.rejected_total += rejected * dt;
             st.cpu_seconds_total += cpu * dt;
+            // Last, where little else is live: around the call to `ln` every live float register is spilled.
+            let w = &mut work[i];
+            w.ln_median = median.ln();
+            w.inv_sigma = 1.0 / sigma;
         }
-        self.scratch = scratch;
 
         // Conditions worth a log line, throttled.
         for i in 0..n {
+            if !self.scratch.work[i].log_due {
+                continue;
+            }
             let id = ServiceId(i as u16);
             // Only the fields read below: a whole frame is a few hundred bytes to copy for every service.
             let f = &self.frames[i];
@@ -1495,9 +1618,9 @@ impl World {
             let from = topo.edges[e].from;
             let hold = self
                 .scratch
-                .behaviour
+                .work
                 .get(from.index())
-                .map(|b| b.lock_hold_ms)
+                .map(|w| w.behaviour.lock_hold_ms)
                 .unwrap_or(0.0);
             let load = self.scratch.edge_calls.get(e).copied().unwrap_or(0.0) * hold;
             if load > best.0 {
@@ -1519,69 +1642,100 @@ impl World {
             let limit = self.services[i].memory_mb as f64;
             // Memory warms up towards its target with a three-minute time constant.
             let warm = dt / (180.0 + dt);
-            let mut oom: [bool; MAX_REPLICAS] = [false; MAX_REPLICAS];
-            let used = self.services[i].used as usize;
-            self.frames[i].replica_memory_mb[used..].fill(0.0);
-            let current = self.scratch.version[i];
-            for r in 0..used {
-                let (phase, version) = {
-                    let rep = &self.services[i].replicas[r];
-                    (rep.phase, rep.version)
-                };
+            let mut any_conn_leak = false;
+            let work = &self.scratch.work[i];
+            let current = work.version;
+            // What the replicas of the current version share, hoisted out of the slot loop (the same expressions
+            // in the same order, so the same values).
+            let per_version = |b: &Behaviour| {
+                (
+                    spec.base_memory_mb + b.extra_memory_mb,
+                    b.leak_mb_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
+                    b.conn_leak_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
+                )
+            };
+            let current_terms = per_version(&work.behaviour);
+            let per_rps = spec.memory_per_rps_mb * rps_per_replica;
+            // Slots to kill, one bit each, and what the rest of the tick needs from the slots, counted in the same
+            // pass (recounted below only if a kill changed them): ready replicas and the oldest certificate among
+            // them, live pods and pending ones.
+            let mut oom = 0u32;
+            let (mut running, mut live, mut pending) = (0u32, 0u8, 0u8);
+            let mut oldest_cert = f64::INFINITY;
+            let st = &mut self.services[i];
+            let flags = st.flags;
+            let used = st.used as usize;
+            let memory = &mut self.frames[i].replica_memory_mb;
+            // The whole fixed-size array, which compiles to a few stores (a `fill` of the unused tail is a call to
+            // `memset`, and every live float register is spilled around a call); slots without a process stay 0.
+            *memory = [0.0; MAX_REPLICAS];
+            for (r, rep) in st.replicas[..used].iter_mut().enumerate() {
+                let phase = rep.phase;
+                match phase {
+                    Phase::Empty | Phase::Terminating => {}
+                    Phase::Running => {
+                        running += 1;
+                        // `min` without its NaN handling: `oldest_cert` is never NaN and a NaN expiry is skipped.
+                        if rep.cert_expiry_s < oldest_cert {
+                            oldest_cert = rep.cert_expiry_s;
+                        }
+                        live += 1;
+                    }
+                    Phase::Pending => {
+                        pending += 1;
+                        live += 1;
+                    }
+                    Phase::Starting | Phase::BackOff => live += 1,
+                }
                 if !matches!(phase, Phase::Running | Phase::Starting) {
-                    self.frames[i].replica_memory_mb[r] = 0.0;
                     continue;
                 }
                 // Most replicas run the version computed for this tick; only rollouts mix versions.
-                let other;
-                let b = if version == current {
-                    &self.scratch.behaviour[i]
+                let (base, leak, conn_leak) = if rep.version == current {
+                    current_terms
                 } else {
-                    other = self.behaviour(id, version);
-                    &other
+                    per_version(&other_behaviour(&topo.services[i], flags, rep.version))
                 };
-                let rep = &mut self.services[i].replicas[r];
-                let target = (spec.base_memory_mb + b.extra_memory_mb) * (1.0 + 0.04 * rep.jitter)
-                    + spec.memory_per_rps_mb * rps_per_replica;
+                let target = base * (1.0 + 0.04 * rep.jitter) + per_rps;
                 rep.mem_base_mb += (target - rep.mem_base_mb) * warm;
-                if phase == Phase::Running {
-                    rep.leaked_mb += b.leak_mb_per_min * dt / 60.0
-                        * (0.5 + 0.5 * load_ratio)
-                        * (1.0 + 0.1 * rep.jitter);
-                    rep.leaked_conns += b.conn_leak_per_min * dt / 60.0
-                        * (0.5 + 0.5 * load_ratio)
-                        * (1.0 + 0.1 * rep.jitter);
+                // A zero leak rate adds a zero (the jitter factor is positive and finite): nothing to do.
+                if phase == Phase::Running && leak != 0.0 {
+                    rep.leaked_mb += leak * (1.0 + 0.1 * rep.jitter);
+                }
+                if phase == Phase::Running && conn_leak != 0.0 {
+                    rep.leaked_conns += conn_leak * (1.0 + 0.1 * rep.jitter);
+                    any_conn_leak = true;
                 }
                 let mem = rep.mem_base_mb + rep.leaked_mb;
-                self.frames[i].replica_memory_mb[r] = mem as f32;
+                memory[r] = mem as f32;
                 if mem > limit {
-                    oom[r] = true;
+                    oom |= 1 << r;
                 }
             }
-            for (r, killed) in oom.iter().enumerate().take(used) {
-                if *killed {
-                    let mem = self.services[i].replicas[r].mem_base_mb
-                        + self.services[i].replicas[r].leaked_mb;
-                    self.frames[i].replica_memory_mb[r] = 0.0;
-                    self.crash(id, r, EventKind::OomKilled, mem, limit, 0);
-                }
-            }
-
-            // What the rest of the tick needs from the slots, in one pass now that the OOM kills are done: ready
-            // replicas and the oldest certificate among them, live pods and pending ones.
-            let (mut running, mut live, mut pending) = (0u32, 0u8, 0u8);
-            let mut oldest_cert = f64::INFINITY;
-            for r in self.services[i].slots() {
-                match r.phase {
-                    Phase::Empty | Phase::Terminating => continue,
-                    Phase::Running => {
-                        running += 1;
-                        oldest_cert = oldest_cert.min(r.cert_expiry_s);
+            self.scratch.work[i].conn_leaks |= any_conn_leak;
+            if oom != 0 {
+                for r in 0..used {
+                    if oom & (1 << r) != 0 {
+                        let mem = self.services[i].replicas[r].mem_base_mb
+                            + self.services[i].replicas[r].leaked_mb;
+                        self.frames[i].replica_memory_mb[r] = 0.0;
+                        self.crash(id, r, EventKind::OomKilled, mem, limit, 0);
                     }
-                    Phase::Pending => pending += 1,
-                    Phase::Starting | Phase::BackOff => {}
                 }
-                live += 1;
+                (running, live, pending) = (0, 0, 0);
+                oldest_cert = f64::INFINITY;
+                for r in self.services[i].slots() {
+                    match r.phase {
+                        Phase::Empty | Phase::Terminating => continue,
+                        Phase::Running => {
+                            running += 1;
+                            oldest_cert = oldest_cert.min(r.cert_expiry_s);
+                        }
+                        Phase::Pending => pending += 1,
+                        Phase::Starting | Phase::BackOff => {}
+                    }
+                    live += 1;
+                }
             }
 
             // Volume: data grows slowly; logs grow with volume and level, and rotation deletes what is older
@@ -1641,13 +1795,18 @@ impl World {
                     .slots()
                     .iter()
                     .filter(|r| r.phase == Phase::Running)
-                    .map(|r| 1.0 - (-(now - r.started_s) / 300.0).exp())
+                    .map(|r| {
+                        // From 38 time constants on, e^-x < 2^-54 and 1 - e^-x rounds to exactly 1.
+                        let x = (now - r.started_s) / 300.0;
+                        if x >= 38.0 { 1.0 } else { 1.0 - (-x).exp() }
+                    })
                     .sum();
                 self.frames[i].cache_hit_ratio = (0.9 * (warmth / slots).min(1.0)) as f32;
             }
 
             let st = &self.services[i];
             let f = &mut self.frames[i];
+            f.version = current;
             f.desired = st.desired as u8;
             f.pods = live;
             f.pending = pending;
@@ -1658,10 +1817,6 @@ impl World {
             f.cpu_seconds_total = st.cpu_seconds_total;
             f.restarts_total = st.restarts_total;
             f.oom_kills_total = st.oom_kills_total;
-        }
-        // Versions after the loop: `running_version` borrows the whole world.
-        for i in 0..topo.len() {
-            self.frames[i].version = self.scratch.version[i];
         }
         // Databases: connections open from every client pool.
         for i in 0..topo.len() {
@@ -1692,7 +1847,7 @@ impl World {
             let pub_ = self.publications[p];
             let w = pub_.service.index();
             if self.frames[w].ready > 0 {
-                let rate = pub_.rate_hz * self.scratch.behaviour[w].publish_factor;
+                let rate = pub_.rate_hz * self.scratch.work[w].behaviour.publish_factor;
                 self.frames[w].published_hz += rate as f32;
             }
         }
@@ -1717,7 +1872,7 @@ impl World {
                 {
                     continue;
                 }
-                delivered += pub_.rate_hz * self.scratch.behaviour[w].publish_factor;
+                delivered += pub_.rate_hz * self.scratch.work[w].behaviour.publish_factor;
             }
             let cap_per = topo.topics[sub.topic as usize].readers[sub.reader as usize]
                 .capacity_hz_per_replica;
@@ -1725,9 +1880,9 @@ impl World {
             let capacity = cap_per * self.frames[reader].ready as f64 * st.cpu_share
                 / self
                     .scratch
-                    .behaviour
+                    .work
                     .get(reader)
-                    .map(|b| b.cpu_factor)
+                    .map(|w| w.behaviour.cpu_factor)
                     .unwrap_or(1.0);
             let backlog = sub.depth + delivered * dt;
             let consumed = backlog.min(capacity * dt);
@@ -1766,24 +1921,21 @@ impl World {
     }
 
     /// Log volume into the observability pipeline; a saturated pipeline drops a share of every service's logs.
-    fn telemetry_pipeline(&mut self, topo: &Topology) {
+    /// Returns that share (the frames get it in `finish_frames`).
+    fn telemetry_pipeline(&mut self, topo: &Topology) -> f64 {
         let mut total = 0.0;
-        for i in 0..topo.len() {
-            let spec = &topo.services[i].spec;
-            let f = &self.frames[i];
-            let lines = spec.log_lines_per_s
-                * f.ready as f64
-                * self.services[i].fx.log_level.volume_factor()
-                + (f.error_rps as f64).min(500.0);
-            self.frames[i].log_lines_per_s = lines as f32;
-            total += lines;
-        }
         let mut capacity = f64::INFINITY;
         let mut collector = None;
         for (i, svc) in topo.services.iter().enumerate() {
-            if svc.spec.kind == ServiceKind::Observability {
-                let st = &self.services[i];
-                let cap = self.frames[i].ready as f64 * svc.spec.capacity_rps * st.cpu_share;
+            let spec = &svc.spec;
+            let st = &self.services[i];
+            let f = &mut self.frames[i];
+            let lines = spec.log_lines_per_s * f.ready as f64 * st.fx.log_level.volume_factor()
+                + (f.error_rps as f64).min(500.0);
+            f.log_lines_per_s = lines as f32;
+            total += lines;
+            if spec.kind == ServiceKind::Observability {
+                let cap = f.ready as f64 * spec.capacity_rps * st.cpu_share;
                 capacity = if capacity.is_finite() {
                     capacity + cap
                 } else {
@@ -1797,9 +1949,6 @@ impl World {
         } else {
             0.0
         };
-        for f in self.frames.iter_mut() {
-            f.log_drop_ratio = drop as f32;
-        }
         if let Some(c) = collector {
             if drop > 0.01 {
                 self.log_throttled(
@@ -1815,22 +1964,23 @@ impl World {
             f.offered_rps = total as f32;
             f.admitted_rps = total.min(capacity) as f32;
         }
-        // Health last: it reads every other field of the frame.
-        for i in 0..topo.len() {
-            let f = &mut self.frames[i];
-            f.health = derive_health(f);
-        }
+        drop
     }
 
-    /// Adds this tick's finished frames to the running totals (see [`ServiceTotals`]).
+    /// Finishes the frames: the pipeline's drop ratio and health, then adds them to the running totals (see
+    /// [`ServiceTotals`]).
     ///
-    /// Every sum is accumulated exactly as a renderer integrating the rates from the first recorded tick would
-    /// (same expressions, same order), so that reading a total is the same to the bit as integrating.
-    fn accumulate_totals(&mut self, topo: &Topology, dt: f64) {
+    /// Every counter is accumulated exactly as a renderer integrating the frame's rates from the first recorded
+    /// tick would (same expressions, same order), so that reading a total is the same to the bit as integrating.
+    /// The latency histogram and sum come from the tick's latency distribution at full precision.
+    fn finish_frames(&mut self, topo: &Topology, dt: f64, drop: f64) {
         let first = self.ring.is_empty();
-        for i in 0..topo.len() {
-            let f = &self.frames[i];
-            let t = &mut self.totals[i];
+        // The per-service vectors walked together (one bounds check for all, pointers that step).
+        let services = topo.services.iter().zip(&self.scratch.work);
+        for ((f, t), (svc, w)) in self.frames.iter_mut().zip(&mut self.totals).zip(services) {
+            f.log_drop_ratio = drop as f32;
+            // Health last: it reads every other field of the frame.
+            f.health = derive_health(f);
             if first {
                 // Errors the world counted before recording began (none for a fresh world but float dust) are
                 // 500s: there is no tick to tell their cause.
@@ -1847,41 +1997,120 @@ impl World {
             add_rate(&mut t.tls_failures, f.tls_failures_rps, dt);
             add_rate(&mut t.published, f.published_hz, dt);
             add_rate(&mut t.consumed, f.consumed_hz, dt);
-            if !topo.services[i].spec.kind.serves_http() {
+            if !svc.spec.kind.serves_http() {
                 // Nobody reads their histogram: the bucket probabilities are the tick's costliest arithmetic.
                 continue;
             }
             let answered = (f.admitted_rps - f.error_rps).max(0.0) as f64 * dt;
             if answered > 0.0 {
-                let median = f.latency_median_ms as f64;
-                let sigma = f.latency_sigma as f64;
-                // P(latency <= le) = Φ((ln le - ln median) / sigma): one logarithm per service, the bounds'
-                // logarithms are constants and Φ is a table lookup (see `normal`).
-                let ln_median = median.ln();
-                let inv_sigma = 1.0 / sigma;
-                let mut prev = if median <= 0.0 { 1.0 } else { 0.0f64 };
-                for (k, ln_le) in LN_LATENCY_BUCKETS_MS.iter().enumerate() {
-                    // Monotone in `le` even where the interpolation wobbles. Once a bucket holds every request the
-                    // ones above it do too.
-                    let p = if prev >= 1.0 {
-                        1.0
-                    } else {
-                        // `c.max(prev).min(1.0)` (NaN gives `prev`), as two plain comparisons: `f64::max` and
-                        // `min` compile to NaN-aware sequences, and `prev` is never NaN.
-                        let c = std_normal_cdf((ln_le - ln_median) * inv_sigma);
-                        if c > prev {
-                            if c < 1.0 { c } else { 1.0 }
-                        } else {
-                            prev
-                        }
-                    };
-                    prev = p;
-                    t.latency_buckets[k] += answered * p;
-                }
+                // The tick's latency distribution as traffic computed it, before the frame rounded it to `f32`
+                // (its logarithm is taken there once for the callers too).
+                add_bucket_counts(
+                    &mut t.latency_buckets,
+                    answered,
+                    w.median_ms,
+                    w.ln_median,
+                    w.inv_sigma,
+                );
                 t.latency_buckets[LATENCY_BUCKETS_S.len()] += answered;
-                t.latency_sum_s += answered * median / 1000.0 * (0.5 * sigma * sigma).exp();
+                t.latency_sum_s +=
+                    answered * w.median_ms / 1000.0 * (0.5 * w.sigma * w.sigma).exp();
             }
         }
+    }
+}
+
+/// The behaviour of `version` of a service combined with the flags enabled in `flags`.
+fn combined_behaviour(svc: &Service, flags: u64, version: u8) -> Behaviour {
+    let mut b = svc
+        .version_behaviours
+        .get(version as usize)
+        .copied()
+        .unwrap_or_default();
+    for (i, f) in svc.spec.flags.iter().enumerate() {
+        if i < 64 && flags & (1 << i) != 0 {
+            b = b.combine(&f.when_on);
+        }
+    }
+    b
+}
+
+/// [`combined_behaviour`] kept out of line, for the replicas of another version than most run (mid-rollout):
+/// inlined, the compiler merges it with the usual case and recomputes the usual terms for every replica.
+#[cold]
+#[inline(never)]
+fn other_behaviour(svc: &Service, flags: u64, version: u8) -> Behaviour {
+    combined_behaviour(svc, flags, version)
+}
+
+/// Index of the version most live replicas of a service run (the deployment target if none is live).
+fn running_version_of(st: &ServiceState) -> u8 {
+    // Outside a rollout every live replica runs the same version: answer without counting.
+    let mut live = st.slots().iter().filter(|r| r.is_live());
+    match live.next() {
+        None => return st.version,
+        Some(first) if live.all(|r| r.version == first.version) => return first.version,
+        _ => {}
+    }
+    let mut counts = [0u8; 256];
+    let mut best = (0u8, st.version);
+    for r in st.slots().iter().filter(|r| r.is_live()) {
+        let c = &mut counts[r.version as usize];
+        *c += 1;
+        if *c > best.0 || (*c == best.0 && r.version == st.version) {
+            best = (*c, r.version);
+        }
+    }
+    best.1
+}
+
+/// How far out the latency histogram takes the normal distribution function: beyond `±6` its tail is below
+/// 1e-9 (9.9e-10 at 6), within the 2e-9 of the table itself, so a bucket whose bound lies further out holds none
+/// (below) or all (above) of the requests without a lookup.
+const BUCKET_Z_CUT: f64 = 6.0;
+
+/// Adds `answered` requests with a log-normal latency of this median (given with its logarithm) and sigma (given
+/// as its inverse) to the cumulative latency buckets (each bound `le` gets `answered · P(latency <= le)`; the
+/// `+Inf` bucket is the caller's).
+///
+/// `P(latency <= le) = Φ((ln le - ln median) / sigma)`: the bounds' logarithms are constants, Φ is a table lookup
+/// (see `normal`) and only the bounds within [`BUCKET_Z_CUT`] of the median need one. Within 2e-9 of the exact
+/// probabilities, and monotone in `le`.
+#[inline]
+fn add_bucket_counts(
+    buckets: &mut [f64; LATENCY_BUCKET_COUNT],
+    answered: f64,
+    median: f64,
+    ln_median: f64,
+    inv_sigma: f64,
+) {
+    let z = |k: usize| (LN_LATENCY_BUCKETS_MS[k] - ln_median) * inv_sigma;
+    let n = LN_LATENCY_BUCKETS_MS.len();
+    let mut k = 0;
+    if median > 0.0 {
+        // Bounds far below the median: empty buckets, nothing to add.
+        while k < n && z(k) <= -BUCKET_Z_CUT {
+            k += 1;
+        }
+        let mut prev = 0.0f64;
+        while k < n {
+            let z = z(k);
+            if z >= BUCKET_Z_CUT {
+                break;
+            }
+            let c = std_normal_cdf(z);
+            // Monotone in `le` even where the interpolation wobbles: `c.max(prev)` (NaN gives `prev`) as a plain
+            // comparison (`f64::max` compiles to a NaN-aware sequence, and `prev` is never NaN). Below the cut
+            // `c < 1` (a test checks it), so no bucket here holds every request yet.
+            let p = if c > prev { c } else { prev };
+            prev = p;
+            buckets[k] += answered * p;
+            k += 1;
+        }
+    }
+    // Once a bucket holds every request the ones above it do too.
+    for total in &mut buckets[k..n] {
+        *total += answered;
     }
 }
 
@@ -1903,6 +2132,10 @@ pub fn derive_health(f: &ServiceFrame) -> Health {
         return Health::Down;
     }
     let err = f.error_ratio();
+    // Failing services are unhealthy whatever their latency: no p99 to compute.
+    if err >= 0.2 || f.qos_mismatches > 0 {
+        return Health::Unhealthy;
+    }
     // The p99 only matters from 1 s up. Most ticks a cheap upper bound of the exponential in `p99_ms` shows it
     // is below that, and then the exact value would change nothing: 0 stands in for it.
     let y = P99_Z * f.latency_sigma as f64;
@@ -1913,7 +2146,7 @@ pub fn derive_health(f: &ServiceFrame) -> Health {
     };
     let queue_stuck =
         f.qos_mismatches > 0 || (f.delivered_hz > 0.0 && f.queue_depth > f.delivered_hz * 120.0);
-    if err >= 0.2 || p99 >= 5_000.0 || f.qos_mismatches > 0 {
+    if p99 >= 5_000.0 {
         Health::Unhealthy
     } else if err >= 0.02
         || p99 >= 1_000.0
@@ -1973,12 +2206,25 @@ pub(crate) fn uniform(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
-/// An approximately standard normal draw (sum of four uniforms, rescaled). Cheaper than Box-Muller and the tails
-/// it cuts off at ±3.5 sigma do not matter for load noise.
+/// An approximately standard normal draw: four uniforms summed, centred and rescaled (the Irwin–Hall
+/// distribution), all four cut from one 64-bit draw as 16-bit uniforms. Cheaper than Box-Muller and than four
+/// draws; neither the tails it cuts off at ±2√3 ≈ ±3.46 sigma nor its steps of 2.6e-5 sigma matter for noise.
 #[inline]
 pub(crate) fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
-    let s = uniform(rng) + uniform(rng) + uniform(rng) + uniform(rng);
-    (s - 2.0) * 3.0f64.sqrt()
+    gaussian_from_bits(rng.next_u64())
+}
+
+/// [`gaussian`] of the draw `x`.
+#[inline]
+fn gaussian_from_bits(x: u64) -> f64 {
+    // The four 16-bit lanes summed in two steps: pairs of lanes in each 32-bit half, then the halves.
+    const LOW_LANES: u64 = 0x0000_ffff_0000_ffff;
+    let pairs = (x & LOW_LANES) + ((x >> 16) & LOW_LANES);
+    let sum = (pairs & 0xffff_ffff) + (pairs >> 32);
+    // Lane value k stands for the uniform (k + 1/2) / 2^16, so the four sum to (sum + 2) / 2^16 with mean 2: centred,
+    // (sum - (2^17 - 2)) / 2^16; times √3 for unit variance (each uniform's is 1/12).
+    const SQRT_3: f64 = 1.732_050_807_568_877_2;
+    (sum as f64 - 131_070.0) * (SQRT_3 / 65_536.0)
 }
 
 /// P(X > threshold) for a log-normal latency with this median and sigma (within 2e-9, see
@@ -1993,6 +2239,26 @@ pub fn lognormal_tail(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
     }
     // The upper tail as the table's lower one, which keeps its relative precision.
     std_normal_cdf((median_ms / threshold_ms).ln() / sigma)
+}
+
+/// [`lognormal_tail`] from logarithms taken beforehand: the median's (`ln_median`, with `inv_sigma = 1 / sigma`)
+/// once per service for all its callers, the threshold's once per edge. Within 1e-14 of [`lognormal_tail`] (the
+/// difference of two logarithms in place of the logarithm of a ratio, a product in place of a quotient).
+#[inline]
+fn lognormal_tail_ln(
+    median_ms: f64,
+    ln_median: f64,
+    inv_sigma: f64,
+    threshold_ms: f64,
+    ln_threshold: f64,
+) -> f64 {
+    if median_ms <= 0.0 {
+        return 0.0;
+    }
+    if threshold_ms <= 0.0 {
+        return 1.0;
+    }
+    std_normal_cdf((ln_median - ln_threshold) * inv_sigma)
 }
 
 /// P(X <= threshold) for a log-normal latency with this median and sigma (within 2e-9, see
@@ -2039,6 +2305,29 @@ mod tests {
         assert_eq!(lognormal_tail(0.0, 0.5, 10.0), 0.0);
         assert_eq!(lognormal_cdf(10.0, 0.5, 0.0), 0.0);
         assert_eq!(lognormal_tail(10.0, 0.5, 0.0), 1.0);
+    }
+
+    #[test]
+    fn the_tail_from_logarithms_taken_beforehand_is_the_tail() {
+        let mut worst = 0.0f64;
+        for median in [0.6, 3.0, 40.0, 900.0, 7_000.0, 0.0, -1.0] {
+            for sigma in [0.05, 0.3, 0.5, 1.0, 2.0] {
+                let mut t = 0.1;
+                while t < 100_000.0 {
+                    let direct = lognormal_tail(median, sigma, t);
+                    let from_ln = lognormal_tail_ln(median, median.ln(), 1.0 / sigma, t, t.ln());
+                    assert!((direct - from_ln).abs() < 1e-14, "{median} {sigma} {t}");
+                    worst = worst.max((direct - from_ln).abs());
+                    t *= 1.07;
+                }
+                assert_eq!(
+                    lognormal_tail_ln(median, median.ln(), 1.0 / sigma, 0.0, f64::NEG_INFINITY),
+                    { if median <= 0.0 { 0.0 } else { 1.0 } }
+                );
+            }
+        }
+        // Not equal to the bit everywhere: the bound is about something.
+        assert!(worst > 0.0);
     }
 
     #[test]
@@ -2149,6 +2438,64 @@ mod tests {
     }
 
     #[test]
+    fn gaussian_is_the_irwin_hall_sum_of_four_uniforms() {
+        // Symmetric to the bit: complementing the draw negates the value.
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for _ in 0..10_000 {
+            let x = rng.next_u64();
+            assert_eq!(gaussian_from_bits(!x), -gaussian_from_bits(x));
+        }
+        // The extremes are ±2√3 less half a step per lane.
+        let edge = 3.0f64.sqrt() * (2.0 - 2.0 / 65_536.0);
+        assert!((gaussian_from_bits(u64::MAX) - edge).abs() < 1e-15);
+        assert!((gaussian_from_bits(0) + edge).abs() < 1e-15);
+        // Each lane counts with the same weight.
+        for lane in 0..4 {
+            let one = gaussian_from_bits(1 << (16 * lane)) - gaussian_from_bits(0);
+            assert!(
+                (one - 3.0f64.sqrt() / 65_536.0).abs() < 1e-12,
+                "lane {lane}"
+            );
+        }
+        // Moments and distribution: mean 0, variance 1, and the Irwin–Hall distribution function of four
+        // uniforms (rescaled) at a few points, from 400,000 draws (the tolerances are about five standard errors).
+        let n = 400_000;
+        let (mut sum, mut sum2) = (0.0, 0.0);
+        let points = [-3.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 3.0];
+        let mut below = [0usize; 9];
+        for _ in 0..n {
+            let g = gaussian(&mut rng);
+            sum += g;
+            sum2 += g * g;
+            for (k, p) in points.iter().enumerate() {
+                below[k] += (g <= *p) as usize;
+            }
+        }
+        let mean = sum / n as f64;
+        let var = sum2 / n as f64 - mean * mean;
+        assert!(mean.abs() < 0.008, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.012, "variance {var}");
+        // Irwin–Hall CDF of the sum of four uniforms at s = 2 + g / √3.
+        let irwin_hall = |s: f64| -> f64 {
+            let s = s.clamp(0.0, 4.0);
+            let mut c = 0.0;
+            for k in 0..=4 {
+                let t = s - k as f64;
+                if t > 0.0 {
+                    let binom = [1.0, 4.0, 6.0, 4.0, 1.0][k];
+                    c += if k % 2 == 0 { 1.0 } else { -1.0 } * binom * t.powi(4);
+                }
+            }
+            c / 24.0
+        };
+        for (k, p) in points.iter().enumerate() {
+            let got = below[k] as f64 / n as f64;
+            let want = irwin_hall(2.0 + p / 3.0f64.sqrt());
+            assert!((got - want).abs() < 0.004, "at {p}: {got} vs {want}");
+        }
+    }
+
+    #[test]
     fn add_rate_counts_exactly_the_finite_positive_rates() {
         let rates = [
             0.0,
@@ -2169,6 +2516,57 @@ mod tests {
             let counted = (r as f64).is_finite() && r as f64 > 0.0;
             assert_eq!(total, if counted { r as f64 } else { 0.0 }, "rate {r}");
         }
+    }
+
+    #[test]
+    fn bucket_counts_are_the_log_normal_probabilities_within_two_billionths() {
+        let mut worst = 0.0f64;
+        let mut cut = 0;
+        for median in [
+            0.3, 1.0, 4.5, 12.0, 40.0, 150.0, 999.0, 2_400.0, 9_000.0, 60_000.0,
+        ] {
+            let mut sigma = 0.01;
+            while sigma <= 2.0 {
+                let mut b = [0.0; LATENCY_BUCKET_COUNT];
+                add_bucket_counts(&mut b, 1.0, median, median.ln(), 1.0 / sigma);
+                let mut prev = 0.0;
+                for (k, le) in LATENCY_BUCKETS_S.iter().enumerate() {
+                    let exact = lognormal_cdf_exact(median, sigma, le * 1000.0);
+                    let err = (b[k] - exact).abs();
+                    assert!(
+                        err < 2e-9,
+                        "median {median} sigma {sigma} le {le}: {} vs {exact}",
+                        b[k]
+                    );
+                    assert!(b[k] >= prev && b[k] <= 1.0);
+                    worst = worst.max(err);
+                    prev = b[k];
+                    let z = ((le * 1000.0f64).ln() - median.ln()) / sigma;
+                    cut += (z.abs() >= BUCKET_Z_CUT && z.abs() < 8.0) as usize;
+                }
+                // The caller's +Inf bucket is left alone.
+                assert_eq!(b[LATENCY_BUCKETS_S.len()], 0.0);
+                sigma *= 1.09;
+            }
+        }
+        // The cut was exercised, and the error is not far below the bound it claims.
+        assert!(cut > 100, "{cut}");
+        assert!(worst > 1e-10, "{worst}");
+        // No latency at all: every bucket holds every request.
+        let mut b = [0.0; LATENCY_BUCKET_COUNT];
+        add_bucket_counts(&mut b, 2.0, 0.0, f64::NEG_INFINITY, 2.0);
+        assert!(b[..LATENCY_BUCKETS_S.len()].iter().all(|&x| x == 2.0));
+    }
+
+    #[test]
+    fn below_the_bucket_cut_the_distribution_function_is_below_one() {
+        // What lets the bucket loop skip the clamp to 1: even at the cut, a billionth of the requests is slower.
+        let mut z = -10.0;
+        while z < BUCKET_Z_CUT {
+            assert!(std_normal_cdf(z) < 1.0 - 5e-10, "z = {z}");
+            z += 0.000_31;
+        }
+        assert!(std_normal_cdf(BUCKET_Z_CUT.next_down()) < 1.0 - 5e-10);
     }
 
     #[test]
