@@ -433,6 +433,12 @@ impl SeriesKey {
         self.0 as u32
     }
 
+    /// The key `j` variants after this one, of the same name and service: the `j`-th series of
+    /// [`SampleSink::dense_run`].
+    pub fn nth_after(self, j: u32) -> SeriesKey {
+        SeriesKey::new(self.name(), self.service(), self.variant() + j)
+    }
+
     /// The key as one integer (for stores that key series by `u64`).
     pub fn bits(self) -> u64 {
         self.0
@@ -561,6 +567,30 @@ pub trait SampleSink {
     /// Every sample of series `key` in the window, oldest first (never empty). A series comes whole, in one
     /// call: handing samples over one at a time cost more than computing them.
     fn series(&mut self, key: SeriesKey, samples: &[TickSample]);
+
+    /// A series with one sample at each of `ticks` (ascending, not empty): `values[i]` at `ticks[i]`, whose
+    /// timestamp is `times[i]`. Exactly [`SampleSink::series`] with those samples, which is what it does unless
+    /// a sink does better: most series have a sample at every tick of the window, and a sink given them as one
+    /// column of values skips a sample's bookkeeping per tick.
+    fn dense(&mut self, key: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
+        let samples: Vec<TickSample> = ticks
+            .iter()
+            .zip(times)
+            .zip(values)
+            .map(|((&tick, &ms), &v)| TickSample { tick, ms, v })
+            .collect();
+        self.series(key, &samples);
+    }
+
+    /// Series `first` and the ones after it ([`SeriesKey::nth_after`]), each with one sample at each of `ticks`:
+    /// the `j`-th takes the `j`-th run of `ticks.len()` values. Exactly [`SampleSink::dense`] of each in turn,
+    /// which it is unless a sink does better: a histogram's buckets come this way, one call for all of a
+    /// service's, so a sink finds its place once for them.
+    fn dense_run(&mut self, first: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
+        for (j, run) in values.chunks_exact(ticks.len().max(1)).enumerate() {
+            self.dense(first.nth_after(j as u32), ticks, times, run);
+        }
+    }
 }
 
 /// Collects a render into one [`KeyedSeries`] per series.
@@ -573,6 +603,31 @@ impl SampleSink for Collect {
             key,
             samples: samples.iter().map(|s| (s.ms, s.v)).collect(),
         });
+    }
+
+    fn dense(&mut self, key: SeriesKey, _ticks: &[u64], times: &[i64], values: &[f64]) {
+        self.0.push(KeyedSeries {
+            key,
+            samples: times.iter().copied().zip(values.iter().copied()).collect(),
+        });
+    }
+}
+
+/// Which series a render computes.
+struct Want {
+    /// By [`SeriesName`] discriminant.
+    names: [bool; SeriesName::ALL.len()],
+    /// Whether the histogram's family name (`http_request_duration_seconds`) is asked for: its three series.
+    histogram: bool,
+}
+
+impl Want {
+    /// What `wanted` accepts, asked once per name.
+    fn from_fn(wanted: &dyn Fn(&str) -> bool) -> Want {
+        Want {
+            names: std::array::from_fn(|i| wanted(SeriesName::ALL[i].as_str())),
+            histogram: wanted("http_request_duration_seconds"),
+        }
     }
 }
 
@@ -590,7 +645,10 @@ struct Builder<'a> {
     /// series and tick.
     frames: Vec<Option<&'a [ServiceFrame]>>,
     totals: Vec<Option<&'a [ServiceTotals]>>,
-    /// The samples of the series being rendered, handed to `sink` whole.
+    /// The samples of the series being rendered, handed to `sink` whole: while every tick from the window's
+    /// first has one, only their values, in `vals` (`buf` empty); from the first tick without one on, every
+    /// sample in `buf` (see [`Builder::sample`]).
+    vals: Vec<f64>,
     buf: Vec<TickSample>,
     /// The histogram's scratch (see [`histogram`]), kept from one service to the next.
     counts: Vec<f64>,
@@ -603,11 +661,49 @@ impl Builder<'_> {
         self.want[name as usize]
     }
 
+    /// Adds the sample of the window's `i`-th tick to the series being rendered (`i` ascending).
+    #[inline]
+    fn sample(&mut self, i: usize, v: f64) {
+        if self.buf.is_empty() && self.vals.len() == i {
+            self.vals.push(v);
+        } else {
+            self.sample_after_gap(i, v);
+        }
+    }
+
+    /// [`Builder::sample`] once a tick of the window had none.
+    #[cold]
+    #[inline(never)]
+    fn sample_after_gap(&mut self, i: usize, v: f64) {
+        if self.buf.is_empty() {
+            // The first tick without a sample: from here on, sample by sample.
+            for (j, &v) in self.vals.iter().enumerate() {
+                self.buf.push(TickSample {
+                    tick: self.ticks[j],
+                    ms: self.times[j],
+                    v,
+                });
+            }
+            self.vals.clear();
+        }
+        self.buf.push(TickSample {
+            tick: self.ticks[i],
+            ms: self.times[i],
+            v,
+        });
+    }
+
     /// Hands the series being rendered to the sink (if it has samples) and starts the next one.
     fn flush(&mut self, key: SeriesKey) {
         if !self.buf.is_empty() {
             self.sink.series(key, &self.buf);
             self.buf.clear();
+        } else if !self.vals.is_empty() {
+            // Samples at the first `n` ticks.
+            let n = self.vals.len();
+            self.sink
+                .dense(key, &self.ticks[..n], &self.times[..n], &self.vals);
+            self.vals.clear();
         }
     }
 
@@ -624,9 +720,9 @@ impl Builder<'_> {
         }
         let key = SeriesKey::new(name, service, variant);
         let s = service.index();
-        for ((&t, &ms), frames) in self.ticks.iter().zip(&self.times).zip(&self.frames) {
-            if let Some(v) = frames.and_then(|f| f.get(s)).and_then(&value) {
-                self.buf.push(TickSample { tick: t, ms, v });
+        for i in 0..self.frames.len() {
+            if let Some(v) = self.frames[i].and_then(|f| f.get(s)).and_then(&value) {
+                self.sample(i, v);
             }
         }
         self.flush(key);
@@ -680,18 +776,14 @@ impl Builder<'_> {
         }
         let key = SeriesKey::new(name, service, variant);
         let mut shown = 0.0f64;
-        for (i, (&t, &ms)) in self.ticks.iter().zip(&self.times).enumerate() {
+        for i in 0..self.frames.len() {
             let Some(v) = value(self.frames[i], self.totals[i]) else {
                 continue;
             };
             let v = v.max(0.0);
             let v = if integral { v.floor() } else { v };
             shown = shown.max(v);
-            self.buf.push(TickSample {
-                tick: t,
-                ms,
-                v: shown,
-            });
+            self.sample(i, shown);
         }
         self.flush(key);
     }
@@ -735,20 +827,35 @@ pub fn render_keyed(
     end_ms: i64,
 ) -> Vec<KeyedSeries> {
     let mut out = Collect::default();
-    render_scoped(world, wanted, None, start_ms, end_ms, &mut out);
+    render_scoped(
+        world,
+        Want::from_fn(wanted),
+        None,
+        start_ms,
+        end_ms,
+        &mut out,
+    );
     out.0
 }
 
-/// The samples of [`render_keyed`] handed to `sink` one by one, series after series, without collecting
-/// them: for readers that keep samples of their own.
+/// The samples of [`render_keyed`] of the series named in `names` handed to `sink` series after series,
+/// without collecting them: for readers that keep samples of their own. Takes the names rather than a matcher:
+/// such a reader knows them, and asking a matcher about every name cost more than a render's bookkeeping.
 pub fn render_into(
     world: &World,
-    wanted: &dyn Fn(&str) -> bool,
+    names: &[SeriesName],
     start_ms: i64,
     end_ms: i64,
     sink: &mut dyn SampleSink,
 ) {
-    render_scoped(world, wanted, None, start_ms, end_ms, sink);
+    let mut want = Want {
+        names: [false; SeriesName::ALL.len()],
+        histogram: false,
+    };
+    for &n in names {
+        want.names[n as usize] = true;
+    }
+    render_scoped(world, want, None, start_ms, end_ms, sink);
 }
 
 /// Renders the series of one service only: exactly the series of [`render`] whose `service` label names it, in
@@ -768,7 +875,14 @@ pub fn render_service(
         return Vec::new();
     }
     let mut keyed = Collect::default();
-    render_scoped(world, wanted, Some(service), start_ms, end_ms, &mut keyed);
+    render_scoped(
+        world,
+        Want::from_fn(wanted),
+        Some(service),
+        start_ms,
+        end_ms,
+        &mut keyed,
+    );
     let mut out = labelled(world, keyed.0);
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
@@ -812,7 +926,7 @@ fn labelled(world: &World, keyed: Vec<KeyedSeries>) -> Vec<MetricSeries> {
 /// [`render_into`] over every service, or over `only`.
 fn render_scoped(
     world: &World,
-    wanted: &dyn Fn(&str) -> bool,
+    want: Want,
     only: Option<ServiceId>,
     start_ms: i64,
     end_ms: i64,
@@ -829,12 +943,13 @@ fn render_scoped(
     let totals = ticks.iter().map(|&t| ring.tick_totals(t)).collect();
     let mut b = Builder {
         world,
-        want: std::array::from_fn(|i| wanted(SeriesName::ALL[i].as_str())),
-        want_histogram: wanted("http_request_duration_seconds"),
+        want: want.names,
+        want_histogram: want.histogram,
         ticks,
         times,
         frames,
         totals,
+        vals: Vec::new(),
         buf: Vec::new(),
         counts: Vec::new(),
         held: Vec::new(),
@@ -939,13 +1054,14 @@ fn render_scoped(
         if spec.tls.is_some() && b.wants(N::CertExpiry) {
             let epoch = world.epoch_unix_s() as f64;
             let key = SeriesKey::new(N::CertExpiry, id, 0);
-            for (&t, &ms) in b.ticks.iter().zip(&b.times) {
+            for k in 0..b.ticks.len() {
+                let t = b.ticks[k];
                 let Some(f) = ring.get(t, i) else {
                     continue;
                 };
                 if f.cert_expires_in_s.is_finite() {
                     let v = round(epoch + t as f64 * dt + f.cert_expires_in_s as f64);
-                    b.buf.push(TickSample { tick: t, ms, v });
+                    b.sample(k, v);
                 }
             }
             b.flush(key);
@@ -1048,22 +1164,29 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
             counts[k * nt + i] = *s;
         }
     }
+    // Usually the ring holds every tick of the window for the service: each bucket's counts are then its
+    // samples as they are.
+    let all_held = held.iter().all(|&h| h);
     let emit = |b: &mut Builder<'_>, key: SeriesKey, values: &[f64]| {
-        for (i, (&t, &ms)) in b.ticks.iter().zip(&b.times).enumerate() {
+        if all_held {
+            b.sink.dense(key, &b.ticks, &b.times, values);
+            return;
+        }
+        for (i, &v) in values.iter().enumerate() {
             if held[i] {
-                b.buf.push(TickSample {
-                    tick: t,
-                    ms,
-                    v: values[i],
-                });
+                b.sample(i, v);
             }
         }
         b.flush(key);
     };
     if want_bucket {
-        for (k, values) in counts.chunks_exact(nt).enumerate() {
-            let key = SeriesKey::new(SeriesName::HttpRequestDurationBucket, id, k as u32);
-            emit(b, key, values);
+        let first = SeriesKey::new(SeriesName::HttpRequestDurationBucket, id, 0);
+        if all_held {
+            b.sink.dense_run(first, &b.ticks, &b.times, &counts);
+        } else {
+            for (k, values) in counts.chunks_exact(nt).enumerate() {
+                emit(b, first.nth_after(k as u32), values);
+            }
         }
     }
     if want_count {
@@ -1074,16 +1197,12 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
     if want_sum {
         let key = SeriesKey::new(SeriesName::HttpRequestDurationSum, id, 0);
         let mut shown = 0.0f64;
-        for ((&t, &ms), tick_totals) in b.ticks.iter().zip(&b.times).zip(&b.totals) {
-            let Some(totals) = tick_totals.and_then(|t| t.get(s)) else {
+        for i in 0..b.totals.len() {
+            let Some(totals) = b.totals[i].and_then(|t| t.get(s)) else {
                 continue;
             };
             shown = shown.max(totals.latency_sum_s);
-            b.buf.push(TickSample {
-                tick: t,
-                ms,
-                v: shown,
-            });
+            b.sample(i, shown);
         }
         b.flush(key);
     }
@@ -1161,6 +1280,88 @@ mod tests {
                 "round({c:e}) = {got:e}, want {want:e}"
             );
         }
+    }
+
+    /// Records what a render hands over, dense series as the samples they stand for.
+    #[derive(Default)]
+    struct Record(Vec<(SeriesKey, Vec<TickSample>, bool)>);
+
+    impl SampleSink for Record {
+        fn series(&mut self, key: SeriesKey, samples: &[TickSample]) {
+            self.0.push((key, samples.to_vec(), false));
+        }
+
+        fn dense(&mut self, key: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
+            let samples = ticks
+                .iter()
+                .zip(times)
+                .zip(values)
+                .map(|((&tick, &ms), &v)| TickSample { tick, ms, v })
+                .collect();
+            self.0.push((key, samples, true));
+        }
+    }
+
+    /// A series is handed over as a column of values exactly when its samples are at the window's first ticks
+    /// without a gap, and sample by sample otherwise, the same samples either way: every pattern of ticks with
+    /// and without a sample, one series after another through the same builder.
+    #[test]
+    fn series_go_dense_exactly_when_they_start_the_window_without_a_gap() {
+        let topology: firedrill_world::spec::TopologySpec = serde_json::from_value(serde_json::json!({
+            "tick_s": 15,
+            "cluster": { "cpu_millis": 4000, "memory_mb": 4096 },
+            "entrypoints": [{ "service": "web", "rps": 10 }],
+            "services": [{ "name": "web", "kind": "edge", "version": "v1", "versions": [{ "name": "v1" }] }]
+        }))
+        .expect("spec");
+        let topology = firedrill_world::Topology::compile(
+            &topology,
+            &firedrill_world::topology::SpecPath::root(),
+        )
+        .expect("topology");
+        let world = World::new(
+            std::sync::Arc::new(topology),
+            1,
+            firedrill_world::WorldOptions::default(),
+        );
+        let n = 7;
+        let mut sink = Record::default();
+        let mut b = Builder {
+            world: &world,
+            want: [true; SeriesName::ALL.len()],
+            want_histogram: true,
+            ticks: (40..40 + n as u64).collect(),
+            times: (0..n as i64).map(|i| 1_000 + 15_000 * i).collect(),
+            frames: Vec::new(),
+            totals: Vec::new(),
+            vals: Vec::new(),
+            buf: Vec::new(),
+            counts: Vec::new(),
+            held: Vec::new(),
+            sink: &mut sink,
+        };
+        let mut expected = Vec::new();
+        for mask in 0u32..1 << n {
+            let key = SeriesKey::new(SeriesName::Up, ServiceId(0), mask);
+            let mut want = Vec::new();
+            for i in (0..n).filter(|i| mask >> i & 1 == 1) {
+                let v = f64::from(mask) + i as f64 / 8.0;
+                b.sample(i, v);
+                want.push(TickSample {
+                    tick: 40 + i as u64,
+                    ms: 1_000 + 15_000 * i as i64,
+                    v,
+                });
+            }
+            b.flush(key);
+            if !want.is_empty() {
+                // Dense: the present ticks are the first `k`.
+                let dense = mask & (mask + 1) == 0;
+                expected.push((key, want, dense));
+            }
+        }
+        assert_eq!(sink.0.len(), (1 << n) - 1);
+        assert_eq!(sink.0, expected);
     }
 
     #[test]
