@@ -204,12 +204,28 @@ impl CachedSeries {
 
     /// [`CachedSeries::push`] of a sample at each of `times` with `values`: the samples copied in one go, then
     /// what `push` notes read off the values (copying and noting in one loop cost twice as much).
+    #[inline(always)]
     fn extend(&mut self, times: &[i64], values: &[f64]) {
         let first = self.base + self.samples.len();
         // Nothing is below NaN, as nothing is below a missing sample.
-        let mut prev = self.samples.last().map_or(f64::NAN, |p| p.v);
+        let prev = self.samples.last().map_or(f64::NAN, |p| p.v);
         self.samples
             .extend(times.iter().zip(values).map(|(&t, &v)| Sample::new(t, v)));
+        // Most series neither go stale nor fall: a pass that only reads, and the noting pass only if it found
+        // something.
+        let (mut note, mut p) = (false, prev);
+        for &v in values {
+            note |= is_stale_nan(v) | (v < p);
+            p = v;
+        }
+        if note {
+            self.note(first, prev, values);
+        }
+    }
+
+    /// Notes the markers and decreases among `values`, the first at position `first`, after a sample `prev`.
+    #[cold]
+    fn note(&mut self, first: usize, mut prev: f64, values: &[f64]) {
         for (pos, &v) in (first..).zip(values) {
             if is_stale_nan(v) {
                 self.markers.push(pos);
@@ -368,6 +384,7 @@ impl CachedFamily {
 impl CachedSeries {
     /// Appends samples at the consecutive ticks `first..=last` (at `times`, with `values`): no gap between
     /// them, so the only marker that can come is one before the first (as [`Append::series`] would write it).
+    #[inline(always)]
     fn append_consecutive(
         &mut self,
         world: &World,

@@ -781,7 +781,7 @@ impl Builder<'_> {
                 continue;
             };
             let v = v.max(0.0);
-            let v = if integral { v.floor() } else { v };
+            let v = if integral { floor(v) } else { v };
             shown = shown.max(v);
             self.sample(i, shown);
         }
@@ -1213,7 +1213,19 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
 /// `f64::round` (half away from zero) to the bit, without the library call x86-64's baseline instruction set
 /// (no SSE4.1 `roundsd`) makes of it: the histogram rounds every bucket of every tick it renders, and the
 /// gauges that report whole numbers round every sample.
+#[inline]
 fn round(x: f64) -> f64 {
+    // Most values rounded are positive (counts, sizes): below 2^52 truncation through i64 is exact, and so is the
+    // fractional part; the result is never a negative zero.
+    if x > 0.0 && x < 4_503_599_627_370_496.0 {
+        let t = x as i64 as f64;
+        return if x - t >= 0.5 { t + 1.0 } else { t };
+    }
+    round_any(x)
+}
+
+/// [`round`] of any value.
+fn round_any(x: f64) -> f64 {
     // From 2^52 on every float is an integer; NaN and the infinities pass through too.
     if x.is_nan() || x.abs() >= 4_503_599_627_370_496.0 {
         return x;
@@ -1230,6 +1242,22 @@ fn round(x: f64) -> f64 {
     };
     // Keep the sign of a zero result (round(-0.3) is -0.0).
     if r == 0.0 { 0.0f64.copysign(x) } else { r }
+}
+
+/// `f64::floor` to the bit, without the library call (as [`round`]): every integral counter floors each sample.
+#[inline]
+fn floor(x: f64) -> f64 {
+    // Below 2^52 truncation through i64 is exact, and for a positive value it is the floor.
+    if x > 0.0 && x < 4_503_599_627_370_496.0 {
+        return x as i64 as f64;
+    }
+    // NaN, the infinities, the zeros (whose sign stays) and everything from 2^52 on are their own floor.
+    if x.is_nan() || x == 0.0 || x.abs() >= 4_503_599_627_370_496.0 {
+        return x;
+    }
+    // Negative: truncation went up unless the value was whole.
+    let t = x as i64 as f64;
+    if t > x { t - 1.0 } else { t }
 }
 
 /// Bucket bounds in the shortest form Prometheus client libraries print (`0.005`, `1.0`, `10.0`).
@@ -1362,6 +1390,47 @@ mod tests {
         }
         assert_eq!(sink.0.len(), (1 << n) - 1);
         assert_eq!(sink.0, expected);
+    }
+
+    #[test]
+    fn floor_matches_the_standard_library_to_the_bit() {
+        let mut cases = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            // The floats either side of 1 and -1.
+            f64::from_bits(1.0f64.to_bits() - 1),
+            f64::from_bits(1.0f64.to_bits() + 1),
+            -f64::from_bits(1.0f64.to_bits() - 1),
+            -f64::from_bits(1.0f64.to_bits() + 1),
+            4_503_599_627_370_495.5,
+            -4_503_599_627_370_495.5,
+            4_503_599_627_370_496.0,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        // Pseudo-random bit patterns (splitmix64), over every exponent, and small values near integers.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..200_000u64 {
+            x = det::splitmix64(x);
+            cases.push(f64::from_bits(x));
+            cases.push((x % 10_000_000) as f64 / 1000.0 * if i % 2 == 0 { 1.0 } else { -1.0 });
+        }
+        for c in cases {
+            let (got, want) = (floor(c), c.floor());
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "floor({c:e}) = {got:e}, want {want:e}"
+            );
+        }
     }
 
     #[test]
