@@ -1159,7 +1159,8 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
         held[i] = true;
         let mut floor = 0.0f64;
         for (k, s) in shown.iter_mut().enumerate() {
-            *s = s.max(round(totals.latency_buckets[k])).max(floor);
+            // `s.max(..).max(floor)`: neither the running count nor the floor is ever NaN (both start at 0).
+            *s = max_over(max_over(*s, round(totals.latency_buckets[k])), floor);
             floor = *s;
             counts[k * nt + i] = *s;
         }
@@ -1210,18 +1211,37 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
     b.held = held;
 }
 
+/// `a.max(b)` for an `a` that is not NaN, as one comparison instead of the NaN-aware maximum: `b` when it is
+/// greater, `a` otherwise (for a NaN `b`, and on ties, where `f64::max` keeps `a` too).
+#[inline]
+fn max_over(a: f64, b: f64) -> f64 {
+    if b > a { b } else { a }
+}
+
 /// `f64::round` (half away from zero) to the bit, without the library call x86-64's baseline instruction set
 /// (no SSE4.1 `roundsd`) makes of it: the histogram rounds every bucket of every tick it renders, and the
 /// gauges that report whole numbers round every sample.
 #[inline]
 fn round(x: f64) -> f64 {
-    // Most values rounded are positive (counts, sizes): below 2^52 truncation through i64 is exact, and so is the
-    // fractional part; the result is never a negative zero.
-    if x > 0.0 && x < 4_503_599_627_370_496.0 {
-        let t = x as i64 as f64;
-        return if x - t >= 0.5 { t + 1.0 } else { t };
+    // Most values rounded are positive (counts, sizes): see `nearest`; only halves, which it takes to the even
+    // neighbour, differ from rounding half away from zero. The result is never a negative zero.
+    if x > 0.0 && x < TWO_52 {
+        let r = nearest(x);
+        return if x - r == 0.5 { r + 1.0 } else { r };
     }
     round_any(x)
+}
+
+/// 2^52: from there on every float is an integer.
+const TWO_52: f64 = 4_503_599_627_370_496.0;
+
+/// `x` rounded to the nearest integer, halves to even, for `0 <= x < 2^52`: adding 2^52 leaves no bit below the
+/// units, so the addition rounds (to nearest, the only rounding Rust uses), and subtracting it again is exact.
+/// Cheaper than a truncation through `i64`, whose saturation costs checks. `x - nearest(x)` is exact too
+/// (Sterbenz: the two are within a factor two of each other, or the result is `x` itself).
+#[inline]
+fn nearest(x: f64) -> f64 {
+    (x + TWO_52) - TWO_52
 }
 
 /// [`round`] of any value.
@@ -1247,9 +1267,9 @@ fn round_any(x: f64) -> f64 {
 /// `f64::floor` to the bit, without the library call (as [`round`]): every integral counter floors each sample.
 #[inline]
 fn floor(x: f64) -> f64 {
-    // Below 2^52 truncation through i64 is exact, and for a positive value it is the floor.
-    if x > 0.0 && x < 4_503_599_627_370_496.0 {
-        return x as i64 as f64;
+    if x > 0.0 && x < TWO_52 {
+        let r = nearest(x);
+        return if r > x { r - 1.0 } else { r };
     }
     // NaN, the infinities, the zeros (whose sign stays) and everything from 2^52 on are their own floor.
     if x.is_nan() || x == 0.0 || x.abs() >= 4_503_599_627_370_496.0 {
@@ -1390,6 +1410,34 @@ mod tests {
         }
         assert_eq!(sink.0.len(), (1 << n) - 1);
         assert_eq!(sink.0, expected);
+    }
+
+    #[test]
+    fn max_over_is_the_maximum_of_a_number_and_anything() {
+        let mut values = vec![0.0, -0.0, 1.0, -1.0, 0.5, f64::INFINITY, f64::NEG_INFINITY];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2_000 {
+            x = det::splitmix64(x);
+            values.push(f64::from_bits(x));
+            values.push((x % 64) as f64 / 4.0 - 8.0);
+        }
+        let nans = [f64::NAN, -f64::NAN, f64::from_bits(0x7ff0_0000_0000_0002)];
+        let mut compared = 0;
+        for &a in values.iter().filter(|a| !a.is_nan()) {
+            // Every special value, the others sampled.
+            let special = values[..7].iter().chain(&nans);
+            for &b in special.chain(values[7..].iter().step_by(7)) {
+                // `black_box`: the maximum as the renderer computed it, at run time.
+                let want = std::hint::black_box(a).max(std::hint::black_box(b));
+                assert_eq!(
+                    max_over(a, b).to_bits(),
+                    want.to_bits(),
+                    "max({a:e}, {b:e})"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 500_000, "{compared}");
     }
 
     #[test]
