@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use firedrill_promql::{Engine, EngineOptions, InstantPlan, Labels, METRIC_NAME, Series, Value};
+use firedrill_promql::{Engine, EngineOptions, InstantPlan, Labels, Series, Value};
 use firedrill_query::{CachedWorldStorage, SeriesCache, WorldStorage};
 use firedrill_world::World;
 use serde::Serialize;
@@ -45,8 +45,11 @@ pub struct AlertInstance {
     pub rule: usize,
     /// Labels: the result's (without `__name__`), the rule's, and `alertname`.
     pub labels: BTreeMap<String, String>,
-    /// Annotations, expanded at the latest evaluation that returned the alert.
-    pub annotations: BTreeMap<String, String>,
+    /// The result's labels (without `__name__`) at the latest evaluation that returned the alert: with
+    /// [`AlertInstance::value`], what its annotations are expanded from ([`RuleEngine::annotations`]). Kept
+    /// instead of the expanded text because formatting every annotation at every evaluation cost more than
+    /// the rest of the state machine, and they are read only when an alert is shown.
+    result: Labels,
     /// Current state.
     pub state: AlertState,
     /// When the current activation began (Unix ms).
@@ -118,6 +121,11 @@ pub struct RuleEngine {
     instances: Vec<AlertInstance>,
     /// (rule, labels) to instance index; ordered, so nothing depends on hash order.
     index: BTreeMap<(usize, Labels), usize>,
+    /// Per rule whose label templates do not read `$value` (`None` for the others): each result label set
+    /// seen, to the alert it makes. An alert's labels then depend on the result's labels alone, so a rule
+    /// returning the same series at every evaluation skips the label work (template expansion, building the
+    /// label set and looking it up) after the first.
+    seen: Vec<Option<BTreeMap<Labels, usize>>>,
     history: Vec<AlertTransition>,
     /// The latest evaluation error of each rule (Prometheus's rule health), if the latest evaluation failed.
     errors: Vec<Option<String>>,
@@ -151,6 +159,15 @@ impl RuleEngine {
             .iter()
             .map(|r| InstantPlan::compile(&r.expr, engine.options()))
             .collect();
+        let seen = rules
+            .iter()
+            .map(|r| {
+                r.labels
+                    .iter()
+                    .all(|(_, t)| !t.reads_value())
+                    .then(BTreeMap::new)
+            })
+            .collect();
         RuleEngine {
             rules: rules.into(),
             interval_ticks: interval_ticks.max(1),
@@ -159,6 +176,7 @@ impl RuleEngine {
             series: SeriesCache::default(),
             instances: Vec::new(),
             index: BTreeMap::new(),
+            seen,
             history: Vec::new(),
             errors: vec![None; n],
             evaluations: 0,
@@ -185,6 +203,13 @@ impl RuleEngine {
     /// One alert.
     pub fn instance(&self, index: usize) -> &AlertInstance {
         &self.instances[index]
+    }
+
+    /// An alert's annotations, expanded from its labels and value at the latest evaluation that returned it
+    /// (as Prometheus expands them at each evaluation; here only when asked).
+    pub fn annotations(&self, index: usize) -> BTreeMap<String, String> {
+        let inst = &self.instances[index];
+        annotations(&self.rules[inst.rule], &inst.result, inst.value)
     }
 
     /// Every state change so far, in time order.
@@ -361,6 +386,13 @@ impl RuleEngine {
             t.instance = remap[t.instance];
             t
         }));
+        // The alerts this engine resolved keep theirs under their new indices; those seen only before the
+        // late start are resolved again when they come back.
+        for seen in self.seen.iter_mut().flatten() {
+            for i in seen.values_mut() {
+                *i = remap[*i];
+            }
+        }
         self.instances = instances;
         self.index = index;
         self.history = history;
@@ -453,60 +485,65 @@ impl RuleEngine {
         ts: i64,
         t_s: f64,
     ) -> Result<(), String> {
-        // Labels and annotations of every returned alert first: a duplicate label set fails the whole
-        // evaluation of the rule before any state changes, as in Prometheus.
-        let mut alerts = BTreeMap::new();
-        for (labels, value) in found {
-            let data = Data {
-                labels: &labels,
-                value,
-            };
-            // Templates see the result's labels (not the rule's own), as in Prometheus.
-            let annotations: BTreeMap<String, String> = rule
-                .annotations
-                .iter()
-                .map(|(k, t)| (k.clone(), t.expand(data)))
-                .collect();
-            let mut all = labels.clone();
-            for (k, t) in &rule.labels {
-                let v = t.expand(data);
-                if v.is_empty() {
-                    all.remove(k);
-                } else {
-                    all.insert(k.clone(), v);
-                }
+        let duplicate = || {
+            format!(
+                "vector contains metrics with the same labelset after applying alert labels (rule {})",
+                rule.name()
+            )
+        };
+        // Every returned alert is resolved to its instance before any state changes: a duplicate label set
+        // fails the whole evaluation of the rule, as in Prometheus. Alerts already known are found by index;
+        // the label work (templates, the label set) is done only for result label sets not seen before.
+        let mut returned: Vec<(usize, Labels, f64)> = Vec::with_capacity(found.len());
+        let mut new: BTreeMap<Labels, (BTreeMap<String, String>, Labels, f64)> = BTreeMap::new();
+        for (result, value) in found {
+            if let Some(&i) = self.seen[ri].as_ref().and_then(|seen| seen.get(&result)) {
+                returned.push((i, result, value));
+                continue;
             }
-            all.insert("alertname".into(), rule.name().to_string());
-            let key = Labels::new(all.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            if alerts.insert(key, (all, annotations, value)).is_some() {
-                return Err(format!(
-                    "vector contains metrics with the same labelset after applying alert labels \
-                     (rule {})",
-                    rule.name()
-                ));
+            let (key, all) = alert_labels(rule, &result, value);
+            let key = (ri, key);
+            match self.index.get(&key) {
+                Some(&i) => {
+                    if let Some(seen) = &mut self.seen[ri] {
+                        seen.insert(result.clone(), i);
+                    }
+                    returned.push((i, result, value));
+                }
+                // Not an alert's labels yet, so equal to no known alert's: only to another new one.
+                None => {
+                    if new.insert(key.1, (all, result, value)).is_some() {
+                        return Err(duplicate());
+                    }
+                }
             }
         }
-        let mut returned = Vec::with_capacity(alerts.len());
-        for (key, (all, annotations, value)) in alerts {
-            let key = (ri, key);
-            let idx = match self.index.get(&key) {
-                Some(&i) => i,
-                None => {
-                    self.instances.push(AlertInstance {
-                        rule: ri,
-                        labels: all,
-                        annotations: BTreeMap::new(),
-                        state: AlertState::Inactive,
-                        active_at_ms: ts,
-                        active_at_s: t_s,
-                        fired_at_ms: None,
-                        keep_firing_since_ms: None,
-                        value,
-                    });
-                    self.index.insert(key, self.instances.len() - 1);
-                    self.instances.len() - 1
-                }
-            };
+        returned.sort_unstable_by_key(|r| r.0);
+        if returned.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(duplicate());
+        }
+        // New alerts take the next indices in label order, after every known one (so `returned` stays sorted).
+        for (key, (all, result, value)) in new {
+            let i = self.instances.len();
+            self.instances.push(AlertInstance {
+                rule: ri,
+                labels: all,
+                result: Labels::empty(),
+                state: AlertState::Inactive,
+                active_at_ms: ts,
+                active_at_s: t_s,
+                fired_at_ms: None,
+                keep_firing_since_ms: None,
+                value,
+            });
+            self.index.insert((ri, key), i);
+            if let Some(seen) = &mut self.seen[ri] {
+                seen.insert(result.clone(), i);
+            }
+            returned.push((i, result, value));
+        }
+        let mut returned_idx = Vec::with_capacity(returned.len());
+        for (idx, result, value) in returned {
             let inst = &mut self.instances[idx];
             if inst.state == AlertState::Inactive {
                 inst.active_at_ms = ts;
@@ -514,11 +551,11 @@ impl RuleEngine {
                 inst.fired_at_ms = None;
             }
             inst.value = value;
-            inst.annotations = annotations;
+            inst.result = result;
             inst.keep_firing_since_ms = None;
-            returned.push(idx);
+            returned_idx.push(idx);
         }
-        returned.sort_unstable();
+        let returned = returned_idx;
         for idx in 0..self.instances.len() {
             let inst = &mut self.instances[idx];
             if inst.rule != ri {
@@ -572,7 +609,7 @@ impl RuleEngine {
             .into_iter()
             .map(|i| ActiveAlert {
                 labels: i.labels.clone(),
-                annotations: i.annotations.clone(),
+                annotations: annotations(&self.rules[i.rule], &i.result, i.value),
                 state: i.state,
                 active_since_s: i.active_at_s,
                 fired_at_unix_ms: i.fired_at_ms.filter(|_| i.state == AlertState::Firing),
@@ -588,7 +625,7 @@ impl RuleEngine {
 }
 
 /// A result sample: its labels (without `__name__`) and value.
-type Sampled = (BTreeMap<String, String>, f64);
+type Sampled = (Labels, f64);
 
 /// One evaluation's result: the samples, or why the evaluation failed.
 type Evaluated = Result<Vec<Sampled>, String>;
@@ -604,12 +641,7 @@ fn tick_ms(world: &World, tick: u64) -> i64 {
 fn split_steps(series: Vec<Series>, times: &[i64]) -> Option<Vec<Evaluated>> {
     let mut steps: Vec<Vec<Sampled>> = vec![Vec::new(); times.len()];
     for s in series {
-        let labels: BTreeMap<String, String> = s
-            .labels
-            .iter()
-            .filter(|(k, _)| *k != METRIC_NAME)
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let labels = s.labels.without_name();
         for sample in s.samples {
             let i = times.binary_search(&sample.t).ok()?;
             steps[i].push((labels.clone(), sample.v));
@@ -633,13 +665,57 @@ fn results(rule: &AlertingRule, v: Value) -> Result<Vec<Sampled>, String> {
     };
     Ok(samples
         .into_iter()
-        .map(|(labels, value)| {
-            let map = labels
-                .iter()
-                .filter(|(k, _)| *k != METRIC_NAME)
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            (map, value)
-        })
+        .map(|(labels, value)| (labels.without_name(), value))
         .collect())
+}
+
+/// The labels templates see: a result's, as names to values.
+fn template_labels(result: &Labels) -> BTreeMap<String, String> {
+    result
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// An alert's label set and its labels: the result's (`result`, without `__name__`), the rule's label
+/// templates expanded over them and `value` (an empty expansion removes the label), and `alertname`.
+fn alert_labels(
+    rule: &AlertingRule,
+    result: &Labels,
+    value: f64,
+) -> (Labels, BTreeMap<String, String>) {
+    let labels = template_labels(result);
+    // Templates see the result's labels (not the rule's own), as in Prometheus.
+    let data = Data {
+        labels: &labels,
+        value,
+    };
+    let mut all = labels.clone();
+    for (k, t) in &rule.labels {
+        let v = t.expand(data);
+        if v.is_empty() {
+            all.remove(k);
+        } else {
+            all.insert(k.clone(), v);
+        }
+    }
+    all.insert("alertname".into(), rule.name().to_string());
+    let key = Labels::new(all.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    (key, all)
+}
+
+/// A rule's annotations expanded over a result's labels and value.
+fn annotations(rule: &AlertingRule, result: &Labels, value: f64) -> BTreeMap<String, String> {
+    if rule.annotations.is_empty() {
+        return BTreeMap::new();
+    }
+    let labels = template_labels(result);
+    let data = Data {
+        labels: &labels,
+        value,
+    };
+    rule.annotations
+        .iter()
+        .map(|(k, t)| (k.clone(), t.expand(data)))
+        .collect()
 }

@@ -164,6 +164,19 @@ impl Template {
         self.parts.iter().all(|p| matches!(p, Part::Text(_)))
     }
 
+    /// Whether the expansion reads the alert's value (`$value`, `.Value`): if not, it depends on the labels alone,
+    /// so the rule engine can keep it for a label set (see [`crate::RuleEngine`]).
+    pub fn reads_value(&self) -> bool {
+        let value = |o: &Operand| matches!(o, Operand::Value);
+        self.parts.iter().any(|p| match p {
+            Part::Text(_) => false,
+            Part::Action(cmds) => cmds.iter().any(|c| match c {
+                Command::Operand(o) => value(o),
+                Command::Call(_, args) => args.iter().any(value),
+            }),
+        })
+    }
+
     /// Expands the template. Missing labels expand to the empty string, as Prometheus's `missingkey=zero`.
     pub fn expand(&self, data: Data<'_>) -> String {
         let mut out = String::new();
@@ -710,6 +723,18 @@ mod tests {
             expand("{{ $labels.service | toUpper }}", 0.0),
             "ORDER-SERVICE"
         );
+    }
+
+    #[test]
+    fn reads_value_finds_every_use_of_the_value() {
+        let reads = |t: &str| Template::parse(t).unwrap().reads_value();
+        assert!(reads("{{ $value }}"));
+        assert!(reads("x {{ .Value | humanize }}"));
+        assert!(reads(r#"{{ printf "%.1f" $value }}"#));
+        assert!(reads("{{ $labels.service }} {{ humanize .Value }}"));
+        assert!(!reads("{{ $labels.service | toUpper }} fails"));
+        assert!(!reads(r#"{{ printf "%s" $labels.value }} value"#));
+        assert!(!reads("literal $value"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use firedrill_promql::{
     KeyedStorage, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError,
-    WindowFacts, stale_nan,
+    WindowFacts, is_stale_nan, stale_nan,
 };
 use firedrill_telemetry::metrics::{
     self, KeyedSeries, MetricSeries, SeriesKey, SeriesName, TickSample,
@@ -202,6 +202,41 @@ impl CachedSeries {
         self.samples.push(x);
     }
 
+    /// [`CachedSeries::push`] of a sample at each of `times` with `values`: the samples copied in one go, then
+    /// what `push` notes read off the values (copying and noting in one loop cost twice as much).
+    #[inline(always)]
+    fn extend(&mut self, times: &[i64], values: &[f64]) {
+        let first = self.base + self.samples.len();
+        // Nothing is below NaN, as nothing is below a missing sample.
+        let prev = self.samples.last().map_or(f64::NAN, |p| p.v);
+        self.samples
+            .extend(times.iter().zip(values).map(|(&t, &v)| Sample::new(t, v)));
+        // Most series neither go stale nor fall: a pass that only reads, and the noting pass only if it found
+        // something.
+        let (mut note, mut p) = (false, prev);
+        for &v in values {
+            note |= is_stale_nan(v) | (v < p);
+            p = v;
+        }
+        if note {
+            self.note(first, prev, values);
+        }
+    }
+
+    /// Notes the markers and decreases among `values`, the first at position `first`, after a sample `prev`.
+    #[cold]
+    fn note(&mut self, first: usize, mut prev: f64, values: &[f64]) {
+        for (pos, &v) in (first..).zip(values) {
+            if is_stale_nan(v) {
+                self.markers.push(pos);
+            }
+            if v < prev {
+                self.drops.push(pos);
+            }
+            prev = v;
+        }
+    }
+
     /// The facts of the window `live()[lo..hi]`, exactly: whether it holds a marker, and whether a sample in
     /// it is below the one before it within the window.
     fn facts(&self, lo: usize, hi: usize) -> WindowFacts {
@@ -327,42 +362,116 @@ struct Append<'f> {
     first_new: u64,
 }
 
-impl metrics::SampleSink for Append<'_> {
-    fn series(&mut self, key: SeriesKey, samples: &[TickSample]) {
-        let Some(fi) = self.family_of[key.name() as usize] else {
-            return;
-        };
-        let family = &mut self.families[fi];
+impl CachedFamily {
+    /// During a render: the series of `key`, added if new.
+    fn series_of(&mut self, key: SeriesKey) -> &mut CachedSeries {
         let key = key.bits();
         // Series come in the same order at every render, so the one after the previous is usually next.
-        let next = family.next;
-        let i = if family.series.get(next).is_some_and(|s| s.key == key) {
+        let next = self.next;
+        let i = if self.series.get(next).is_some_and(|s| s.key == key) {
             next
         } else {
-            *family.index.entry(key).or_insert_with(|| {
-                family.series.push(CachedSeries::new(key));
-                family.series.len() - 1
+            *self.index.entry(key).or_insert_with(|| {
+                self.series.push(CachedSeries::new(key));
+                self.series.len() - 1
             })
         };
-        family.next = i + 1;
-        let s = &mut family.series[i];
+        self.next = i + 1;
+        &mut self.series[i]
+    }
+}
+
+impl CachedSeries {
+    /// Appends samples at the consecutive ticks `first..=last` (at `times`, with `values`): no gap between
+    /// them, so the only marker that can come is one before the first (as [`Append::series`] would write it).
+    #[inline(always)]
+    fn append_consecutive(
+        &mut self,
+        world: &World,
+        first_new: u64,
+        (first, last): (u64, u64),
+        times: &[i64],
+        values: &[f64],
+    ) {
+        if let Some(l) = self.last_present
+            && l + 1 < first
+            && l + 1 >= first_new
+        {
+            self.push(Sample::new(metrics::tick_ms(world, l + 1), stale_nan()));
+        }
+        self.extend(times, values);
+        self.last_present = Some(last);
+    }
+}
+
+impl Append<'_> {
+    /// The cached series of `key`, added if new; `None` for a series no family of this render takes.
+    fn cached(&mut self, key: SeriesKey) -> Option<&mut CachedSeries> {
+        let fi = self.family_of[key.name() as usize]?;
+        Some(self.families[fi].series_of(key))
+    }
+}
+
+/// The first and last of `ticks` if they are consecutive (and not empty).
+fn consecutive(ticks: &[u64]) -> Option<(u64, u64)> {
+    let (&first, &last) = (ticks.first()?, ticks.last()?);
+    (last - first + 1 == ticks.len() as u64).then_some((first, last))
+}
+
+impl metrics::SampleSink for Append<'_> {
+    fn series(&mut self, key: SeriesKey, samples: &[TickSample]) {
+        let (world, first_new) = (self.world, self.first_new);
+        let Some(s) = self.cached(key) else {
+            return;
+        };
         s.samples.reserve(samples.len() + 1);
         let mut last_present = s.last_present;
         for x in samples {
             // A gap since the series' last sample that began among the new ticks: a marker where it began.
             if let Some(last) = last_present
                 && last + 1 < x.tick
-                && last + 1 >= self.first_new
+                && last + 1 >= first_new
             {
-                s.push(Sample::new(
-                    metrics::tick_ms(self.world, last + 1),
-                    stale_nan(),
-                ));
+                s.push(Sample::new(metrics::tick_ms(world, last + 1), stale_nan()));
             }
             s.push(Sample::new(x.ms, x.v));
             last_present = Some(x.tick);
         }
         s.last_present = last_present;
+    }
+
+    /// What [`Append::series`] does with the same samples, the values going in as one column.
+    fn dense(&mut self, key: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
+        let Some(span) = consecutive(ticks) else {
+            let samples: Vec<TickSample> = ticks
+                .iter()
+                .zip(times)
+                .zip(values)
+                .map(|((&tick, &ms), &v)| TickSample { tick, ms, v })
+                .collect();
+            return self.series(key, &samples);
+        };
+        let (world, first_new) = (self.world, self.first_new);
+        if let Some(s) = self.cached(key) {
+            s.append_consecutive(world, first_new, span, times, values);
+        }
+    }
+
+    /// [`Append::dense`] of each series of the run, finding their family once.
+    fn dense_run(&mut self, first: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
+        let (Some(span), Some(fi)) = (consecutive(ticks), self.family_of[first.name() as usize])
+        else {
+            for (j, run) in values.chunks_exact(ticks.len().max(1)).enumerate() {
+                self.dense(first.nth_after(j as u32), ticks, times, run);
+            }
+            return;
+        };
+        let family = &mut self.families[fi];
+        for (j, run) in values.chunks_exact(ticks.len()).enumerate() {
+            family
+                .series_of(first.nth_after(j as u32))
+                .append_consecutive(self.world, self.first_new, span, times, run);
+        }
     }
 }
 
@@ -402,9 +511,9 @@ impl SeriesCache {
             metrics::tick_ms(world, first_new),
             metrics::tick_ms(world, end - 1),
         );
-        let names: Vec<&'static str> = members
+        let names: Vec<SeriesName> = members
             .iter()
-            .filter_map(|&j| self.families[j].series_name.map(SeriesName::as_str))
+            .filter_map(|&j| self.families[j].series_name)
             .collect();
         let mut family_of = [None; SeriesName::ALL.len()];
         for &j in &members {
@@ -420,7 +529,7 @@ impl SeriesCache {
             family_of,
             first_new,
         };
-        metrics::render_into(world, &|n| names.contains(&n), start_ms, end_ms, &mut sink);
+        metrics::render_into(world, &names, start_ms, end_ms, &mut sink);
         for &j in &members {
             self.families[j].close(world, first_new, end);
         }
@@ -593,6 +702,121 @@ mod tests {
         }
         assert!(s.base > 0, "no compaction renumbered the samples");
         assert!(checked > 100_000);
+    }
+
+    /// Series handed over as columns ([`Append::dense`], [`Append::dense_run`]) leave the cache exactly as the
+    /// same samples handed over one by one ([`Append::series`]) do: samples, markers (gaps that began among the
+    /// new ticks, and not before), noted markers and decreases, the latest tick present; over renders that skip
+    /// some series, start before a series' first new tick, and hand over ticks that are not consecutive.
+    #[test]
+    fn columns_append_what_samples_append() {
+        let incident = firedrill_scenario::Catalog::builtin()
+            .expect("library")
+            .start("db_pool_exhaustion", 1, 0.5)
+            .expect("start");
+        let world = incident.world();
+        let name = SeriesName::HttpRequestDurationBucket;
+        let key = |j: u64| SeriesKey::from_bits((name as u64) << 48 | j).expect("key");
+        let mut by_samples = vec![CachedFamily::new(name.as_str())];
+        let mut by_columns = vec![CachedFamily::new(name.as_str())];
+        let mut family_of = [None; SeriesName::ALL.len()];
+        family_of[name as usize] = Some(0);
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut tick = 100u64;
+        let (mut markers, mut runs) = (0, 0);
+        for round in 0..400 {
+            let len = 1 + rand(6) as usize;
+            // Usually consecutive ticks; sometimes one missing in the middle.
+            let mut ticks: Vec<u64> = (tick..tick + len as u64).collect();
+            if len > 2 && rand(5) == 0 {
+                ticks.remove(1);
+            }
+            let times: Vec<i64> = ticks.iter().map(|&t| metrics::tick_ms(world, t)).collect();
+            let first_new = tick - rand(3).min(tick);
+            let end = tick + len as u64 + rand(2);
+            // Values that rise, repeat, fall, go NaN or are a staleness marker.
+            let column = |rand: &mut dyn FnMut(u64) -> u64| -> Vec<f64> {
+                (0..ticks.len())
+                    .map(|i| match rand(12) {
+                        0 => stale_nan(),
+                        1 => f64::NAN,
+                        2 => 1.0,
+                        r => (round * 10 + i) as f64 - r as f64,
+                    })
+                    .collect()
+            };
+            let run = rand(3) == 0;
+            let mut series: Vec<(u64, Vec<f64>)> = Vec::new();
+            for j in 0..4u64 {
+                if run || rand(3) != 0 {
+                    series.push((j, column(&mut rand)));
+                }
+            }
+            for family in [&mut by_samples[0], &mut by_columns[0]] {
+                family.next = 0;
+            }
+            let mut a = Append {
+                world,
+                families: &mut by_samples,
+                family_of,
+                first_new,
+            };
+            for (j, values) in &series {
+                let samples: Vec<TickSample> = ticks
+                    .iter()
+                    .zip(&times)
+                    .zip(values)
+                    .map(|((&tick, &ms), &v)| TickSample { tick, ms, v })
+                    .collect();
+                metrics::SampleSink::series(&mut a, key(*j), &samples);
+            }
+            let mut b = Append {
+                world,
+                families: &mut by_columns,
+                family_of,
+                first_new,
+            };
+            if run {
+                let values: Vec<f64> = series.iter().flat_map(|(_, v)| v.clone()).collect();
+                metrics::SampleSink::dense_run(&mut b, key(0), &ticks, &times, &values);
+                runs += 1;
+            } else {
+                for (j, values) in &series {
+                    metrics::SampleSink::dense(&mut b, key(*j), &ticks, &times, values);
+                }
+            }
+            for family in [&mut by_samples[0], &mut by_columns[0]] {
+                family.close(world, first_new, end);
+            }
+            let (a, b) = (&by_samples[0].series, &by_columns[0].series);
+            assert_eq!(a.len(), b.len(), "round {round}");
+            for (a, b) in a.iter().zip(b) {
+                let bits = |s: &CachedSeries| -> Vec<(i64, u64)> {
+                    s.live().iter().map(|x| (x.t, x.v.to_bits())).collect()
+                };
+                assert_eq!(a.key, b.key);
+                assert_eq!(bits(a), bits(b), "round {round}, series {}", a.key);
+                assert_eq!(
+                    (&a.markers, &a.drops, a.last_present, a.base),
+                    (&b.markers, &b.drops, b.last_present, b.base),
+                    "round {round}, series {}",
+                    a.key
+                );
+            }
+            markers += by_samples[0]
+                .series
+                .iter()
+                .filter(|s| s.live().last().is_some_and(Sample::is_stale))
+                .count();
+            tick = end + rand(3);
+        }
+        assert!(markers > 100 && runs > 50, "{markers} markers, {runs} runs");
     }
 
     #[test]

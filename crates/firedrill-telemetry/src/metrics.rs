@@ -433,6 +433,12 @@ impl SeriesKey {
         self.0 as u32
     }
 
+    /// The key `j` variants after this one, of the same name and service: the `j`-th series of
+    /// [`SampleSink::dense_run`].
+    pub fn nth_after(self, j: u32) -> SeriesKey {
+        SeriesKey::new(self.name(), self.service(), self.variant() + j)
+    }
+
     /// The key as one integer (for stores that key series by `u64`).
     pub fn bits(self) -> u64 {
         self.0
@@ -561,6 +567,30 @@ pub trait SampleSink {
     /// Every sample of series `key` in the window, oldest first (never empty). A series comes whole, in one
     /// call: handing samples over one at a time cost more than computing them.
     fn series(&mut self, key: SeriesKey, samples: &[TickSample]);
+
+    /// A series with one sample at each of `ticks` (ascending, not empty): `values[i]` at `ticks[i]`, whose
+    /// timestamp is `times[i]`. Exactly [`SampleSink::series`] with those samples, which is what it does unless
+    /// a sink does better: most series have a sample at every tick of the window, and a sink given them as one
+    /// column of values skips a sample's bookkeeping per tick.
+    fn dense(&mut self, key: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
+        let samples: Vec<TickSample> = ticks
+            .iter()
+            .zip(times)
+            .zip(values)
+            .map(|((&tick, &ms), &v)| TickSample { tick, ms, v })
+            .collect();
+        self.series(key, &samples);
+    }
+
+    /// Series `first` and the ones after it ([`SeriesKey::nth_after`]), each with one sample at each of `ticks`:
+    /// the `j`-th takes the `j`-th run of `ticks.len()` values. Exactly [`SampleSink::dense`] of each in turn,
+    /// which it is unless a sink does better: a histogram's buckets come this way, one call for all of a
+    /// service's, so a sink finds its place once for them.
+    fn dense_run(&mut self, first: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
+        for (j, run) in values.chunks_exact(ticks.len().max(1)).enumerate() {
+            self.dense(first.nth_after(j as u32), ticks, times, run);
+        }
+    }
 }
 
 /// Collects a render into one [`KeyedSeries`] per series.
@@ -573,6 +603,31 @@ impl SampleSink for Collect {
             key,
             samples: samples.iter().map(|s| (s.ms, s.v)).collect(),
         });
+    }
+
+    fn dense(&mut self, key: SeriesKey, _ticks: &[u64], times: &[i64], values: &[f64]) {
+        self.0.push(KeyedSeries {
+            key,
+            samples: times.iter().copied().zip(values.iter().copied()).collect(),
+        });
+    }
+}
+
+/// Which series a render computes.
+struct Want {
+    /// By [`SeriesName`] discriminant.
+    names: [bool; SeriesName::ALL.len()],
+    /// Whether the histogram's family name (`http_request_duration_seconds`) is asked for: its three series.
+    histogram: bool,
+}
+
+impl Want {
+    /// What `wanted` accepts, asked once per name.
+    fn from_fn(wanted: &dyn Fn(&str) -> bool) -> Want {
+        Want {
+            names: std::array::from_fn(|i| wanted(SeriesName::ALL[i].as_str())),
+            histogram: wanted("http_request_duration_seconds"),
+        }
     }
 }
 
@@ -590,7 +645,10 @@ struct Builder<'a> {
     /// series and tick.
     frames: Vec<Option<&'a [ServiceFrame]>>,
     totals: Vec<Option<&'a [ServiceTotals]>>,
-    /// The samples of the series being rendered, handed to `sink` whole.
+    /// The samples of the series being rendered, handed to `sink` whole: while every tick from the window's
+    /// first has one, only their values, in `vals` (`buf` empty); from the first tick without one on, every
+    /// sample in `buf` (see [`Builder::sample`]).
+    vals: Vec<f64>,
     buf: Vec<TickSample>,
     /// The histogram's scratch (see [`histogram`]), kept from one service to the next.
     counts: Vec<f64>,
@@ -603,11 +661,49 @@ impl Builder<'_> {
         self.want[name as usize]
     }
 
+    /// Adds the sample of the window's `i`-th tick to the series being rendered (`i` ascending).
+    #[inline]
+    fn sample(&mut self, i: usize, v: f64) {
+        if self.buf.is_empty() && self.vals.len() == i {
+            self.vals.push(v);
+        } else {
+            self.sample_after_gap(i, v);
+        }
+    }
+
+    /// [`Builder::sample`] once a tick of the window had none.
+    #[cold]
+    #[inline(never)]
+    fn sample_after_gap(&mut self, i: usize, v: f64) {
+        if self.buf.is_empty() {
+            // The first tick without a sample: from here on, sample by sample.
+            for (j, &v) in self.vals.iter().enumerate() {
+                self.buf.push(TickSample {
+                    tick: self.ticks[j],
+                    ms: self.times[j],
+                    v,
+                });
+            }
+            self.vals.clear();
+        }
+        self.buf.push(TickSample {
+            tick: self.ticks[i],
+            ms: self.times[i],
+            v,
+        });
+    }
+
     /// Hands the series being rendered to the sink (if it has samples) and starts the next one.
     fn flush(&mut self, key: SeriesKey) {
         if !self.buf.is_empty() {
             self.sink.series(key, &self.buf);
             self.buf.clear();
+        } else if !self.vals.is_empty() {
+            // Samples at the first `n` ticks.
+            let n = self.vals.len();
+            self.sink
+                .dense(key, &self.ticks[..n], &self.times[..n], &self.vals);
+            self.vals.clear();
         }
     }
 
@@ -624,9 +720,9 @@ impl Builder<'_> {
         }
         let key = SeriesKey::new(name, service, variant);
         let s = service.index();
-        for ((&t, &ms), frames) in self.ticks.iter().zip(&self.times).zip(&self.frames) {
-            if let Some(v) = frames.and_then(|f| f.get(s)).and_then(&value) {
-                self.buf.push(TickSample { tick: t, ms, v });
+        for i in 0..self.frames.len() {
+            if let Some(v) = self.frames[i].and_then(|f| f.get(s)).and_then(&value) {
+                self.sample(i, v);
             }
         }
         self.flush(key);
@@ -680,18 +776,14 @@ impl Builder<'_> {
         }
         let key = SeriesKey::new(name, service, variant);
         let mut shown = 0.0f64;
-        for (i, (&t, &ms)) in self.ticks.iter().zip(&self.times).enumerate() {
+        for i in 0..self.frames.len() {
             let Some(v) = value(self.frames[i], self.totals[i]) else {
                 continue;
             };
             let v = v.max(0.0);
-            let v = if integral { v.floor() } else { v };
+            let v = if integral { floor(v) } else { v };
             shown = shown.max(v);
-            self.buf.push(TickSample {
-                tick: t,
-                ms,
-                v: shown,
-            });
+            self.sample(i, shown);
         }
         self.flush(key);
     }
@@ -735,20 +827,35 @@ pub fn render_keyed(
     end_ms: i64,
 ) -> Vec<KeyedSeries> {
     let mut out = Collect::default();
-    render_scoped(world, wanted, None, start_ms, end_ms, &mut out);
+    render_scoped(
+        world,
+        Want::from_fn(wanted),
+        None,
+        start_ms,
+        end_ms,
+        &mut out,
+    );
     out.0
 }
 
-/// The samples of [`render_keyed`] handed to `sink` one by one, series after series, without collecting
-/// them: for readers that keep samples of their own.
+/// The samples of [`render_keyed`] of the series named in `names` handed to `sink` series after series,
+/// without collecting them: for readers that keep samples of their own. Takes the names rather than a matcher:
+/// such a reader knows them, and asking a matcher about every name cost more than a render's bookkeeping.
 pub fn render_into(
     world: &World,
-    wanted: &dyn Fn(&str) -> bool,
+    names: &[SeriesName],
     start_ms: i64,
     end_ms: i64,
     sink: &mut dyn SampleSink,
 ) {
-    render_scoped(world, wanted, None, start_ms, end_ms, sink);
+    let mut want = Want {
+        names: [false; SeriesName::ALL.len()],
+        histogram: false,
+    };
+    for &n in names {
+        want.names[n as usize] = true;
+    }
+    render_scoped(world, want, None, start_ms, end_ms, sink);
 }
 
 /// Renders the series of one service only: exactly the series of [`render`] whose `service` label names it, in
@@ -768,7 +875,14 @@ pub fn render_service(
         return Vec::new();
     }
     let mut keyed = Collect::default();
-    render_scoped(world, wanted, Some(service), start_ms, end_ms, &mut keyed);
+    render_scoped(
+        world,
+        Want::from_fn(wanted),
+        Some(service),
+        start_ms,
+        end_ms,
+        &mut keyed,
+    );
     let mut out = labelled(world, keyed.0);
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     out
@@ -812,7 +926,7 @@ fn labelled(world: &World, keyed: Vec<KeyedSeries>) -> Vec<MetricSeries> {
 /// [`render_into`] over every service, or over `only`.
 fn render_scoped(
     world: &World,
-    wanted: &dyn Fn(&str) -> bool,
+    want: Want,
     only: Option<ServiceId>,
     start_ms: i64,
     end_ms: i64,
@@ -829,12 +943,13 @@ fn render_scoped(
     let totals = ticks.iter().map(|&t| ring.tick_totals(t)).collect();
     let mut b = Builder {
         world,
-        want: std::array::from_fn(|i| wanted(SeriesName::ALL[i].as_str())),
-        want_histogram: wanted("http_request_duration_seconds"),
+        want: want.names,
+        want_histogram: want.histogram,
         ticks,
         times,
         frames,
         totals,
+        vals: Vec::new(),
         buf: Vec::new(),
         counts: Vec::new(),
         held: Vec::new(),
@@ -939,13 +1054,14 @@ fn render_scoped(
         if spec.tls.is_some() && b.wants(N::CertExpiry) {
             let epoch = world.epoch_unix_s() as f64;
             let key = SeriesKey::new(N::CertExpiry, id, 0);
-            for (&t, &ms) in b.ticks.iter().zip(&b.times) {
+            for k in 0..b.ticks.len() {
+                let t = b.ticks[k];
                 let Some(f) = ring.get(t, i) else {
                     continue;
                 };
                 if f.cert_expires_in_s.is_finite() {
                     let v = round(epoch + t as f64 * dt + f.cert_expires_in_s as f64);
-                    b.buf.push(TickSample { tick: t, ms, v });
+                    b.sample(k, v);
                 }
             }
             b.flush(key);
@@ -1043,27 +1159,35 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
         held[i] = true;
         let mut floor = 0.0f64;
         for (k, s) in shown.iter_mut().enumerate() {
-            *s = s.max(round(totals.latency_buckets[k])).max(floor);
+            // `s.max(..).max(floor)`: neither the running count nor the floor is ever NaN (both start at 0).
+            *s = max_over(max_over(*s, round(totals.latency_buckets[k])), floor);
             floor = *s;
             counts[k * nt + i] = *s;
         }
     }
+    // Usually the ring holds every tick of the window for the service: each bucket's counts are then its
+    // samples as they are.
+    let all_held = held.iter().all(|&h| h);
     let emit = |b: &mut Builder<'_>, key: SeriesKey, values: &[f64]| {
-        for (i, (&t, &ms)) in b.ticks.iter().zip(&b.times).enumerate() {
+        if all_held {
+            b.sink.dense(key, &b.ticks, &b.times, values);
+            return;
+        }
+        for (i, &v) in values.iter().enumerate() {
             if held[i] {
-                b.buf.push(TickSample {
-                    tick: t,
-                    ms,
-                    v: values[i],
-                });
+                b.sample(i, v);
             }
         }
         b.flush(key);
     };
     if want_bucket {
-        for (k, values) in counts.chunks_exact(nt).enumerate() {
-            let key = SeriesKey::new(SeriesName::HttpRequestDurationBucket, id, k as u32);
-            emit(b, key, values);
+        let first = SeriesKey::new(SeriesName::HttpRequestDurationBucket, id, 0);
+        if all_held {
+            b.sink.dense_run(first, &b.ticks, &b.times, &counts);
+        } else {
+            for (k, values) in counts.chunks_exact(nt).enumerate() {
+                emit(b, first.nth_after(k as u32), values);
+            }
         }
     }
     if want_count {
@@ -1074,16 +1198,12 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
     if want_sum {
         let key = SeriesKey::new(SeriesName::HttpRequestDurationSum, id, 0);
         let mut shown = 0.0f64;
-        for ((&t, &ms), tick_totals) in b.ticks.iter().zip(&b.times).zip(&b.totals) {
-            let Some(totals) = tick_totals.and_then(|t| t.get(s)) else {
+        for i in 0..b.totals.len() {
+            let Some(totals) = b.totals[i].and_then(|t| t.get(s)) else {
                 continue;
             };
             shown = shown.max(totals.latency_sum_s);
-            b.buf.push(TickSample {
-                tick: t,
-                ms,
-                v: shown,
-            });
+            b.sample(i, shown);
         }
         b.flush(key);
     }
@@ -1091,10 +1211,41 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
     b.held = held;
 }
 
+/// `a.max(b)` for an `a` that is not NaN, as one comparison instead of the NaN-aware maximum: `b` when it is
+/// greater, `a` otherwise (for a NaN `b`, and on ties, where `f64::max` keeps `a` too).
+#[inline]
+fn max_over(a: f64, b: f64) -> f64 {
+    if b > a { b } else { a }
+}
+
 /// `f64::round` (half away from zero) to the bit, without the library call x86-64's baseline instruction set
 /// (no SSE4.1 `roundsd`) makes of it: the histogram rounds every bucket of every tick it renders, and the
 /// gauges that report whole numbers round every sample.
+#[inline]
 fn round(x: f64) -> f64 {
+    // Most values rounded are positive (counts, sizes): see `nearest`; only halves, which it takes to the even
+    // neighbour, differ from rounding half away from zero. The result is never a negative zero.
+    if x > 0.0 && x < TWO_52 {
+        let r = nearest(x);
+        return if x - r == 0.5 { r + 1.0 } else { r };
+    }
+    round_any(x)
+}
+
+/// 2^52: from there on every float is an integer.
+const TWO_52: f64 = 4_503_599_627_370_496.0;
+
+/// `x` rounded to the nearest integer, halves to even, for `0 <= x < 2^52`: adding 2^52 leaves no bit below the
+/// units, so the addition rounds (to nearest, the only rounding Rust uses), and subtracting it again is exact.
+/// Cheaper than a truncation through `i64`, whose saturation costs checks. `x - nearest(x)` is exact too
+/// (Sterbenz: the two are within a factor two of each other, or the result is `x` itself).
+#[inline]
+fn nearest(x: f64) -> f64 {
+    (x + TWO_52) - TWO_52
+}
+
+/// [`round`] of any value.
+fn round_any(x: f64) -> f64 {
     // From 2^52 on every float is an integer; NaN and the infinities pass through too.
     if x.is_nan() || x.abs() >= 4_503_599_627_370_496.0 {
         return x;
@@ -1111,6 +1262,22 @@ fn round(x: f64) -> f64 {
     };
     // Keep the sign of a zero result (round(-0.3) is -0.0).
     if r == 0.0 { 0.0f64.copysign(x) } else { r }
+}
+
+/// `f64::floor` to the bit, without the library call (as [`round`]): every integral counter floors each sample.
+#[inline]
+fn floor(x: f64) -> f64 {
+    if x > 0.0 && x < TWO_52 {
+        let r = nearest(x);
+        return if r > x { r - 1.0 } else { r };
+    }
+    // NaN, the infinities, the zeros (whose sign stays) and everything from 2^52 on are their own floor.
+    if x.is_nan() || x == 0.0 || x.abs() >= 4_503_599_627_370_496.0 {
+        return x;
+    }
+    // Negative: truncation went up unless the value was whole.
+    let t = x as i64 as f64;
+    if t > x { t - 1.0 } else { t }
 }
 
 /// Bucket bounds in the shortest form Prometheus client libraries print (`0.005`, `1.0`, `10.0`).
@@ -1159,6 +1326,157 @@ mod tests {
             assert!(
                 got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
                 "round({c:e}) = {got:e}, want {want:e}"
+            );
+        }
+    }
+
+    /// Records what a render hands over, dense series as the samples they stand for.
+    #[derive(Default)]
+    struct Record(Vec<(SeriesKey, Vec<TickSample>, bool)>);
+
+    impl SampleSink for Record {
+        fn series(&mut self, key: SeriesKey, samples: &[TickSample]) {
+            self.0.push((key, samples.to_vec(), false));
+        }
+
+        fn dense(&mut self, key: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
+            let samples = ticks
+                .iter()
+                .zip(times)
+                .zip(values)
+                .map(|((&tick, &ms), &v)| TickSample { tick, ms, v })
+                .collect();
+            self.0.push((key, samples, true));
+        }
+    }
+
+    /// A series is handed over as a column of values exactly when its samples are at the window's first ticks
+    /// without a gap, and sample by sample otherwise, the same samples either way: every pattern of ticks with
+    /// and without a sample, one series after another through the same builder.
+    #[test]
+    fn series_go_dense_exactly_when_they_start_the_window_without_a_gap() {
+        let topology: firedrill_world::spec::TopologySpec = serde_json::from_value(serde_json::json!({
+            "tick_s": 15,
+            "cluster": { "cpu_millis": 4000, "memory_mb": 4096 },
+            "entrypoints": [{ "service": "web", "rps": 10 }],
+            "services": [{ "name": "web", "kind": "edge", "version": "v1", "versions": [{ "name": "v1" }] }]
+        }))
+        .expect("spec");
+        let topology = firedrill_world::Topology::compile(
+            &topology,
+            &firedrill_world::topology::SpecPath::root(),
+        )
+        .expect("topology");
+        let world = World::new(
+            std::sync::Arc::new(topology),
+            1,
+            firedrill_world::WorldOptions::default(),
+        );
+        let n = 7;
+        let mut sink = Record::default();
+        let mut b = Builder {
+            world: &world,
+            want: [true; SeriesName::ALL.len()],
+            want_histogram: true,
+            ticks: (40..40 + n as u64).collect(),
+            times: (0..n as i64).map(|i| 1_000 + 15_000 * i).collect(),
+            frames: Vec::new(),
+            totals: Vec::new(),
+            vals: Vec::new(),
+            buf: Vec::new(),
+            counts: Vec::new(),
+            held: Vec::new(),
+            sink: &mut sink,
+        };
+        let mut expected = Vec::new();
+        for mask in 0u32..1 << n {
+            let key = SeriesKey::new(SeriesName::Up, ServiceId(0), mask);
+            let mut want = Vec::new();
+            for i in (0..n).filter(|i| mask >> i & 1 == 1) {
+                let v = f64::from(mask) + i as f64 / 8.0;
+                b.sample(i, v);
+                want.push(TickSample {
+                    tick: 40 + i as u64,
+                    ms: 1_000 + 15_000 * i as i64,
+                    v,
+                });
+            }
+            b.flush(key);
+            if !want.is_empty() {
+                // Dense: the present ticks are the first `k`.
+                let dense = mask & (mask + 1) == 0;
+                expected.push((key, want, dense));
+            }
+        }
+        assert_eq!(sink.0.len(), (1 << n) - 1);
+        assert_eq!(sink.0, expected);
+    }
+
+    #[test]
+    fn max_over_is_the_maximum_of_a_number_and_anything() {
+        let mut values = vec![0.0, -0.0, 1.0, -1.0, 0.5, f64::INFINITY, f64::NEG_INFINITY];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2_000 {
+            x = det::splitmix64(x);
+            values.push(f64::from_bits(x));
+            values.push((x % 64) as f64 / 4.0 - 8.0);
+        }
+        let nans = [f64::NAN, -f64::NAN, f64::from_bits(0x7ff0_0000_0000_0002)];
+        let mut compared = 0;
+        for &a in values.iter().filter(|a| !a.is_nan()) {
+            // Every special value, the others sampled.
+            let special = values[..7].iter().chain(&nans);
+            for &b in special.chain(values[7..].iter().step_by(7)) {
+                // `black_box`: the maximum as the renderer computed it, at run time.
+                let want = std::hint::black_box(a).max(std::hint::black_box(b));
+                assert_eq!(
+                    max_over(a, b).to_bits(),
+                    want.to_bits(),
+                    "max({a:e}, {b:e})"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 500_000, "{compared}");
+    }
+
+    #[test]
+    fn floor_matches_the_standard_library_to_the_bit() {
+        let mut cases = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            // The floats either side of 1 and -1.
+            f64::from_bits(1.0f64.to_bits() - 1),
+            f64::from_bits(1.0f64.to_bits() + 1),
+            -f64::from_bits(1.0f64.to_bits() - 1),
+            -f64::from_bits(1.0f64.to_bits() + 1),
+            4_503_599_627_370_495.5,
+            -4_503_599_627_370_495.5,
+            4_503_599_627_370_496.0,
+            f64::MAX,
+            f64::MIN,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        // Pseudo-random bit patterns (splitmix64), over every exponent, and small values near integers.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..200_000u64 {
+            x = det::splitmix64(x);
+            cases.push(f64::from_bits(x));
+            cases.push((x % 10_000_000) as f64 / 1000.0 * if i % 2 == 0 { 1.0 } else { -1.0 });
+        }
+        for c in cases {
+            let (got, want) = (floor(c), c.floor());
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "floor({c:e}) = {got:e}, want {want:e}"
             );
         }
     }

@@ -906,6 +906,41 @@ fn service_scoped_metrics_are_the_full_render_filtered() {
     assert!(compared > 1_000, "only {compared} series compared");
 }
 
+/// A sink that takes every series sample by sample: the trait's own `dense` and `dense_run`.
+struct Plain(Vec<(metrics::SeriesKey, Vec<(i64, u64)>)>);
+
+impl metrics::SampleSink for Plain {
+    fn series(&mut self, key: metrics::SeriesKey, samples: &[metrics::TickSample]) {
+        self.0
+            .push((key, samples.iter().map(|s| (s.ms, s.v.to_bits())).collect()));
+    }
+}
+
+/// Series handed over as columns of values (by the renderer, to sinks that take them so) are the samples a sink
+/// taking them one by one gets, bit for bit, in the same order.
+#[test]
+fn sinks_taking_columns_get_the_samples_of_sinks_taking_samples() {
+    let worlds = [eventful(3), dropping(5), two_entries(8)];
+    let mut compared = 0;
+    for w in &worlds {
+        for (start, end) in windows(w) {
+            let mut plain = Plain(Vec::new());
+            metrics::render_into(w, metrics::SeriesName::ALL, start, end, &mut plain);
+            let keyed: Vec<(metrics::SeriesKey, Vec<(i64, u64)>)> =
+                metrics::render_keyed(w, &|_| true, start, end)
+                    .into_iter()
+                    .map(|s| {
+                        let samples = s.samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+                        (s.key, samples)
+                    })
+                    .collect();
+            assert_eq!(plain.0, keyed, "[{start}, {end}]");
+            compared += keyed.len();
+        }
+    }
+    assert!(compared > 1_000, "only {compared} series compared");
+}
+
 #[test]
 fn trace_outlines_pick_the_traces_a_full_render_filters() {
     let worlds = [eventful(2), dropping(6), two_entries(9)];
