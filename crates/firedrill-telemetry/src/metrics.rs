@@ -1230,7 +1230,7 @@ fn at_least_zero(v: f64) -> f64 {
 /// (no SSE4.1 `roundsd`) makes of it: the histogram rounds every bucket of every tick it renders, and the
 /// gauges that report whole numbers round every sample.
 #[inline]
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     // Most values rounded are positive (counts, sizes): see `nearest`; only halves, which it takes to the even
     // neighbour, differ from rounding half away from zero. The result is never a negative zero.
     if x > 0.0 && x < TWO_52 {
