@@ -326,8 +326,7 @@ impl CachedFamily {
         }
         self.from = keep_from.min(self.to);
         for s in &mut self.series {
-            // Each trim forgets the few ticks since the previous one: a walk from the head, not a search.
-            s.head += s.live().iter().take_while(|x| x.t < keep_from_ms).count();
+            s.head += s.live().partition_point(|x| x.t < keep_from_ms);
             // Compact once the forgotten part outweighs the rest, so trimming costs O(1) amortised.
             if s.head > s.samples.len() / 2 {
                 s.samples.drain(..s.head);
@@ -474,6 +473,10 @@ impl metrics::SampleSink for Append<'_> {
         }
     }
 }
+
+/// How many ticks a family's cache holds beyond what the windows read before it forgets them (see
+/// `CachedWorldStorage::select_windows`).
+const TRIM_BATCH_TICKS: u64 = 32;
 
 /// Rendered samples kept between rule evaluations, by metric name and series key, so each evaluation renders
 /// only the ticks that arrived since the previous one and reads its windows without copying.
@@ -642,9 +645,11 @@ impl KeyedStorage for CachedWorldStorage<'_> {
                 visit(s.key, &live[lo..hi], s.facts(lo, hi));
             }
         }
-        // Keep the longest window asked so far, with room for a few evaluations' lag.
+        // Keep the longest window asked so far, with room for a few evaluations' lag. Forget in batches: a
+        // trim is a pass over the family's series however little it forgets, and what is kept longer is never
+        // read (every window is located by time).
         let keep_from = ticks.end.saturating_sub(family.span + 16);
-        if keep_from > family.from {
+        if keep_from >= family.from + TRIM_BATCH_TICKS {
             family.trim(keep_from, metrics::tick_ms(self.world, keep_from));
         }
         Ok(())

@@ -75,7 +75,9 @@ pub(crate) fn unix_ms(world: &World, world_ms: i64) -> i64 {
 
 /// Unix milliseconds of the end of tick `tick` (`(epoch + tick * tick_s) * 1000`).
 pub(crate) fn tick_end_ms(world: &World, tick: u64) -> i64 {
-    ((world.epoch_unix_s() as f64 + tick as f64 * world.tick_s()) * 1000.0).round() as i64
+    // `f64::round` without the library call: every read of a window computes a few of these.
+    crate::metrics::round((world.epoch_unix_s() as f64 + tick as f64 * world.tick_s()) * 1000.0)
+        as i64
 }
 
 /// World milliseconds (since the world began) of the end of tick `tick`.

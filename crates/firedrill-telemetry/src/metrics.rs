@@ -780,9 +780,10 @@ impl Builder<'_> {
             let Some(v) = value(self.frames[i], self.totals[i]) else {
                 continue;
             };
-            let v = v.max(0.0);
+            let v = at_least_zero(v);
             let v = if integral { floor(v) } else { v };
-            shown = shown.max(v);
+            // `shown.max(v)`: `shown` starts at 0 and is never NaN.
+            shown = max_over(shown, v);
             self.sample(i, shown);
         }
         self.flush(key);
@@ -1218,11 +1219,18 @@ fn max_over(a: f64, b: f64) -> f64 {
     if b > a { b } else { a }
 }
 
+/// `v.max(0.0)` as one comparison: `v` unless it is below zero or NaN (and a negative zero stays, as with
+/// `f64::max`, which keeps its receiver on ties).
+#[inline]
+fn at_least_zero(v: f64) -> f64 {
+    if v >= 0.0 { v } else { 0.0 }
+}
+
 /// `f64::round` (half away from zero) to the bit, without the library call x86-64's baseline instruction set
 /// (no SSE4.1 `roundsd`) makes of it: the histogram rounds every bucket of every tick it renders, and the
 /// gauges that report whole numbers round every sample.
 #[inline]
-fn round(x: f64) -> f64 {
+pub(crate) fn round(x: f64) -> f64 {
     // Most values rounded are positive (counts, sizes): see `nearest`; only halves, which it takes to the even
     // neighbour, differ from rounding half away from zero. The result is never a negative zero.
     if x > 0.0 && x < TWO_52 {
@@ -1413,7 +1421,7 @@ mod tests {
     }
 
     #[test]
-    fn max_over_is_the_maximum_of_a_number_and_anything() {
+    fn the_maxima_are_those_of_the_standard_library() {
         let mut values = vec![0.0, -0.0, 1.0, -1.0, 0.5, f64::INFINITY, f64::NEG_INFINITY];
         let mut x = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..2_000 {
@@ -1423,6 +1431,10 @@ mod tests {
         }
         let nans = [f64::NAN, -f64::NAN, f64::from_bits(0x7ff0_0000_0000_0002)];
         let mut compared = 0;
+        for &v in values.iter().chain(&nans) {
+            let want = std::hint::black_box(v).max(std::hint::black_box(0.0));
+            assert_eq!(at_least_zero(v).to_bits(), want.to_bits(), "max({v:e}, 0)");
+        }
         for &a in values.iter().filter(|a| !a.is_nan()) {
             // Every special value, the others sampled.
             let special = values[..7].iter().chain(&nans);
