@@ -88,6 +88,28 @@ impl Labels {
         }
     }
 
+    /// Builds a label set from shared pairs in any order, as [`Labels::new`] does (later duplicates win, empty
+    /// values are dropped) but without copying or interning the strings: for a caller that keeps its own.
+    pub fn from_pairs(mut v: Vec<Label>) -> Self {
+        if !v.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Stable, so among equal names the last one given stays last.
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut out: Vec<Label> = Vec::with_capacity(v.len());
+            for p in v {
+                match out.last_mut() {
+                    Some(last) if last.0 == p.0 => *last = p,
+                    _ => out.push(p),
+                }
+            }
+            v = out;
+        }
+        v.retain(|(_, val)| !val.is_empty());
+        if v.is_empty() {
+            return Labels::empty();
+        }
+        Labels(v.into())
+    }
+
     /// Wraps pairs already sorted by name, unique and without empty values.
     pub(crate) fn from_sorted(v: Vec<Label>) -> Self {
         debug_assert!(v.windows(2).all(|w| w[0].0 < w[1].0));

@@ -2,13 +2,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use firedrill_promql::{
-    KeyedStorage, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError,
+    KeyedStorage, Label, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError,
     WindowFacts, is_stale_nan, stale_nan,
 };
 use firedrill_telemetry::metrics::{
-    self, KeyedSeries, MetricSeries, SeriesKey, SeriesName, TickSample,
+    self, KeyedSeries, LabelScope, LabelText, MetricSeries, SeriesKey, SeriesName, TickSample,
 };
 use firedrill_world::World;
 
@@ -487,10 +488,102 @@ const TRIM_BATCH_TICKS: u64 = 32;
 /// answers.
 #[derive(Debug, Clone, Default)]
 pub struct SeriesCache {
+    families: FamilyCache,
+    labels: LabelBook,
+}
+
+/// The label sets of a [`SeriesCache`]'s world, built once per series. A new incident's rules meet every
+/// series for the first time; building each label set from shared parts (the labels every series of one metric
+/// and service has, and one allocation per distinct string) costs a fraction of building it from text.
+#[derive(Debug, Clone, Default)]
+struct LabelBook {
+    /// Each series' label set, by key.
+    series: BTreeMap<u64, Labels>,
+    /// The labels of [`LabelScope::Family`], sorted by name, by metric and service.
+    families: BTreeMap<(u16, u16), Vec<Label>>,
+    /// Constant names and values, found by address: there are a few dozen, all in the program's text.
+    constants: Vec<(&'static str, Arc<str>)>,
+    /// Names of the world (services, versions), one allocation each.
+    names: BTreeMap<Box<str>, Arc<str>>,
+}
+
+impl LabelBook {
+    fn constant(constants: &mut Vec<(&'static str, Arc<str>)>, s: &'static str) -> Arc<str> {
+        let same = |c: &&(&'static str, Arc<str>)| std::ptr::eq(c.0, s);
+        if let Some((_, a)) = constants.iter().find(same) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        constants.push((s, Arc::clone(&a)));
+        a
+    }
+
+    fn text(&mut self, t: LabelText<'_>) -> Arc<str> {
+        match t {
+            LabelText::Static(s) => Self::constant(&mut self.constants, s),
+            LabelText::Borrowed(s) => {
+                if let Some(a) = self.names.get(s) {
+                    return Arc::clone(a);
+                }
+                let a: Arc<str> = Arc::from(s);
+                self.names.insert(s.into(), Arc::clone(&a));
+                a
+            }
+            LabelText::Owned(s) => Arc::from(s),
+        }
+    }
+
+    /// The label set of series `bits`, exactly [`metrics::series_labels`]'s as a [`Labels`].
+    fn labels(&mut self, world: &World, bits: u64) -> Option<Labels> {
+        if let Some(l) = self.series.get(&bits) {
+            return Some(l.clone());
+        }
+        let key = SeriesKey::from_bits(bits)?;
+        let family_key = (key.name() as u16, key.service().index() as u16);
+        let known_family = self.families.contains_key(&family_key);
+        let (mut family, mut own) = (Vec::new(), Vec::new());
+        let known = metrics::visit_series_labels(world, key, |scope, name, value| {
+            if scope == LabelScope::Family && known_family {
+                return;
+            }
+            let pair = (Self::constant(&mut self.constants, name), self.text(value));
+            match scope {
+                LabelScope::Family => family.push(pair),
+                LabelScope::Series => own.push(pair),
+            }
+        });
+        if !known {
+            return None;
+        }
+        let mut pairs = match self.families.get(&family_key) {
+            Some(shared) => shared.clone(),
+            None => {
+                // Sorted once, so that each series' own labels go in by a search.
+                family.sort_by(|a, b| a.0.cmp(&b.0));
+                self.families.insert(family_key, family.clone());
+                family
+            }
+        };
+        for p in own {
+            match pairs.binary_search_by(|x| x.0.cmp(&p.0)) {
+                Ok(i) => pairs[i] = p,
+                Err(i) => pairs.insert(i, p),
+            }
+        }
+        let l = Labels::from_pairs(pairs);
+        self.series.insert(bits, l.clone());
+        Some(l)
+    }
+}
+
+/// The cached families of a [`SeriesCache`], apart from its label sets so that a plan can ask for labels while
+/// a family is being read.
+#[derive(Debug, Clone, Default)]
+struct FamilyCache {
     families: Vec<CachedFamily>,
 }
 
-impl SeriesCache {
+impl FamilyCache {
     /// Makes ticks `[from, end)` of family `i` cached: renders the ones after what is cached (or everything
     /// again when the cache does not reach back to `from` or stops short of it). Every other family cached up
     /// to the same tick takes the same new ticks in the same render: the rules read all their families at
@@ -542,7 +635,8 @@ impl SeriesCache {
 /// A [`KeyedStorage`] over a world that renders through a [`SeriesCache`].
 pub struct CachedWorldStorage<'a> {
     world: &'a World,
-    cache: RefCell<&'a mut SeriesCache>,
+    cache: RefCell<&'a mut FamilyCache>,
+    labels: RefCell<&'a mut LabelBook>,
     /// The latest `(start_ms, end_ms)` asked and its held ticks: the rules of one evaluation mostly ask the
     /// same window, and finding its ticks is two binary searches.
     last_window: Cell<Option<(i64, i64, u64, u64)>>,
@@ -553,7 +647,8 @@ impl<'a> CachedWorldStorage<'a> {
     pub fn new(world: &'a World, cache: &'a mut SeriesCache) -> Self {
         CachedWorldStorage {
             world,
-            cache: RefCell::new(cache),
+            cache: RefCell::new(&mut cache.families),
+            labels: RefCell::new(&mut cache.labels),
             last_window: Cell::new(None),
         }
     }
@@ -656,7 +751,7 @@ impl KeyedStorage for CachedWorldStorage<'_> {
     }
 
     fn labels_of(&self, key: u64) -> Option<Labels> {
-        WorldStorage::new(self.world).labels_of(key)
+        self.labels.borrow_mut().labels(self.world, key)
     }
 }
 
@@ -707,6 +802,54 @@ mod tests {
         }
         assert!(s.base > 0, "no compaction renumbered the samples");
         assert!(checked > 100_000);
+    }
+
+    /// The label book gives every series exactly the label set built from [`metrics::series_labels`]'s text,
+    /// for every series a world renders (pods of several generations after restarts, every bucket and code),
+    /// asked in an order that meets families both new and known, and asked twice; a key of no series gives none.
+    #[test]
+    fn the_label_book_gives_the_labels_built_from_text() {
+        let catalog = firedrill_scenario::Catalog::builtin().expect("library");
+        for (scenario, seed) in [
+            ("oom_crash", 3),
+            ("db_pool_exhaustion", 1),
+            ("disk_full", 2),
+        ] {
+            let mut incident = catalog.start(scenario, seed, 0.7).expect("start");
+            for _ in 0..40 {
+                incident.step();
+            }
+            let world = incident.world();
+            let now = metrics::tick_ms(world, world.tick_count());
+            let mut keys: Vec<SeriesKey> =
+                metrics::render_keyed(world, &|_| true, now - 3_600_000, now)
+                    .into_iter()
+                    .map(|s| s.key)
+                    .collect();
+            assert!(keys.len() > 300, "{scenario}: {} series", keys.len());
+            // Alternate ends of the key order, so that families are met in pieces.
+            keys.sort_by_key(|k| k.bits());
+            let (a, b) = keys.split_at(keys.len() / 2);
+            let order: Vec<SeriesKey> = a
+                .iter()
+                .zip(b.iter().rev())
+                .flat_map(|(x, y)| [*x, *y])
+                .collect();
+            let mut book = LabelBook::default();
+            for pass in 0..2 {
+                for &key in &order {
+                    let expected = metrics::series_labels(world, key).map(Labels::new);
+                    assert_eq!(
+                        book.labels(world, key.bits()),
+                        expected,
+                        "{scenario} pass {pass} {key:?}"
+                    );
+                }
+            }
+            let unknown = (SeriesName::Up as u64) << 48 | 0xfff << 32;
+            assert_eq!(book.labels(world, unknown), None);
+            assert_eq!(book.labels(world, u64::MAX), None);
+        }
     }
 
     /// Series handed over as columns ([`Append::dense`], [`Append::dense_run`]) leave the cache exactly as the

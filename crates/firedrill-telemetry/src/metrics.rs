@@ -472,73 +472,132 @@ const _: () = assert!(MAX_REPLICAS <= 1 << POD_SLOT_BITS);
 /// The label set of a keyed series (including `__name__`), or `None` for a key naming a service the world does
 /// not have.
 pub fn series_labels(world: &World, key: SeriesKey) -> Option<BTreeMap<String, String>> {
+    let mut l = BTreeMap::new();
+    visit_series_labels(world, key, |_, name, value| {
+        l.insert(name.to_string(), value.as_str().to_string());
+    })
+    .then_some(l)
+}
+
+/// Which series of a metric share a label of [`visit_series_labels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LabelScope {
+    /// Every series of the key's metric and service has the label, with the same value.
+    Family,
+    /// The label depends on the key's variant (a status code, a bucket, a version, a pod, a resource).
+    Series,
+}
+
+/// A label value of [`visit_series_labels`]: a constant, text borrowed from the world, or text made for the series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LabelText<'w> {
+    /// A constant.
+    Static(&'static str),
+    /// Text borrowed from the world (a service or version name).
+    Borrowed(&'w str),
+    /// Text made for this series (a pod name, an unusual status code).
+    Owned(String),
+}
+
+impl LabelText<'_> {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match self {
+            LabelText::Static(s) => s,
+            LabelText::Borrowed(s) => s,
+            LabelText::Owned(s) => s,
+        }
+    }
+}
+
+/// Hands `each` every label of a keyed series (including `__name__`), with its [`LabelScope`], in no particular
+/// order; returns false, having handed nothing, for a key naming a service the world does not have. The values of
+/// [`LabelScope::Family`] labels are always borrowed, so a reader that already holds a family's labels skips them
+/// for free.
+pub fn visit_series_labels<'w>(
+    world: &'w World,
+    key: SeriesKey,
+    mut each: impl FnMut(LabelScope, &'static str, LabelText<'w>),
+) -> bool {
+    use LabelScope::{Family, Series};
+    use LabelText::{Borrowed, Owned, Static};
     let topo = world.topology();
     let id = key.service();
     if id.index() >= topo.len() {
-        return None;
+        return false;
     }
     let svc = topo.service(id);
     let name = svc.name();
     let v = key.variant();
-    let mut l = BTreeMap::new();
-    l.insert("__name__".to_string(), key.name().as_str().to_string());
-    l.insert("service".to_string(), name.to_string());
-    l.insert("job".to_string(), name.to_string());
-    l.insert("namespace".to_string(), "prod".to_string());
-    let mut extra = |k: &str, v: String| {
-        l.insert(k.to_string(), v);
-    };
+    each(Family, "__name__", Static(key.name().as_str()));
+    each(Family, "service", Borrowed(name));
+    each(Family, "job", Borrowed(name));
+    each(Family, "namespace", Static("prod"));
     use SeriesName as N;
     match key.name() {
-        N::HttpRequestsTotal => extra("code", v.to_string()),
-        N::HttpRequestDurationBucket => extra(
-            "le",
-            LATENCY_BUCKETS_S
-                .get(v as usize)
-                .map_or_else(|| "+Inf".to_string(), |&b| format_le(b)),
+        N::HttpRequestsTotal => each(
+            Series,
+            "code",
+            match v {
+                200 => Static("200"),
+                429 => Static("429"),
+                500 => Static("500"),
+                503 => Static("503"),
+                504 => Static("504"),
+                _ => Owned(v.to_string()),
+            },
         ),
-        N::AppInfo => extra(
+        N::HttpRequestDurationBucket => each(
+            Series,
+            "le",
+            Static(LE_LABELS.get(v as usize).copied().unwrap_or("+Inf")),
+        ),
+        N::AppInfo => each(
+            Series,
             "version",
             svc.spec
                 .versions
                 .get(v as usize)
-                .map(|x| x.name.clone())
-                .unwrap_or_default(),
+                .map_or(Static(""), |x| Borrowed(x.name.as_str())),
         ),
         N::DeploymentSpecReplicas
         | N::DeploymentReplicasAvailable
-        | N::DeploymentReplicasPending => extra("deployment", name.to_string()),
+        | N::DeploymentReplicasPending => each(Family, "deployment", Borrowed(name)),
         N::ContainerRestarts | N::ContainerOomKills | N::CpuUsage => {
-            extra("container", name.to_string())
+            each(Family, "container", Borrowed(name))
         }
         N::ContainerLimits => {
-            extra("container", name.to_string());
+            each(Family, "container", Borrowed(name));
             let (resource, unit) = if v == LIMIT_CPU {
                 ("cpu", "core")
             } else {
                 ("memory", "byte")
             };
-            extra("resource", resource.to_string());
-            extra("unit", unit.to_string());
+            each(Series, "resource", Static(resource));
+            each(Series, "unit", Static(unit));
         }
         N::WorkingSet => {
             let slot = (v & ((1 << POD_SLOT_BITS) - 1)) as usize;
             let generation = v >> POD_SLOT_BITS;
-            extra("pod", pod_name(world.seed(), name, slot, generation));
-            extra("container", name.to_string());
+            each(
+                Series,
+                "pod",
+                Owned(pod_name(world.seed(), name, slot, generation)),
+            );
+            each(Family, "container", Borrowed(name));
         }
         N::PoolInUse | N::PoolMax | N::PoolTimeouts | N::PoolWait => {
             if let Some(target) = pool_target(world, id) {
-                extra("pool", topo.service(target).name().to_string());
+                each(Family, "pool", Borrowed(topo.service(target).name()));
             }
         }
         N::FilesystemSize | N::FilesystemAvail => {
-            extra("mountpoint", "/data".to_string());
-            extra("device", "/dev/nvme1n1".to_string());
+            each(Family, "mountpoint", Static("/data"));
+            each(Family, "device", Static("/dev/nvme1n1"));
         }
         _ => {}
     }
-    Some(l)
+    true
 }
 
 /// The service behind a service's connection pool (the first outgoing edge with a pool).
@@ -1288,7 +1347,15 @@ fn floor(x: f64) -> f64 {
     if t > x { t - 1.0 } else { t }
 }
 
-/// Bucket bounds in the shortest form Prometheus client libraries print (`0.005`, `1.0`, `10.0`).
+/// The `le` label of each of [`LATENCY_BUCKETS_S`], in the shortest form Prometheus client libraries print
+/// (`0.005`, `1.0`, `10.0`; a test checks them against [`format_le`]): label sets
+/// are built for every bucket series of every incident, and formatting floats is most of that work.
+const LE_LABELS: [&str; LATENCY_BUCKETS_S.len()] = [
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0",
+];
+
+/// Bucket bounds in the shortest form Prometheus client libraries print, always with a fraction.
+#[cfg(test)]
 fn format_le(x: f64) -> String {
     let s = format!("{x}");
     if s.contains('.') || s.contains('e') {
@@ -1301,6 +1368,13 @@ fn format_le(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_bucket_labels_are_what_format_le_writes() {
+        for (b, le) in LATENCY_BUCKETS_S.iter().zip(LE_LABELS) {
+            assert_eq!(format_le(*b), le);
+        }
+    }
 
     #[test]
     fn round_matches_the_standard_library_to_the_bit() {
