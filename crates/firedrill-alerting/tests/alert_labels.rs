@@ -3,36 +3,20 @@
 //! from scratch at every evaluation: the PromQL engine's instant result, the rule's templates expanded over
 //! each sample's labels and value, Prometheus's duplicate check.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use firedrill_alerting::template::Data;
 use firedrill_alerting::{AlertRuleSpec, AlertState, AlertingRule, RuleEngine};
 use firedrill_promql::{Engine, EngineOptions, METRIC_NAME, Value};
 use firedrill_query::WorldStorage;
-use firedrill_world::spec::TopologySpec;
 use firedrill_world::topology::SpecPath;
-use firedrill_world::{Actor, Operation, Topology, World, WorldOptions};
-
-fn topology() -> Arc<Topology> {
-    let spec: TopologySpec = serde_json::from_value(serde_json::json!({
-        "tick_s": 15,
-        "cluster": { "cpu_millis": 16000, "memory_mb": 16384 },
-        "entrypoints": [{ "service": "web", "rps": 100 }],
-        "services": [
-            { "name": "web", "kind": "edge", "version": "v1", "versions": [{ "name": "v1" }],
-              "calls": [{ "to": "api", "timeout_ms": 3000 }] },
-            { "name": "api", "kind": "service", "version": "v1", "versions": [{ "name": "v1" }],
-              "capacity_rps": 150, "replicas": 2 }
-        ]
-    }))
-    .expect("spec");
-    Arc::new(Topology::compile(&spec, &SpecPath::root()).expect("topology"))
-}
+use firedrill_world::{Actor, Operation, World, WorldOptions};
 
 fn rule(json: serde_json::Value) -> AlertingRule {
     let spec: AlertRuleSpec = serde_json::from_value(json).expect("rule spec");
-    AlertingRule::compile(&spec, &topology(), &SpecPath::root()).expect("rule")
+    AlertingRule::compile(&spec, &common::topology(), &SpecPath::root()).expect("rule")
 }
 
 fn scale(w: &mut World, service: &str, replicas: u32) {
@@ -123,7 +107,7 @@ fn rules() -> Vec<AlertingRule> {
 /// replicas of both services change so that alerts come, change value, change result labels and collide.
 #[test]
 fn alerts_equal_a_fresh_resolution_at_every_evaluation() {
-    let mut w = World::new(topology(), 11, WorldOptions::default());
+    let mut w = World::new(common::topology(), 11, WorldOptions::default());
     let mut e = RuleEngine::new(rules(), 1);
     let plan = [
         (3, "api", 1),
@@ -211,7 +195,7 @@ fn a_completed_late_start_resolves_its_alerts_under_their_new_places() {
             "annotations": { "summary": "{{ $labels.service }} wants {{ $value }} replicas" }
         }))]
     };
-    let mut w = World::new(topology(), 12, WorldOptions::default());
+    let mut w = World::new(common::topology(), 12, WorldOptions::default());
     let mut every = RuleEngine::new(rules(), 1);
     let mut late = RuleEngine::new(rules(), 1);
     for tick in 1..=70u64 {

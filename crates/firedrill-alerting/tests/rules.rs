@@ -2,35 +2,18 @@
 //! `keep_firing_for`, resolved), templated labels and annotations, duplicate label sets, and validation with
 //! positions.
 
-use std::sync::Arc;
+mod common;
 
 use firedrill_alerting::{AlertRuleSpec, AlertState, AlertingRule, RuleEngine};
-use firedrill_world::spec::TopologySpec;
 use firedrill_world::topology::SpecPath;
-use firedrill_world::{Actor, Operation, Topology, World, WorldOptions};
-
-fn topology() -> Arc<Topology> {
-    let spec: TopologySpec = serde_json::from_value(serde_json::json!({
-        "tick_s": 15,
-        "cluster": { "cpu_millis": 16000, "memory_mb": 16384 },
-        "entrypoints": [{ "service": "web", "rps": 100 }],
-        "services": [
-            { "name": "web", "kind": "edge", "version": "v1", "versions": [{ "name": "v1" }],
-              "calls": [{ "to": "api", "timeout_ms": 3000 }] },
-            { "name": "api", "kind": "service", "version": "v1", "versions": [{ "name": "v1" }],
-              "capacity_rps": 150, "replicas": 2 }
-        ]
-    }))
-    .expect("spec");
-    Arc::new(Topology::compile(&spec, &SpecPath::root()).expect("topology"))
-}
+use firedrill_world::{Actor, Operation, World, WorldOptions};
 
 fn spec(yaml_like: serde_json::Value) -> AlertRuleSpec {
     serde_json::from_value(yaml_like).expect("rule spec")
 }
 
 fn compile(s: &AlertRuleSpec) -> AlertingRule {
-    AlertingRule::compile(s, &topology(), &SpecPath::root()).expect("rule")
+    AlertingRule::compile(s, &common::topology(), &SpecPath::root()).expect("rule")
 }
 
 fn scale(w: &mut World, replicas: u32) {
@@ -73,7 +56,7 @@ fn replicas_rule(for_: &str, keep: &str) -> AlertingRule {
 
 #[test]
 fn pending_then_firing_after_for_then_resolved() {
-    let mut w = World::new(topology(), 1, WorldOptions::default());
+    let mut w = World::new(common::topology(), 1, WorldOptions::default());
     let mut e = RuleEngine::new(vec![replicas_rule("2m", "0s")], 1);
     run(&mut w, &mut e, 8);
     assert!(
@@ -121,7 +104,7 @@ fn pending_then_firing_after_for_then_resolved() {
 
 #[test]
 fn pending_alert_that_stops_never_fires() {
-    let mut w = World::new(topology(), 2, WorldOptions::default());
+    let mut w = World::new(common::topology(), 2, WorldOptions::default());
     let mut e = RuleEngine::new(vec![replicas_rule("5m", "0s")], 1);
     run(&mut w, &mut e, 4);
     scale(&mut w, 5);
@@ -141,7 +124,7 @@ fn pending_alert_that_stops_never_fires() {
 
 #[test]
 fn keep_firing_for_holds_a_firing_alert() {
-    let mut w = World::new(topology(), 3, WorldOptions::default());
+    let mut w = World::new(common::topology(), 3, WorldOptions::default());
     let mut e = RuleEngine::new(vec![replicas_rule("0s", "1m")], 1);
     run(&mut w, &mut e, 4);
     scale(&mut w, 5);
@@ -166,7 +149,7 @@ fn keep_firing_for_holds_a_firing_alert() {
 
 #[test]
 fn evaluation_interval_spaces_evaluations() {
-    let mut w = World::new(topology(), 4, WorldOptions::default());
+    let mut w = World::new(common::topology(), 4, WorldOptions::default());
     let mut e = RuleEngine::new(vec![replicas_rule("0s", "0s")], 4);
     run(&mut w, &mut e, 40);
     assert_eq!(e.evaluations(), 10);
@@ -178,7 +161,7 @@ fn evaluation_interval_spaces_evaluations() {
 
 #[test]
 fn one_alert_per_result_series() {
-    let mut w = World::new(topology(), 5, WorldOptions::default());
+    let mut w = World::new(common::topology(), 5, WorldOptions::default());
     let rule = compile(&spec(serde_json::json!({
         "alert": "Up",
         "expr": "up == 1",
@@ -198,7 +181,7 @@ fn one_alert_per_result_series() {
 
 #[test]
 fn duplicate_label_sets_fail_the_rule_without_changing_alerts() {
-    let mut w = World::new(topology(), 6, WorldOptions::default());
+    let mut w = World::new(common::topology(), 6, WorldOptions::default());
     // The rule's label overwrites the only label that told the two results apart.
     let rule = compile(&spec(serde_json::json!({
         "alert": "Dup",
@@ -217,7 +200,7 @@ fn duplicate_label_sets_fail_the_rule_without_changing_alerts() {
 
 #[test]
 fn scalar_results_are_one_alert() {
-    let mut w = World::new(topology(), 7, WorldOptions::default());
+    let mut w = World::new(common::topology(), 7, WorldOptions::default());
     let rule = compile(&spec(
         serde_json::json!({ "alert": "Scalar", "expr": "scalar(sum(up))" }),
     ));
@@ -232,7 +215,7 @@ fn scalar_results_are_one_alert() {
 
 #[test]
 fn forks_are_independent_and_deterministic() {
-    let mut w = World::new(topology(), 8, WorldOptions::default());
+    let mut w = World::new(common::topology(), 8, WorldOptions::default());
     let mut e = RuleEngine::new(vec![replicas_rule("1m", "0s")], 1);
     run(&mut w, &mut e, 4);
     let (mut w2, mut e2) = (w.clone(), e.clone());
@@ -242,7 +225,7 @@ fn forks_are_independent_and_deterministic() {
     assert!(e2.history().is_empty());
     assert_eq!(e.history().len(), 2);
     let (mut w3, mut e3) = (
-        World::new(topology(), 8, WorldOptions::default()),
+        World::new(common::topology(), 8, WorldOptions::default()),
         RuleEngine::new(vec![replicas_rule("1m", "0s")], 1),
     );
     run(&mut w3, &mut e3, 4);
@@ -254,7 +237,7 @@ fn forks_are_independent_and_deterministic() {
 fn errors(rule: serde_json::Value) -> Vec<String> {
     match AlertingRule::compile(
         &spec(rule),
-        &topology(),
+        &common::topology(),
         &SpecPath::root().key("alerts").index(0),
     ) {
         Ok(_) => Vec::new(),
@@ -340,7 +323,7 @@ fn catching_up_late_equals_evaluating_on_every_interval() {
         .map(|j| compile(&spec(j)))
         .collect()
     };
-    let mut w = World::new(topology(), 9, WorldOptions::default());
+    let mut w = World::new(common::topology(), 9, WorldOptions::default());
     let mut every = RuleEngine::new(rules(), 4);
     assert!(!every.can_lag(), "the @ rule cannot be batched");
     let mut late = RuleEngine::new(rules(), 4);

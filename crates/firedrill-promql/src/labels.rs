@@ -42,23 +42,12 @@ impl Labels {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut v: Vec<(String, String)> = pairs
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        // Stable, so among equal names the last one given stays last.
-        if !v.windows(2).all(|w| w[0].0 < w[1].0) {
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut out: Vec<(String, String)> = Vec::with_capacity(v.len());
-            for p in v {
-                match out.last_mut() {
-                    Some(last) if last.0 == p.0 => *last = p,
-                    _ => out.push(p),
-                }
-            }
-            v = out;
-        }
-        v.retain(|(_, val)| !val.is_empty());
+        let v = normalised(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect::<Vec<(String, String)>>(),
+        );
         if v.is_empty() {
             return Labels::empty();
         }
@@ -90,20 +79,8 @@ impl Labels {
 
     /// Builds a label set from shared pairs in any order, as [`Labels::new`] does (later duplicates win, empty
     /// values are dropped) but without copying or interning the strings: for a caller that keeps its own.
-    pub fn from_pairs(mut v: Vec<Label>) -> Self {
-        if !v.windows(2).all(|w| w[0].0 < w[1].0) {
-            // Stable, so among equal names the last one given stays last.
-            v.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut out: Vec<Label> = Vec::with_capacity(v.len());
-            for p in v {
-                match out.last_mut() {
-                    Some(last) if last.0 == p.0 => *last = p,
-                    _ => out.push(p),
-                }
-            }
-            v = out;
-        }
-        v.retain(|(_, val)| !val.is_empty());
+    pub fn from_pairs(v: Vec<Label>) -> Self {
+        let v = normalised(v);
         if v.is_empty() {
             return Labels::empty();
         }
@@ -387,6 +364,25 @@ impl<'a> KeyInterner<'a> {
         self.first.insert(hash, id as u32);
         (id, true)
     }
+}
+
+/// Pairs sorted by name, the last of equal names kept, those with an empty value dropped: the label-set rules of
+/// [`Labels::new`] over any string type.
+fn normalised<S: Ord + std::ops::Deref<Target = str>>(mut v: Vec<(S, S)>) -> Vec<(S, S)> {
+    if !v.windows(2).all(|w| w[0].0 < w[1].0) {
+        // Stable, so among equal names the last one given stays last.
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(S, S)> = Vec::with_capacity(v.len());
+        for p in v {
+            match out.last_mut() {
+                Some(last) if last.0 == p.0 => *last = p,
+                _ => out.push(p),
+            }
+        }
+        v = out;
+    }
+    v.retain(|(_, val)| !val.is_empty());
+    v
 }
 
 /// Orders two shared strings, equal without reading them when they are the same allocation.

@@ -2,33 +2,12 @@
 //! rule-shaped reads (a window ending now every few ticks, windows lagging behind it by up to the slack the cache
 //! keeps, a longer window now and then), through pod replacements, every window it answers is a fresh render's.
 
-use firedrill_promql::{KeyedStorage, WindowFacts};
+mod common;
+
 use firedrill_query::{CachedWorldStorage, SeriesCache, WorldStorage};
 use firedrill_scenario::Catalog;
 use firedrill_telemetry::metrics;
 use firedrill_world::{Actor, Operation};
-
-/// The series of a window, sorted by key, with the samples' bits; checks that the facts the store gives are the
-/// samples' (exactly, for the cache).
-fn window(
-    storage: &dyn KeyedStorage,
-    name: &str,
-    start: i64,
-    end: i64,
-    exact: bool,
-) -> Vec<(u64, Vec<(i64, u64)>)> {
-    let mut out = Vec::new();
-    storage
-        .select_windows(name, start, end, &mut |key, samples, facts| {
-            if exact {
-                assert_eq!(facts, WindowFacts::of(samples), "{name} {key:x}");
-            }
-            out.push((key, samples.iter().map(|x| (x.t, x.v.to_bits())).collect()));
-        })
-        .expect("select");
-    out.sort();
-    out
-}
 
 #[test]
 fn windows_stay_exact_while_the_cache_forgets() {
@@ -68,8 +47,8 @@ fn windows_stay_exact_while_the_cache_forgets() {
             let start = end - minutes * 60_000 + 1;
             for name in names {
                 assert_eq!(
-                    window(&fresh, name, start, end, false),
-                    window(&cached, name, start, end, true),
+                    common::sorted_window(&fresh, name, start, end, false),
+                    common::sorted_window(&cached, name, start, end, true),
                     "{name} over [{start}, {end}] at round {round}"
                 );
                 checked += 1;

@@ -3,10 +3,10 @@
 //! evaluation times, through pod replacements and rollouts, with the plans kept between evaluations as the
 //! rule engine keeps them.
 
+mod common;
+
 use firedrill_promql::promqltest::same_value;
-use firedrill_promql::{
-    Engine, EngineOptions, InstantPlan, KeyedStorage, WindowFacts, parse_query,
-};
+use firedrill_promql::{Engine, EngineOptions, InstantPlan, parse_query};
 use firedrill_query::{CachedWorldStorage, SeriesCache, WorldStorage};
 use firedrill_scenario::{Catalog, Incident};
 use firedrill_telemetry::metrics;
@@ -162,33 +162,6 @@ fn compiled_plans_answer_exactly_as_the_engine() {
     assert!(declined > 0, "no evaluation exercised the plan's refusal");
 }
 
-/// The series of a window, sorted by key. The store's facts about each window must hold of its samples, and
-/// be all of them where `exact` (the cache knows them exactly; plans skip reading what they promise).
-fn sorted(
-    storage: &dyn KeyedStorage,
-    name: &str,
-    start: i64,
-    end: i64,
-    exact: bool,
-) -> Vec<(u64, Vec<(i64, u64)>)> {
-    let mut out = Vec::new();
-    storage
-        .select_windows(name, start, end, &mut |key, samples, facts| {
-            let read = WindowFacts::of(samples);
-            assert!(
-                (!facts.no_stale || read.no_stale) && (!facts.no_decrease || read.no_decrease),
-                "{name} {key:x} over [{start}, {end}]: the store promised {facts:?}, the samples show {read:?}"
-            );
-            if exact {
-                assert_eq!(facts, read, "{name} {key:x} over [{start}, {end}]");
-            }
-            out.push((key, samples.iter().map(|x| (x.t, x.v.to_bits())).collect()));
-        })
-        .expect("select");
-    out.sort();
-    out
-}
-
 /// The cache answers any window, forwards, backwards, overlapping or beyond what it holds, exactly as a
 /// fresh render does, staleness markers included (pods replaced by a restart).
 #[test]
@@ -230,8 +203,8 @@ fn cached_windows_equal_fresh_renders() {
         ];
         for name in names {
             for (start, end) in windows {
-                let a = sorted(&fresh, name, start, end, false);
-                let b = sorted(&cached, name, start, end, true);
+                let a = common::sorted_window(&fresh, name, start, end, false);
+                let b = common::sorted_window(&cached, name, start, end, true);
                 assert_eq!(a, b, "{name} over [{start}, {end}] at round {round}");
                 checked += 1;
             }
@@ -264,8 +237,8 @@ fn cached_windows_match_at_the_retention_edge() {
         let cached = CachedWorldStorage::new(w, &mut cache);
         for (start, end) in [(first - 60_000, now), (first, now), (first + 15_000, now)] {
             assert_eq!(
-                sorted(&WorldStorage::new(w), name, start, end, false),
-                sorted(&cached, name, start, end, true),
+                common::sorted_window(&WorldStorage::new(w), name, start, end, false),
+                common::sorted_window(&cached, name, start, end, true),
                 "[{start}, {end}] with the first held tick at {first}"
             );
             checked += 1;
