@@ -20,7 +20,7 @@ use crate::frame::{
     ErrorCause, FrameRing, Health, LATENCY_BUCKET_COUNT, ServiceFrame, ServiceTotals,
 };
 use crate::normal::std_normal_cdf;
-use crate::spec::{Behaviour, Qos, ServiceKind};
+use crate::spec::{Behaviour, Qos, ServiceKind, ServiceSpec};
 use crate::topology::{MAX_REPLICAS, Service, ServiceId, Topology};
 
 /// Upper bounds of the latency histogram buckets, in seconds (the classic Prometheus defaults).
@@ -1646,15 +1646,8 @@ impl World {
             let work = &self.scratch.work[i];
             let current = work.version;
             // What the replicas of the current version share, hoisted out of the slot loop (the same expressions
-            // in the same order, so the same values).
-            let per_version = |b: &Behaviour| {
-                (
-                    spec.base_memory_mb + b.extra_memory_mb,
-                    b.leak_mb_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
-                    b.conn_leak_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
-                )
-            };
-            let current_terms = per_version(&work.behaviour);
+            // in the same order as `memory_terms`, so the same values).
+            let current_terms = memory_terms(spec, &work.behaviour, dt, load_ratio);
             let per_rps = spec.memory_per_rps_mb * rps_per_replica;
             // Slots to kill, one bit each, and what the rest of the tick needs from the slots, counted in the same
             // pass (recounted below only if a kill changed them): ready replicas and the oldest certificate among
@@ -1694,7 +1687,7 @@ impl World {
                 let (base, leak, conn_leak) = if rep.version == current {
                     current_terms
                 } else {
-                    per_version(&other_behaviour(&topo.services[i], flags, rep.version))
+                    other_memory_terms(&topo.services[i], flags, rep.version, dt, load_ratio)
                 };
                 let target = base * (1.0 + 0.04 * rep.jitter) + per_rps;
                 rep.mem_base_mb += (target - rep.mem_base_mb) * warm;
@@ -2035,12 +2028,35 @@ fn combined_behaviour(svc: &Service, flags: u64, version: u8) -> Behaviour {
     b
 }
 
-/// [`combined_behaviour`] kept out of line, for the replicas of another version than most run (mid-rollout):
-/// inlined, the compiler merges it with the usual case and recomputes the usual terms for every replica.
+/// A version's memory terms for the slot loop of `resources`: base working set, leak and pooled-connection leak
+/// per tick.
+#[inline]
+fn memory_terms(spec: &ServiceSpec, b: &Behaviour, dt: f64, load_ratio: f64) -> (f64, f64, f64) {
+    (
+        spec.base_memory_mb + b.extra_memory_mb,
+        b.leak_mb_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
+        b.conn_leak_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
+    )
+}
+
+/// [`memory_terms`] of another version than most replicas run, kept out of line whole: with only the behaviour
+/// out of line, the compiler selected between the two behaviours and recomputed the terms (two divisions) for
+/// every replica.
 #[cold]
 #[inline(never)]
-fn other_behaviour(svc: &Service, flags: u64, version: u8) -> Behaviour {
-    combined_behaviour(svc, flags, version)
+fn other_memory_terms(
+    svc: &Service,
+    flags: u64,
+    version: u8,
+    dt: f64,
+    load_ratio: f64,
+) -> (f64, f64, f64) {
+    memory_terms(
+        &svc.spec,
+        &combined_behaviour(svc, flags, version),
+        dt,
+        load_ratio,
+    )
 }
 
 /// Index of the version most live replicas of a service run (the deployment target if none is live).
