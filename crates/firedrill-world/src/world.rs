@@ -1086,7 +1086,7 @@ impl World {
         let n = topo.len();
         let now = self.now_s;
         let traffic_factor = self.traffic_factor;
-        let tod_h = ((self.epoch_unix_s as f64 + now) / 3600.0).rem_euclid(24.0);
+        let tod_h = hour_of_day((self.epoch_unix_s as f64 + now) / 3600.0);
         // Daily cycle: trough around 04:00, peak around 16:00 (UTC of the simulated clock).
         let daily = ((tod_h - 10.0) / 24.0 * std::f64::consts::TAU).sin();
         // Disjoint borrows of the fields, so the scratch need not be moved out of the world and back.
@@ -2130,6 +2130,25 @@ fn add_bucket_counts(
     }
 }
 
+/// `h.rem_euclid(24.0)`, the same to the bit, without the call to `fmod` (a bit-by-bit loop of some hundred
+/// instructions) for the hours of the simulated clock.
+///
+/// For `0 <= h < 2^51`, `k` is `h / 24` rounded to an integer, `⌊h/24⌋` or one more, so `h - 24k` is the remainder
+/// or the remainder less 24. Both steps are exact: `24k` is an integer below 2^53, and `h - 24k` is a
+/// subtraction of two floats within a factor 2 of each other (Sterbenz) or with `k = 0`; adding 24 then gives
+/// the remainder, which is representable (a remainder always is). Other values take `rem_euclid` itself.
+#[inline]
+fn hour_of_day(h: f64) -> f64 {
+    // 2^52: adding it to a float in [0, 2^51) rounds that to an integer.
+    const ROUND: f64 = 4_503_599_627_370_496.0;
+    if !(0.0..2_251_799_813_685_248.0).contains(&h) {
+        return h.rem_euclid(24.0);
+    }
+    let k = (h / 24.0 + ROUND) - ROUND;
+    let r = h - 24.0 * k;
+    if r < 0.0 { r + 24.0 } else { r }
+}
+
 /// Adds a per-second rate over one tick to a total, ignoring non-finite and non-positive rates.
 #[inline]
 fn add_rate(total: &mut f64, rate: f32, dt: f64) {
@@ -2508,6 +2527,51 @@ mod tests {
             let got = below[k] as f64 / n as f64;
             let want = irwin_hall(2.0 + p / 3.0f64.sqrt());
             assert!((got - want).abs() < 0.004, "at {p}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn hour_of_day_is_rem_euclid_to_the_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut check = |h: f64| {
+            assert_eq!(
+                hour_of_day(h).to_bits(),
+                h.rem_euclid(24.0).to_bits(),
+                "{h}"
+            );
+        };
+        for h in [
+            0.0,
+            -0.0,
+            11.999_999_999_999_998,
+            12.0,
+            23.999_999_999_999_996,
+            24.0,
+            35.999_999_999_999_99,
+            36.0,
+            47.999_999_999_999_99,
+            48.0,
+            -1.0,
+            -24.0,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+            2_251_799_813_685_247.5,
+        ] {
+            check(h);
+        }
+        // Hours of Unix times from the epoch to the year 2200, at random and next to every multiple of 24.
+        for _ in 0..200_000 {
+            let h = uniform(&mut rng) * 2_000_000.0;
+            check(h);
+            let day = (h / 24.0).floor() * 24.0;
+            for x in [
+                day,
+                f64::from_bits(day.to_bits() - 1),
+                f64::from_bits(day.to_bits() + 1),
+            ] {
+                check(x);
+            }
         }
     }
 
