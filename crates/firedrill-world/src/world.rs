@@ -1082,6 +1082,9 @@ impl World {
     }
 
     /// Entry load, forward propagation along calls, then latency and errors from the leaves back up.
+    // Out of line, like `resources`: inlined into `step`, the passes' loops shared one register allocation and
+    // spilled more (about 300 instructions a tick for the two; `lifecycle` and `finish_frames` lose out of line).
+    #[inline(never)]
     fn traffic(&mut self, topo: &Topology, dt: f64) {
         let n = topo.len();
         let now = self.now_s;
@@ -1631,6 +1634,8 @@ impl World {
     }
 
     /// Memory, leaks and OOM kills; pool leaks; disks; certificates; caches.
+    // Out of line: see `traffic`.
+    #[inline(never)]
     fn resources(&mut self, topo: &Topology, dt: f64) {
         let now = self.now_s;
         for i in 0..topo.len() {
