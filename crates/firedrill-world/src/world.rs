@@ -1265,7 +1265,8 @@ impl World {
             let (unavailable, rejected, offered) = (w.unavailable, w.rejected, w.offered);
             let conn_leaks = w.conn_leaks;
             let st = &services[i];
-            let fx = st.fx;
+            // Borrowed: a copy of the whole configuration was stored to the stack and read back field by field.
+            let fx = &st.fx;
             let admitted = w.admitted;
             let (cpu_scale, cpu_limit, cost) = (w.cpu_scale, w.cpu_limit, w.cpu_cost);
             let cpu_factor = b.cpu_factor;
