@@ -1438,19 +1438,18 @@ impl World {
                     }
                 }
                 edge_pfail[e] = p;
-                let attempts = {
+                let (attempts, p_retries) = {
                     let mut a = 1.0;
                     let mut pk = 1.0;
                     for _ in 0..retries {
                         pk *= p;
                         a += pk;
                     }
-                    a
+                    (a, pk)
                 };
-                let mut p_final = 1.0;
-                for _ in 0..=retries {
-                    p_final *= p;
-                }
+                // `p` to the power `retries + 1` as the product of that many `p` from 1: the same roundings in the
+                // same order as the loop above, and one more factor.
+                let p_final = p_retries * p;
                 dep_ms += edge.per_request * attempts * ((1.0 - p) * call_ok_ms + p * fail_ms);
                 let fail_share = if p_final < 1e-12 {
                     p_final * edge.per_request
