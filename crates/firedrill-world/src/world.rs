@@ -19,7 +19,7 @@ use crate::events::{Event, EventKind, EventLog};
 use crate::frame::{
     ErrorCause, FrameRing, Health, LATENCY_BUCKET_COUNT, ServiceFrame, ServiceTotals,
 };
-use crate::normal::std_normal_cdf;
+use crate::normal::{std_normal_cdf, upper_tail_within_7};
 use crate::spec::{Behaviour, Qos, ServiceKind, ServiceSpec};
 use crate::topology::{MAX_REPLICAS, Service, ServiceId, Topology};
 
@@ -2092,6 +2092,8 @@ fn running_version_of(st: &ServiceState) -> u8 {
 /// 1e-9 (9.9e-10 at 6), within the 2e-9 of the table itself, so a bucket whose bound lies further out holds none
 /// (below) or all (above) of the requests without a lookup.
 const BUCKET_Z_CUT: f64 = 6.0;
+// `add_bucket_counts` looks up `|z| < BUCKET_Z_CUT` without testing for the end of the table.
+const _: () = assert!(BUCKET_Z_CUT < 7.0);
 
 /// Adds `answered` requests with a log-normal latency of this median (given with its logarithm) and sigma (given
 /// as its inverse) to the cumulative latency buckets (each bound `le` gets `answered · P(latency <= le)`; the
@@ -2116,19 +2118,33 @@ fn add_bucket_counts(
         while k < n && z(k) <= -BUCKET_Z_CUT {
             k += 1;
         }
+        // `Φ(z)` is `std_normal_cdf(z)`, the table's upper tail `Q(-z)` below the median and `1 - Q(z)` from it
+        // up to the cut, in two loops so that neither tests the sign (nor the end of the table, which is beyond
+        // the cut). The bounds rise and `sigma > 0`, so once `z >= 0` it stays so, and after the scan above every
+        // `z` is above `-BUCKET_Z_CUT`; a NaN `z` gives a NaN `c` in either loop.
         let mut prev = 0.0f64;
+        // Monotone in `le` even where the interpolation wobbles: `c.max(prev)` (NaN gives `prev`) as a plain
+        // comparison (`f64::max` compiles to a NaN-aware sequence, and `prev` is never NaN). Below the cut `c < 1`
+        // (a test checks it), so no bucket here holds every request yet.
+        let mut add = |k: usize, c: f64| {
+            let p = if c > prev { c } else { prev };
+            prev = p;
+            buckets[k] += answered * p;
+        };
+        while k < n {
+            let z = z(k);
+            if z >= 0.0 {
+                break;
+            }
+            add(k, upper_tail_within_7(-z));
+            k += 1;
+        }
         while k < n {
             let z = z(k);
             if z >= BUCKET_Z_CUT {
                 break;
             }
-            let c = std_normal_cdf(z);
-            // Monotone in `le` even where the interpolation wobbles: `c.max(prev)` (NaN gives `prev`) as a plain
-            // comparison (`f64::max` compiles to a NaN-aware sequence, and `prev` is never NaN). Below the cut
-            // `c < 1` (a test checks it), so no bucket here holds every request yet.
-            let p = if c > prev { c } else { prev };
-            prev = p;
-            buckets[k] += answered * p;
+            add(k, 1.0 - upper_tail_within_7(z));
             k += 1;
         }
     }
