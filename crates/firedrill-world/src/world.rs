@@ -2566,7 +2566,7 @@ mod tests {
     #[test]
     fn hour_of_day_is_rem_euclid_to_the_bit() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let mut check = |h: f64| {
+        let check = |h: f64| {
             assert_eq!(
                 hour_of_day(h).to_bits(),
                 h.rem_euclid(24.0).to_bits(),
