@@ -44,6 +44,20 @@ pub fn std_normal_cdf(u: f64) -> f64 {
     if u >= 0.0 { 1.0 - q } else { q }
 }
 
+/// The upper tail `Q(x) = 1 - Φ(x)` for `0 <= x < 7` (or NaN, which gives NaN: the masked row number is some
+/// row), the value [`std_normal_cdf`] interpolates: for `u` in `[0, 7)` it returns `1 - Q(u)`, for `u` in
+/// `(-7, 0)` `Q(-u)`, to the bit. Without the tests for the end of the table and the sign, for callers that know
+/// both.
+#[inline]
+pub fn upper_tail_within_7(x: f64) -> f64 {
+    debug_assert!(x.is_nan() || (0.0..7.0).contains(&x));
+    let x = x * PER_UNIT as f64;
+    let rounded = x + ROUND;
+    let c = &TAIL[rounded.to_bits() as usize & (ROWS - 1)];
+    let s = x - (rounded - ROUND);
+    c[0] + s * (c[1] + s * (c[2] + s * c[3]))
+}
+
 /// `1/√(2π)`.
 const FRAC_1_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
@@ -183,6 +197,20 @@ mod tests {
         }
         // The bound is not loose by orders of magnitude: the interpolation error is really of this size.
         assert!(worst > 1e-10, "worst {worst}");
+    }
+
+    #[test]
+    fn the_upper_tail_within_7_is_the_function_to_the_bit() {
+        let mut u = 0.0f64;
+        while u < 7.0 {
+            for v in [u, f64::from_bits(u.to_bits() + 1)] {
+                let q = upper_tail_within_7(v);
+                assert_eq!((1.0 - q).to_bits(), std_normal_cdf(v).to_bits(), "u = {v}");
+                assert_eq!(q.to_bits(), std_normal_cdf(-v).to_bits(), "u = -{v}");
+            }
+            u += 0.000_13;
+        }
+        assert!(upper_tail_within_7(f64::NAN).is_nan());
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::events::{Event, EventKind, EventLog};
 use crate::frame::{
     ErrorCause, FrameRing, Health, LATENCY_BUCKET_COUNT, ServiceFrame, ServiceTotals,
 };
-use crate::normal::std_normal_cdf;
-use crate::spec::{Behaviour, Qos, ServiceKind};
+use crate::normal::{std_normal_cdf, upper_tail_within_7};
+use crate::spec::{Behaviour, Qos, ServiceKind, ServiceSpec};
 use crate::topology::{MAX_REPLICAS, Service, ServiceId, Topology};
 
 /// Upper bounds of the latency histogram buckets, in seconds (the classic Prometheus defaults).
@@ -1082,11 +1082,14 @@ impl World {
     }
 
     /// Entry load, forward propagation along calls, then latency and errors from the leaves back up.
+    // Out of line, like `resources`: inlined into `step`, the passes' loops shared one register allocation and
+    // spilled more (about 300 instructions a tick for the two; `lifecycle` and `finish_frames` lose out of line).
+    #[inline(never)]
     fn traffic(&mut self, topo: &Topology, dt: f64) {
         let n = topo.len();
         let now = self.now_s;
         let traffic_factor = self.traffic_factor;
-        let tod_h = ((self.epoch_unix_s as f64 + now) / 3600.0).rem_euclid(24.0);
+        let tod_h = hour_of_day((self.epoch_unix_s as f64 + now) / 3600.0);
         // Daily cycle: trough around 04:00, peak around 16:00 (UTC of the simulated clock).
         let daily = ((tod_h - 10.0) / 24.0 * std::f64::consts::TAU).sin();
         // Disjoint borrows of the fields, so the scratch need not be moved out of the world and back.
@@ -1262,7 +1265,8 @@ impl World {
             let (unavailable, rejected, offered) = (w.unavailable, w.rejected, w.offered);
             let conn_leaks = w.conn_leaks;
             let st = &services[i];
-            let fx = st.fx;
+            // Borrowed: a copy of the whole configuration was stored to the stack and read back field by field.
+            let fx = &st.fx;
             let admitted = w.admitted;
             let (cpu_scale, cpu_limit, cost) = (w.cpu_scale, w.cpu_limit, w.cpu_cost);
             let cpu_factor = b.cpu_factor;
@@ -1371,7 +1375,7 @@ impl World {
                         if p_slow > p_err {
                             timeout
                         } else {
-                            m.min(timeout)
+                            min_to(m, timeout)
                         },
                         kind,
                     )
@@ -1411,7 +1415,7 @@ impl World {
                         0.0
                     };
                     let available = (size - leaked).max(0.0);
-                    let in_use = (demand.min(available) + leaked).min(size);
+                    let in_use = min_to(min_to(demand, available) + leaked, size);
                     pool_in_use += in_use;
                     pool_max += size;
                     if demand > available {
@@ -1434,19 +1438,18 @@ impl World {
                     }
                 }
                 edge_pfail[e] = p;
-                let attempts = {
+                let (attempts, p_retries) = {
                     let mut a = 1.0;
                     let mut pk = 1.0;
                     for _ in 0..retries {
                         pk *= p;
                         a += pk;
                     }
-                    a
+                    (a, pk)
                 };
-                let mut p_final = 1.0;
-                for _ in 0..=retries {
-                    p_final *= p;
-                }
+                // `p` to the power `retries + 1` as the product of that many `p` from 1: the same roundings in the
+                // same order as the loop above, and one more factor.
+                let p_final = p_retries * p;
                 dep_ms += edge.per_request * attempts * ((1.0 - p) * call_ok_ms + p * fail_ms);
                 let fail_share = if p_final < 1e-12 {
                     p_final * edge.per_request
@@ -1500,8 +1503,11 @@ impl World {
                 err_dep_id = u16::MAX;
             }
 
-            let served = admitted.min(capacity);
-            let cpu = (served * cost + 0.02 * ready).min(ready * cpu_limit * st.cpu_share);
+            let served = min_to(admitted, capacity);
+            let cpu = min_to(
+                served * cost + 0.02 * ready,
+                ready * cpu_limit * st.cpu_share,
+            );
 
             let f = &mut frames[i];
             f.offered_rps = offered as f32;
@@ -1631,6 +1637,8 @@ impl World {
     }
 
     /// Memory, leaks and OOM kills; pool leaks; disks; certificates; caches.
+    // Out of line: see `traffic`.
+    #[inline(never)]
     fn resources(&mut self, topo: &Topology, dt: f64) {
         let now = self.now_s;
         for i in 0..topo.len() {
@@ -1646,15 +1654,8 @@ impl World {
             let work = &self.scratch.work[i];
             let current = work.version;
             // What the replicas of the current version share, hoisted out of the slot loop (the same expressions
-            // in the same order, so the same values).
-            let per_version = |b: &Behaviour| {
-                (
-                    spec.base_memory_mb + b.extra_memory_mb,
-                    b.leak_mb_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
-                    b.conn_leak_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
-                )
-            };
-            let current_terms = per_version(&work.behaviour);
+            // in the same order as `memory_terms`, so the same values).
+            let current_terms = memory_terms(spec, &work.behaviour, dt, load_ratio);
             let per_rps = spec.memory_per_rps_mb * rps_per_replica;
             // Slots to kill, one bit each, and what the rest of the tick needs from the slots, counted in the same
             // pass (recounted below only if a kill changed them): ready replicas and the oldest certificate among
@@ -1694,7 +1695,7 @@ impl World {
                 let (base, leak, conn_leak) = if rep.version == current {
                     current_terms
                 } else {
-                    per_version(&other_behaviour(&topo.services[i], flags, rep.version))
+                    other_memory_terms(&topo.services[i], flags, rep.version, dt, load_ratio)
                 };
                 let target = base * (1.0 + 0.04 * rep.jitter) + per_rps;
                 rep.mem_base_mb += (target - rep.mem_base_mb) * warm;
@@ -2035,12 +2036,35 @@ fn combined_behaviour(svc: &Service, flags: u64, version: u8) -> Behaviour {
     b
 }
 
-/// [`combined_behaviour`] kept out of line, for the replicas of another version than most run (mid-rollout):
-/// inlined, the compiler merges it with the usual case and recomputes the usual terms for every replica.
+/// A version's memory terms for the slot loop of `resources`: base working set, leak and pooled-connection leak
+/// per tick.
+#[inline]
+fn memory_terms(spec: &ServiceSpec, b: &Behaviour, dt: f64, load_ratio: f64) -> (f64, f64, f64) {
+    (
+        spec.base_memory_mb + b.extra_memory_mb,
+        b.leak_mb_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
+        b.conn_leak_per_min * dt / 60.0 * (0.5 + 0.5 * load_ratio),
+    )
+}
+
+/// [`memory_terms`] of another version than most replicas run, kept out of line whole: with only the behaviour
+/// out of line, the compiler selected between the two behaviours and recomputed the terms (two divisions) for
+/// every replica.
 #[cold]
 #[inline(never)]
-fn other_behaviour(svc: &Service, flags: u64, version: u8) -> Behaviour {
-    combined_behaviour(svc, flags, version)
+fn other_memory_terms(
+    svc: &Service,
+    flags: u64,
+    version: u8,
+    dt: f64,
+    load_ratio: f64,
+) -> (f64, f64, f64) {
+    memory_terms(
+        &svc.spec,
+        &combined_behaviour(svc, flags, version),
+        dt,
+        load_ratio,
+    )
 }
 
 /// Index of the version most live replicas of a service run (the deployment target if none is live).
@@ -2068,6 +2092,8 @@ fn running_version_of(st: &ServiceState) -> u8 {
 /// 1e-9 (9.9e-10 at 6), within the 2e-9 of the table itself, so a bucket whose bound lies further out holds none
 /// (below) or all (above) of the requests without a lookup.
 const BUCKET_Z_CUT: f64 = 6.0;
+// `add_bucket_counts` looks up `|z| < BUCKET_Z_CUT` without testing for the end of the table.
+const _: () = assert!(BUCKET_Z_CUT < 7.0);
 
 /// Adds `answered` requests with a log-normal latency of this median (given with its logarithm) and sigma (given
 /// as its inverse) to the cumulative latency buckets (each bound `le` gets `answered · P(latency <= le)`; the
@@ -2092,19 +2118,33 @@ fn add_bucket_counts(
         while k < n && z(k) <= -BUCKET_Z_CUT {
             k += 1;
         }
+        // `Φ(z)` is `std_normal_cdf(z)`, the table's upper tail `Q(-z)` below the median and `1 - Q(z)` from it
+        // up to the cut, in two loops so that neither tests the sign (nor the end of the table, which is beyond
+        // the cut). The bounds rise and `sigma > 0`, so once `z >= 0` it stays so, and after the scan above every
+        // `z` is above `-BUCKET_Z_CUT`; a NaN `z` gives a NaN `c` in either loop.
         let mut prev = 0.0f64;
+        // Monotone in `le` even where the interpolation wobbles: `c.max(prev)` (NaN gives `prev`) as a plain
+        // comparison (`f64::max` compiles to a NaN-aware sequence, and `prev` is never NaN). Below the cut `c < 1`
+        // (a test checks it), so no bucket here holds every request yet.
+        let mut add = |k: usize, c: f64| {
+            let p = if c > prev { c } else { prev };
+            prev = p;
+            buckets[k] += answered * p;
+        };
+        while k < n {
+            let z = z(k);
+            if z >= 0.0 {
+                break;
+            }
+            add(k, upper_tail_within_7(-z));
+            k += 1;
+        }
         while k < n {
             let z = z(k);
             if z >= BUCKET_Z_CUT {
                 break;
             }
-            let c = std_normal_cdf(z);
-            // Monotone in `le` even where the interpolation wobbles: `c.max(prev)` (NaN gives `prev`) as a plain
-            // comparison (`f64::max` compiles to a NaN-aware sequence, and `prev` is never NaN). Below the cut
-            // `c < 1` (a test checks it), so no bucket here holds every request yet.
-            let p = if c > prev { c } else { prev };
-            prev = p;
-            buckets[k] += answered * p;
+            add(k, 1.0 - upper_tail_within_7(z));
             k += 1;
         }
     }
@@ -2112,6 +2152,34 @@ fn add_bucket_counts(
     for total in &mut buckets[k..n] {
         *total += answered;
     }
+}
+
+/// `h.rem_euclid(24.0)`, the same to the bit, without the call to `fmod` (a bit-by-bit loop of some hundred
+/// instructions) for the hours of the simulated clock.
+///
+/// For `0 <= h < 2^51`, `k` is `h / 24` rounded to an integer, `⌊h/24⌋` or one more, so `h - 24k` is the remainder
+/// or the remainder less 24. Both steps are exact: `24k` is an integer below 2^53, and `h - 24k` is a
+/// subtraction of two floats within a factor 2 of each other (Sterbenz) or with `k = 0`; adding 24 then gives
+/// the remainder, which is representable (a remainder always is). Other values take `rem_euclid` itself.
+#[inline]
+fn hour_of_day(h: f64) -> f64 {
+    // 2^52: adding it to a float in [0, 2^51) rounds that to an integer.
+    const ROUND: f64 = 4_503_599_627_370_496.0;
+    if !(0.0..2_251_799_813_685_248.0).contains(&h) {
+        return h.rem_euclid(24.0);
+    }
+    let k = (h / 24.0 + ROUND) - ROUND;
+    let r = h - 24.0 * k;
+    if r < 0.0 { r + 24.0 } else { r }
+}
+
+/// `a.min(b)` as one comparison, for a `b` that is never NaN (a NaN `a` gives `b`, as `min` does): `f64::min`
+/// of two variables compiles to a NaN-aware sequence of six instructions. The callers' `b` are products and
+/// quotients of validated finite spec and configuration values (timeouts, pool sizes, capacities, CPU limits),
+/// and their operands are never a `-0` against a `+0`, the one other case where the two may differ.
+#[inline]
+fn min_to(a: f64, b: f64) -> f64 {
+    if a < b { a } else { b }
 }
 
 /// Adds a per-second rate over one tick to a total, ignoring non-finite and non-positive rates.
@@ -2492,6 +2560,72 @@ mod tests {
             let got = below[k] as f64 / n as f64;
             let want = irwin_hall(2.0 + p / 3.0f64.sqrt());
             assert!((got - want).abs() < 0.004, "at {p}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn hour_of_day_is_rem_euclid_to_the_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let check = |h: f64| {
+            assert_eq!(
+                hour_of_day(h).to_bits(),
+                h.rem_euclid(24.0).to_bits(),
+                "{h}"
+            );
+        };
+        for h in [
+            0.0,
+            -0.0,
+            11.999_999_999_999_998,
+            12.0,
+            23.999_999_999_999_996,
+            24.0,
+            35.999_999_999_999_99,
+            36.0,
+            47.999_999_999_999_99,
+            48.0,
+            -1.0,
+            -24.0,
+            1e300,
+            f64::NAN,
+            f64::INFINITY,
+            2_251_799_813_685_247.5,
+        ] {
+            check(h);
+        }
+        // Hours of Unix times from the epoch to the year 2200, at random and next to every multiple of 24.
+        for _ in 0..200_000 {
+            let h = uniform(&mut rng) * 2_000_000.0;
+            check(h);
+            let day = (h / 24.0).floor() * 24.0;
+            for x in [
+                day,
+                f64::from_bits(day.to_bits() - 1),
+                f64::from_bits(day.to_bits() + 1),
+            ] {
+                check(x);
+            }
+        }
+    }
+
+    #[test]
+    fn min_to_is_min_for_a_b_that_is_not_nan() {
+        let values = [
+            f64::NAN,
+            f64::NEG_INFINITY,
+            -1.5,
+            0.0,
+            1e-300,
+            0.5,
+            1.0,
+            2.0,
+            1e300,
+            f64::INFINITY,
+        ];
+        for a in values {
+            for b in values.into_iter().filter(|b| !b.is_nan()) {
+                assert_eq!(min_to(a, b).to_bits(), a.min(b).to_bits(), "{a} {b}");
+            }
         }
     }
 
