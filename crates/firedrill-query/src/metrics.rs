@@ -443,13 +443,7 @@ impl metrics::SampleSink for Append<'_> {
     /// What [`Append::series`] does with the same samples, the values going in as one column.
     fn dense(&mut self, key: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
         let Some(span) = consecutive(ticks) else {
-            let samples: Vec<TickSample> = ticks
-                .iter()
-                .zip(times)
-                .zip(values)
-                .map(|((&tick, &ms), &v)| TickSample { tick, ms, v })
-                .collect();
-            return self.series(key, &samples);
+            return self.series(key, &TickSample::column(ticks, times, values));
         };
         let (world, first_new) = (self.world, self.first_new);
         if let Some(s) = self.cached(key) {

@@ -621,6 +621,18 @@ pub struct TickSample {
     pub v: f64,
 }
 
+impl TickSample {
+    /// The samples of a column: `values[i]` at `ticks[i]`, whose timestamp is `times[i]`.
+    pub fn column(ticks: &[u64], times: &[i64], values: &[f64]) -> Vec<TickSample> {
+        ticks
+            .iter()
+            .zip(times)
+            .zip(values)
+            .map(|((&tick, &ms), &v)| TickSample { tick, ms, v })
+            .collect()
+    }
+}
+
 /// Receives a render series by series.
 pub trait SampleSink {
     /// Every sample of series `key` in the window, oldest first (never empty). A series comes whole, in one
@@ -632,13 +644,7 @@ pub trait SampleSink {
     /// a sink does better: most series have a sample at every tick of the window, and a sink given them as one
     /// column of values skips a sample's bookkeeping per tick.
     fn dense(&mut self, key: SeriesKey, ticks: &[u64], times: &[i64], values: &[f64]) {
-        let samples: Vec<TickSample> = ticks
-            .iter()
-            .zip(times)
-            .zip(values)
-            .map(|((&tick, &ms), &v)| TickSample { tick, ms, v })
-            .collect();
-        self.series(key, &samples);
+        self.series(key, &TickSample::column(ticks, times, values));
     }
 
     /// Series `first` and the ones after it ([`SeriesKey::nth_after`]), each with one sample at each of `ticks`:
