@@ -1382,9 +1382,32 @@ mod tests {
         }
     }
 
+    /// Checks `ours` against the standard library's `std` to the bit on `cases` and on pseudo-random bit patterns
+    /// (splitmix64) over every exponent, and small values near integers and halves.
+    fn assert_same_bits(
+        name: &str,
+        ours: fn(f64) -> f64,
+        std: fn(f64) -> f64,
+        mut cases: Vec<f64>,
+    ) {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..200_000u64 {
+            x = det::splitmix64(x);
+            cases.push(f64::from_bits(x));
+            cases.push((x % 10_000_000) as f64 / 1000.0 * if i % 2 == 0 { 1.0 } else { -1.0 });
+        }
+        for c in cases {
+            let (got, want) = (ours(c), std(c));
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{name}({c:e}) = {got:e}, want {want:e}"
+            );
+        }
+    }
+
     #[test]
     fn round_matches_the_standard_library_to_the_bit() {
-        let mut cases = vec![
+        let cases = vec![
             0.0,
             -0.0,
             0.5,
@@ -1402,20 +1425,7 @@ mod tests {
             f64::INFINITY,
             f64::NEG_INFINITY,
         ];
-        // Pseudo-random bit patterns (splitmix64), over every exponent, and small values near halves.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for i in 0..200_000u64 {
-            x = det::splitmix64(x);
-            cases.push(f64::from_bits(x));
-            cases.push((x % 10_000_000) as f64 / 1000.0 * if i % 2 == 0 { 1.0 } else { -1.0 });
-        }
-        for c in cases {
-            let (got, want) = (round(c), c.round());
-            assert!(
-                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                "round({c:e}) = {got:e}, want {want:e}"
-            );
-        }
+        assert_same_bits("round", round, f64::round, cases);
     }
 
     /// Records what a render hands over, dense series as the samples they stand for.
@@ -1534,7 +1544,7 @@ mod tests {
 
     #[test]
     fn floor_matches_the_standard_library_to_the_bit() {
-        let mut cases = vec![
+        let cases = vec![
             0.0,
             -0.0,
             0.5,
@@ -1557,20 +1567,7 @@ mod tests {
             f64::NEG_INFINITY,
             f64::NAN,
         ];
-        // Pseudo-random bit patterns (splitmix64), over every exponent, and small values near integers.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for i in 0..200_000u64 {
-            x = det::splitmix64(x);
-            cases.push(f64::from_bits(x));
-            cases.push((x % 10_000_000) as f64 / 1000.0 * if i % 2 == 0 { 1.0 } else { -1.0 });
-        }
-        for c in cases {
-            let (got, want) = (floor(c), c.floor());
-            assert!(
-                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
-                "floor({c:e}) = {got:e}, want {want:e}"
-            );
-        }
+        assert_same_bits("floor", floor, f64::floor, cases);
     }
 
     #[test]
