@@ -85,6 +85,16 @@ pub(crate) fn tick_world_ms(world: &World, tick: u64) -> i64 {
     (tick as f64 * world.tick_s() * 1000.0).round() as i64
 }
 
+/// A tick's length in whole milliseconds.
+pub(crate) fn tick_len_ms(world: &World) -> i64 {
+    (world.tick_s() * 1000.0).round() as i64
+}
+
+/// A world time in seconds as whole milliseconds, rounded as change records are compared.
+pub(crate) fn round_ms(t_s: f64) -> i64 {
+    (t_s * 1000.0).round() as i64
+}
+
 /// A configuration value as it was in effect during the tick ending at `tick_world_ms` (world ms): the current
 /// value with every change made after the tick began undone. A tick's frame was computed with the configuration
 /// set before the tick began; changes made at the tick's end take effect in the next one.
@@ -96,10 +106,10 @@ pub(crate) fn config_at<'w>(
     key: &str,
     tick_world_ms: i64,
 ) -> Option<&'w str> {
-    let tick_ms = (world.tick_s() * 1000.0).round() as i64;
+    let tick_ms = tick_len_ms(world);
     let mut v = world.service(id).config.get(key).map(String::as_str);
     for c in world.changes().iter().rev() {
-        if (c.t_s * 1000.0).round() as i64 <= tick_world_ms - tick_ms {
+        if round_ms(c.t_s) <= tick_world_ms - tick_ms {
             break;
         }
         if c.service == id

@@ -21,6 +21,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
+use firedrill_world::changes::ChangeKind;
 use firedrill_world::frame::ErrorCause;
 use firedrill_world::spec::ServiceKind;
 use firedrill_world::topology::Edge;
@@ -269,23 +270,49 @@ static NO_FRAME: LazyLock<ServiceFrame> = LazyLock::new(ServiceFrame::default);
 /// The client settings each service calls with at one tick (`http.client.timeout_ms` and `http.client.retries` as
 /// in effect then), read once per service: a walk makes many calls from the same few services and every walk of
 /// a tick reads the same values, while each read is a map lookup and a scan of the world's changes.
+///
+/// Ticks that begin after the last change to either key all read the current configuration, so values read
+/// for one of them serve every other: a window of traces then reads each service's settings once, not once per
+/// tick.
 #[derive(Debug, Default)]
 struct ClientSettings {
     /// The tick the values are for.
     tick: u64,
+    /// Whether the values are the current configuration's (the tick began after the last change to the keys).
+    current: bool,
+    /// World ms of the last change to either key (`i64::MIN` if none), once looked up.
+    last_change_ms: Option<i64>,
     /// Per service: `None` until read, then (timeout ms, retries), each `None` when unset or unparsable.
     by_service: Vec<Option<(Option<f64>, Option<u8>)>>,
 }
 
+/// The configuration keys a client's calls read.
+const CLIENT_KEYS: [&str; 2] = ["http.client.timeout_ms", "http.client.retries"];
+
 impl ClientSettings {
-    /// These settings for `tick`: kept if they are that tick's, emptied otherwise.
+    /// These settings for `tick`: kept if they are that tick's, or if both that tick and theirs read the current
+    /// configuration; emptied otherwise.
     fn for_tick(mut self, world: &World, tick: u64) -> ClientSettings {
         let services = world.topology().len();
-        if self.tick != tick || self.by_service.len() != services {
-            self.tick = tick;
+        let last_change_ms = *self.last_change_ms.get_or_insert_with(|| {
+            world
+                .changes()
+                .iter()
+                .rev()
+                .find(|c| {
+                    matches!(&c.kind, ChangeKind::Config { key, .. } if CLIENT_KEYS.contains(&key.as_str()))
+                })
+                .map_or(i64::MIN, |c| det::round_ms(c.t_s))
+        });
+        // As `det::config_at` decides: a change at or before the tick's start is in effect during the tick.
+        let current = det::tick_world_ms(world, tick) - det::tick_len_ms(world) >= last_change_ms;
+        let same = self.tick == tick || (current && self.current);
+        if !same || self.by_service.len() != services {
             self.by_service.clear();
             self.by_service.resize(services, None);
         }
+        self.tick = tick;
+        self.current = current;
         self
     }
 
@@ -300,9 +327,9 @@ impl ClientSettings {
             return *v;
         }
         let v = (
-            det::config_at(world, from, "http.client.timeout_ms", tick_world_ms)
+            det::config_at(world, from, CLIENT_KEYS[0], tick_world_ms)
                 .and_then(|v| v.parse::<f64>().ok()),
-            det::config_at(world, from, "http.client.retries", tick_world_ms)
+            det::config_at(world, from, CLIENT_KEYS[1], tick_world_ms)
                 .and_then(|v| v.parse::<u8>().ok()),
         );
         if let Some(slot) = self.by_service.get_mut(from.index()) {
