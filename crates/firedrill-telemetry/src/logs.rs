@@ -26,11 +26,10 @@ use firedrill_world::frame::ErrorCause;
 use firedrill_world::spec::{ServiceKind, ServiceSpec};
 use firedrill_world::topology::Edge;
 use firedrill_world::{ChangeRecord, Event, EventKind, ServiceFrame, ServiceId, World};
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::Rng;
+use rand_xoshiro::rand_core::Rng;
 use serde::Serialize;
 
-use crate::det::{self, Purpose, normal, pick, stochastic_round, unit};
+use crate::det::{self, KeyedRng, Purpose, normal, pick, stochastic_round, unit};
 use crate::metrics::{PodNames, code_of};
 
 /// `format!` when the context writes text, else an empty string. The arguments are evaluated either way, in the
@@ -463,7 +462,7 @@ fn cluster_ip(name: &str) -> String {
 }
 
 /// A pseudo pod IP for a caller.
-fn pod_ip(rng: &mut ChaCha8Rng) -> String {
+fn pod_ip(rng: &mut KeyedRng) -> String {
     let x = rng.next_u64();
     format!("10.244.{}.{}", (x >> 8) % 32, x % 250 + 2)
 }
@@ -1143,7 +1142,7 @@ const ROUTES: &[&str] = &[
     "/api/v1/users/me",
 ];
 
-fn route(rng: &mut ChaCha8Rng) -> (&'static str, &'static str) {
+fn route(rng: &mut KeyedRng) -> (&'static str, &'static str) {
     (
         pick(rng, &["GET", "GET", "GET", "POST", "PUT"]),
         pick(rng, ROUTES),
@@ -1151,7 +1150,7 @@ fn route(rng: &mut ChaCha8Rng) -> (&'static str, &'static str) {
 }
 
 /// A latency draw from a frame's log-normal distribution, in ms.
-fn latency_draw(rng: &mut ChaCha8Rng, f: &ServiceFrame) -> f64 {
+fn latency_draw(rng: &mut KeyedRng, f: &ServiceFrame) -> f64 {
     f.latency_median_ms.max(0.1) as f64 * (f.latency_sigma.max(0.05) as f64 * normal(rng)).exp()
 }
 
@@ -1168,7 +1167,7 @@ fn edge_to(world: &World, from: ServiceId, to: u16) -> Option<&Edge> {
 /// One request-failure line, worded after the tick's cause and dependency.
 fn failure_line(
     ctx: &Ctx<'_>,
-    rng: &mut ChaCha8Rng,
+    rng: &mut KeyedRng,
     id: ServiceId,
     f: &ServiceFrame,
     tick: u64,
@@ -1416,7 +1415,7 @@ fn status_text(code: &str) -> &'static str {
 }
 
 /// An exception in the runtime a service is written in (stable per service).
-fn exception(rng: &mut ChaCha8Rng, service: &str) -> &'static str {
+fn exception(rng: &mut KeyedRng, service: &str) -> &'static str {
     let lang = service
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32))
@@ -1452,7 +1451,7 @@ fn exception(rng: &mut ChaCha8Rng, service: &str) -> &'static str {
 /// An ordinary line a service writes when nothing in particular happens.
 fn background(
     ctx: &Ctx<'_>,
-    rng: &mut ChaCha8Rng,
+    rng: &mut KeyedRng,
     id: ServiceId,
     f: &ServiceFrame,
     level_cfg: LogLevel,
@@ -1642,7 +1641,7 @@ fn background(
 }
 
 /// Warnings that healthy systems write all the time.
-fn distractor(ctx: &Ctx<'_>, rng: &mut ChaCha8Rng, id: ServiceId, f: &ServiceFrame) -> Line {
+fn distractor(ctx: &Ctx<'_>, rng: &mut KeyedRng, id: ServiceId, f: &ServiceFrame) -> Line {
     let topo = ctx.world.topology();
     let other = topo.services[(unit(rng) * topo.len() as f64) as usize % topo.len()]
         .spec

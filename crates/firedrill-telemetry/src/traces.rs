@@ -26,11 +26,10 @@ use firedrill_world::frame::ErrorCause;
 use firedrill_world::spec::ServiceKind;
 use firedrill_world::topology::Edge;
 use firedrill_world::{ServiceFrame, ServiceId, World};
-use rand_chacha::ChaCha8Rng;
-use rand_chacha::rand_core::Rng;
+use rand_xoshiro::rand_core::Rng;
 use serde::Serialize;
 
-use crate::det::{self, Purpose, normal, pick, stochastic_round, unit};
+use crate::det::{self, KeyedRng, Purpose, normal, pick, stochastic_round, unit};
 use crate::metrics::{PodNames, code_of};
 
 /// Span kind.
@@ -184,7 +183,7 @@ fn instrumented(kind: ServiceKind) -> bool {
 /// A route template for a service (`/v1/orders/{id}`), fixed per service and varied per request. Without
 /// `text` the same draws are made but the path is left empty (an outline needs the draws, not the words).
 fn route(
-    rng: &mut ChaCha8Rng,
+    rng: &mut KeyedRng,
     kind: ServiceKind,
     name: &str,
     text: bool,
@@ -367,7 +366,7 @@ struct Walk<'a> {
     /// Client settings of the walk's tick, shared by the walks of a tick.
     settings: ClientSettings,
     trace_id: String,
-    rng: ChaCha8Rng,
+    rng: KeyedRng,
     /// The spans, when written (`pods` is some).
     spans: Vec<Span>,
     /// Spans opened, written or not.
@@ -912,7 +911,7 @@ impl<'a> Walk<'a> {
         }
         let parent = text.then(|| parent.to_string());
         let (index, span_id) = self.open(from, name, SpanKind::Client, parent, start_ns, attrs);
-        let small = |rng: &mut ChaCha8Rng, ms: f64| ((ms * (0.8 + 0.4 * unit(rng))) * 1e6) as i64;
+        let small = |rng: &mut KeyedRng, ms: f64| ((ms * (0.8 + 0.4 * unit(rng))) * 1e6) as i64;
         // Failures that never reach the callee.
         let early = if fail {
             match cause {
