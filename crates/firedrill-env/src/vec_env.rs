@@ -161,16 +161,25 @@ impl VecEnv {
     }
 }
 
-/// A rough rank of what stepping with `action` costs: resolving ends the episode (and auto-reset starts the next,
-/// which simulates an hour of history), trace queries walk every trace of their window, other queries render a
-/// window, the rest only advance the world.
-fn expected_cost(action: &Action) -> u8 {
-    match action.kind() {
-        ActionKind::ResolveIncident => 3,
-        ActionKind::QueryTraces => 2,
-        ActionKind::QueryLogs | ActionKind::QueryMetrics => 1,
-        _ => 0,
-    }
+/// A rough estimate of what stepping with `action` costs, in microseconds of this machine (the per-action means
+/// `firedrill bench` prints, docs/benchmarks.md): resolving ends the episode, and auto-reset then starts the next,
+/// which simulates an hour of history; trace queries walk every trace of their window; other queries render a
+/// window; and every action advances the world by its simulated time, at about 35 µs a simulated minute (four
+/// ticks and one evaluation of the alert rules). Only the order matters: a long `wait` ranks with the queries
+/// instead of last, where it would leave the other threads idle at the end of the step.
+fn expected_cost(action: &Action) -> u32 {
+    let kind = action.kind();
+    let base: f64 = match kind {
+        ActionKind::ResolveIncident => 1_500.0,
+        ActionKind::QueryTraces => 200.0,
+        ActionKind::QueryLogs | ActionKind::QueryMetrics => 50.0,
+        _ => 5.0,
+    };
+    let waited_s = match action {
+        Action::Wait(p) if p.minutes.is_finite() => p.minutes.clamp(0.0, 30.0) * 60.0,
+        _ => 0.0,
+    };
+    (base + (kind.cost_s() + waited_s) / 60.0 * 35.0) as u32
 }
 
 /// The next episode of a slot whose schedule position is `cursor`, advancing it by the number of slots.
@@ -214,6 +223,33 @@ mod tests {
 
     fn catalog() -> Arc<Catalog> {
         Arc::new(Catalog::builtin().expect("library"))
+    }
+
+    #[test]
+    fn long_waits_rank_with_the_queries_and_resets_first() {
+        let wait = |minutes| expected_cost(&Action::Wait(WaitParams { minutes }));
+        let traces = expected_cost(&Action::QueryTraces(crate::action::TracesParams {
+            service: "api".into(),
+            window_minutes: None,
+            errors_only: false,
+        }));
+        let resolve = expected_cost(&Action::ResolveIncident(ResolveParams {
+            root_causes: vec![],
+            fault_class: FaultClass::NoFault,
+            evidence: vec![],
+            remediation: String::new(),
+            summary: String::new(),
+        }));
+        let list = expected_cost(&Action::ListServices);
+        assert!(
+            list < wait(1.0) && wait(1.0) < wait(5.0),
+            "{list} {}",
+            wait(1.0)
+        );
+        assert!(wait(5.0) > traces / 2 && wait(30.0) > traces);
+        assert!(resolve > wait(30.0) && resolve > traces);
+        // A malformed wait (the step will reject it) costs no more than the longest valid one.
+        assert!(wait(f64::NAN) <= wait(30.0) && wait(1e9) == wait(30.0));
     }
 
     fn spec(scenario: &str, seed: u64) -> EpisodeSpec {
