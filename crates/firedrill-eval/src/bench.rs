@@ -14,8 +14,8 @@
 //! - **text steps**: the same steps, each followed by `Observation::to_text()`, timed together;
 //! - **vector steps**: a [`VecEnv`] of [`SLOTS_PER_THREAD`] × `threads` slots with [`AutoReset::SameStep`] over
 //!   the same episode list, one `random` agent per slot, stepped with every slot's action at once;
-//!   `VecEnv::step` is timed, which includes the auto-resets of slots whose episode ended. Run once on one
-//!   thread and once on `threads`, with the same slots.
+//!   `VecEnv::step` is timed, which includes the auto-resets of slots whose episode ended. Run in
+//!   [`VEC_ROUNDS`] alternating rounds of the same work, on `threads` threads and on one, with the same slots.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ use crate::EvalError;
 
 /// Difficulty of every benchmark episode.
 pub const BENCH_DIFFICULTY: f64 = 0.5;
+/// Rounds of the vector benchmark: each runs the same work on `threads` threads, then on one.
+pub const VEC_ROUNDS: usize = 3;
 /// Slots per thread of the vector benchmark: enough work per `VecEnv::step` call that spawning its threads is
 /// small beside it.
 pub const SLOTS_PER_THREAD: usize = 32;
@@ -270,11 +272,24 @@ pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchR
     let structured = measure_steps(catalog, seconds, false)?;
     let text = measure_steps(catalog, seconds, true)?;
     let slots = SLOTS_PER_THREAD * threads;
-    // The threaded run sets the work; the one-thread run repeats exactly that work, so the ratio of the two
-    // rates compares the same episodes and steps (a time budget each would cover more of the schedule with
-    // more threads, a different mix of resets and actions).
-    let (vecn, vecn_time) = measure_vec(catalog, VecBudget::Seconds(seconds), slots, threads)?;
-    let (vec1, vec1_time) = measure_vec(catalog, VecBudget::Steps(vecn), slots, 1)?;
+    // The first threaded round sets the work; every later round, threaded or not, repeats exactly that work, so
+    // the ratio of the two rates compares the same episodes and steps (a time budget each would cover more of
+    // the schedule with more threads, a different mix of resets and actions). The rounds alternate, so that a
+    // change in the machine's speed during the phase (another tenant, the clock) weighs on both sides alike
+    // rather than on whichever ran second.
+    let round_seconds = seconds / VEC_ROUNDS as f64;
+    let (mut vecn, mut vecn_time) =
+        measure_vec(catalog, VecBudget::Seconds(round_seconds), slots, threads)?;
+    let work = vecn;
+    let (mut vec1, mut vec1_time) = measure_vec(catalog, VecBudget::Steps(work), slots, 1)?;
+    for _ in 1..VEC_ROUNDS {
+        let (n, t) = measure_vec(catalog, VecBudget::Steps(work), slots, threads)?;
+        vecn += n;
+        vecn_time += t;
+        let (n, t) = measure_vec(catalog, VecBudget::Steps(work), slots, 1)?;
+        vec1 += n;
+        vec1_time += t;
+    }
     let total = structured.spent.as_secs_f64();
     let per_action = structured
         .per_kind
