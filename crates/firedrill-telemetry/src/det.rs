@@ -11,8 +11,8 @@ use rand_xoshiro::rand_core::{Rng, SeedableRng};
 
 /// The generator of every keyed stream: xoshiro256++, seeded through splitmix64. A render seeds one per trace,
 /// per tick and service, per dropped event, so seeding must be cheap: xoshiro's is four splitmix64 outputs,
-/// where ChaCha8's first draw computes four blocks of the cipher (a fifth of a trace walk's cost). The world's
-/// own stream, one per episode, stays ChaCha8.
+/// where ChaCha8's first draw computes four blocks of the cipher (the switch took a tenth off a trace query).
+/// The world's own stream, one per episode, stays ChaCha8.
 pub(crate) type KeyedRng = Xoshiro256PlusPlus;
 
 /// What a generator is for; keeps the streams of different renderers apart.
