@@ -134,7 +134,20 @@ const MAX_CALLS_PER_EDGE: usize = 3;
 fn trace_id(world: &World, tick: u64, index: usize) -> String {
     let lo = det::key(world.seed(), Purpose::TraceId, tick, index as u64);
     let hi = ((tick << 16) | (index as u64 & 0xffff)) ^ id_mask(world, lo);
-    format!("{hi:016x}{lo:016x}")
+    let mut id = String::with_capacity(32);
+    push_hex16(&mut id, hi);
+    push_hex16(&mut id, lo);
+    id
+}
+
+/// Appends `x` as sixteen lowercase hex digits, as `format!("{x:016x}")` writes it. Every span of every trace
+/// built gets an id, and the formatting machinery costs several times these few instructions; a dependency
+/// for five lines is not worth it.
+fn push_hex16(out: &mut String, x: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..16).rev() {
+        out.push(DIGITS[((x >> (shift * 4)) & 0xf) as usize] as char);
+    }
 }
 
 fn id_mask(world: &World, lo: u64) -> u64 {
@@ -469,7 +482,8 @@ impl<'a> Walk<'a> {
         if !self.text() {
             return (index, String::new());
         }
-        let span_id = format!("{raw_id:016x}");
+        let mut span_id = String::with_capacity(16);
+        push_hex16(&mut span_id, raw_id);
         self.spans.push(Span {
             trace_id: self.trace_id.clone(),
             span_id: span_id.clone(),
@@ -1355,4 +1369,25 @@ fn build_traces_in<'a>(
         .into_iter()
         .filter_map(|o| generate(world, &pods, &mut settings, detail, o.tick, o.index))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex16_is_what_format_writes() {
+        for v in [0, 1, 0xf, 0x10, u64::MAX, 1 << 63, 0x0123_4567_89ab_cdef] {
+            let mut s = String::new();
+            push_hex16(&mut s, v);
+            assert_eq!(s, format!("{v:016x}"));
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..10_000 {
+            x = det::splitmix64(x);
+            let mut s = String::from("ab");
+            push_hex16(&mut s, x);
+            assert_eq!(s, format!("ab{x:016x}"));
+        }
+    }
 }
