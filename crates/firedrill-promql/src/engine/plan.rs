@@ -109,17 +109,34 @@ impl LabelTable {
         id
     }
 
+    /// Adds `l` under a new id without looking for an equal set, for a table whose sets come from distinct
+    /// series keys (a selector's): hashing every label set of a family the first time it is read was a fifth of
+    /// a cold rule evaluation. A store should never give two keys one label set; if it does, the two ids get
+    /// the same rank (see [`LabelTable::rank`]), which is how a selector notices. Never mixed with `intern` on
+    /// one table.
+    fn push(&mut self, l: Labels) -> u32 {
+        let id = self.labels.len() as u32;
+        self.labels.push(l);
+        id
+    }
+
     fn get(&self, id: u32) -> &Labels {
         &self.labels[id as usize]
     }
 
+    /// The rank of `id` in label-set order; equal sets (only ever in a table filled by [`LabelTable::push`])
+    /// share a rank.
     fn rank(&mut self, id: u32) -> u32 {
         if self.rank.len() != self.labels.len() {
             let mut order: Vec<u32> = (0..self.labels.len() as u32).collect();
             order.sort_by(|&a, &b| self.labels[a as usize].cmp(&self.labels[b as usize]));
             self.rank = vec![0; order.len()];
-            for (r, &id) in order.iter().enumerate() {
-                self.rank[id as usize] = r as u32;
+            let mut r = 0u32;
+            for (i, &id) in order.iter().enumerate() {
+                if i > 0 && self.labels[id as usize] != self.labels[order[i - 1] as usize] {
+                    r = i as u32;
+                }
+                self.rank[id as usize] = r;
             }
         }
         self.rank[id as usize]
@@ -279,7 +296,7 @@ impl Selector {
                             let id = matchers
                                 .iter()
                                 .all(|m| m.matches_labels(&labels))
-                                .then(|| table.intern(labels));
+                                .then(|| table.push(labels));
                             seen.insert(key, id);
                             id
                         }
@@ -1069,5 +1086,62 @@ impl HistogramQuantile {
                 }),
         );
         Ok(Val::Vector(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{EngineOptions, parse_query};
+
+    /// A store whose keys `0..n` hold one sample each at time 0; `labels(k)` gives key `k`'s label set.
+    struct Keys {
+        n: u64,
+        labels: fn(u64) -> Labels,
+    }
+
+    impl KeyedStorage for Keys {
+        fn select_keyed(
+            &self,
+            _name: &str,
+            start_ms: i64,
+            end_ms: i64,
+            visit: &mut dyn FnMut(u64, &[Sample]),
+        ) -> Result<(), StorageError> {
+            if start_ms <= 0 && 0 <= end_ms {
+                for k in 0..self.n {
+                    visit(k, &[Sample::new(0, k as f64)]);
+                }
+            }
+            Ok(())
+        }
+
+        fn labels_of(&self, key: u64) -> Option<Labels> {
+            Some((self.labels)(key))
+        }
+    }
+
+    fn plan(query: &str) -> InstantPlan {
+        let expr = parse_query(query).expect("parses");
+        InstantPlan::compile(&expr, &EngineOptions::default()).expect("planned")
+    }
+
+    #[test]
+    fn a_selector_declines_two_keys_with_one_label_set() {
+        let distinct = Keys {
+            n: 3,
+            labels: |k| Labels::new([("__name__", "m".to_string()), ("k", k.to_string())]),
+        };
+        let Some(Value::Vector(v)) = plan("m").eval(&distinct, 0) else {
+            panic!("distinct keys are answered");
+        };
+        assert_eq!(v.len(), 3);
+        // Keys 1 and 2 share a label set: the engine must answer (it reports the duplicate series).
+        let shared = Keys {
+            n: 3,
+            labels: |k| Labels::new([("__name__", "m".to_string()), ("k", k.min(1).to_string())]),
+        };
+        assert!(plan("m").eval(&shared, 0).is_none());
+        assert!(plan("sum by (k) (m)").eval(&shared, 0).is_none());
     }
 }
