@@ -451,7 +451,8 @@ impl<'a> Walk<'a> {
     }
 
     fn frame(&self, id: ServiceId) -> &'a ServiceFrame {
-        self.frames.get(id.index()).unwrap_or(&NO_FRAME)
+        // `unwrap_or(&NO_FRAME)` would force the lazy static (an atomic check) on every call.
+        self.frames.get(id.index()).unwrap_or_else(|| &NO_FRAME)
     }
 
     fn name(&self, id: ServiceId) -> &'a str {
@@ -472,7 +473,7 @@ impl<'a> Walk<'a> {
         kind: SpanKind,
         parent: Option<String>,
         start_ns: i64,
-        attributes: BTreeMap<String, String>,
+        attributes: Option<BTreeMap<String, String>>,
     ) -> (usize, String) {
         let raw_id = self.rng.next_u64() | 1;
         let index = self.opened;
@@ -494,7 +495,7 @@ impl<'a> Walk<'a> {
             start_ns,
             duration_ns: 0,
             status: SpanStatus::Ok,
-            attributes,
+            attributes: attributes.unwrap_or_default(),
         });
         (index, span_id)
     }
@@ -558,8 +559,9 @@ impl<'a> Walk<'a> {
         } else {
             String::new()
         };
+        // No map at all unless attributes are written: even an empty one costs its drop, on every span walked.
         let attrs = match self.pods.filter(|_| self.attributes) {
-            Some(pods) => {
+            Some(pods) => Some({
                 let version = svc
                     .spec
                     .versions
@@ -578,8 +580,8 @@ impl<'a> Walk<'a> {
                     );
                 }
                 attrs
-            }
-            None => BTreeMap::new(),
+            }),
+            None => None,
         };
         let (index, span_id) = self.open(service, name, SpanKind::Server, parent, start_ns, attrs);
         if self.done {
@@ -745,11 +747,11 @@ impl<'a> Walk<'a> {
                 ("server.address".to_string(), peer.to_string()),
                 ("cache.hit".to_string(), hit.to_string()),
             ]);
-            ("GET".to_string(), Some(parent.to_string()), attrs)
+            ("GET".to_string(), Some(parent.to_string()), Some(attrs))
         } else if self.text() {
-            ("GET".to_string(), Some(parent.to_string()), BTreeMap::new())
+            ("GET".to_string(), Some(parent.to_string()), None)
         } else {
-            (String::new(), None, BTreeMap::new())
+            (String::new(), None, None)
         };
         let (index, _) = self.open(from, name, SpanKind::Client, parent, start_ns, attrs);
         let ms = self.draw_ms(cf.latency_median_ms as f64, cf.latency_sigma as f64);
@@ -850,9 +852,8 @@ impl<'a> Walk<'a> {
         let caller_frame = self.frame(from);
         let timeout_ns = (timeout_ms * 1e6) as i64;
         // Attributes are only built when written; every draw below is made either way, in the same order.
-        let attributes = self.with_attributes();
-        let mut attrs = BTreeMap::new();
-        if attributes {
+        let mut attrs = self.with_attributes().then(BTreeMap::new);
+        if let Some(attrs) = attrs.as_mut() {
             attrs.insert("peer.service".to_string(), peer.to_string());
             attrs.insert(
                 "server.address".to_string(),
@@ -875,7 +876,7 @@ impl<'a> Walk<'a> {
                         &["orders", "order_items", "users", "stock", "payments"],
                     ),
                 );
-                if attributes {
+                if let Some(attrs) = attrs.as_mut() {
                     attrs.insert("db.system".into(), "postgresql".into());
                     attrs.insert("db.operation.name".into(), op.into());
                     attrs.insert("db.collection.name".into(), table.into());
@@ -888,13 +889,13 @@ impl<'a> Walk<'a> {
             }
             _ if !text => String::new(),
             ServiceKind::Cache => {
-                if attributes {
+                if let Some(attrs) = attrs.as_mut() {
                     attrs.insert("db.system".into(), "redis".into());
                 }
                 "GET".into()
             }
             ServiceKind::External => {
-                if attributes {
+                if let Some(attrs) = attrs.as_mut() {
                     attrs.insert("http.request.method".into(), "POST".into());
                     attrs.insert("url.full".into(), format!("https://{peer}/v1/charges"));
                 }
@@ -905,7 +906,7 @@ impl<'a> Walk<'a> {
                     .as_ref()
                     .map(|(m, p)| (*m, p.as_ref()))
                     .unwrap_or(("GET", "/"));
-                if attributes {
+                if let Some(attrs) = attrs.as_mut() {
                     attrs.insert("http.request.method".into(), m.into());
                 }
                 format!("{m} {p}")
@@ -917,7 +918,7 @@ impl<'a> Walk<'a> {
         } else {
             0.0
         };
-        if attributes && pool_wait_ms > 0.5 {
+        if let Some(attrs) = attrs.as_mut().filter(|_| pool_wait_ms > 0.5) {
             attrs.insert(
                 "db.client.connection.wait_ms".into(),
                 format!("{pool_wait_ms:.0}"),
