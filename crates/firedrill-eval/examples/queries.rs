@@ -8,6 +8,10 @@
 //! queries take the same parameters. Prints the mean µs per action kind and a hash of every observation, which
 //! must not change when only the cost of the queries does.
 use std::sync::Arc;
+
+/// The `firedrill` binary's allocator, so that this measures what the binary does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use firedrill_agents::page_services;
