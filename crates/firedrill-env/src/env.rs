@@ -736,11 +736,9 @@ impl Episode {
         {
             let w = self.incident.world();
             let ring = w.history();
-            for t in ring.first_tick()..ring.end_tick() {
+            // The window's ticks only (two binary searches), not every tick the ring holds.
+            for t in metrics::window_ticks(w, start, end) {
                 let ms = metrics::tick_ms(w, t);
-                if ms < start || ms > end {
-                    continue;
-                }
                 if let Some(f) = ring.get(t, id.index())
                     && f.ready > 0
                     && f.offered_rps > 0.0

@@ -1,5 +1,6 @@
 //! A fixed list of `query_logs` and `query_traces` steps, for measuring those two actions alone:
-//! `cargo run --release -p firedrill-eval --example queries -- [episodes]`, or under
+//! `cargo run --release -p firedrill-eval --example queries -- [episodes] [metrics]` (with `metrics`, the
+//! `query_metrics` steps over 5, 15, 30 and 60 minutes of every page service instead), or under
 //! `valgrind --tool=callgrind --toggle-collect='*Episode::act*'`.
 //!
 //! Episode `k` of the benchmark's workload is reset and, for every service of its page, each query below is
@@ -15,13 +16,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use firedrill_agents::page_services;
-use firedrill_env::action::{LevelFilter, LogsParams, TracesParams};
+use firedrill_env::action::{LevelFilter, LogsParams, MetricsParams, TracesParams};
 use firedrill_env::{Action, Env};
 use firedrill_eval::bench::episode;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let episodes: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(9);
+    let metrics = args.get(2).is_some_and(|a| a == "metrics");
     let catalog = Arc::new(firedrill_scenario::Catalog::builtin().expect("library"));
     let mut env = Env::new(Arc::clone(&catalog));
     let (mut logs, mut traces) = ((0u32, Duration::ZERO), (0u32, Duration::ZERO));
@@ -34,6 +36,15 @@ fn main() {
         let snapshot = env.snapshot().expect("reset");
         let mut actions = Vec::new();
         for service in page_services(&page) {
+            if metrics {
+                for window in [5, 15, 30, 60] {
+                    actions.push(Action::QueryMetrics(MetricsParams {
+                        service: service.clone(),
+                        window_minutes: Some(window),
+                    }));
+                }
+                continue;
+            }
             for window in [5, 15, 30] {
                 for level in [LevelFilter::Info, LevelFilter::Warn, LevelFilter::Error] {
                     actions.push(Action::QueryLogs(LogsParams {
@@ -57,7 +68,7 @@ fn main() {
             let t = Instant::now();
             let step = env.step(action).expect("step");
             let spent = t.elapsed();
-            let slot = if matches!(action, Action::QueryLogs(_)) {
+            let slot = if matches!(action, Action::QueryLogs(_) | Action::QueryMetrics(_)) {
                 &mut logs
             } else {
                 &mut traces
@@ -68,7 +79,12 @@ fn main() {
             hash = xxhash_rust::xxh3::xxh3_64_with_seed(text.as_bytes(), hash);
         }
     }
-    for (name, (n, d)) in [("query_logs", logs), ("query_traces", traces)] {
+    let first = if metrics {
+        "query_metrics"
+    } else {
+        "query_logs"
+    };
+    for (name, (n, d)) in [(first, logs), ("query_traces", traces)] {
         println!(
             "  {name:<18} {n:>6} {:>9.1} µs",
             d.as_secs_f64() * 1e6 / n.max(1) as f64

@@ -1162,26 +1162,50 @@ fn render_scoped(
 /// `container_memory_working_set_bytes` per pod: one series per (slot, pod generation) with samples while the
 /// pod's container runs.
 fn working_set(b: &mut Builder<'_>, pods: &PodNames, id: ServiceId) {
-    let ring = b.world.history();
     // By (generation, slot): the order of pod age, then slot.
     let mut by_pod: BTreeMap<(u32, usize), Vec<TickSample>> = BTreeMap::new();
-    for slot in 0..MAX_REPLICAS {
-        for (&t, &ms) in b.ticks.iter().zip(&b.times) {
-            let Some(f) = ring.get(t, id.index()) else {
-                continue;
+    // Per slot: the pod whose samples are being gathered (its generation) and them, handed to `by_pod` when the
+    // slot's pod changes. Each tick's frame is read once for all sixteen slots, and `by_pod` is touched once
+    // per pod rather than once per sample; every pod's samples still go in in tick order.
+    let mut open: [Option<(u32, Vec<TickSample>)>; MAX_REPLICAS] = Default::default();
+    let hand_over = |by_pod: &mut BTreeMap<(u32, usize), Vec<TickSample>>,
+                     slot: usize,
+                     (generation, samples): (u32, Vec<TickSample>)| {
+        by_pod
+            .entry((generation, slot))
+            .or_default()
+            .extend(samples);
+    };
+    for (k, (&t, &ms)) in b.ticks.iter().zip(&b.times).enumerate() {
+        let Some(f) = b.frames[k].and_then(|frames| frames.get(id.index())) else {
+            continue;
+        };
+        // (`> 0.0`, not `<= 0.0` negated: a NaN has no sample, as before.)
+        for (slot, &mb) in f
+            .replica_memory_mb
+            .iter()
+            .enumerate()
+            .filter(|(_, mb)| **mb > 0.0)
+        {
+            let generation = pods.generation(id, slot, det::tick_world_ms(b.world, t));
+            let sample = TickSample {
+                tick: t,
+                ms,
+                v: round(mb as f64 * 1_048_576.0),
             };
-            let mb = f.replica_memory_mb[slot];
-            if mb > 0.0 {
-                let generation = pods.generation(id, slot, det::tick_world_ms(b.world, t));
-                by_pod
-                    .entry((generation, slot))
-                    .or_default()
-                    .push(TickSample {
-                        tick: t,
-                        ms,
-                        v: round(mb as f64 * 1_048_576.0),
-                    });
+            match &mut open[slot] {
+                Some((g, samples)) if *g == generation => samples.push(sample),
+                current => {
+                    if let Some(done) = current.replace((generation, vec![sample])) {
+                        hand_over(&mut by_pod, slot, done);
+                    }
+                }
             }
+        }
+    }
+    for (slot, pod) in open.into_iter().enumerate() {
+        if let Some(done) = pod {
+            hand_over(&mut by_pod, slot, done);
         }
     }
     for ((generation, slot), samples) in by_pod {

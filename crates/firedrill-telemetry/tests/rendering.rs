@@ -449,6 +449,64 @@ fn a_restart_logs_a_termination_and_a_start_and_renames_pods() {
     );
 }
 
+/// `container_memory_working_set_bytes` is, per pod, the frames' memory of its slot at the ticks its container
+/// ran: checked against a walk of every slot and tick, through restarts and a scale-up that replace pods.
+#[test]
+fn working_set_series_are_each_pods_memory_by_slot() {
+    for w in [eventful(3), eventful(8)] {
+        let end = metrics::tick_ms(&w, w.tick_count());
+        let start = end - 45 * 60_000;
+        let pods = metrics::PodNames::new(&w);
+        let mut expected: std::collections::BTreeMap<(String, String), Vec<(i64, f64)>> =
+            Default::default();
+        let ring = w.history();
+        for (i, svc) in w.topology().services.iter().enumerate() {
+            // A third party's pods are not ours to scrape.
+            if svc.kind() == firedrill_world::spec::ServiceKind::External {
+                continue;
+            }
+            let id = firedrill_world::ServiceId(i as u16);
+            for slot in 0..16 {
+                for t in metrics::window_ticks(&w, start, end) {
+                    let Some(f) = ring.get(t, i) else { continue };
+                    let mb = f.replica_memory_mb[slot];
+                    if mb > 0.0 {
+                        let world_ms = (t as f64 * w.tick_s() * 1000.0).round() as i64;
+                        expected
+                            .entry((svc.name().to_string(), pods.name(id, slot, world_ms)))
+                            .or_default()
+                            .push((metrics::tick_ms(&w, t), (mb as f64 * 1_048_576.0).round()));
+                    }
+                }
+            }
+        }
+        let got: std::collections::BTreeMap<(String, String), Vec<(i64, f64)>> = metrics::render(
+            &w,
+            &|n| n == "container_memory_working_set_bytes",
+            start,
+            end,
+        )
+        .into_iter()
+        .map(|s| {
+            (
+                (s.labels["service"].clone(), s.labels["pod"].clone()),
+                s.samples,
+            )
+        })
+        .collect();
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            expected.keys().collect::<Vec<_>>()
+        );
+        for (k, v) in &expected {
+            assert_eq!(got[k].len(), v.len(), "{k:?}");
+            assert!(got[k] == *v, "{k:?}");
+        }
+        // The window saw pods replaced: some slot held two pods.
+        assert!(got.len() > w.topology().services.len() + 4, "{}", got.len());
+    }
+}
+
 #[test]
 fn failure_lines_carry_the_real_parameters() {
     let mut w = world(11);
