@@ -314,11 +314,19 @@ impl RuleEngine {
             return false;
         }
         let last = now / interval * interval;
+        // What a probe that was not quiet learnt about the world's series (their label sets, the plans'
+        // numbering of them) holds at any time, so the next probe starts from it rather than cold; its alerts
+        // and errors are dropped with it.
+        let mut learnt: Option<(Vec<Option<InstantPlan>>, SeriesCache)> = None;
         for back in [0, 5, 15, 30] {
             let Some(at) = last.checked_sub(back * interval).filter(|&t| t >= interval) else {
                 break;
             };
             let mut probe = self.clone();
+            if let Some((plans, series)) = learnt.take() {
+                probe.plans = plans;
+                probe.series = series;
+            }
             probe.evaluate_ticks(world, &[at]);
             if probe.instances.is_empty() && probe.errors.iter().all(Option::is_none) {
                 probe.evaluations = at / interval;
@@ -327,6 +335,7 @@ impl RuleEngine {
                 *self = probe;
                 return true;
             }
+            learnt = Some((probe.plans, probe.series));
         }
         false
     }

@@ -228,3 +228,39 @@ fn a_completed_late_start_resolves_its_alerts_under_their_new_places() {
         "api wants 6 replicas"
     );
 }
+
+/// A late start whose first probes are not quiet (an alert is active at them) begins at an earlier quiet one,
+/// carrying what those probes learnt of the series; completed, it is the engine that evaluated everything.
+#[test]
+fn a_late_start_past_probes_that_were_not_quiet_is_exact() {
+    let rules = || {
+        vec![rule(serde_json::json!({
+            "alert": "Replicas", "expr": "kube_deployment_spec_replicas > 2", "for": "2m"
+        }))]
+    };
+    let mut w = World::new(common::topology(), 5, WorldOptions::default());
+    let mut every = RuleEngine::new(rules(), 1);
+    let mut late = RuleEngine::new(rules(), 1);
+    for tick in 1..=60u64 {
+        match tick {
+            // Active from 22 to 45: the probes at 30 and 25 see it, the one at 15 does not.
+            22 => scale(&mut w, "web", 3),
+            45 => scale(&mut w, "web", 1),
+            _ => {}
+        }
+        w.step();
+        every.evaluate(&w);
+        match tick {
+            30 => {
+                assert!(!every.instances().is_empty(), "the alert is active at 30");
+                assert!(late.begin_late(&w), "a quiet evaluation before 22");
+            }
+            t if t > 30 => late.evaluate(&w),
+            _ => {}
+        }
+    }
+    late.complete(&w).expect("complete");
+    assert_eq!(late.history(), every.history());
+    assert_eq!(late.instances(), every.instances());
+    assert!(!every.history().is_empty());
+}
