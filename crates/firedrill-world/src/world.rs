@@ -289,6 +289,80 @@ struct Work {
     conn_leaks: bool,
     /// Whether the frame shows a condition that traffic logs (pool exhausted, lock waits, rate limiting).
     log_due: bool,
+    /// What the passes read from the service's replica slots, valid while `slots_known`; kept across ticks.
+    slots: SlotSummary,
+    /// Whether `slots` describes the slots as they stand: cleared by every change of a slot's phase, times,
+    /// back-off, version or certificate, of `used` and of the deployment's version ([`World::slots_changed`]).
+    slots_known: bool,
+}
+
+/// What a tick's passes need from one service's replica slots. These change only when a pod is created, started,
+/// crashed, terminated or changes phase, or an operation touches the service, so a quiet service keeps one across
+/// ticks and its passes skip walking the slots.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct SlotSummary {
+    /// The lifecycle's census, against the deployment's version.
+    census: Census,
+    /// The earliest end of a timed phase (starting, back-off, terminating); infinite without one. A transition is
+    /// due at `now` exactly when `now >= until_s` of some slot, that is of this earliest one.
+    until_s: f64,
+    /// The earliest start of a running pod whose back-off is not yet reset to 10 s; infinite without one.
+    /// `now - started_s` falls as `started_s` rises (rounding is monotone), so some such pod has run for ten
+    /// minutes exactly when this earliest one has.
+    backoff_started_s: f64,
+    /// Running pods.
+    ready: u32,
+    /// The earliest certificate expiry among running pods (infinite without one): before it, none has expired.
+    oldest_cert_s: f64,
+    /// The version most live replicas run (the deployment's without live replicas).
+    version: u8,
+}
+
+impl SlotSummary {
+    /// Walks the slots in use.
+    fn of(st: &ServiceState) -> SlotSummary {
+        let target = st.version;
+        let mut s = SlotSummary {
+            until_s: f64::INFINITY,
+            backoff_started_s: f64::INFINITY,
+            oldest_cert_s: f64::INFINITY,
+            ..SlotSummary::default()
+        };
+        let mut first_live: Option<u8> = None;
+        let mut mixed = false;
+        for r in st.slots() {
+            match r.phase {
+                Phase::Running => {
+                    s.ready += 1;
+                    if r.cert_expiry_s < s.oldest_cert_s {
+                        s.oldest_cert_s = r.cert_expiry_s;
+                    }
+                    if r.backoff_s != 10.0 && r.started_s < s.backoff_started_s {
+                        s.backoff_started_s = r.started_s;
+                    }
+                }
+                Phase::Starting | Phase::BackOff | Phase::Terminating => {
+                    if r.until_s < s.until_s {
+                        s.until_s = r.until_s;
+                    }
+                }
+                Phase::Empty | Phase::Pending => {}
+            }
+            if r.is_live() {
+                match first_live {
+                    None => first_live = Some(r.version),
+                    Some(v) => mixed |= v != r.version,
+                }
+            }
+            s.census.count(r, target);
+        }
+        s.version = if mixed {
+            running_version_of(st)
+        } else {
+            first_live.unwrap_or(st.version)
+        };
+        s
+    }
 }
 
 /// Scratch reused every tick, so ticking never allocates.
@@ -303,7 +377,7 @@ struct Scratch {
 }
 
 /// Counts over a service's replica slots that reconciling needs, taken while the lifecycle walks them.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 struct Census {
     /// Live pods (any phase but empty and terminating).
     live: usize,
@@ -536,8 +610,34 @@ impl World {
         &self.services[id.index()]
     }
 
+    /// The state of a service to change; forgets what the tick knows about its slots (see [`SlotSummary`]).
     pub(crate) fn service_mut(&mut self, id: ServiceId) -> &mut ServiceState {
+        self.slots_changed(id.index());
         &mut self.services[id.index()]
+    }
+
+    /// To be called on every change of a service's replica slots (phase, times, back-off, version, certificate,
+    /// `used`) or its deployment's version: the passes then walk the slots again (see [`SlotSummary`]).
+    #[inline]
+    fn slots_changed(&mut self, i: usize) {
+        if let Some(w) = self.scratch.work.get_mut(i) {
+            w.slots_known = false;
+        }
+    }
+
+    /// The summary of a service's slots, walking them only if they changed since it was taken.
+    #[inline]
+    fn slot_summary(work: &mut Work, st: &ServiceState) -> SlotSummary {
+        if !work.slots_known {
+            work.slots = SlotSummary::of(st);
+            work.slots_known = true;
+        }
+        debug_assert_eq!(
+            work.slots,
+            SlotSummary::of(st),
+            "a slot changed unannounced"
+        );
+        work.slots
     }
 
     /// The latest frame of every service (all zero before the first tick).
@@ -723,26 +823,22 @@ impl World {
             let st = &mut self.services[i];
             let target = st.version;
             let used = st.used as usize;
-            // First a pass that needs nothing but the slots, so it stays tight: the back-off reset of long-running
-            // pods, the census, and whether any timed transition is due (most ticks none is).
-            let mut census = Census::default();
-            let mut due = false;
-            for rep in &mut st.replicas[..used] {
-                match rep.phase {
-                    Phase::Running => {
-                        if now - rep.started_s >= 600.0 {
-                            // Kubernetes forgets the back-off after ten minutes of good running.
-                            rep.backoff_s = 10.0;
-                        }
+            // The census, and whether a back-off reset or a timed transition is due (most ticks neither is), from
+            // the slots' summary: a quiet service's slots are not walked at all.
+            let summary = Self::slot_summary(&mut self.scratch.work[i], st);
+            let mut census = summary.census;
+            let due = now >= summary.until_s;
+            if now - summary.backoff_started_s >= 600.0 {
+                for rep in &mut st.replicas[..used] {
+                    if rep.phase == Phase::Running && now - rep.started_s >= 600.0 {
+                        // Kubernetes forgets the back-off after ten minutes of good running.
+                        rep.backoff_s = 10.0;
                     }
-                    Phase::Starting | Phase::BackOff | Phase::Terminating => {
-                        due |= now >= rep.until_s;
-                    }
-                    Phase::Empty | Phase::Pending => {}
                 }
-                census.count(rep, target);
+                self.slots_changed(i);
             }
             if due {
+                self.slots_changed(i);
                 census = Census::default();
                 for r in 0..used {
                     // The four fields the phase machine reads, not the whole slot.
@@ -928,6 +1024,7 @@ impl World {
         };
         let serial = self.next_serial();
         let jitter = self.next_jitter();
+        self.slots_changed(id.index());
         self.services[id.index()].replicas[slot] = Replica {
             phase: Phase::Pending,
             version,
@@ -957,6 +1054,7 @@ impl World {
     }
 
     pub(crate) fn terminate(&mut self, id: ServiceId, r: usize) {
+        self.slots_changed(id.index());
         let rep = &mut self.services[id.index()].replicas[r];
         if rep.phase == Phase::Pending {
             *rep = Replica::default();
@@ -1021,6 +1119,7 @@ impl World {
         let base = spec.base_memory_mb;
         let now = self.now_s;
         let expiry = self.current_secret_expiry(id);
+        self.slots_changed(i);
         let rep = &mut self.services[i].replicas[r];
         rep.phase = Phase::Starting;
         rep.started_s = now;
@@ -1050,6 +1149,7 @@ impl World {
 
     /// Kills the process in a slot; it comes back after the back-off.
     fn crash(&mut self, id: ServiceId, r: usize, kind: EventKind, a: f64, b: f64, c: u32) {
+        self.slots_changed(id.index());
         let now = self.now_s;
         let st = &mut self.services[id.index()];
         st.restarts_total += 1;
@@ -1107,36 +1207,28 @@ impl World {
         let edge_calls = &mut scratch.edge_calls[..];
         let edge_ln_timeout = &mut scratch.edge_ln_timeout[..];
         for i in 0..n {
-            // One pass over the slots: ready replicas, those of them serving an expired certificate, and whether
-            // the live ones all run one version (the usual case, which needs no counting).
+            // Ready replicas and the version most live ones run from the slots' summary (nothing changed them since
+            // the lifecycle, so it is known unless the lifecycle changed them); those serving an expired
+            // certificate counted only once the oldest certificate has expired.
             let st = &services[i];
-            let (mut ready, mut bad) = (0u32, 0u32);
-            let mut first_live: Option<u8> = None;
-            let mut mixed = false;
-            for r in st.slots() {
-                if r.phase == Phase::Running {
-                    ready += 1;
-                    bad += (r.cert_expiry_s <= now) as u32;
-                }
-                if r.is_live() {
-                    match first_live {
-                        None => first_live = Some(r.version),
-                        Some(v) => mixed |= v != r.version,
-                    }
-                }
-            }
             let w = &mut work[i];
+            let summary = Self::slot_summary(w, st);
+            let ready = summary.ready;
+            let bad = if now < summary.oldest_cert_s {
+                0
+            } else {
+                st.slots()
+                    .iter()
+                    .filter(|r| r.phase == Phase::Running && r.cert_expiry_s <= now)
+                    .count() as u32
+            };
             w.offered = 0.0;
             w.entry = 0.0;
             w.lock_load = 0.0;
             w.lock_hold_sum = 0.0;
             w.lock_calls = 0.0;
             w.ready = ready;
-            let v = if mixed {
-                running_version_of(st)
-            } else {
-                first_live.unwrap_or(st.version)
-            };
+            let v = summary.version;
             // The behaviour only depends on the version and the flags: recombine it only when either changed.
             let key = (v, st.flags);
             if w.behaviour_key != Some(key) {
@@ -2345,6 +2437,116 @@ pub fn lognormal_cdf(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The slot summaries a world keeps across ticks are those of its slots as they stand: checked after every
+    /// tick and every operation through OOM crash loops (a leaking version rolled out on a small memory limit),
+    /// a rollout and a rollback, restarts, scaling both ways, an expiring and a renewed certificate and a
+    /// network split. Fails if any change of the slots does not forget the summary.
+    #[test]
+    fn kept_slot_summaries_are_those_of_the_slots() {
+        use crate::{Actor, Operation, Perturbation};
+        let spec: crate::spec::TopologySpec =
+            serde_json::from_str(include_str!("../tests/fixtures/small.json")).expect("spec");
+        let topology = Arc::new(
+            Topology::compile(&spec, &crate::topology::SpecPath::root()).expect("topology"),
+        );
+        let mut w = World::new(topology, 3, WorldOptions::default());
+        let (mut kept, mut walked) = (0, 0);
+        let mut check = |w: &World| {
+            for (st, work) in w.services.iter().zip(&w.scratch.work) {
+                if work.slots_known {
+                    assert_eq!(work.slots, SlotSummary::of(st), "at second {}", w.now_s);
+                    kept += 1;
+                } else {
+                    walked += 1;
+                }
+            }
+        };
+        let id = |w: &World, name: &str| w.topology().service_id(name).expect("service");
+        let (api, edge, worker) = (id(&w, "api"), id(&w, "edge"), id(&w, "worker"));
+        let ops = [
+            (
+                40,
+                Some(Operation::Deploy {
+                    service: api,
+                    version: 1,
+                }),
+            ),
+            (
+                10,
+                Some(Operation::Restart {
+                    service: api,
+                    memory_mb: Some(300),
+                    cpu_millis: None,
+                }),
+            ),
+            (
+                200,
+                Some(Operation::Scale {
+                    service: api,
+                    replicas: 5,
+                }),
+            ),
+            (
+                30,
+                Some(Operation::Restart {
+                    service: worker,
+                    memory_mb: None,
+                    cpu_millis: None,
+                }),
+            ),
+            (30, None),
+            (
+                60,
+                Some(Operation::Scale {
+                    service: api,
+                    replicas: 1,
+                }),
+            ),
+            (
+                60,
+                Some(Operation::Deploy {
+                    service: api,
+                    version: 0,
+                }),
+            ),
+            (
+                100,
+                Some(Operation::Restart {
+                    service: api,
+                    memory_mb: Some(2048),
+                    cpu_millis: None,
+                }),
+            ),
+            (100, None),
+        ];
+        for (k, (ticks, op)) in ops.into_iter().enumerate() {
+            for _ in 0..ticks {
+                w.step();
+                check(&w);
+            }
+            if let Some(op) = op {
+                let _ = w.apply(&op, &Actor::oncall());
+                check(&w);
+            }
+            if k == 3 {
+                let now = w.now_s();
+                w.perturb(&Perturbation::Certificate {
+                    service: edge,
+                    expires_at_s: now + 120.0,
+                    renewed_at_s: Some(now + 600.0),
+                });
+                check(&w);
+                w.perturb(&Perturbation::DetachNetwork { service: worker });
+                check(&w);
+            }
+        }
+        assert!(
+            w.service(api).restarts_total >= 2,
+            "the leaking version crashed"
+        );
+        assert!(kept > 10 * walked, "kept {kept}, walked {walked}");
+    }
 
     /// The log-normal distribution function through libm's erfc.
     fn lognormal_cdf_exact(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
