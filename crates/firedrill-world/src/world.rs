@@ -1354,69 +1354,10 @@ impl World {
             let w = &work[i];
             let b = &w.behaviour;
             let ready = w.ready as f64;
-            let (unavailable, rejected, offered) = (w.unavailable, w.rejected, w.offered);
             let conn_leaks = w.conn_leaks;
             let st = &services[i];
             // Borrowed: a copy of the whole configuration was stored to the stack and read back field by field.
             let fx = &st.fx;
-            let admitted = w.admitted;
-            let (cpu_scale, cpu_limit, cost) = (w.cpu_scale, w.cpu_limit, w.cpu_cost);
-            let cpu_factor = b.cpu_factor;
-            let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / cpu_factor;
-            let rho = if capacity > 0.0 {
-                admitted / capacity
-            } else {
-                0.0
-            };
-            let shed = if rho > 1.0 { 1.0 - 1.0 / rho } else { 0.0 };
-            let rho_q = rho.min(0.95);
-            let jitter = 1.0 + 0.03 * gaussian(rng);
-            let mut own_ms = spec.latency_ms * b.latency_factor * st.outage_latency_factor * jitter
-                / (1.0 - rho_q);
-            let mut own_err = spec.error_ratio + b.error_ratio + st.outage_error_ratio;
-            let mut cause = ErrorCause::Internal;
-            let mut cause_weight = own_err;
-
-            // Row locks (databases): utilisation of the hot rows from the locking queries of all clients.
-            let mut lock_wait_ms = 0.0;
-            if w.lock_load > 0.0 {
-                const HOT_ROWS: f64 = 4.0;
-                let rho_l = w.lock_load / HOT_ROWS;
-                let mean_hold = w.lock_hold_sum / w.lock_calls.max(1e-9);
-                lock_wait_ms = if rho_l < 0.98 {
-                    mean_hold * rho_l / (1.0 - rho_l)
-                } else {
-                    30_000.0
-                };
-                lock_wait_ms = lock_wait_ms.min(30_000.0);
-                // Half the queries touch the hot table; those wait.
-                own_ms += 0.5 * lock_wait_ms;
-                if rho_l > 0.9 {
-                    let timeouts = 0.5 * ((rho_l - 0.9) * 5.0).min(1.0);
-                    own_err += timeouts;
-                    if timeouts > cause_weight {
-                        cause = ErrorCause::LockTimeout;
-                        cause_weight = timeouts;
-                    }
-                }
-            }
-
-            // A full volume fails the requests that write.
-            if let Some(d) = spec.disk
-                && st.disk_size_gb > 0.0
-                && st.disk_data_gb + st.disk_log_gb >= st.disk_size_gb * 0.999
-            {
-                own_err += d.write_ratio;
-                if d.write_ratio > cause_weight {
-                    cause = ErrorCause::DiskFull;
-                    cause_weight = d.write_ratio;
-                }
-            }
-            if shed > cause_weight {
-                cause = ErrorCause::Overload;
-                cause_weight = shed;
-            }
-
             // Dependencies.
             let mut dep_ms = 0.0;
             let mut q_ok = 1.0;
@@ -1558,6 +1499,68 @@ impl World {
                     dep_cause = (fail_share, kind, edge.to.0);
                 }
             }
+            // The service's own latency and errors, after the dependencies: computed before them, their values
+            // were live across the edge loop, which then spilled its accumulators.
+            let w = &work[i];
+            let (unavailable, rejected, offered) = (w.unavailable, w.rejected, w.offered);
+            let admitted = w.admitted;
+            let (cpu_scale, cpu_limit, cost) = (w.cpu_scale, w.cpu_limit, w.cpu_cost);
+            let cpu_factor = b.cpu_factor;
+            let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / cpu_factor;
+            let rho = if capacity > 0.0 {
+                admitted / capacity
+            } else {
+                0.0
+            };
+            let shed = if rho > 1.0 { 1.0 - 1.0 / rho } else { 0.0 };
+            let rho_q = rho.min(0.95);
+            let jitter = 1.0 + 0.03 * gaussian(rng);
+            let mut own_ms = spec.latency_ms * b.latency_factor * st.outage_latency_factor * jitter
+                / (1.0 - rho_q);
+            let mut own_err = spec.error_ratio + b.error_ratio + st.outage_error_ratio;
+            let mut cause = ErrorCause::Internal;
+            let mut cause_weight = own_err;
+
+            // Row locks (databases): utilisation of the hot rows from the locking queries of all clients.
+            let mut lock_wait_ms = 0.0;
+            if w.lock_load > 0.0 {
+                const HOT_ROWS: f64 = 4.0;
+                let rho_l = w.lock_load / HOT_ROWS;
+                let mean_hold = w.lock_hold_sum / w.lock_calls.max(1e-9);
+                lock_wait_ms = if rho_l < 0.98 {
+                    mean_hold * rho_l / (1.0 - rho_l)
+                } else {
+                    30_000.0
+                };
+                lock_wait_ms = lock_wait_ms.min(30_000.0);
+                // Half the queries touch the hot table; those wait.
+                own_ms += 0.5 * lock_wait_ms;
+                if rho_l > 0.9 {
+                    let timeouts = 0.5 * ((rho_l - 0.9) * 5.0).min(1.0);
+                    own_err += timeouts;
+                    if timeouts > cause_weight {
+                        cause = ErrorCause::LockTimeout;
+                        cause_weight = timeouts;
+                    }
+                }
+            }
+
+            // A full volume fails the requests that write.
+            if let Some(d) = spec.disk
+                && st.disk_size_gb > 0.0
+                && st.disk_data_gb + st.disk_log_gb >= st.disk_size_gb * 0.999
+            {
+                own_err += d.write_ratio;
+                if d.write_ratio > cause_weight {
+                    cause = ErrorCause::DiskFull;
+                    cause_weight = d.write_ratio;
+                }
+            }
+            if shed > cause_weight {
+                cause = ErrorCause::Overload;
+                cause_weight = shed;
+            }
+
             let f_dep = 1.0 - q_ok;
             let mut err_dep_id = u16::MAX;
             if f_dep > cause_weight {
