@@ -294,6 +294,10 @@ struct Work {
     /// Whether `slots` describes the slots as they stand: cleared by every change of a slot's phase, times,
     /// back-off, version or certificate, of `used` and of the deployment's version ([`World::slots_changed`]).
     slots_known: bool,
+    /// Whether `ready`, `version`, `behaviour`, the CPU terms and a zero `tls_bad` are those of the slots,
+    /// flags and pod template as they stand, with no certificate expired by `slots.oldest_cert_s`: then traffic
+    /// keeps them. Cleared with `slots_known` (flags and template change only through `service_mut`).
+    settled: bool,
 }
 
 /// What a tick's passes need from one service's replica slots. These change only when a pod is created, started,
@@ -622,6 +626,7 @@ impl World {
     fn slots_changed(&mut self, i: usize) {
         if let Some(w) = self.scratch.work.get_mut(i) {
             w.slots_known = false;
+            w.settled = false;
         }
     }
 
@@ -1212,6 +1217,16 @@ impl World {
             // certificate counted only once the oldest certificate has expired.
             let st = &services[i];
             let w = &mut work[i];
+            w.offered = 0.0;
+            w.entry = 0.0;
+            w.lock_load = 0.0;
+            w.lock_hold_sum = 0.0;
+            w.lock_calls = 0.0;
+            if w.settled && now < w.slots.oldest_cert_s {
+                // Nothing they depend on changed since the last tick: no slot, flag or limit, and still no
+                // certificate expired.
+                continue;
+            }
             let summary = Self::slot_summary(w, st);
             let ready = summary.ready;
             let bad = if now < summary.oldest_cert_s {
@@ -1222,11 +1237,6 @@ impl World {
                     .filter(|r| r.phase == Phase::Running && r.cert_expiry_s <= now)
                     .count() as u32
             };
-            w.offered = 0.0;
-            w.entry = 0.0;
-            w.lock_load = 0.0;
-            w.lock_hold_sum = 0.0;
-            w.lock_calls = 0.0;
             w.ready = ready;
             let v = summary.version;
             // The behaviour only depends on the version and the flags: recombine it only when either changed.
@@ -1251,6 +1261,7 @@ impl World {
             } else {
                 bad as f64 / ready as f64
             };
+            w.settled = bad == 0;
         }
         for e in &topo.entries {
             let noise = 1.0 + e.noise * gaussian(rng);
@@ -2443,8 +2454,9 @@ mod tests {
 
     /// The slot summaries a world keeps across ticks are those of its slots as they stand: checked after every
     /// tick and every operation through OOM crash loops (a leaking version rolled out on a small memory limit),
-    /// a rollout and a rollback, restarts, scaling both ways, an expiring and a renewed certificate and a
-    /// network split. Fails if any change of the slots does not forget the summary.
+    /// a rollout and a rollback, restarts, scaling both ways, a flag, a new CPU limit, an expiring and a renewed
+    /// certificate and a network split; and so are the per-service values traffic keeps for settled services.
+    /// Fails if any change of the slots does not forget the summary.
     #[test]
     fn kept_slot_summaries_are_those_of_the_slots() {
         use crate::{Actor, Operation, Perturbation};
@@ -2454,7 +2466,7 @@ mod tests {
             Topology::compile(&spec, &crate::topology::SpecPath::root()).expect("topology"),
         );
         let mut w = World::new(topology, 3, WorldOptions::default());
-        let (mut kept, mut walked) = (0, 0);
+        let (mut kept, mut walked, mut settled) = (0, 0, 0);
         let mut check = |w: &World| {
             for (st, work) in w.services.iter().zip(&w.scratch.work) {
                 if work.slots_known {
@@ -2462,6 +2474,15 @@ mod tests {
                     kept += 1;
                 } else {
                     walked += 1;
+                }
+                if work.settled {
+                    let s = SlotSummary::of(st);
+                    assert!(work.slots_known);
+                    assert_eq!((work.ready, work.version), (s.ready, s.version));
+                    assert_eq!(work.behaviour_key, Some((s.version, st.flags)));
+                    assert_eq!(work.cpu_millis_key, Some(st.cpu_millis));
+                    assert_eq!(work.tls_bad, 0.0);
+                    settled += 1;
                 }
             }
         };
@@ -2498,7 +2519,22 @@ mod tests {
                     cpu_millis: None,
                 }),
             ),
-            (30, None),
+            (
+                30,
+                Some(Operation::SetFlag {
+                    service: api,
+                    flag: 0,
+                    enabled: true,
+                }),
+            ),
+            (
+                30,
+                Some(Operation::Restart {
+                    service: worker,
+                    memory_mb: None,
+                    cpu_millis: Some(700),
+                }),
+            ),
             (
                 60,
                 Some(Operation::Scale {
@@ -2549,6 +2585,7 @@ mod tests {
             "the leaking version crashed"
         );
         assert!(kept > 10 * walked, "kept {kept}, walked {walked}");
+        assert!(settled > 10 * walked, "settled {settled}, walked {walked}");
     }
 
     /// The log-normal distribution function through libm's erfc.
