@@ -287,8 +287,6 @@ struct Work {
     /// Whether some replica may hold leaked pooled connections; kept across ticks. Leaks only grow in
     /// `resources`, which sets it, so while it is false every slot's `leaked_conns` is exactly zero.
     conn_leaks: bool,
-    /// Whether the frame shows a condition that traffic logs (pool exhausted, lock waits, rate limiting).
-    log_due: bool,
     /// What the passes read from the service's replica slots, valid while `slots_known`; kept across ticks.
     slots: SlotSummary,
     /// Whether `slots` describes the slots as they stand: cleared by every change of a slot's phase, times,
@@ -378,6 +376,10 @@ struct Scratch {
     edge_calls: Vec<f64>,
     /// Per edge: the last timeout in effect and its logarithm (configuration rarely changes it).
     edge_ln_timeout: Vec<(f64, f64)>,
+    /// One bit per service (service `i` is bit `i % 64` of word `i / 64`): whether its frame shows a condition
+    /// that traffic logs (pool exhausted, lock waits, rate limiting). Set by traffic's backward pass, cleared by
+    /// the log pass that reads it, which visits only the services set, in index order.
+    log_due: Vec<u64>,
 }
 
 /// Counts over a service's replica slots that reconciling needs, taken while the lifecycle walks them.
@@ -570,6 +572,7 @@ impl World {
                 .iter()
                 .map(|e| (e.timeout_ms, e.timeout_ms.ln()))
                 .collect(),
+            log_due: vec![0; n.div_ceil(64)],
         };
         world
     }
@@ -1211,6 +1214,7 @@ impl World {
         let work = &mut scratch.work[..n];
         let edge_calls = &mut scratch.edge_calls[..];
         let edge_ln_timeout = &mut scratch.edge_ln_timeout[..];
+        let log_bits = &mut scratch.log_due[..];
         for i in 0..n {
             // Ready replicas and the version most live ones run from the slots' summary (nothing changed them since
             // the lifecycle, so it is known unless the lifecycle changed them); those serving an expired
@@ -1637,9 +1641,10 @@ impl World {
             // Whether the loop below may have a condition to log: implied by each of its exact tests on the
             // frame's `f32` values (rounding to `f32` keeps signs and the order against 200, and moves a ratio by
             // far less than the slack between 0.999 and 0.998), so services without one skip them.
-            work[i].log_due = (pool_max > 0.0 && pool_in_use >= pool_max * 0.998)
+            let log_due = (pool_max > 0.0 && pool_in_use >= pool_max * 0.998)
                 || lock_wait_ms > 200.0
                 || rejected > 0.0;
+            log_bits[i / 64] |= (log_due as u64) << (i % 64);
 
             let st = &mut services[i];
             st.requests_total += offered * dt;
@@ -1652,75 +1657,83 @@ impl World {
             w.inv_sigma = 1.0 / sigma;
         }
 
-        // Conditions worth a log line, throttled.
-        for i in 0..n {
-            if !self.scratch.work[i].log_due {
-                continue;
+        // Conditions worth a log line, throttled, for the services whose bit is set (most have none: testing a
+        // flag of every service cost more than visiting the set bits).
+        for word in 0..self.scratch.log_due.len() {
+            let mut bits = std::mem::take(&mut self.scratch.log_due[word]);
+            while bits != 0 {
+                let i = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                self.log_conditions(topo, i);
             }
-            let id = ServiceId(i as u16);
-            // Only the fields read below: a whole frame is a few hundred bytes to copy for every service.
-            let f = &self.frames[i];
-            let (pool_max, pool_in_use, pool_timeouts_rps, pool_wait_ms) = (
-                f.pool_max,
-                f.pool_in_use,
-                f.pool_timeouts_rps,
-                f.pool_wait_ms,
-            );
-            let (lock_wait_ms, rejected_rps, offered_rps, admitted_rps) = (
-                f.lock_wait_ms,
-                f.rejected_rps,
-                f.offered_rps,
-                f.admitted_rps,
-            );
-            if pool_max > 0.0 && pool_in_use >= pool_max * 0.999 {
-                let dep = topo.services[i]
-                    .out_edges
-                    .iter()
-                    .find(|&&e| topo.edges[e].pool.is_some())
-                    .map(|&e| topo.edges[e].to.0 as u32)
-                    .unwrap_or(0);
-                if pool_timeouts_rps > 0.0 {
-                    self.log_throttled(
-                        id,
-                        SLOT_POOL,
-                        EventKind::PoolTimeout,
-                        pool_timeouts_rps as f64,
-                        pool_wait_ms as f64,
-                        dep,
-                    );
-                } else {
-                    self.log_throttled(
-                        id,
-                        SLOT_POOL,
-                        EventKind::PoolExhausted,
-                        pool_in_use as f64,
-                        pool_max as f64,
-                        dep,
-                    );
-                }
-            }
-            if lock_wait_ms > 200.0 {
-                let holder = self.top_lock_holder(topo, id);
+        }
+    }
+
+    /// Logs the conditions traffic found in service `i`'s frame, throttled.
+    fn log_conditions(&mut self, topo: &Topology, i: usize) {
+        let id = ServiceId(i as u16);
+        // Only the fields read below: a whole frame is a few hundred bytes to copy for every service.
+        let f = &self.frames[i];
+        let (pool_max, pool_in_use, pool_timeouts_rps, pool_wait_ms) = (
+            f.pool_max,
+            f.pool_in_use,
+            f.pool_timeouts_rps,
+            f.pool_wait_ms,
+        );
+        let (lock_wait_ms, rejected_rps, offered_rps, admitted_rps) = (
+            f.lock_wait_ms,
+            f.rejected_rps,
+            f.offered_rps,
+            f.admitted_rps,
+        );
+        if pool_max > 0.0 && pool_in_use >= pool_max * 0.999 {
+            let dep = topo.services[i]
+                .out_edges
+                .iter()
+                .find(|&&e| topo.edges[e].pool.is_some())
+                .map(|&e| topo.edges[e].to.0 as u32)
+                .unwrap_or(0);
+            if pool_timeouts_rps > 0.0 {
                 self.log_throttled(
                     id,
-                    SLOT_LOCK,
-                    EventKind::LockWaits,
-                    lock_wait_ms as f64,
-                    0.0,
-                    holder,
+                    SLOT_POOL,
+                    EventKind::PoolTimeout,
+                    pool_timeouts_rps as f64,
+                    pool_wait_ms as f64,
+                    dep,
                 );
-            }
-            if rejected_rps > 0.01 * offered_rps && rejected_rps > 0.0 {
-                let limit = admitted_rps as f64;
+            } else {
                 self.log_throttled(
                     id,
-                    SLOT_RATE,
-                    EventKind::RateLimited,
-                    rejected_rps as f64,
-                    limit,
-                    0,
+                    SLOT_POOL,
+                    EventKind::PoolExhausted,
+                    pool_in_use as f64,
+                    pool_max as f64,
+                    dep,
                 );
             }
+        }
+        if lock_wait_ms > 200.0 {
+            let holder = self.top_lock_holder(topo, id);
+            self.log_throttled(
+                id,
+                SLOT_LOCK,
+                EventKind::LockWaits,
+                lock_wait_ms as f64,
+                0.0,
+                holder,
+            );
+        }
+        if rejected_rps > 0.01 * offered_rps && rejected_rps > 0.0 {
+            let limit = admitted_rps as f64;
+            self.log_throttled(
+                id,
+                SLOT_RATE,
+                EventKind::RateLimited,
+                rejected_rps as f64,
+                limit,
+                0,
+            );
         }
     }
 
