@@ -1776,12 +1776,8 @@ impl World {
             // in the same order as `memory_terms`, so the same values).
             let current_terms = memory_terms(spec, &work.behaviour, dt, load_ratio);
             let per_rps = spec.memory_per_rps_mb * rps_per_replica;
-            // Slots to kill, one bit each, and what the rest of the tick needs from the slots, counted in the same
-            // pass (recounted below only if a kill changed them): ready replicas and the oldest certificate among
-            // them, live pods and pending ones.
+            // Slots to kill, one bit each.
             let mut oom = 0u32;
-            let (mut running, mut live, mut pending) = (0u32, 0u8, 0u8);
-            let mut oldest_cert = f64::INFINITY;
             let st = &mut self.services[i];
             let flags = st.flags;
             let used = st.used as usize;
@@ -1791,22 +1787,6 @@ impl World {
             *memory = [0.0; MAX_REPLICAS];
             for (r, rep) in st.replicas[..used].iter_mut().enumerate() {
                 let phase = rep.phase;
-                match phase {
-                    Phase::Empty | Phase::Terminating => {}
-                    Phase::Running => {
-                        running += 1;
-                        // `min` without its NaN handling: `oldest_cert` is never NaN and a NaN expiry is skipped.
-                        if rep.cert_expiry_s < oldest_cert {
-                            oldest_cert = rep.cert_expiry_s;
-                        }
-                        live += 1;
-                    }
-                    Phase::Pending => {
-                        pending += 1;
-                        live += 1;
-                    }
-                    Phase::Starting | Phase::BackOff => live += 1,
-                }
                 if !matches!(phase, Phase::Running | Phase::Starting) {
                     continue;
                 }
@@ -1833,6 +1813,17 @@ impl World {
                 }
             }
             self.scratch.work[i].conn_leaks |= any_conn_leak;
+            // What the rest of the tick needs from the slots (ready replicas and the oldest certificate among them,
+            // live pods and pending ones): from their summary, which traffic took or kept (nothing changed the
+            // slots since), unless a kill changed them. Read after the slot loop, so as not to be live across it.
+            debug_assert!(self.scratch.work[i].slots_known);
+            let summary = &self.scratch.work[i].slots;
+            let (mut running, mut live, mut pending, mut oldest_cert) = (
+                summary.ready,
+                summary.census.live as u8,
+                summary.census.pending as u8,
+                summary.oldest_cert_s,
+            );
             if oom != 0 {
                 for r in 0..used {
                     if oom & (1 << r) != 0 {
