@@ -380,6 +380,8 @@ struct Scratch {
     /// that traffic logs (pool exhausted, lock waits, rate limiting). Set by traffic's backward pass, cleared by
     /// the log pass that reads it, which visits only the services set, in index order.
     log_due: Vec<u64>,
+    /// Per edge: the series of [`FailureSeries`] for its calls per request (capped at 50).
+    edge_series: Vec<FailureSeries>,
 }
 
 /// Counts over a service's replica slots that reconciling needs, taken while the lifecycle walks them.
@@ -573,6 +575,11 @@ impl World {
                 .map(|e| (e.timeout_ms, e.timeout_ms.ln()))
                 .collect(),
             log_due: vec![0; n.div_ceil(64)],
+            edge_series: topology
+                .edges
+                .iter()
+                .map(|e| FailureSeries::new(e.per_request.min(50.0)))
+                .collect(),
         };
         world
     }
@@ -1215,6 +1222,7 @@ impl World {
         let edge_calls = &mut scratch.edge_calls[..];
         let edge_ln_timeout = &mut scratch.edge_ln_timeout[..];
         let log_bits = &mut scratch.log_due[..];
+        let edge_series = &scratch.edge_series[..];
         for i in 0..n {
             // Ready replicas and the version most live ones run from the slots' summary (nothing changed them since
             // the lifecycle, so it is known unless the lifecycle changed them); those serving an expired
@@ -1502,11 +1510,12 @@ impl World {
                 let fail_share = if p_final < 1e-12 {
                     p_final * edge.per_request
                 } else {
-                    let calls_per_request = edge.per_request.min(50.0);
-                    if calls_per_request == 1.0 {
+                    // `edge.per_request.min(50.0)` calls.
+                    let series = &edge_series[e];
+                    if series.c == 1.0 {
                         1.0 - (1.0 - p_final)
                     } else {
-                        any_failed(p_final, calls_per_request)
+                        series.any_failed(p_final)
                     }
                 };
                 q_ok *= 1.0 - fail_share;
@@ -2363,18 +2372,43 @@ fn exp_upper_bound(y: f64) -> f64 {
 /// `Σ (-1)^(k+1) C(c, k) x^k` to the sixth power, with a relative error below 2e-13 (the terms after it shrink
 /// geometrically from `x^6 / 7` for `c < 1`, from `(c x)^6 / 5040` above), which is more accurate than `powf`
 /// there: `1 - x` loses the digits of `x` below 1e-16. Elsewhere `powf`.
-#[inline]
-fn any_failed(x: f64, c: f64) -> f64 {
-    if x * c.max(1.0) <= 0.01 {
+///
+/// The series' coefficients depend on `c` alone, which is fixed per edge: they are computed once per edge
+/// ([`FailureSeries::new`]), with the expressions that computed them at every call before, so the same values.
+#[derive(Debug, Clone, Copy)]
+struct FailureSeries {
+    /// Calls per request.
+    c: f64,
+    /// `c.max(1.0)`, for the test of where the series holds.
+    c_at_least_1: f64,
+    /// The binomial coefficients `(-1)^(k+1) C(c, k)`, `k = 1..=6`.
+    b: [f64; 6],
+}
+
+impl FailureSeries {
+    fn new(c: f64) -> FailureSeries {
         let b1 = c;
         let b2 = b1 * (1.0 - c) * 0.5;
         let b3 = b2 * (2.0 - c) * (1.0 / 3.0);
         let b4 = b3 * (3.0 - c) * 0.25;
         let b5 = b4 * (4.0 - c) * 0.2;
         let b6 = b5 * (5.0 - c) * (1.0 / 6.0);
-        x * (b1 + x * (b2 + x * (b3 + x * (b4 + x * (b5 + x * b6)))))
-    } else {
-        1.0 - (1.0 - x).powf(c)
+        FailureSeries {
+            c,
+            c_at_least_1: c.max(1.0),
+            b: [b1, b2, b3, b4, b5, b6],
+        }
+    }
+
+    /// `1 - (1 - x)^c`.
+    #[inline]
+    fn any_failed(&self, x: f64) -> f64 {
+        let [b1, b2, b3, b4, b5, b6] = self.b;
+        if x * self.c_at_least_1 <= 0.01 {
+            x * (b1 + x * (b2 + x * (b3 + x * (b4 + x * (b5 + x * b6)))))
+        } else {
+            1.0 - (1.0 - x).powf(self.c)
+        }
     }
 }
 
@@ -2653,7 +2687,7 @@ mod tests {
             while x < 1.0 {
                 // -expm1(c ln1p(-x)) keeps the digits that 1 - (1 - x)^c loses.
                 let exact = -(c * (-x).ln_1p()).exp_m1();
-                let got = any_failed(x, c);
+                let got = FailureSeries::new(c).any_failed(x);
                 let tol = if x * f64::max(c, 1.0) <= 0.01 {
                     2e-13 * exact
                 } else {
@@ -2665,7 +2699,43 @@ mod tests {
             }
         }
         // Past the series, powf.
-        assert_eq!(any_failed(0.5, 3.0), 1.0 - 0.5f64.powf(3.0));
+        assert_eq!(
+            FailureSeries::new(3.0).any_failed(0.5),
+            1.0 - 0.5f64.powf(3.0)
+        );
+    }
+
+    /// The series with its coefficients computed once per edge is the series with them computed at every call
+    /// (as the tick did before), to the bit.
+    #[test]
+    fn failure_series_kept_per_edge_is_the_series_computed_per_call() {
+        fn per_call(x: f64, c: f64) -> f64 {
+            if x * c.max(1.0) <= 0.01 {
+                let b1 = c;
+                let b2 = b1 * (1.0 - c) * 0.5;
+                let b3 = b2 * (2.0 - c) * (1.0 / 3.0);
+                let b4 = b3 * (3.0 - c) * 0.25;
+                let b5 = b4 * (4.0 - c) * 0.2;
+                let b6 = b5 * (5.0 - c) * (1.0 / 6.0);
+                x * (b1 + x * (b2 + x * (b3 + x * (b4 + x * (b5 + x * b6)))))
+            } else {
+                1.0 - (1.0 - x).powf(c)
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..20_000 {
+            let c = (uniform(&mut rng) * 60.0).min(50.0);
+            let series = FailureSeries::new(c);
+            for x in [
+                uniform(&mut rng) * 1e-3,
+                uniform(&mut rng) * 0.02,
+                uniform(&mut rng),
+                1e-12,
+                0.01 / c.max(1.0),
+            ] {
+                assert_eq!(series.any_failed(x).to_bits(), per_call(x, c).to_bits());
+            }
+        }
     }
 
     #[test]
