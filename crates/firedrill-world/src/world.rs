@@ -296,6 +296,9 @@ struct Work {
     /// flags and pod template as they stand, with no certificate expired by `slots.oldest_cert_s`: then traffic
     /// keeps them. Cleared with `slots_known` (flags and template change only through `service_mut`).
     settled: bool,
+    /// The log lines per second the service writes apart from its errors' (the spec's rate for each ready
+    /// replica at the configured level), for the telemetry pipeline; kept with the settled values.
+    log_lines_base: f64,
 }
 
 /// What a tick's passes need from one service's replica slots. These change only when a pod is created, started,
@@ -1274,6 +1277,10 @@ impl World {
                 bad as f64 / ready as f64
             };
             w.settled = bad == 0;
+            // `ready` is the frame's (written below): the same product the pipeline took from the frame.
+            w.log_lines_base = topo.services[i].spec.log_lines_per_s
+                * ready as f64
+                * st.fx.log_level.volume_factor();
         }
         for e in &topo.entries {
             let noise = 1.0 + e.noise * gaussian(rng);
@@ -2046,15 +2053,19 @@ impl World {
         let mut total = 0.0;
         let mut capacity = f64::INFINITY;
         let mut collector = None;
-        for (i, svc) in topo.services.iter().enumerate() {
+        let per_service = topo
+            .services
+            .iter()
+            .zip(&mut self.frames)
+            .zip(&self.scratch.work);
+        for (i, ((svc, f), w)) in per_service.enumerate() {
             let spec = &svc.spec;
-            let st = &self.services[i];
-            let f = &mut self.frames[i];
-            let lines = spec.log_lines_per_s * f.ready as f64 * st.fx.log_level.volume_factor()
-                + (f.error_rps as f64).min(500.0);
+            // The rate for the ready replicas at the level, as traffic kept it, and the errors'.
+            let lines = w.log_lines_base + (f.error_rps as f64).min(500.0);
             f.log_lines_per_s = lines as f32;
             total += lines;
             if spec.kind == ServiceKind::Observability {
+                let st = &self.services[i];
                 let cap = f.ready as f64 * spec.capacity_rps * st.cpu_share;
                 capacity = if capacity.is_finite() {
                     capacity + cap
@@ -2492,7 +2503,7 @@ mod tests {
 
     /// The slot summaries a world keeps across ticks are those of its slots as they stand: checked after every
     /// tick and every operation through OOM crash loops (a leaking version rolled out on a small memory limit),
-    /// a rollout and a rollback, restarts, scaling both ways, a flag, a new CPU limit, an expiring and a renewed
+    /// a rollout and a rollback, restarts, scaling both ways, a flag, a log level, a new CPU limit, an expiring and a renewed
     /// certificate and a network split; and so are the per-service values traffic keeps for settled services.
     /// Fails if any change of the slots does not forget the summary.
     #[test]
@@ -2506,7 +2517,7 @@ mod tests {
         let mut w = World::new(topology, 3, WorldOptions::default());
         let (mut kept, mut walked, mut settled) = (0, 0, 0);
         let mut check = |w: &World| {
-            for (st, work) in w.services.iter().zip(&w.scratch.work) {
+            for (i, (st, work)) in w.services.iter().zip(&w.scratch.work).enumerate() {
                 if work.slots_known {
                     assert_eq!(work.slots, SlotSummary::of(st), "at second {}", w.now_s);
                     kept += 1;
@@ -2520,6 +2531,10 @@ mod tests {
                     assert_eq!(work.behaviour_key, Some((s.version, st.flags)));
                     assert_eq!(work.cpu_millis_key, Some(st.cpu_millis));
                     assert_eq!(work.tls_bad, 0.0);
+                    let spec = &w.topology.services[i].spec;
+                    let lines =
+                        spec.log_lines_per_s * s.ready as f64 * st.fx.log_level.volume_factor();
+                    assert_eq!(work.log_lines_base.to_bits(), lines.to_bits());
                     settled += 1;
                 }
             }
@@ -2563,6 +2578,14 @@ mod tests {
                     service: api,
                     flag: 0,
                     enabled: true,
+                }),
+            ),
+            (
+                30,
+                Some(Operation::SetConfig {
+                    service: api,
+                    key: "log.level".into(),
+                    value: "debug".into(),
                 }),
             ),
             (
