@@ -287,8 +287,87 @@ struct Work {
     /// Whether some replica may hold leaked pooled connections; kept across ticks. Leaks only grow in
     /// `resources`, which sets it, so while it is false every slot's `leaked_conns` is exactly zero.
     conn_leaks: bool,
-    /// Whether the frame shows a condition that traffic logs (pool exhausted, lock waits, rate limiting).
-    log_due: bool,
+    /// What the passes read from the service's replica slots, valid while `slots_known`; kept across ticks.
+    slots: SlotSummary,
+    /// Whether `slots` describes the slots as they stand: cleared by every change of a slot's phase, times,
+    /// back-off, version or certificate, of `used` and of the deployment's version ([`World::slots_changed`]).
+    slots_known: bool,
+    /// Whether `ready`, `version`, `behaviour`, the CPU terms and a zero `tls_bad` are those of the slots,
+    /// flags and pod template as they stand, with no certificate expired by `slots.oldest_cert_s`: then traffic
+    /// keeps them. Cleared with `slots_known` (flags and template change only through `service_mut`).
+    settled: bool,
+    /// The log lines per second the service writes apart from its errors' (the spec's rate for each ready
+    /// replica at the configured level), for the telemetry pipeline; kept with the settled values.
+    log_lines_base: f64,
+}
+
+/// What a tick's passes need from one service's replica slots. These change only when a pod is created, started,
+/// crashed, terminated or changes phase, or an operation touches the service, so a quiet service keeps one across
+/// ticks and its passes skip walking the slots.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+struct SlotSummary {
+    /// The lifecycle's census, against the deployment's version.
+    census: Census,
+    /// The earliest end of a timed phase (starting, back-off, terminating); infinite without one. A transition is
+    /// due at `now` exactly when `now >= until_s` of some slot, that is of this earliest one.
+    until_s: f64,
+    /// The earliest start of a running pod whose back-off is not yet reset to 10 s; infinite without one.
+    /// `now - started_s` falls as `started_s` rises (rounding is monotone), so some such pod has run for ten
+    /// minutes exactly when this earliest one has.
+    backoff_started_s: f64,
+    /// Running pods.
+    ready: u32,
+    /// The earliest certificate expiry among running pods (infinite without one): before it, none has expired.
+    oldest_cert_s: f64,
+    /// The version most live replicas run (the deployment's without live replicas).
+    version: u8,
+}
+
+impl SlotSummary {
+    /// Walks the slots in use.
+    fn of(st: &ServiceState) -> SlotSummary {
+        let target = st.version;
+        let mut s = SlotSummary {
+            until_s: f64::INFINITY,
+            backoff_started_s: f64::INFINITY,
+            oldest_cert_s: f64::INFINITY,
+            ..SlotSummary::default()
+        };
+        let mut first_live: Option<u8> = None;
+        let mut mixed = false;
+        for r in st.slots() {
+            match r.phase {
+                Phase::Running => {
+                    s.ready += 1;
+                    if r.cert_expiry_s < s.oldest_cert_s {
+                        s.oldest_cert_s = r.cert_expiry_s;
+                    }
+                    if r.backoff_s != 10.0 && r.started_s < s.backoff_started_s {
+                        s.backoff_started_s = r.started_s;
+                    }
+                }
+                Phase::Starting | Phase::BackOff | Phase::Terminating => {
+                    if r.until_s < s.until_s {
+                        s.until_s = r.until_s;
+                    }
+                }
+                Phase::Empty | Phase::Pending => {}
+            }
+            if r.is_live() {
+                match first_live {
+                    None => first_live = Some(r.version),
+                    Some(v) => mixed |= v != r.version,
+                }
+            }
+            s.census.count(r, target);
+        }
+        s.version = if mixed {
+            running_version_of(st)
+        } else {
+            first_live.unwrap_or(st.version)
+        };
+        s
+    }
 }
 
 /// Scratch reused every tick, so ticking never allocates.
@@ -300,10 +379,16 @@ struct Scratch {
     edge_calls: Vec<f64>,
     /// Per edge: the last timeout in effect and its logarithm (configuration rarely changes it).
     edge_ln_timeout: Vec<(f64, f64)>,
+    /// One bit per service (service `i` is bit `i % 64` of word `i / 64`): whether its frame shows a condition
+    /// that traffic logs (pool exhausted, lock waits, rate limiting). Set by traffic's backward pass, cleared by
+    /// the log pass that reads it, which visits only the services set, in index order.
+    log_due: Vec<u64>,
+    /// Per edge: the series of [`FailureSeries`] for its calls per request (capped at 50).
+    edge_series: Vec<FailureSeries>,
 }
 
 /// Counts over a service's replica slots that reconciling needs, taken while the lifecycle walks them.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 struct Census {
     /// Live pods (any phase but empty and terminating).
     live: usize,
@@ -492,6 +577,12 @@ impl World {
                 .iter()
                 .map(|e| (e.timeout_ms, e.timeout_ms.ln()))
                 .collect(),
+            log_due: vec![0; n.div_ceil(64)],
+            edge_series: topology
+                .edges
+                .iter()
+                .map(|e| FailureSeries::new(e.per_request.min(50.0)))
+                .collect(),
         };
         world
     }
@@ -536,8 +627,35 @@ impl World {
         &self.services[id.index()]
     }
 
+    /// The state of a service to change; forgets what the tick knows about its slots (see [`SlotSummary`]).
     pub(crate) fn service_mut(&mut self, id: ServiceId) -> &mut ServiceState {
+        self.slots_changed(id.index());
         &mut self.services[id.index()]
+    }
+
+    /// To be called on every change of a service's replica slots (phase, times, back-off, version, certificate,
+    /// `used`) or its deployment's version: the passes then walk the slots again (see [`SlotSummary`]).
+    #[inline]
+    fn slots_changed(&mut self, i: usize) {
+        if let Some(w) = self.scratch.work.get_mut(i) {
+            w.slots_known = false;
+            w.settled = false;
+        }
+    }
+
+    /// The summary of a service's slots, walking them only if they changed since it was taken.
+    #[inline]
+    fn slot_summary(work: &mut Work, st: &ServiceState) -> SlotSummary {
+        if !work.slots_known {
+            work.slots = SlotSummary::of(st);
+            work.slots_known = true;
+        }
+        debug_assert_eq!(
+            work.slots,
+            SlotSummary::of(st),
+            "a slot changed unannounced"
+        );
+        work.slots
     }
 
     /// The latest frame of every service (all zero before the first tick).
@@ -723,26 +841,22 @@ impl World {
             let st = &mut self.services[i];
             let target = st.version;
             let used = st.used as usize;
-            // First a pass that needs nothing but the slots, so it stays tight: the back-off reset of long-running
-            // pods, the census, and whether any timed transition is due (most ticks none is).
-            let mut census = Census::default();
-            let mut due = false;
-            for rep in &mut st.replicas[..used] {
-                match rep.phase {
-                    Phase::Running => {
-                        if now - rep.started_s >= 600.0 {
-                            // Kubernetes forgets the back-off after ten minutes of good running.
-                            rep.backoff_s = 10.0;
-                        }
+            // The census, and whether a back-off reset or a timed transition is due (most ticks neither is), from
+            // the slots' summary: a quiet service's slots are not walked at all.
+            let summary = Self::slot_summary(&mut self.scratch.work[i], st);
+            let mut census = summary.census;
+            let due = now >= summary.until_s;
+            if now - summary.backoff_started_s >= 600.0 {
+                for rep in &mut st.replicas[..used] {
+                    if rep.phase == Phase::Running && now - rep.started_s >= 600.0 {
+                        // Kubernetes forgets the back-off after ten minutes of good running.
+                        rep.backoff_s = 10.0;
                     }
-                    Phase::Starting | Phase::BackOff | Phase::Terminating => {
-                        due |= now >= rep.until_s;
-                    }
-                    Phase::Empty | Phase::Pending => {}
                 }
-                census.count(rep, target);
+                self.slots_changed(i);
             }
             if due {
+                self.slots_changed(i);
                 census = Census::default();
                 for r in 0..used {
                     // The four fields the phase machine reads, not the whole slot.
@@ -928,6 +1042,7 @@ impl World {
         };
         let serial = self.next_serial();
         let jitter = self.next_jitter();
+        self.slots_changed(id.index());
         self.services[id.index()].replicas[slot] = Replica {
             phase: Phase::Pending,
             version,
@@ -957,6 +1072,7 @@ impl World {
     }
 
     pub(crate) fn terminate(&mut self, id: ServiceId, r: usize) {
+        self.slots_changed(id.index());
         let rep = &mut self.services[id.index()].replicas[r];
         if rep.phase == Phase::Pending {
             *rep = Replica::default();
@@ -1021,6 +1137,7 @@ impl World {
         let base = spec.base_memory_mb;
         let now = self.now_s;
         let expiry = self.current_secret_expiry(id);
+        self.slots_changed(i);
         let rep = &mut self.services[i].replicas[r];
         rep.phase = Phase::Starting;
         rep.started_s = now;
@@ -1050,6 +1167,7 @@ impl World {
 
     /// Kills the process in a slot; it comes back after the back-off.
     fn crash(&mut self, id: ServiceId, r: usize, kind: EventKind, a: f64, b: f64, c: u32) {
+        self.slots_changed(id.index());
         let now = self.now_s;
         let st = &mut self.services[id.index()];
         st.restarts_total += 1;
@@ -1106,37 +1224,36 @@ impl World {
         let work = &mut scratch.work[..n];
         let edge_calls = &mut scratch.edge_calls[..];
         let edge_ln_timeout = &mut scratch.edge_ln_timeout[..];
+        let log_bits = &mut scratch.log_due[..];
+        let edge_series = &scratch.edge_series[..];
         for i in 0..n {
-            // One pass over the slots: ready replicas, those of them serving an expired certificate, and whether
-            // the live ones all run one version (the usual case, which needs no counting).
+            // Ready replicas and the version most live ones run from the slots' summary (nothing changed them since
+            // the lifecycle, so it is known unless the lifecycle changed them); those serving an expired
+            // certificate counted only once the oldest certificate has expired.
             let st = &services[i];
-            let (mut ready, mut bad) = (0u32, 0u32);
-            let mut first_live: Option<u8> = None;
-            let mut mixed = false;
-            for r in st.slots() {
-                if r.phase == Phase::Running {
-                    ready += 1;
-                    bad += (r.cert_expiry_s <= now) as u32;
-                }
-                if r.is_live() {
-                    match first_live {
-                        None => first_live = Some(r.version),
-                        Some(v) => mixed |= v != r.version,
-                    }
-                }
-            }
             let w = &mut work[i];
             w.offered = 0.0;
             w.entry = 0.0;
             w.lock_load = 0.0;
             w.lock_hold_sum = 0.0;
             w.lock_calls = 0.0;
-            w.ready = ready;
-            let v = if mixed {
-                running_version_of(st)
+            if w.settled && now < w.slots.oldest_cert_s {
+                // Nothing they depend on changed since the last tick: no slot, flag or limit, and still no
+                // certificate expired.
+                continue;
+            }
+            let summary = Self::slot_summary(w, st);
+            let ready = summary.ready;
+            let bad = if now < summary.oldest_cert_s {
+                0
             } else {
-                first_live.unwrap_or(st.version)
+                st.slots()
+                    .iter()
+                    .filter(|r| r.phase == Phase::Running && r.cert_expiry_s <= now)
+                    .count() as u32
             };
+            w.ready = ready;
+            let v = summary.version;
             // The behaviour only depends on the version and the flags: recombine it only when either changed.
             let key = (v, st.flags);
             if w.behaviour_key != Some(key) {
@@ -1159,6 +1276,11 @@ impl World {
             } else {
                 bad as f64 / ready as f64
             };
+            w.settled = bad == 0;
+            // `ready` is the frame's (written below): the same product the pipeline took from the frame.
+            w.log_lines_base = topo.services[i].spec.log_lines_per_s
+                * ready as f64
+                * st.fx.log_level.volume_factor();
         }
         for e in &topo.entries {
             let noise = 1.0 + e.noise * gaussian(rng);
@@ -1262,69 +1384,10 @@ impl World {
             let w = &work[i];
             let b = &w.behaviour;
             let ready = w.ready as f64;
-            let (unavailable, rejected, offered) = (w.unavailable, w.rejected, w.offered);
             let conn_leaks = w.conn_leaks;
             let st = &services[i];
             // Borrowed: a copy of the whole configuration was stored to the stack and read back field by field.
             let fx = &st.fx;
-            let admitted = w.admitted;
-            let (cpu_scale, cpu_limit, cost) = (w.cpu_scale, w.cpu_limit, w.cpu_cost);
-            let cpu_factor = b.cpu_factor;
-            let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / cpu_factor;
-            let rho = if capacity > 0.0 {
-                admitted / capacity
-            } else {
-                0.0
-            };
-            let shed = if rho > 1.0 { 1.0 - 1.0 / rho } else { 0.0 };
-            let rho_q = rho.min(0.95);
-            let jitter = 1.0 + 0.03 * gaussian(rng);
-            let mut own_ms = spec.latency_ms * b.latency_factor * st.outage_latency_factor * jitter
-                / (1.0 - rho_q);
-            let mut own_err = spec.error_ratio + b.error_ratio + st.outage_error_ratio;
-            let mut cause = ErrorCause::Internal;
-            let mut cause_weight = own_err;
-
-            // Row locks (databases): utilisation of the hot rows from the locking queries of all clients.
-            let mut lock_wait_ms = 0.0;
-            if w.lock_load > 0.0 {
-                const HOT_ROWS: f64 = 4.0;
-                let rho_l = w.lock_load / HOT_ROWS;
-                let mean_hold = w.lock_hold_sum / w.lock_calls.max(1e-9);
-                lock_wait_ms = if rho_l < 0.98 {
-                    mean_hold * rho_l / (1.0 - rho_l)
-                } else {
-                    30_000.0
-                };
-                lock_wait_ms = lock_wait_ms.min(30_000.0);
-                // Half the queries touch the hot table; those wait.
-                own_ms += 0.5 * lock_wait_ms;
-                if rho_l > 0.9 {
-                    let timeouts = 0.5 * ((rho_l - 0.9) * 5.0).min(1.0);
-                    own_err += timeouts;
-                    if timeouts > cause_weight {
-                        cause = ErrorCause::LockTimeout;
-                        cause_weight = timeouts;
-                    }
-                }
-            }
-
-            // A full volume fails the requests that write.
-            if let Some(d) = spec.disk
-                && st.disk_size_gb > 0.0
-                && st.disk_data_gb + st.disk_log_gb >= st.disk_size_gb * 0.999
-            {
-                own_err += d.write_ratio;
-                if d.write_ratio > cause_weight {
-                    cause = ErrorCause::DiskFull;
-                    cause_weight = d.write_ratio;
-                }
-            }
-            if shed > cause_weight {
-                cause = ErrorCause::Overload;
-                cause_weight = shed;
-            }
-
             // Dependencies.
             let mut dep_ms = 0.0;
             let mut q_ok = 1.0;
@@ -1454,11 +1517,12 @@ impl World {
                 let fail_share = if p_final < 1e-12 {
                     p_final * edge.per_request
                 } else {
-                    let calls_per_request = edge.per_request.min(50.0);
-                    if calls_per_request == 1.0 {
+                    // `edge.per_request.min(50.0)` calls.
+                    let series = &edge_series[e];
+                    if series.c == 1.0 {
                         1.0 - (1.0 - p_final)
                     } else {
-                        any_failed(p_final, calls_per_request)
+                        series.any_failed(p_final)
                     }
                 };
                 q_ok *= 1.0 - fail_share;
@@ -1466,6 +1530,68 @@ impl World {
                     dep_cause = (fail_share, kind, edge.to.0);
                 }
             }
+            // The service's own latency and errors, after the dependencies: computed before them, their values
+            // were live across the edge loop, which then spilled its accumulators.
+            let w = &work[i];
+            let (unavailable, rejected, offered) = (w.unavailable, w.rejected, w.offered);
+            let admitted = w.admitted;
+            let (cpu_scale, cpu_limit, cost) = (w.cpu_scale, w.cpu_limit, w.cpu_cost);
+            let cpu_factor = b.cpu_factor;
+            let capacity = ready * spec.capacity_rps * cpu_scale * st.cpu_share / cpu_factor;
+            let rho = if capacity > 0.0 {
+                admitted / capacity
+            } else {
+                0.0
+            };
+            let shed = if rho > 1.0 { 1.0 - 1.0 / rho } else { 0.0 };
+            let rho_q = rho.min(0.95);
+            let jitter = 1.0 + 0.03 * gaussian(rng);
+            let mut own_ms = spec.latency_ms * b.latency_factor * st.outage_latency_factor * jitter
+                / (1.0 - rho_q);
+            let mut own_err = spec.error_ratio + b.error_ratio + st.outage_error_ratio;
+            let mut cause = ErrorCause::Internal;
+            let mut cause_weight = own_err;
+
+            // Row locks (databases): utilisation of the hot rows from the locking queries of all clients.
+            let mut lock_wait_ms = 0.0;
+            if w.lock_load > 0.0 {
+                const HOT_ROWS: f64 = 4.0;
+                let rho_l = w.lock_load / HOT_ROWS;
+                let mean_hold = w.lock_hold_sum / w.lock_calls.max(1e-9);
+                lock_wait_ms = if rho_l < 0.98 {
+                    mean_hold * rho_l / (1.0 - rho_l)
+                } else {
+                    30_000.0
+                };
+                lock_wait_ms = lock_wait_ms.min(30_000.0);
+                // Half the queries touch the hot table; those wait.
+                own_ms += 0.5 * lock_wait_ms;
+                if rho_l > 0.9 {
+                    let timeouts = 0.5 * ((rho_l - 0.9) * 5.0).min(1.0);
+                    own_err += timeouts;
+                    if timeouts > cause_weight {
+                        cause = ErrorCause::LockTimeout;
+                        cause_weight = timeouts;
+                    }
+                }
+            }
+
+            // A full volume fails the requests that write.
+            if let Some(d) = spec.disk
+                && st.disk_size_gb > 0.0
+                && st.disk_data_gb + st.disk_log_gb >= st.disk_size_gb * 0.999
+            {
+                own_err += d.write_ratio;
+                if d.write_ratio > cause_weight {
+                    cause = ErrorCause::DiskFull;
+                    cause_weight = d.write_ratio;
+                }
+            }
+            if shed > cause_weight {
+                cause = ErrorCause::Overload;
+                cause_weight = shed;
+            }
+
             let f_dep = 1.0 - q_ok;
             let mut err_dep_id = u16::MAX;
             if f_dep > cause_weight {
@@ -1531,9 +1657,10 @@ impl World {
             // Whether the loop below may have a condition to log: implied by each of its exact tests on the
             // frame's `f32` values (rounding to `f32` keeps signs and the order against 200, and moves a ratio by
             // far less than the slack between 0.999 and 0.998), so services without one skip them.
-            work[i].log_due = (pool_max > 0.0 && pool_in_use >= pool_max * 0.998)
+            let log_due = (pool_max > 0.0 && pool_in_use >= pool_max * 0.998)
                 || lock_wait_ms > 200.0
                 || rejected > 0.0;
+            log_bits[i / 64] |= (log_due as u64) << (i % 64);
 
             let st = &mut services[i];
             st.requests_total += offered * dt;
@@ -1546,75 +1673,83 @@ impl World {
             w.inv_sigma = 1.0 / sigma;
         }
 
-        // Conditions worth a log line, throttled.
-        for i in 0..n {
-            if !self.scratch.work[i].log_due {
-                continue;
+        // Conditions worth a log line, throttled, for the services whose bit is set (most have none: testing a
+        // flag of every service cost more than visiting the set bits).
+        for word in 0..self.scratch.log_due.len() {
+            let mut bits = std::mem::take(&mut self.scratch.log_due[word]);
+            while bits != 0 {
+                let i = word * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                self.log_conditions(topo, i);
             }
-            let id = ServiceId(i as u16);
-            // Only the fields read below: a whole frame is a few hundred bytes to copy for every service.
-            let f = &self.frames[i];
-            let (pool_max, pool_in_use, pool_timeouts_rps, pool_wait_ms) = (
-                f.pool_max,
-                f.pool_in_use,
-                f.pool_timeouts_rps,
-                f.pool_wait_ms,
-            );
-            let (lock_wait_ms, rejected_rps, offered_rps, admitted_rps) = (
-                f.lock_wait_ms,
-                f.rejected_rps,
-                f.offered_rps,
-                f.admitted_rps,
-            );
-            if pool_max > 0.0 && pool_in_use >= pool_max * 0.999 {
-                let dep = topo.services[i]
-                    .out_edges
-                    .iter()
-                    .find(|&&e| topo.edges[e].pool.is_some())
-                    .map(|&e| topo.edges[e].to.0 as u32)
-                    .unwrap_or(0);
-                if pool_timeouts_rps > 0.0 {
-                    self.log_throttled(
-                        id,
-                        SLOT_POOL,
-                        EventKind::PoolTimeout,
-                        pool_timeouts_rps as f64,
-                        pool_wait_ms as f64,
-                        dep,
-                    );
-                } else {
-                    self.log_throttled(
-                        id,
-                        SLOT_POOL,
-                        EventKind::PoolExhausted,
-                        pool_in_use as f64,
-                        pool_max as f64,
-                        dep,
-                    );
-                }
-            }
-            if lock_wait_ms > 200.0 {
-                let holder = self.top_lock_holder(topo, id);
+        }
+    }
+
+    /// Logs the conditions traffic found in service `i`'s frame, throttled.
+    fn log_conditions(&mut self, topo: &Topology, i: usize) {
+        let id = ServiceId(i as u16);
+        // Only the fields read below: a whole frame is a few hundred bytes to copy for every service.
+        let f = &self.frames[i];
+        let (pool_max, pool_in_use, pool_timeouts_rps, pool_wait_ms) = (
+            f.pool_max,
+            f.pool_in_use,
+            f.pool_timeouts_rps,
+            f.pool_wait_ms,
+        );
+        let (lock_wait_ms, rejected_rps, offered_rps, admitted_rps) = (
+            f.lock_wait_ms,
+            f.rejected_rps,
+            f.offered_rps,
+            f.admitted_rps,
+        );
+        if pool_max > 0.0 && pool_in_use >= pool_max * 0.999 {
+            let dep = topo.services[i]
+                .out_edges
+                .iter()
+                .find(|&&e| topo.edges[e].pool.is_some())
+                .map(|&e| topo.edges[e].to.0 as u32)
+                .unwrap_or(0);
+            if pool_timeouts_rps > 0.0 {
                 self.log_throttled(
                     id,
-                    SLOT_LOCK,
-                    EventKind::LockWaits,
-                    lock_wait_ms as f64,
-                    0.0,
-                    holder,
+                    SLOT_POOL,
+                    EventKind::PoolTimeout,
+                    pool_timeouts_rps as f64,
+                    pool_wait_ms as f64,
+                    dep,
                 );
-            }
-            if rejected_rps > 0.01 * offered_rps && rejected_rps > 0.0 {
-                let limit = admitted_rps as f64;
+            } else {
                 self.log_throttled(
                     id,
-                    SLOT_RATE,
-                    EventKind::RateLimited,
-                    rejected_rps as f64,
-                    limit,
-                    0,
+                    SLOT_POOL,
+                    EventKind::PoolExhausted,
+                    pool_in_use as f64,
+                    pool_max as f64,
+                    dep,
                 );
             }
+        }
+        if lock_wait_ms > 200.0 {
+            let holder = self.top_lock_holder(topo, id);
+            self.log_throttled(
+                id,
+                SLOT_LOCK,
+                EventKind::LockWaits,
+                lock_wait_ms as f64,
+                0.0,
+                holder,
+            );
+        }
+        if rejected_rps > 0.01 * offered_rps && rejected_rps > 0.0 {
+            let limit = admitted_rps as f64;
+            self.log_throttled(
+                id,
+                SLOT_RATE,
+                EventKind::RateLimited,
+                rejected_rps as f64,
+                limit,
+                0,
+            );
         }
     }
 
@@ -1657,12 +1792,8 @@ impl World {
             // in the same order as `memory_terms`, so the same values).
             let current_terms = memory_terms(spec, &work.behaviour, dt, load_ratio);
             let per_rps = spec.memory_per_rps_mb * rps_per_replica;
-            // Slots to kill, one bit each, and what the rest of the tick needs from the slots, counted in the same
-            // pass (recounted below only if a kill changed them): ready replicas and the oldest certificate among
-            // them, live pods and pending ones.
+            // Slots to kill, one bit each.
             let mut oom = 0u32;
-            let (mut running, mut live, mut pending) = (0u32, 0u8, 0u8);
-            let mut oldest_cert = f64::INFINITY;
             let st = &mut self.services[i];
             let flags = st.flags;
             let used = st.used as usize;
@@ -1672,22 +1803,6 @@ impl World {
             *memory = [0.0; MAX_REPLICAS];
             for (r, rep) in st.replicas[..used].iter_mut().enumerate() {
                 let phase = rep.phase;
-                match phase {
-                    Phase::Empty | Phase::Terminating => {}
-                    Phase::Running => {
-                        running += 1;
-                        // `min` without its NaN handling: `oldest_cert` is never NaN and a NaN expiry is skipped.
-                        if rep.cert_expiry_s < oldest_cert {
-                            oldest_cert = rep.cert_expiry_s;
-                        }
-                        live += 1;
-                    }
-                    Phase::Pending => {
-                        pending += 1;
-                        live += 1;
-                    }
-                    Phase::Starting | Phase::BackOff => live += 1,
-                }
                 if !matches!(phase, Phase::Running | Phase::Starting) {
                     continue;
                 }
@@ -1714,6 +1829,17 @@ impl World {
                 }
             }
             self.scratch.work[i].conn_leaks |= any_conn_leak;
+            // What the rest of the tick needs from the slots (ready replicas and the oldest certificate among them,
+            // live pods and pending ones): from their summary, which traffic took or kept (nothing changed the
+            // slots since), unless a kill changed them. Read after the slot loop, so as not to be live across it.
+            debug_assert!(self.scratch.work[i].slots_known);
+            let summary = &self.scratch.work[i].slots;
+            let (mut running, mut live, mut pending, mut oldest_cert) = (
+                summary.ready,
+                summary.census.live as u8,
+                summary.census.pending as u8,
+                summary.oldest_cert_s,
+            );
             if oom != 0 {
                 for r in 0..used {
                     if oom & (1 << r) != 0 {
@@ -1927,15 +2053,19 @@ impl World {
         let mut total = 0.0;
         let mut capacity = f64::INFINITY;
         let mut collector = None;
-        for (i, svc) in topo.services.iter().enumerate() {
+        let per_service = topo
+            .services
+            .iter()
+            .zip(&mut self.frames)
+            .zip(&self.scratch.work);
+        for (i, ((svc, f), w)) in per_service.enumerate() {
             let spec = &svc.spec;
-            let st = &self.services[i];
-            let f = &mut self.frames[i];
-            let lines = spec.log_lines_per_s * f.ready as f64 * st.fx.log_level.volume_factor()
-                + (f.error_rps as f64).min(500.0);
+            // The rate for the ready replicas at the level, as traffic kept it, and the errors'.
+            let lines = w.log_lines_base + (f.error_rps as f64).min(500.0);
             f.log_lines_per_s = lines as f32;
             total += lines;
             if spec.kind == ServiceKind::Observability {
+                let st = &self.services[i];
                 let cap = f.ready as f64 * spec.capacity_rps * st.cpu_share;
                 capacity = if capacity.is_finite() {
                     capacity + cap
@@ -2253,18 +2383,43 @@ fn exp_upper_bound(y: f64) -> f64 {
 /// `Σ (-1)^(k+1) C(c, k) x^k` to the sixth power, with a relative error below 2e-13 (the terms after it shrink
 /// geometrically from `x^6 / 7` for `c < 1`, from `(c x)^6 / 5040` above), which is more accurate than `powf`
 /// there: `1 - x` loses the digits of `x` below 1e-16. Elsewhere `powf`.
-#[inline]
-fn any_failed(x: f64, c: f64) -> f64 {
-    if x * c.max(1.0) <= 0.01 {
+///
+/// The series' coefficients depend on `c` alone, which is fixed per edge: they are computed once per edge
+/// ([`FailureSeries::new`]), with the expressions that computed them at every call before, so the same values.
+#[derive(Debug, Clone, Copy)]
+struct FailureSeries {
+    /// Calls per request.
+    c: f64,
+    /// `c.max(1.0)`, for the test of where the series holds.
+    c_at_least_1: f64,
+    /// The binomial coefficients `(-1)^(k+1) C(c, k)`, `k = 1..=6`.
+    b: [f64; 6],
+}
+
+impl FailureSeries {
+    fn new(c: f64) -> FailureSeries {
         let b1 = c;
         let b2 = b1 * (1.0 - c) * 0.5;
         let b3 = b2 * (2.0 - c) * (1.0 / 3.0);
         let b4 = b3 * (3.0 - c) * 0.25;
         let b5 = b4 * (4.0 - c) * 0.2;
         let b6 = b5 * (5.0 - c) * (1.0 / 6.0);
-        x * (b1 + x * (b2 + x * (b3 + x * (b4 + x * (b5 + x * b6)))))
-    } else {
-        1.0 - (1.0 - x).powf(c)
+        FailureSeries {
+            c,
+            c_at_least_1: c.max(1.0),
+            b: [b1, b2, b3, b4, b5, b6],
+        }
+    }
+
+    /// `1 - (1 - x)^c`.
+    #[inline]
+    fn any_failed(&self, x: f64) -> f64 {
+        let [b1, b2, b3, b4, b5, b6] = self.b;
+        if x * self.c_at_least_1 <= 0.01 {
+            x * (b1 + x * (b2 + x * (b3 + x * (b4 + x * (b5 + x * b6)))))
+        } else {
+            1.0 - (1.0 - x).powf(self.c)
+        }
     }
 }
 
@@ -2346,6 +2501,154 @@ pub fn lognormal_cdf(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// The slot summaries a world keeps across ticks are those of its slots as they stand: checked after every
+    /// tick and every operation through OOM crash loops (a leaking version rolled out on a small memory limit),
+    /// a rollout and a rollback, restarts, scaling both ways, a flag, a log level, a new CPU limit, an expiring and a renewed
+    /// certificate and a network split; and so are the per-service values traffic keeps for settled services.
+    /// Fails if any change of the slots does not forget the summary.
+    #[test]
+    fn kept_slot_summaries_are_those_of_the_slots() {
+        use crate::{Actor, Operation, Perturbation};
+        let spec: crate::spec::TopologySpec =
+            serde_json::from_str(include_str!("../tests/fixtures/small.json")).expect("spec");
+        let topology = Arc::new(
+            Topology::compile(&spec, &crate::topology::SpecPath::root()).expect("topology"),
+        );
+        let mut w = World::new(topology, 3, WorldOptions::default());
+        let (mut kept, mut walked, mut settled) = (0, 0, 0);
+        let mut check = |w: &World| {
+            for (i, (st, work)) in w.services.iter().zip(&w.scratch.work).enumerate() {
+                if work.slots_known {
+                    assert_eq!(work.slots, SlotSummary::of(st), "at second {}", w.now_s);
+                    kept += 1;
+                } else {
+                    walked += 1;
+                }
+                if work.settled {
+                    let s = SlotSummary::of(st);
+                    assert!(work.slots_known);
+                    assert_eq!((work.ready, work.version), (s.ready, s.version));
+                    assert_eq!(work.behaviour_key, Some((s.version, st.flags)));
+                    assert_eq!(work.cpu_millis_key, Some(st.cpu_millis));
+                    assert_eq!(work.tls_bad, 0.0);
+                    let spec = &w.topology.services[i].spec;
+                    let lines =
+                        spec.log_lines_per_s * s.ready as f64 * st.fx.log_level.volume_factor();
+                    assert_eq!(work.log_lines_base.to_bits(), lines.to_bits());
+                    settled += 1;
+                }
+            }
+        };
+        let id = |w: &World, name: &str| w.topology().service_id(name).expect("service");
+        let (api, edge, worker) = (id(&w, "api"), id(&w, "edge"), id(&w, "worker"));
+        let ops = [
+            (
+                40,
+                Some(Operation::Deploy {
+                    service: api,
+                    version: 1,
+                }),
+            ),
+            (
+                10,
+                Some(Operation::Restart {
+                    service: api,
+                    memory_mb: Some(300),
+                    cpu_millis: None,
+                }),
+            ),
+            (
+                200,
+                Some(Operation::Scale {
+                    service: api,
+                    replicas: 5,
+                }),
+            ),
+            (
+                30,
+                Some(Operation::Restart {
+                    service: worker,
+                    memory_mb: None,
+                    cpu_millis: None,
+                }),
+            ),
+            (
+                30,
+                Some(Operation::SetFlag {
+                    service: api,
+                    flag: 0,
+                    enabled: true,
+                }),
+            ),
+            (
+                30,
+                Some(Operation::SetConfig {
+                    service: api,
+                    key: "log.level".into(),
+                    value: "debug".into(),
+                }),
+            ),
+            (
+                30,
+                Some(Operation::Restart {
+                    service: worker,
+                    memory_mb: None,
+                    cpu_millis: Some(700),
+                }),
+            ),
+            (
+                60,
+                Some(Operation::Scale {
+                    service: api,
+                    replicas: 1,
+                }),
+            ),
+            (
+                60,
+                Some(Operation::Deploy {
+                    service: api,
+                    version: 0,
+                }),
+            ),
+            (
+                100,
+                Some(Operation::Restart {
+                    service: api,
+                    memory_mb: Some(2048),
+                    cpu_millis: None,
+                }),
+            ),
+            (100, None),
+        ];
+        for (k, (ticks, op)) in ops.into_iter().enumerate() {
+            for _ in 0..ticks {
+                w.step();
+                check(&w);
+            }
+            if let Some(op) = op {
+                let _ = w.apply(&op, &Actor::oncall());
+                check(&w);
+            }
+            if k == 3 {
+                let now = w.now_s();
+                w.perturb(&Perturbation::Certificate {
+                    service: edge,
+                    expires_at_s: now + 120.0,
+                    renewed_at_s: Some(now + 600.0),
+                });
+                check(&w);
+                w.perturb(&Perturbation::DetachNetwork { service: worker });
+                check(&w);
+            }
+        }
+        assert!(
+            w.service(api).restarts_total >= 2,
+            "the leaking version crashed"
+        );
+        assert!(kept > 10 * walked, "kept {kept}, walked {walked}");
+        assert!(settled > 10 * walked, "settled {settled}, walked {walked}");
+    }
+
     /// The log-normal distribution function through libm's erfc.
     fn lognormal_cdf_exact(median_ms: f64, sigma: f64, threshold_ms: f64) -> f64 {
         0.5 * libm::erfc(-(threshold_ms / median_ms).ln() / (sigma * std::f64::consts::SQRT_2))
@@ -2407,7 +2710,7 @@ mod tests {
             while x < 1.0 {
                 // -expm1(c ln1p(-x)) keeps the digits that 1 - (1 - x)^c loses.
                 let exact = -(c * (-x).ln_1p()).exp_m1();
-                let got = any_failed(x, c);
+                let got = FailureSeries::new(c).any_failed(x);
                 let tol = if x * f64::max(c, 1.0) <= 0.01 {
                     2e-13 * exact
                 } else {
@@ -2419,7 +2722,43 @@ mod tests {
             }
         }
         // Past the series, powf.
-        assert_eq!(any_failed(0.5, 3.0), 1.0 - 0.5f64.powf(3.0));
+        assert_eq!(
+            FailureSeries::new(3.0).any_failed(0.5),
+            1.0 - 0.5f64.powf(3.0)
+        );
+    }
+
+    /// The series with its coefficients computed once per edge is the series with them computed at every call
+    /// (as the tick did before), to the bit.
+    #[test]
+    fn failure_series_kept_per_edge_is_the_series_computed_per_call() {
+        fn per_call(x: f64, c: f64) -> f64 {
+            if x * c.max(1.0) <= 0.01 {
+                let b1 = c;
+                let b2 = b1 * (1.0 - c) * 0.5;
+                let b3 = b2 * (2.0 - c) * (1.0 / 3.0);
+                let b4 = b3 * (3.0 - c) * 0.25;
+                let b5 = b4 * (4.0 - c) * 0.2;
+                let b6 = b5 * (5.0 - c) * (1.0 / 6.0);
+                x * (b1 + x * (b2 + x * (b3 + x * (b4 + x * (b5 + x * b6)))))
+            } else {
+                1.0 - (1.0 - x).powf(c)
+            }
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..20_000 {
+            let c = (uniform(&mut rng) * 60.0).min(50.0);
+            let series = FailureSeries::new(c);
+            for x in [
+                uniform(&mut rng) * 1e-3,
+                uniform(&mut rng) * 0.02,
+                uniform(&mut rng),
+                1e-12,
+                0.01 / c.max(1.0),
+            ] {
+                assert_eq!(series.any_failed(x).to_bits(), per_call(x, c).to_bits());
+            }
+        }
     }
 
     #[test]
