@@ -426,6 +426,17 @@ impl RuleEngine {
                 .iter()
                 .enumerate()
                 .all(|(i, &t)| t == times[0] + i as i64 * step_ms);
+        if !self.series.serves_only() {
+            // The plans are the cache's only readers: it need not render what none of their selectors matches
+            // (the request-serving rules' `job` matchers leave out the database, cache and third-party jobs).
+            let selectors: Vec<_> = self
+                .plans
+                .iter()
+                .flatten()
+                .flat_map(|p| p.selectors())
+                .collect();
+            self.series.serve_only(world, &selectors);
+        }
         let storage = &FamilyCache::new(WorldStorage::new(world));
         let keyed = &CachedWorldStorage::new(world, &mut self.series);
         let rules = Arc::clone(&self.rules);

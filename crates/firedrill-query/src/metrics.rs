@@ -276,6 +276,8 @@ struct CachedFamily {
     next: usize,
     /// The longest span of ticks asked of this family, so trimming keeps what the next window will read.
     span: u64,
+    /// Per service index, whether its series are left out (see [`SeriesCache::serve_only`]); `None` for none.
+    left_out: Option<Vec<bool>>,
 }
 
 impl CachedFamily {
@@ -289,6 +291,7 @@ impl CachedFamily {
             index: BTreeMap::new(),
             next: 0,
             span: 0,
+            left_out: None,
         }
     }
 
@@ -484,6 +487,64 @@ const TRIM_BATCH_TICKS: u64 = 32;
 pub struct SeriesCache {
     families: FamilyCache,
     labels: LabelBook,
+    /// Whether [`SeriesCache::serve_only`] was applied.
+    serving_only: bool,
+}
+
+impl SeriesCache {
+    /// Leaves out of what the cache renders every series that none of `selectors` (metric name, matchers) can
+    /// match, as judged by the labels all series of one metric and service share
+    /// ([`metrics::family_labels`]): a service whose `job`, say, every selector of a metric rejects has none of
+    /// that metric's series rendered, kept or scanned. Only for a cache read through those selectors alone (a rule
+    /// engine's plans); another selector could miss series. Families already cached start over.
+    pub fn serve_only(&mut self, world: &World, selectors: &[(&str, &[LabelMatcher])]) {
+        self.serving_only = true;
+        let names: std::collections::BTreeSet<&str> = selectors.iter().map(|(n, _)| *n).collect();
+        for name in names {
+            let Some(series_name) = SeriesName::ALL.iter().copied().find(|n| n.as_str() == name)
+            else {
+                continue;
+            };
+            let left_out: Vec<bool> = (0..world.topology().len())
+                .map(|i| {
+                    let family = metrics::family_labels(
+                        world,
+                        series_name,
+                        firedrill_world::ServiceId(i as u16),
+                    );
+                    // Left out when every selector of the name has a matcher that rejects a shared label's value;
+                    // a matcher on a label the family does not share decides nothing here.
+                    selectors
+                        .iter()
+                        .filter(|(n, _)| *n == name)
+                        .all(|(_, matchers)| {
+                            matchers.iter().any(|m| {
+                                family
+                                    .iter()
+                                    .find(|(label, _)| *label == m.name)
+                                    .is_some_and(|(_, v)| !m.matches(v))
+                            })
+                        })
+                })
+                .collect();
+            let families = &mut self.families.families;
+            let i = match families.iter().position(|f| f.name == name) {
+                Some(i) => i,
+                None => {
+                    families.push(CachedFamily::new(name));
+                    families.len() - 1
+                }
+            };
+            let family = &mut families[i];
+            family.restart(family.to);
+            family.left_out = left_out.contains(&true).then_some(left_out);
+        }
+    }
+
+    /// Whether [`SeriesCache::serve_only`] was applied.
+    pub fn serves_only(&self) -> bool {
+        self.serving_only
+    }
 }
 
 /// The label sets of a [`SeriesCache`]'s world, built once per series. A new incident's rules meet every
@@ -613,13 +674,22 @@ impl FamilyCache {
                 family_of[name as usize] = Some(j);
             }
         }
+        let left_out: Vec<(SeriesName, Vec<bool>)> = members
+            .iter()
+            .filter_map(|&j| {
+                let f = &self.families[j];
+                Some((f.series_name?, f.left_out.clone()?))
+            })
+            .collect();
+        let excluded: Vec<(SeriesName, &[bool])> =
+            left_out.iter().map(|(n, l)| (*n, l.as_slice())).collect();
         let mut sink = Append {
             world,
             families: &mut self.families,
             family_of,
             first_new,
         };
-        metrics::render_into(world, &names, start_ms, end_ms, &mut sink);
+        metrics::render_into_excluding(world, &names, &excluded, start_ms, end_ms, &mut sink);
         for &j in &members {
             self.families[j].close(world, first_new, end);
         }

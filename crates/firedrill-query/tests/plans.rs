@@ -62,7 +62,7 @@ const EXTRA: &[&str] = &[
 fn compiled_plans_answer_exactly_as_the_engine() {
     let catalog = Catalog::builtin().expect("library");
     let engine = Engine::new(EngineOptions::default());
-    let (mut compared, mut declined) = (0usize, 0usize);
+    let (mut compared, mut declined, mut restricted) = (0usize, 0usize, 0usize);
     for family in FAMILIES {
         for seed in 0..2 {
             let mut inc: Incident = catalog.start(family, seed, 0.5).expect("start");
@@ -84,6 +84,19 @@ fn compiled_plans_answer_exactly_as_the_engine() {
             // The same plans reading through a cache kept across evaluations, as the rule engine reads.
             let mut cached_plans = plans.clone();
             let mut cache = SeriesCache::default();
+            // And the rules' plans alone through a cache told they are its only readers, as the rule engine
+            // tells its own (it then leaves out the series their `job` matchers reject).
+            let rules = inc.alerts().rules().len();
+            let mut rule_plans = plans[..rules].to_vec();
+            let mut rule_cache = SeriesCache::default();
+            {
+                let selectors: Vec<_> = rule_plans
+                    .iter()
+                    .flatten()
+                    .flat_map(|p| p.selectors())
+                    .collect();
+                rule_cache.serve_only(inc.world(), &selectors);
+            }
             // Every query above but the group_left one compiles.
             assert_eq!(plans.iter().filter(|p| p.is_none()).count(), 1);
             for round in 0..24 {
@@ -116,6 +129,20 @@ fn compiled_plans_answer_exactly_as_the_engine() {
                 let t = metrics::tick_ms(w, w.tick_count());
                 let storage = WorldStorage::new(w);
                 let cached = CachedWorldStorage::new(w, &mut cache);
+                let rule_cached = CachedWorldStorage::new(w, &mut rule_cache);
+                for (q, rule_plan) in queries.iter().zip(&mut rule_plans) {
+                    let Some(rule_plan) = rule_plan else { continue };
+                    let expected = rule_plan.clone().eval(&storage, t);
+                    assert_eq!(
+                        rule_plan
+                            .eval(&rule_cached, t)
+                            .as_ref()
+                            .map(|v| format!("{v:?}")),
+                        expected.as_ref().map(|v| format!("{v:?}")),
+                        "{family}/{seed} at {t}: {q} through the cache serving the rules only"
+                    );
+                    restricted += 1;
+                }
                 for (((q, e), plan), cached_plan) in queries
                     .iter()
                     .zip(&exprs)
@@ -156,7 +183,11 @@ fn compiled_plans_answer_exactly_as_the_engine() {
             }
         }
     }
-    println!("compared {compared}, declined {declined}");
+    println!("compared {compared}, declined {declined}, through the rules' cache {restricted}");
+    assert!(
+        restricted > 1_000,
+        "only {restricted} through the rules' cache"
+    );
     assert!(compared > 5_000, "only {compared} comparisons");
     // `up + on (namespace) up` matches every service on the right: the engine's many-to-many error.
     assert!(declined > 0, "no evaluation exercised the plan's refusal");

@@ -679,19 +679,22 @@ impl SampleSink for Collect {
 }
 
 /// Which series a render computes.
-struct Want {
+struct Want<'e> {
     /// By [`SeriesName`] discriminant.
     names: [bool; SeriesName::ALL.len()],
     /// Whether the histogram's family name (`http_request_duration_seconds`) is asked for: its three series.
     histogram: bool,
+    /// Names whose series of some services are left out: per service index, whether it is left out.
+    excluded: &'e [(SeriesName, &'e [bool])],
 }
 
-impl Want {
+impl Want<'_> {
     /// What `wanted` accepts, asked once per name.
-    fn from_fn(wanted: &dyn Fn(&str) -> bool) -> Want {
+    fn from_fn(wanted: &dyn Fn(&str) -> bool) -> Want<'static> {
         Want {
             names: std::array::from_fn(|i| wanted(SeriesName::ALL[i].as_str())),
             histogram: wanted("http_request_duration_seconds"),
+            excluded: &[],
         }
     }
 }
@@ -914,14 +917,51 @@ pub fn render_into(
     end_ms: i64,
     sink: &mut dyn SampleSink,
 ) {
+    render_into_excluding(world, names, &[], start_ms, end_ms, sink);
+}
+
+/// [`render_into`] without the series of some services for some names: for each `(name, left_out)` of
+/// `excluded`, the series of `name` of every service whose index `left_out` marks true are not computed (the
+/// others are exactly `render_into`'s). For a reader that knows no query of its own can match those series.
+pub fn render_into_excluding(
+    world: &World,
+    names: &[SeriesName],
+    excluded: &[(SeriesName, &[bool])],
+    start_ms: i64,
+    end_ms: i64,
+    sink: &mut dyn SampleSink,
+) {
     let mut want = Want {
         names: [false; SeriesName::ALL.len()],
         histogram: false,
+        excluded,
     };
     for &n in names {
         want.names[n as usize] = true;
     }
     render_scoped(world, want, None, start_ms, end_ms, sink);
+}
+
+/// The labels every series of metric `name` of `service` has ([`LabelScope::Family`]), as (name, value) pairs;
+/// empty for a service the world does not have. No series of that metric and service carries another value
+/// under one of these names (its own labels have other names), so a matcher that rejects one of these values
+/// rejects every such series.
+pub fn family_labels(
+    world: &World,
+    name: SeriesName,
+    service: ServiceId,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    visit_series_labels(
+        world,
+        SeriesKey::new(name, service, 0),
+        |scope, label, value| {
+            if scope == LabelScope::Family {
+                out.push((label, value.as_str().to_string()));
+            }
+        },
+    );
+    out
 }
 
 /// Renders the series of one service only: exactly the series of [`render`] whose `service` label names it, in
@@ -1032,6 +1072,10 @@ fn render_scoped(
         let id = ServiceId(i as u16);
         let svc = topo.service(id);
         let spec = &svc.spec;
+        for &(n, left_out) in want.excluded {
+            b.want[n as usize] =
+                want.names[n as usize] && !left_out.get(i).copied().unwrap_or(false);
+        }
 
         if spec.kind.serves_http() {
             // 200: everything offered that was neither a server error nor rejected. The frame holds the

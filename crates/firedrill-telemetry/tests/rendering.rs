@@ -999,6 +999,55 @@ fn sinks_taking_columns_get_the_samples_of_sinks_taking_samples() {
     assert!(compared > 1_000, "only {compared} series compared");
 }
 
+/// A render leaving out some services of some names is the full render without exactly those series; and a
+/// family's labels are on every series of it, under names its own labels never use.
+#[test]
+fn renders_leaving_services_out_are_the_full_render_without_them() {
+    use metrics::SeriesName as N;
+    for w in [eventful(3), two_entries(8)] {
+        let n = w.topology().len();
+        let odd: Vec<bool> = (0..n).map(|i| i % 2 == 1).collect();
+        let first: Vec<bool> = (0..n).map(|i| i == 0).collect();
+        let excluded = [(N::HttpRequestsTotal, &odd[..]), (N::Up, &first[..])];
+        for (start, end) in windows(&w) {
+            let mut full = Plain(Vec::new());
+            metrics::render_into(&w, metrics::SeriesName::ALL, start, end, &mut full);
+            let mut some = Plain(Vec::new());
+            metrics::render_into_excluding(
+                &w,
+                metrics::SeriesName::ALL,
+                &excluded,
+                start,
+                end,
+                &mut some,
+            );
+            let expected: Vec<_> = full
+                .0
+                .iter()
+                .filter(|(key, _)| {
+                    !excluded
+                        .iter()
+                        .any(|(name, out)| key.name() == *name && out[key.service().index()])
+                })
+                .cloned()
+                .collect();
+            assert!(expected.len() < full.0.len());
+            assert_eq!(some.0, expected, "[{start}, {end}]");
+        }
+        for (key, _) in metrics::render_keyed(&w, &|_| true, i64::MIN / 4, i64::MAX / 4)
+            .into_iter()
+            .map(|s| (s.key, ()))
+        {
+            let family = metrics::family_labels(&w, key.name(), key.service());
+            let labels = metrics::series_labels(&w, key).expect("labels");
+            for (name, value) in &family {
+                assert_eq!(labels.get(*name), Some(value), "{key:?} {name}");
+            }
+            assert!(family.iter().any(|(name, _)| *name == "job"));
+        }
+    }
+}
+
 #[test]
 fn trace_outlines_pick_the_traces_a_full_render_filters() {
     let worlds = [eventful(2), dropping(6), two_entries(9)];

@@ -405,6 +405,28 @@ enum Node {
     HistogramQuantile(Box<HistogramQuantile>),
 }
 
+impl Node {
+    /// Appends the selectors of this node and those below it, left to right.
+    fn selectors<'a>(&'a self, out: &mut Vec<(&'a str, &'a [LabelMatcher])>) {
+        match self {
+            Node::Number(_) => {}
+            Node::Negate(n) => n.selectors(out),
+            Node::Instant(s) | Node::Range { selector: s, .. } => {
+                out.push((s.name.as_str(), s.matchers.as_slice()))
+            }
+            Node::Aggregate(a) => a.input.selectors(out),
+            Node::Binary(b) => {
+                b.lhs.selectors(out);
+                b.rhs.selectors(out);
+            }
+            Node::HistogramQuantile(h) => {
+                h.q.selectors(out);
+                h.input.selectors(out);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Aggregate {
     op: Simple,
@@ -486,6 +508,14 @@ impl InstantPlan {
             spare: Vec::new(),
             ranked: Vec::new(),
         })
+    }
+
+    /// Every vector selector the plan reads, as (metric name, matchers, the `__name__` matcher among them), in
+    /// the order of the expression: what a store serving only this plan (and others it is told of) must hold.
+    pub fn selectors(&self) -> Vec<(&str, &[LabelMatcher])> {
+        let mut out = Vec::new();
+        self.root.selectors(&mut out);
+        out
     }
 
     /// Evaluates at `time_ms`: `Some` of exactly what the engine's instant evaluation returns, or `None` when
@@ -1124,6 +1154,22 @@ mod tests {
     fn plan(query: &str) -> InstantPlan {
         let expr = parse_query(query).expect("parses");
         InstantPlan::compile(&expr, &EngineOptions::default()).expect("planned")
+    }
+
+    #[test]
+    fn a_plan_lists_its_selectors_left_to_right() {
+        let p = plan(r#"histogram_quantile(0.9, sum by (le) (rate(b{job="x"}[5m]))) > 2"#);
+        let names: Vec<&str> = p.selectors().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["b"]);
+        assert!(
+            p.selectors()[0]
+                .1
+                .iter()
+                .any(|m| m.name == "job" && m.value == "x")
+        );
+        let p = plan("sum(rate(a[5m])) / -sum(up) > m");
+        let names: Vec<&str> = p.selectors().iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["a", "up", "m"]);
     }
 
     #[test]
