@@ -9,16 +9,16 @@
 //! queries take the same parameters. Prints the mean µs per action kind and a hash of every observation, which
 //! must not change when only the cost of the queries does.
 use std::sync::Arc;
-
-/// The `firedrill` binary's allocator, so that this measures what the binary does.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use firedrill_agents::page_services;
 use firedrill_env::action::{LevelFilter, LogsParams, MetricsParams, TracesParams};
 use firedrill_env::{Action, Env};
 use firedrill_eval::bench::episode;
+
+/// The `firedrill` binary's allocator, so that this measures what the binary does.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -85,6 +85,9 @@ fn main() {
         "query_logs"
     };
     for (name, (n, d)) in [(first, logs), ("query_traces", traces)] {
+        if n == 0 {
+            continue;
+        }
         println!(
             "  {name:<18} {n:>6} {:>9.1} µs",
             d.as_secs_f64() * 1e6 / n.max(1) as f64

@@ -277,7 +277,8 @@ struct CachedFamily {
     /// The longest span of ticks asked of this family, so trimming keeps what the next window will read.
     span: u64,
     /// Per service index, whether its series are left out (see [`SeriesCache::serve_only`]); `None` for none.
-    left_out: Option<Vec<bool>>,
+    /// Shared, so a render borrows it without copying.
+    left_out: Option<Arc<[bool]>>,
 }
 
 impl CachedFamily {
@@ -537,7 +538,7 @@ impl SeriesCache {
             };
             let family = &mut families[i];
             family.restart(family.to);
-            family.left_out = left_out.contains(&true).then_some(left_out);
+            family.left_out = left_out.contains(&true).then(|| left_out.into());
         }
     }
 
@@ -674,15 +675,15 @@ impl FamilyCache {
                 family_of[name as usize] = Some(j);
             }
         }
-        let left_out: Vec<(SeriesName, Vec<bool>)> = members
+        let left_out: Vec<(SeriesName, Arc<[bool]>)> = members
             .iter()
             .filter_map(|&j| {
                 let f = &self.families[j];
-                Some((f.series_name?, f.left_out.clone()?))
+                Some((f.series_name?, Arc::clone(f.left_out.as_ref()?)))
             })
             .collect();
         let excluded: Vec<(SeriesName, &[bool])> =
-            left_out.iter().map(|(n, l)| (*n, l.as_slice())).collect();
+            left_out.iter().map(|(n, l)| (*n, &l[..])).collect();
         let mut sink = Append {
             world,
             families: &mut self.families,
