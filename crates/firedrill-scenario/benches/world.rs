@@ -47,3 +47,22 @@ fn world_step(bencher: divan::Bencher, family: &str) {
         .with_inputs(|| incident.world().clone())
         .bench_local_refs(|w| w.step());
 }
+
+/// Ticks in a row for [`world_ticks_after_page`].
+const TICKS_IN_A_ROW: usize = 100;
+
+/// The bare world's first hundred ticks after the page, in a row on one world, as an environment steps it: the
+/// time per tick without the cold caches of a fresh clone that [`world_step`] times (divan reports the time of
+/// the hundred and their rate in ticks per second).
+#[divan::bench(args = FAMILIES)]
+fn world_ticks_after_page(bencher: divan::Bencher, family: &str) {
+    let incident = Incident::start(instance(family)).expect("start");
+    bencher
+        .counter(divan::counter::ItemsCount::new(TICKS_IN_A_ROW))
+        .with_inputs(|| incident.world().clone())
+        .bench_local_refs(|w| {
+            for _ in 0..TICKS_IN_A_ROW {
+                w.step();
+            }
+        });
+}
