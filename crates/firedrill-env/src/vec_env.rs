@@ -7,6 +7,12 @@
 //!
 //! Results do not depend on the thread count: every slot owns its episode and its generator, and whichever thread
 //! steps a slot, its result is written back in slot order.
+//!
+//! With more than one thread, the slots are stepped on a pool of worker threads that lives as long as the vector
+//! environment (and its clones, which share it). Threads spawned for each step would each start with an empty
+//! allocator heap, and the episodes their auto-resets build would be left on heaps abandoned at the end of the
+//! step: measured, that cost a tenth of the second thread's gain (docs/benchmarks.md, "VecEnv on persistent
+//! threads").
 
 use std::sync::{Arc, Mutex};
 
@@ -55,10 +61,15 @@ pub struct VecEnv {
     cursor: Vec<usize>,
     mode: AutoReset,
     threads: usize,
+    /// The worker threads when `threads > 1`; `None` steps on the calling thread.
+    pool: Option<Arc<rayon_core::ThreadPool>>,
 }
 
 impl VecEnv {
     /// `n` slots over `schedule`: slot `i` plays `schedule[i]`, then `schedule[i + n]`, and so on, wrapping.
+    /// With `threads > 1`, starts that many worker threads, which stop when the last clone of this vector
+    /// environment is dropped; if the system refuses them, every slot is stepped on the calling thread
+    /// ([`VecEnv::threads`] then says 1).
     pub fn new(
         catalog: Arc<Catalog>,
         n: usize,
@@ -66,13 +77,30 @@ impl VecEnv {
         mode: AutoReset,
         threads: usize,
     ) -> VecEnv {
+        let threads = threads.max(1);
+        let pool = (threads > 1)
+            .then(|| {
+                rayon_core::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("firedrill-vec-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten()
+            .map(Arc::new);
         VecEnv {
             envs: (0..n).map(|_| Env::new(catalog.clone())).collect(),
             schedule,
             cursor: (0..n).collect(),
             mode,
-            threads: threads.max(1),
+            threads: if pool.is_some() { threads } else { 1 },
+            pool,
         }
+    }
+
+    /// Threads that step the slots.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Number of slots.
@@ -114,47 +142,48 @@ impl VecEnv {
         let slots = self.envs.len();
         let (schedule, mode) = (&self.schedule[..], self.mode);
         let pairs = self.envs[..n].iter_mut().zip(self.cursor[..n].iter_mut());
-        if self.threads == 1 || n < 2 {
-            return pairs
-                .zip(actions)
-                .map(|((e, c), a)| step_slot(e, a, c, schedule, slots, mode))
-                .collect();
-        }
+        let pool = match &self.pool {
+            Some(pool) if n >= 2 => pool,
+            _ => {
+                return pairs
+                    .zip(actions)
+                    .map(|((e, c), a)| step_slot(e, a, c, schedule, slots, mode))
+                    .collect();
+            }
+        };
         // Costliest first (longest-processing-time order), so that a reset or a trace query taken last does not
         // leave the other threads idle at the end of the step. The order changes which thread steps a slot,
         // never what a slot computes.
         let mut order: Vec<(usize, (&mut Env, &mut usize))> = pairs.enumerate().collect();
         order.sort_by_key(|(i, _)| std::cmp::Reverse(expected_cost(&actions[*i])));
         let work = Mutex::new(order.into_iter());
-        let parts: Vec<Vec<(usize, Result<VecStep, EnvError>)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..self.threads.min(n))
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            // The lock is held only to take the next slot. A poisoned lock means another thread
-                            // panicked: this one stops, and the panic is resumed below.
-                            let next = work.lock().ok().and_then(|mut w| w.next());
-                            let Some((i, (env, cursor))) = next else {
-                                break;
-                            };
-                            done.push((
-                                i,
-                                step_slot(env, &actions[i], cursor, schedule, slots, mode),
-                            ));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+        let done: Mutex<Vec<(usize, Result<VecStep, EnvError>)>> = Mutex::new(Vec::with_capacity(n));
+        // A panic in a job is resumed by `scope` once every job has finished.
+        pool.scope(|scope| {
+            for _ in 0..self.threads.min(n) {
+                scope.spawn(|_| {
+                    let mut mine = Vec::new();
+                    loop {
+                        // The lock is held only to take the next slot. A poisoned lock means another job
+                        // panicked: this one stops, and `scope` resumes that panic.
+                        let next = work.lock().ok().and_then(|mut w| w.next());
+                        let Some((i, (env, cursor))) = next else {
+                            break;
+                        };
+                        mine.push((
+                            i,
+                            step_slot(env, &actions[i], cursor, schedule, slots, mode),
+                        ));
+                    }
+                    if let Ok(mut done) = done.lock() {
+                        done.append(&mut mine);
+                    }
+                });
+            }
         });
         // Every slot below `n` was taken exactly once (a panic would have been resumed above).
         let mut out: Vec<Option<Result<VecStep, EnvError>>> = (0..n).map(|_| None).collect();
-        for (i, r) in parts.into_iter().flatten() {
+        for (i, r) in done.into_inner().unwrap_or_default() {
             out[i] = Some(r);
         }
         out.into_iter().flatten().collect()
@@ -323,6 +352,36 @@ mod tests {
                 assert!(r0.reset_observation.is_none());
             }
         }
+    }
+
+    /// Clones share the worker threads: two clones stepped at once from two threads of their own each give
+    /// what one vector environment stepped alone gives.
+    #[test]
+    fn clones_share_the_pool_and_step_at_once() {
+        let schedule = vec![spec("oom_crash", 1), spec("disk_full", 2)];
+        let v = VecEnv::new(catalog(), 2, schedule.clone(), AutoReset::SameStep, 2);
+        assert_eq!(v.threads(), 2);
+        let run = |mut v: VecEnv| {
+            let mut log = Vec::new();
+            for page in v.reset() {
+                log.push(serde_json::to_string(&page.expect("reset")).expect("json"));
+            }
+            for round in 0..4 {
+                for r in v.step(&actions(round, 2)) {
+                    log.push(serde_json::to_string(&r.expect("step")).expect("json"));
+                }
+            }
+            log
+        };
+        let alone = run(VecEnv::new(catalog(), 2, schedule, AutoReset::SameStep, 1));
+        let (a, b) = (v.clone(), v);
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| run(a));
+            let b = s.spawn(|| run(b));
+            (a.join().expect("a"), b.join().expect("b"))
+        });
+        assert_eq!(a, alone);
+        assert_eq!(b, alone);
     }
 
     #[test]

@@ -33,8 +33,8 @@ use crate::EvalError;
 pub const BENCH_DIFFICULTY: f64 = 0.5;
 /// Rounds of the vector benchmark: each runs the same work on `threads` threads, then on one.
 pub const VEC_ROUNDS: usize = 3;
-/// Slots per thread of the vector benchmark: enough work per `VecEnv::step` call that spawning its threads is
-/// small beside it.
+/// Slots per thread of the vector benchmark: enough work per `VecEnv::step` call that handing its slots to the
+/// worker threads and waiting for the last one are small beside it.
 pub const SLOTS_PER_THREAD: usize = 32;
 
 /// How long and how wide to measure.
