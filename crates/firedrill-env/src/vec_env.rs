@@ -157,7 +157,8 @@ impl VecEnv {
         let mut order: Vec<(usize, (&mut Env, &mut usize))> = pairs.enumerate().collect();
         order.sort_by_key(|(i, _)| std::cmp::Reverse(expected_cost(&actions[*i])));
         let work = Mutex::new(order.into_iter());
-        let done: Mutex<Vec<(usize, Result<VecStep, EnvError>)>> = Mutex::new(Vec::with_capacity(n));
+        let done: Mutex<Vec<(usize, Result<VecStep, EnvError>)>> =
+            Mutex::new(Vec::with_capacity(n));
         // A panic in a job is resumed by `scope` once every job has finished.
         pool.scope(|scope| {
             for _ in 0..self.threads.min(n) {
@@ -307,6 +308,20 @@ mod tests {
             .collect()
     }
 
+    /// Resets every slot and steps them all `rounds` times with [`actions`]: every page and step result, as JSON.
+    fn play(mut v: VecEnv, rounds: usize) -> Vec<String> {
+        let mut log = Vec::new();
+        for page in v.reset() {
+            log.push(serde_json::to_string(&page.expect("reset")).expect("json"));
+        }
+        for round in 0..rounds {
+            for r in v.step(&actions(round, v.len())) {
+                log.push(serde_json::to_string(&r.expect("step")).expect("json"));
+            }
+        }
+        log
+    }
+
     /// Auto-reset on worker threads gives the same results as on one thread, and each slot moves through its
     /// own schedule entries (`i`, `i + n`, ...).
     #[test]
@@ -316,20 +331,13 @@ mod tests {
             spec("disk_full", 2),
             spec("dns_failure", 3),
         ];
-        let mut runs = Vec::new();
-        for threads in [1, 2, 3] {
-            let mut v = VecEnv::new(catalog(), 3, schedule.clone(), AutoReset::SameStep, threads);
-            let mut log = Vec::new();
-            for page in v.reset() {
-                log.push(serde_json::to_string(&page.expect("reset")).expect("json"));
-            }
-            for round in 0..6 {
-                for r in v.step(&actions(round, 3)) {
-                    log.push(serde_json::to_string(&r.expect("step")).expect("json"));
-                }
-            }
-            runs.push(log);
-        }
+        let runs: Vec<Vec<String>> = [1, 2, 3]
+            .into_iter()
+            .map(|threads| {
+                let v = VecEnv::new(catalog(), 3, schedule.clone(), AutoReset::SameStep, threads);
+                play(v, 6)
+            })
+            .collect();
         assert_eq!(runs[0], runs[1]);
         assert_eq!(runs[0], runs[2]);
 
@@ -361,23 +369,14 @@ mod tests {
         let schedule = vec![spec("oom_crash", 1), spec("disk_full", 2)];
         let v = VecEnv::new(catalog(), 2, schedule.clone(), AutoReset::SameStep, 2);
         assert_eq!(v.threads(), 2);
-        let run = |mut v: VecEnv| {
-            let mut log = Vec::new();
-            for page in v.reset() {
-                log.push(serde_json::to_string(&page.expect("reset")).expect("json"));
-            }
-            for round in 0..4 {
-                for r in v.step(&actions(round, 2)) {
-                    log.push(serde_json::to_string(&r.expect("step")).expect("json"));
-                }
-            }
-            log
-        };
-        let alone = run(VecEnv::new(catalog(), 2, schedule, AutoReset::SameStep, 1));
+        let alone = play(
+            VecEnv::new(catalog(), 2, schedule, AutoReset::SameStep, 1),
+            4,
+        );
         let (a, b) = (v.clone(), v);
         let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(|| run(a));
-            let b = s.spawn(|| run(b));
+            let a = s.spawn(|| play(a, 4));
+            let b = s.spawn(|| play(b, 4));
             (a.join().expect("a"), b.join().expect("b"))
         });
         assert_eq!(a, alone);
