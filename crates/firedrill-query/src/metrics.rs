@@ -506,26 +506,27 @@ impl SeriesCache {
             else {
                 continue;
             };
+            let of_name: Vec<&[LabelMatcher]> = selectors
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, m)| *m)
+                .collect();
+            let mut rejected = vec![false; of_name.len()];
             let left_out: Vec<bool> = (0..world.topology().len())
                 .map(|i| {
-                    let family = metrics::family_labels(
-                        world,
-                        series_name,
-                        firedrill_world::ServiceId(i as u16),
-                    );
-                    // Left out when every selector of the name has a matcher that rejects a shared label's value;
-                    // a matcher on a label the family does not share decides nothing here.
-                    selectors
-                        .iter()
-                        .filter(|(n, _)| *n == name)
-                        .all(|(_, matchers)| {
-                            matchers.iter().any(|m| {
-                                family
-                                    .iter()
-                                    .find(|(label, _)| *label == m.name)
-                                    .is_some_and(|(_, v)| !m.matches(v))
-                            })
-                        })
+                    // Left out when every selector of the name has a matcher that rejects a shared label's value
+                    // (the labels of [`metrics::family_labels`], visited without copying); a matcher on a
+                    // label the family does not share decides nothing here.
+                    rejected.fill(false);
+                    let service = firedrill_world::ServiceId(i as u16);
+                    metrics::visit_family_labels(world, series_name, service, |label, value| {
+                        for (r, matchers) in rejected.iter_mut().zip(&of_name) {
+                            *r |= matchers
+                                .iter()
+                                .any(|m| m.name == label && !m.matches(value));
+                        }
+                    });
+                    rejected.iter().all(|r| *r)
                 })
                 .collect();
             let families = &mut self.families.families;

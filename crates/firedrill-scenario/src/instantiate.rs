@@ -568,10 +568,17 @@ pub fn instantiate_with(
     let mut spec = spec.clone();
     let topo_path = root.key("topology");
 
-    // Depths for prefer_deep come from the untouched topology.
-    let depth: Vec<u16> = match Topology::compile(&spec, &topo_path) {
-        Ok(t) => t.services.iter().map(|s| s.depth).collect(),
-        Err(errors) => return Err(errors),
+    // Depths for prefer_deep come from the untouched topology (a built-in one's are computed once).
+    let builtin_depths = match &scenario.topology {
+        TopologyRef::Builtin(name) => library::builtin_depths(name),
+        TopologyRef::Inline(_) => None,
+    };
+    let depth: Vec<u16> = match builtin_depths {
+        Some(depths) => depths.to_vec(),
+        None => match Topology::compile(&spec, &topo_path) {
+            Ok(t) => t.services.iter().map(|s| s.depth).collect(),
+            Err(errors) => return Err(errors),
+        },
     };
 
     let mut errors = Vec::new();

@@ -105,6 +105,28 @@ pub fn builtin_topology(name: &str) -> Option<Result<&'static TopologyFile, Stri
     Some(parsed[i].as_ref().map_err(Clone::clone))
 }
 
+/// The call-graph depth of every service of a built-in topology as written, before any scenario changes it
+/// (what instantiation draws `prefer_deep` targets from), computed once per process: `None` if there is no such
+/// topology or it does not compile (instantiation then compiles it and reports why).
+pub fn builtin_depths(name: &str) -> Option<&'static [u16]> {
+    // A second compilation of the untouched topology at every instantiation, only for these, was a third of
+    // building an instance.
+    static DEPTHS: OnceLock<Vec<Option<Vec<u16>>>> = OnceLock::new();
+    let depths = DEPTHS.get_or_init(|| {
+        TOPOLOGIES
+            .iter()
+            .map(|(n, _)| {
+                let file = builtin_topology(n)?.ok()?;
+                let path = firedrill_world::topology::SpecPath::root().key("topology");
+                let topology = firedrill_world::Topology::compile(&file.topology, &path).ok()?;
+                Some(topology.services.iter().map(|s| s.depth).collect())
+            })
+            .collect()
+    });
+    let i = TOPOLOGIES.iter().position(|(n, _)| *n == name)?;
+    depths[i].as_deref()
+}
+
 fn parse_topology(name: &str, src: &str) -> Result<TopologyFile, String> {
     serde_saphyr::from_str::<TopologyFile>(src).map_err(|e| {
         let at = e
@@ -116,4 +138,27 @@ fn parse_topology(name: &str, src: &str) -> Result<TopologyFile, String> {
             crate::load::first_line(&e.to_string())
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The depths kept for each built-in topology are those of compiling it as written, by name.
+    #[test]
+    fn builtin_depths_are_the_compiled_topologys() {
+        for name in TOPOLOGY_NAMES {
+            let file = builtin_topology(name).expect("known").expect("parses");
+            let path = firedrill_world::topology::SpecPath::root().key("topology");
+            let compiled =
+                firedrill_world::Topology::compile(&file.topology, &path).expect("compiles");
+            let depths: Vec<u16> = compiled.services.iter().map(|s| s.depth).collect();
+            assert_eq!(builtin_depths(name), Some(&depths[..]), "{name}");
+            assert!(
+                depths.iter().any(|&d| d > 1),
+                "{name}: a call graph deeper than its entries"
+            );
+        }
+        assert_eq!(builtin_depths("no-such-topology"), None);
+    }
 }

@@ -952,16 +952,28 @@ pub fn family_labels(
     service: ServiceId,
 ) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
+    visit_family_labels(world, name, service, |label, value| {
+        out.push((label, value.to_string()));
+    });
+    out
+}
+
+/// [`family_labels`] handed to `each` one by one, borrowed: nothing is copied.
+pub fn visit_family_labels(
+    world: &World,
+    name: SeriesName,
+    service: ServiceId,
+    mut each: impl FnMut(&'static str, &str),
+) {
     visit_series_labels(
         world,
         SeriesKey::new(name, service, 0),
         |scope, label, value| {
             if scope == LabelScope::Family {
-                out.push((label, value.as_str().to_string()));
+                each(label, value.as_str());
             }
         },
     );
-    out
 }
 
 /// Renders the series of one service only: exactly the series of [`render`] whose `service` label names it, in
