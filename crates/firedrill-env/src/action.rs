@@ -465,11 +465,21 @@ fn merged_schema(a: schemars::Schema, b: schemars::Schema, description: &str) ->
 
 /// Every action as OpenAI tool definitions.
 pub fn openai_tools() -> Value {
-    // Every page carries the tools: generating the schemas once per process instead of once per reset saves
-    // about a million instructions per reset. The value never changes within a build.
-    static TOOLS: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    Value::clone(&openai_tools_shared())
+}
+
+/// [`openai_tools`], shared: every page carries the tools, and a copy of the whole value at each reset cost more
+/// than a tenth of a million instructions.
+pub fn openai_tools_shared() -> std::sync::Arc<Value> {
+    // Generating the schemas once per process instead of once per reset saves about a million instructions per
+    // reset. The value never changes within a build.
+    static TOOLS: std::sync::OnceLock<std::sync::Arc<Value>> = std::sync::OnceLock::new();
     TOOLS
-        .get_or_init(|| Value::Array(ActionKind::ALL.iter().map(|k| k.openai_tool()).collect()))
+        .get_or_init(|| {
+            std::sync::Arc::new(Value::Array(
+                ActionKind::ALL.iter().map(|k| k.openai_tool()).collect(),
+            ))
+        })
         .clone()
 }
 

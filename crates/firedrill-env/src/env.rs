@@ -418,7 +418,7 @@ impl Episode {
             title: self.incident.instance().title.clone(),
             alertmanager,
             services: self.catalogue(),
-            actions: crate::action::openai_tools(),
+            actions: crate::action::openai_tools_shared(),
             budget_minutes: minutes_of(self.incident.instance().budget_s),
         })))
     }

@@ -5,6 +5,7 @@
 //! answer-leak test in `tests/env.rs` scans every rendered observation of every family).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -158,8 +159,8 @@ pub struct Page {
     pub alertmanager: Value,
     /// Service catalogue.
     pub services: Vec<ServiceEntry>,
-    /// The actions, as OpenAI function-calling tools with JSON Schemas.
-    pub actions: Value,
+    /// The actions, as OpenAI function-calling tools with JSON Schemas (one value shared by every page).
+    pub actions: Arc<Value>,
     /// Budget, simulated minutes.
     pub budget_minutes: f64,
 }
