@@ -185,6 +185,45 @@ impl RuleEngine {
         }
     }
 
+    /// This engine, which evaluated `rules` (as written) every `interval_ticks` over world `old`, made new for
+    /// world `new`: what [`RuleEngine::new`] would build, but keeping the label work its plans and series cache
+    /// did, which depends on the series' label sets alone. Only when the rules and the interval are the same and
+    /// every series it read has the same labels in both worlds (see [`SeriesCache::rebind`]); `None` otherwise
+    /// (build one with [`RuleEngine::new`]). A new episode of the same topology then skips most of its first,
+    /// cold evaluation.
+    pub fn rebind(
+        mut self,
+        old: &World,
+        new: &World,
+        rules: Vec<AlertingRule>,
+        interval_ticks: u64,
+    ) -> Option<RuleEngine> {
+        let same_rules = rules.len() == self.rules.len()
+            && rules
+                .iter()
+                .zip(self.rules.iter())
+                .all(|(a, b)| a.spec == b.spec);
+        if !same_rules
+            || interval_ticks.max(1) != self.interval_ticks
+            || !self.series.rebind(old, new)
+        {
+            return None;
+        }
+        let n = rules.len();
+        self.rules = rules.into();
+        self.instances.clear();
+        self.index.clear();
+        for seen in self.seen.iter_mut().flatten() {
+            seen.clear();
+        }
+        self.history.clear();
+        self.errors = vec![None; n];
+        self.evaluations = 0;
+        self.next_due_tick = self.interval_ticks;
+        self.began_at = None;
+        Some(self)
+    }
+
     /// The rules.
     pub fn rules(&self) -> &[AlertingRule] {
         &self.rules

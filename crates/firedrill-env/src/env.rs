@@ -162,14 +162,22 @@ impl Env {
         &self.catalog
     }
 
-    /// Starts an episode: the world runs its history until the page, which is the first observation.
+    /// Starts an episode: the world runs its history until the page, which is the first observation. An
+    /// unknown scenario leaves the current episode as it was; a scenario that cannot start (it never pages)
+    /// ends it.
     pub fn reset(
         &mut self,
         scenario: &str,
         seed: u64,
         difficulty: f64,
     ) -> Result<Observation, EnvError> {
-        let incident = self.catalog.start(scenario, seed, difficulty)?;
+        // The finished episode's rule engine is taken over where it fits the new world (the same rules over
+        // the same topology): the page and every step are the same, the first rule evaluation is cheaper.
+        self.catalog.require(scenario)?;
+        let previous = self.episode.take().map(|ep| ep.incident);
+        let incident = self
+            .catalog
+            .start_recycling(scenario, seed, difficulty, previous)?;
         let instance = incident.instance();
         let root_services = instance
             .truth

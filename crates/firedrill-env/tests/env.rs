@@ -358,3 +358,46 @@ fn query_language_parameters() {
         assert!(s.breakdown.invalid < 0.0);
     }
 }
+
+/// The page and a few steps of an episode, as JSON.
+fn short_episode(env: &mut Env, family: &str, seed: u64) -> Vec<String> {
+    let page = env.reset(family, seed, 0.5).expect("reset");
+    let service = match &page.content {
+        Content::Page(p) => p
+            .services
+            .first()
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let mut out = vec![serde_json::to_string(&page).expect("json")];
+    for action in [
+        r#"{"action":"wait","minutes":3}"#.to_string(),
+        format!(r#"{{"action":"query_metrics","service":"{service}"}}"#),
+        format!(r#"{{"action":"restart_service","service":"{service}"}}"#),
+        r#"{"action":"wait","minutes":6}"#.to_string(),
+    ] {
+        let step = env.step_json(&action).expect("step");
+        out.push(serde_json::to_string(&step).expect("json"));
+        if step.terminated || step.truncated {
+            break;
+        }
+    }
+    out
+}
+
+/// A reset takes over the finished episode's rule engine where it fits (`RuleEngine::rebind`); the episode is
+/// byte for byte the one a fresh environment gives, for every basic family, after episodes of other families
+/// and seeds that fired alerts and changed the world.
+#[test]
+fn a_reset_after_other_episodes_equals_a_fresh_one() {
+    let cat = catalog();
+    let mut warm = Env::new(cat.clone());
+    for (k, family) in BASIC_FAMILIES.iter().enumerate() {
+        for seed in [k as u64 % 4, 9] {
+            let fresh = short_episode(&mut Env::new(cat.clone()), family, seed);
+            let after_others = short_episode(&mut warm, family, seed);
+            assert_eq!(fresh, after_others, "{family} seed {seed}");
+        }
+    }
+}

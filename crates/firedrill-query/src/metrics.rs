@@ -543,6 +543,28 @@ impl SeriesCache {
         }
     }
 
+    /// Makes this cache, filled from world `old`, a cache of world `new` as if new, but keeping the label sets
+    /// it built, and what [`SeriesCache::serve_only`] decided, when every series it holds has the same labels in
+    /// both worlds ([`metrics::same_series_labels`]: two worlds of one topology, whatever their seeds, unless
+    /// the cache holds pods' series). Returns false, changing nothing, otherwise.
+    pub fn rebind(&mut self, old: &World, new: &World) -> bool {
+        let names: Vec<SeriesName> = self
+            .families
+            .families
+            .iter()
+            .filter_map(|f| f.series_name)
+            .collect();
+        if !metrics::same_series_labels(old, new, &names) {
+            return false;
+        }
+        for f in &mut self.families.families {
+            f.restart(0);
+            f.next = 0;
+            f.span = 0;
+        }
+        true
+    }
+
     /// Whether [`SeriesCache::serve_only`] was applied.
     pub fn serves_only(&self) -> bool {
         self.serving_only

@@ -134,4 +134,19 @@ impl Catalog {
     pub fn start(&self, id: &str, seed: u64, difficulty: f64) -> Result<Incident, CatalogError> {
         Ok(Incident::start(self.instance(id, seed, difficulty)?)?)
     }
+
+    /// [`Catalog::start`], reusing what can be reused of a finished incident ([`Incident::start_recycling`]):
+    /// the same incident, started with less work.
+    pub fn start_recycling(
+        &self,
+        id: &str,
+        seed: u64,
+        difficulty: f64,
+        previous: Option<Incident>,
+    ) -> Result<Incident, CatalogError> {
+        Ok(Incident::start_recycling(
+            self.instance(id, seed, difficulty)?,
+            previous,
+        )?)
+    }
 }

@@ -47,7 +47,18 @@ fn epoch_for(seed: u64) -> i64 {
 impl Incident {
     /// Builds the world and runs it until the page: the first alert that fires after the minimum history.
     pub fn start(instance: Arc<Instance>) -> Result<Incident, StartError> {
-        let mut incident = Incident::build(instance);
+        Incident::start_recycling(instance, None)
+    }
+
+    /// [`Incident::start`], taking over the alert-rule engine of a finished incident when it can
+    /// ([`RuleEngine::rebind`]: the same rules over a world of the same topology), so that the label work of
+    /// its first evaluation is not done again. The incident is the one [`Incident::start`] gives, whatever
+    /// `previous` was.
+    pub fn start_recycling(
+        instance: Arc<Instance>,
+        previous: Option<Incident>,
+    ) -> Result<Incident, StartError> {
+        let mut incident = Incident::build_recycling(instance, previous);
         if !incident.run_history_quietly() {
             incident.run_history_before_page();
             incident.skip_to_earliest_page()?;
@@ -217,12 +228,25 @@ impl Incident {
     /// Builds the world at second zero without running anything (for tools that replay a whole timeline; the
     /// page time stays unset).
     pub fn build(instance: Arc<Instance>) -> Incident {
+        Incident::build_recycling(instance, None)
+    }
+
+    /// [`Incident::build`], with the alert-rule engine of `previous` rebound to the new world where it can be.
+    fn build_recycling(instance: Arc<Instance>, previous: Option<Incident>) -> Incident {
         let options = WorldOptions {
             epoch_unix_s: epoch_for(instance.seed),
             ..WorldOptions::default()
         };
         let world = World::new(instance.topology.clone(), instance.seed, options);
-        let alerts = RuleEngine::new(instance.alerts.clone(), instance.alert_interval_ticks);
+        let rules = instance.alerts.clone();
+        let interval = instance.alert_interval_ticks;
+        let alerts = match previous {
+            Some(p) => p
+                .alerts
+                .rebind(&p.world, &world, rules, interval)
+                .unwrap_or_else(|| RuleEngine::new(instance.alerts.clone(), interval)),
+            None => RuleEngine::new(rules, interval),
+        };
         let n = instance.faults.len();
         Incident {
             world,

@@ -199,3 +199,40 @@ fn a_late_start_of_the_rules_equals_evaluating_every_interval() {
         "only {began_late} of {starts} starts began late"
     );
 }
+
+/// The rule engine of a finished incident rebinds to a new world of the same topology (another family, another
+/// seed), and the incident started with it is the one started afresh: same trajectory, same alerts.
+#[test]
+fn a_rule_engine_rebinds_across_the_shop_and_starts_the_same_incident() {
+    let catalog = Catalog::builtin().expect("library");
+    let first = catalog.start("oom_crash", 3, 0.5).expect("start");
+    let next = catalog
+        .instance("db_pool_exhaustion", 8, 0.5)
+        .expect("instance");
+    let fresh = firedrill_scenario::Incident::build(next.clone());
+    let rebound = first.alerts().clone().rebind(
+        first.world(),
+        fresh.world(),
+        next.alerts.clone(),
+        next.alert_interval_ticks,
+    );
+    assert!(
+        rebound.is_some(),
+        "two worlds of the shop share every label set the rules read"
+    );
+
+    let mut a = firedrill_scenario::Incident::start(next.clone()).expect("start");
+    let mut b = firedrill_scenario::Incident::start_recycling(next, Some(first)).expect("start");
+    assert_eq!(a.page_s(), b.page_s());
+    for _ in 0..80 {
+        a.step();
+        b.step();
+    }
+    a.complete_alert_history();
+    b.complete_alert_history();
+    assert_eq!(a.digest().hex(), b.digest().hex());
+    assert_eq!(
+        format!("{:?}", a.alerts().history()),
+        format!("{:?}", b.alerts().history())
+    );
+}

@@ -600,6 +600,35 @@ pub fn visit_series_labels<'w>(
     true
 }
 
+/// Whether every series of the metrics `names` has the same label set in world `a` as in world `b` (see
+/// [`visit_series_labels`]), judged from what those labels are made of: the services' names, the service each
+/// one's pool leads to, and, for the metrics that carry them, the versions' names (`app_info`) and the seed the
+/// pods' names are drawn from (the working set). True for two worlds of one topology whatever the seeds, as long
+/// as none of `names` names its pods. Written next to [`visit_series_labels`] because it must change with it.
+pub fn same_series_labels(a: &World, b: &World, names: &[SeriesName]) -> bool {
+    let (ta, tb) = (a.topology(), b.topology());
+    if ta.len() != tb.len() {
+        return false;
+    }
+    if names.contains(&SeriesName::WorkingSet) && a.seed() != b.seed() {
+        return false;
+    }
+    let versions = names.contains(&SeriesName::AppInfo);
+    (0..ta.len()).all(|i| {
+        let id = ServiceId(i as u16);
+        let (sa, sb) = (ta.service(id), tb.service(id));
+        sa.name() == sb.name()
+            && pool_target(a, id).map(|t| ta.service(t).name())
+                == pool_target(b, id).map(|t| tb.service(t).name())
+            && (!versions
+                || sa.spec.versions.iter().map(|v| &v.name).eq(sb
+                    .spec
+                    .versions
+                    .iter()
+                    .map(|v| &v.name)))
+    })
+}
+
 /// The service behind a service's connection pool (the first outgoing edge with a pool).
 fn pool_target(world: &World, id: ServiceId) -> Option<ServiceId> {
     let topo = world.topology();
