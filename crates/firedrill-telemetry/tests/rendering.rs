@@ -1350,3 +1350,47 @@ fn newest_lines_of_a_service_are_the_render_filtered() {
         "{returned} {counted:?}"
     );
 }
+
+/// `same_series_labels` holds where every series of the named metrics has one label set in both worlds: two
+/// worlds of one topology at other seeds, after other events, agree on every series but the pods'; the pods'
+/// series at another seed, or a renamed service, make it false.
+#[test]
+fn same_series_labels_holds_where_every_label_set_is_the_same() {
+    use metrics::SeriesName;
+    let (a, b) = (eventful(2), eventful(5));
+    let without_pods: Vec<SeriesName> = SeriesName::ALL
+        .iter()
+        .copied()
+        .filter(|n| *n != SeriesName::WorkingSet)
+        .collect();
+    assert!(metrics::same_series_labels(&a, &b, &without_pods));
+    let mut compared = 0;
+    for s in metrics::render_keyed(&a, &|_| true, i64::MIN / 4, i64::MAX / 4) {
+        if s.key.name() != SeriesName::WorkingSet {
+            let (la, lb) = (
+                metrics::series_labels(&a, s.key),
+                metrics::series_labels(&b, s.key),
+            );
+            assert_eq!(la, lb, "{:?}", s.key);
+            compared += 1;
+        }
+    }
+    assert!(compared > 50, "{compared}");
+    assert!(!metrics::same_series_labels(
+        &a,
+        &b,
+        &[SeriesName::WorkingSet]
+    ));
+    assert!(metrics::same_series_labels(
+        &a,
+        &a.clone(),
+        &[SeriesName::WorkingSet]
+    ));
+
+    let mut renamed = spec_json();
+    renamed["services"][6]["name"] = serde_json::json!("log-shipper");
+    let spec: TopologySpec = serde_json::from_value(renamed).expect("spec");
+    let topology = Arc::new(Topology::compile(&spec, &SpecPath::root()).expect("topology"));
+    let other = World::new(topology, 2, WorldOptions::default());
+    assert!(!metrics::same_series_labels(&a, &other, &without_pods));
+}
