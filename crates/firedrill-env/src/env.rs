@@ -163,8 +163,8 @@ impl Env {
     }
 
     /// Starts an episode: the world runs its history until the page, which is the first observation. An
-    /// unknown scenario leaves the current episode as it was; a scenario that cannot start (it never pages)
-    /// ends it.
+    /// unknown scenario leaves the current episode as it was; a scenario that cannot start (its instance cannot
+    /// be built at this seed, or it never pages) ends it.
     pub fn reset(
         &mut self,
         scenario: &str,
