@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use firedrill_alerting::AlertState;
+use firedrill_alerting::{AlertInstance, AlertState};
 use firedrill_scenario::catalog::CatalogError;
 use firedrill_scenario::model::EvidenceKind;
 use firedrill_scenario::{Catalog, Incident};
@@ -329,17 +329,26 @@ impl Episode {
         let transitions = self.incident.alerts().history().len();
         if self.alert_briefs.0 != transitions {
             let page = self.incident.page_s();
-            let briefs = self
+            // The firing alerts in `RuleEngine::active`'s order, read off the instances: a brief shows no
+            // annotation, and expanding every active alert's templates cost more than the rest of the step's
+            // observation.
+            let mut firing: Vec<&AlertInstance> = self
                 .incident
                 .alerts()
-                .active()
-                .into_iter()
+                .instances()
+                .iter()
                 .filter(|a| a.state == AlertState::Firing)
+                .collect();
+            firing.sort_by(|a, b| {
+                (a.active_at_ms, a.rule, &a.labels).cmp(&(b.active_at_ms, b.rule, &b.labels))
+            });
+            let briefs = firing
+                .into_iter()
                 .map(|a| AlertBrief {
                     name: a.labels.get("alertname").cloned().unwrap_or_default(),
                     service: a.labels.get("service").cloned().unwrap_or_default(),
                     severity: a.labels.get("severity").cloned().unwrap_or_default(),
-                    active_since_minutes: minutes_of(a.active_since_s - page),
+                    active_since_minutes: minutes_of(a.active_at_s - page),
                 })
                 .collect();
             self.alert_briefs = (transitions, briefs);
