@@ -209,19 +209,25 @@ impl RuleEngine {
         {
             return None;
         }
-        let n = rules.len();
         self.rules = rules.into();
+        self.forget_alerts();
+        Some(self)
+    }
+
+    /// Forgets every evaluation (alerts, their history, errors, the count and the schedule), keeping the plans
+    /// and the series cache: what they learnt about the series' label sets holds for any evaluation of the same
+    /// world, and the cache's samples depend on their tick alone.
+    fn forget_alerts(&mut self) {
         self.instances.clear();
         self.index.clear();
         for seen in self.seen.iter_mut().flatten() {
             seen.clear();
         }
         self.history.clear();
-        self.errors = vec![None; n];
+        self.errors = vec![None; self.rules.len()];
         self.evaluations = 0;
         self.next_due_tick = self.interval_ticks;
         self.began_at = None;
-        Some(self)
     }
 
     /// The rules.
@@ -343,6 +349,8 @@ impl RuleEngine {
     /// not run.
     ///
     /// Only for a new engine that has not evaluated yet and [can begin late](RuleEngine::can_begin_late).
+    /// When no quiet evaluation is found, the engine has evaluated nothing, as before the call; only what its
+    /// plans and series cache learnt about the world's series while probing is kept.
     pub fn begin_late(&mut self, world: &World) -> bool {
         if self.evaluations > 0 || !self.can_begin_late() {
             return false;
@@ -353,28 +361,22 @@ impl RuleEngine {
             return false;
         }
         let last = now / interval * interval;
-        // What a probe that was not quiet learnt about the world's series (their label sets, the plans'
-        // numbering of them) holds at any time, so the next probe starts from it rather than cold; its alerts
-        // and errors are dropped with it.
-        let mut learnt: Option<(Vec<Option<InstantPlan>>, SeriesCache)> = None;
         for back in [0, 5, 15, 30] {
             let Some(at) = last.checked_sub(back * interval).filter(|&t| t >= interval) else {
                 break;
             };
-            let mut probe = self.clone();
-            if let Some((plans, series)) = learnt.take() {
-                probe.plans = plans;
-                probe.series = series;
-            }
-            probe.evaluate_ticks(world, &[at]);
-            if probe.instances.is_empty() && probe.errors.iter().all(Option::is_none) {
-                probe.evaluations = at / interval;
-                probe.next_due_tick = at + interval;
-                probe.began_at = Some(at);
-                *self = probe;
+            // Each probe evaluates in place: a probe that is not quiet leaves alerts and errors, which are
+            // forgotten, and what its plans and cache learnt about the world's series (their label sets, the
+            // plans' numbering of them), which holds at any time, so the next probe does not start cold. (A
+            // copy of the engine per probe cost more than the label work it kept.)
+            self.evaluate_ticks(world, &[at]);
+            if self.instances.is_empty() && self.errors.iter().all(Option::is_none) {
+                self.evaluations = at / interval;
+                self.next_due_tick = at + interval;
+                self.began_at = Some(at);
                 return true;
             }
-            learnt = Some((probe.plans, probe.series));
+            self.forget_alerts();
         }
         false
     }
