@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use firedrill_promql::{
     KeyedStorage, Label, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError,
-    WindowFacts, is_stale_nan, stale_nan,
+    Window, WindowFacts, is_stale_nan, stale_nan,
 };
 use firedrill_telemetry::metrics::{
     self, KeyedSeries, LabelScope, LabelText, MetricSeries, SeriesKey, SeriesName, TickSample,
@@ -835,6 +835,65 @@ impl KeyedStorage for CachedWorldStorage<'_> {
         if keep_from >= family.from + TRIM_BATCH_TICKS {
             family.trim(keep_from, metrics::tick_ms(self.world, keep_from));
         }
+        Ok(())
+    }
+
+    /// The windows of a name [told by its ends](metrics::told_by_ends) straight from the world's ring, without
+    /// rendering or caching their samples: each series' samples at the window's first and last held ticks,
+    /// exactly the ends of the window [`CachedWorldStorage::select_windows`] lends (which has a sample at
+    /// every held tick, no marker and no decrease). Other names go through the cache.
+    fn select_ends(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+        visit: &mut dyn FnMut(u64, Window<'_>),
+    ) -> Result<(), StorageError> {
+        let (series_name, left_out) = {
+            let cache = self.cache.borrow();
+            match cache.families.iter().find(|f| f.name == name) {
+                Some(f) => (f.series_name, f.left_out.clone()),
+                None => (
+                    SeriesName::ALL.iter().copied().find(|n| n.as_str() == name),
+                    None,
+                ),
+            }
+        };
+        let Some(series_name) = series_name.filter(|&n| metrics::told_by_ends(n)) else {
+            return self.select_windows(name, start_ms, end_ms, &mut |key, samples, facts| {
+                visit(key, Window::Samples(samples, facts))
+            });
+        };
+        if start_ms > end_ms {
+            return Ok(());
+        }
+        let ticks = metrics::window_ticks(self.world, start_ms, end_ms);
+        if ticks.is_empty() {
+            return Ok(());
+        }
+        let (first, last) = (ticks.start, ticks.end - 1);
+        let (first_ms, last_ms) = (
+            metrics::tick_ms(self.world, first),
+            metrics::tick_ms(self.world, last),
+        );
+        let len = (ticks.end - ticks.start) as usize;
+        metrics::visit_ends(
+            self.world,
+            series_name,
+            left_out.as_deref(),
+            first,
+            last,
+            |key, a, b| {
+                visit(
+                    key.bits(),
+                    Window::Ends {
+                        first: Sample::new(first_ms, a),
+                        last: Sample::new(last_ms, b),
+                        len,
+                    },
+                )
+            },
+        );
         Ok(())
     }
 

@@ -6,7 +6,9 @@
 mod common;
 
 use firedrill_promql::promqltest::same_value;
-use firedrill_promql::{Engine, EngineOptions, InstantPlan, parse_query};
+use firedrill_promql::{
+    Engine, EngineOptions, InstantPlan, KeyedStorage, Sample, Window, WindowFacts, parse_query,
+};
 use firedrill_query::{CachedWorldStorage, SeriesCache, WorldStorage};
 use firedrill_scenario::{Catalog, Incident};
 use firedrill_telemetry::metrics;
@@ -276,4 +278,157 @@ fn cached_windows_match_at_the_retention_edge() {
         }
     }
     assert!(checked > 100);
+}
+
+/// A window as lent: by its ends as (first, last, len), or by its samples.
+type Lent = Result<(Sample, Sample, usize), Vec<Sample>>;
+
+/// The series of a name told by its ends ([`metrics::told_by_ends`]) in a window, by key, as lent.
+fn ends_or_samples(
+    storage: &dyn KeyedStorage,
+    name: &str,
+    start: i64,
+    end: i64,
+) -> Vec<(u64, Lent)> {
+    let mut out = Vec::new();
+    storage
+        .select_ends(name, start, end, &mut |key, window| {
+            out.push((
+                key,
+                match window {
+                    Window::Ends { first, last, len } => Ok((first, last, len)),
+                    Window::Samples(s, _) => Err(s.to_vec()),
+                },
+            ))
+        })
+        .expect("select");
+    out.sort_by_key(|(k, _)| *k);
+    out
+}
+
+/// Checks that every window of `name` the cache lends by its ends is exactly the ends of a fresh render's
+/// window, which has no marker and no decrease, for the same series; returns how many windows it compared.
+fn check_ends(
+    w: &firedrill_world::World,
+    cache: &mut SeriesCache,
+    name: &str,
+    start: i64,
+    end: i64,
+) -> usize {
+    let fresh = common::sorted_window(&WorldStorage::new(w), name, start, end, false);
+    let cached = CachedWorldStorage::new(w, cache);
+    let ends = ends_or_samples(&cached, name, start, end);
+    assert_eq!(
+        ends.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        fresh.iter().map(|(k, _)| *k).collect::<Vec<_>>(),
+        "{name} over [{start}, {end}]: not the same series"
+    );
+    for ((key, got), (_, samples)) in ends.iter().zip(&fresh) {
+        let Ok((first, last, len)) = got else {
+            panic!("{name} {key:x} over [{start}, {end}]: lent by its samples");
+        };
+        let samples: Vec<Sample> = samples
+            .iter()
+            .map(|&(t, v)| Sample::new(t, f64::from_bits(v)))
+            .collect();
+        assert_eq!(
+            WindowFacts::of(&samples),
+            WindowFacts {
+                no_stale: true,
+                no_decrease: true
+            },
+            "{name} {key:x} over [{start}, {end}]"
+        );
+        let bits = |s: &Sample| (s.t, s.v.to_bits());
+        assert_eq!(
+            (bits(first), bits(last), *len),
+            (
+                bits(&samples[0]),
+                bits(&samples[samples.len() - 1]),
+                samples.len()
+            ),
+            "{name} {key:x} over [{start}, {end}]"
+        );
+    }
+    ends.len()
+}
+
+/// A name told by its ends is lent by its ends, which are exactly those of a fresh render's window (a sample at
+/// every held tick, no marker, no decrease): on every basic family, through restarts (the restart counters
+/// rise, pods are replaced), for windows of every length ending now, lagging or far back.
+#[test]
+fn windows_told_by_ends_are_the_ends_of_fresh_renders() {
+    let catalog = Catalog::builtin().expect("library");
+    let names: Vec<&str> = metrics::SeriesName::ALL
+        .iter()
+        .filter(|&&n| metrics::told_by_ends(n))
+        .map(|n| n.as_str())
+        .collect();
+    assert!(names.contains(&"http_request_duration_seconds_bucket"));
+    let tick = 15_000;
+    let mut compared = 0;
+    for family in FAMILIES {
+        let mut inc: Incident = catalog.start(family, 2, 0.7).expect("start");
+        let mut cache = SeriesCache::default();
+        let service = inc.world().topology().services.len() / 2;
+        for round in 0..8u64 {
+            if round == 3 {
+                restart(&mut inc, ServiceId(service as u16));
+            }
+            for _ in 0..(round % 4 * 3 + 1) {
+                inc.step();
+            }
+            let w = inc.world();
+            let now = metrics::tick_ms(w, w.tick_count());
+            for name in &names {
+                for (start, end) in [
+                    (now - 5 * 60_000 + 1, now),
+                    (now - 15 * 60_000 + 1, now),
+                    (now - tick + 1, now),
+                    (now - 3 * tick, now - tick),
+                    (now - 90 * 60_000, now - 80 * 60_000),
+                    (0, now),
+                ] {
+                    compared += check_ends(w, &mut cache, name, start, end);
+                }
+            }
+        }
+    }
+    assert!(compared > 20_000, "only {compared} windows");
+}
+
+/// At the edge of retention too: a window reaching back past the oldest tick the ring holds starts at it.
+#[test]
+fn windows_told_by_ends_match_at_the_retention_edge() {
+    let catalog = Catalog::builtin().expect("library");
+    let mut inc: Incident = catalog.start("oom_crash", 1, 0.5).expect("start");
+    let mut cache = SeriesCache::default();
+    let mut compared = 0;
+    let evicting = inc.world().history().capacity_ticks() as u64 + 8;
+    while inc.world().tick_count() < evicting {
+        for _ in 0..40 {
+            inc.step();
+        }
+        let w = inc.world();
+        let first = metrics::tick_ms(w, w.history().first_tick());
+        let now = metrics::tick_ms(w, w.tick_count());
+        for (start, end) in [(first - 60_000, now), (first, first + 60_000)] {
+            compared += check_ends(
+                w,
+                &mut cache,
+                "http_request_duration_seconds_bucket",
+                start,
+                end,
+            );
+            compared += check_ends(
+                w,
+                &mut cache,
+                "kube_pod_container_status_restarts_total",
+                start,
+                end,
+            );
+        }
+    }
+    assert!(inc.world().history().first_tick() > 1, "nothing evicted");
+    assert!(compared > 100);
 }

@@ -1162,9 +1162,7 @@ fn render_scoped(
         b.gauge(N::DeploymentReplicasPending, id, 0, |f| {
             Some(f.pending as f64)
         });
-        b.cumulative(N::ContainerRestarts, id, 0, true, |f| {
-            f.restarts_total as f64
-        });
+        b.cumulative(N::ContainerRestarts, id, 0, true, restarts);
         b.cumulative(N::ContainerOomKills, id, 0, true, |f| {
             f.oom_kills_total as f64
         });
@@ -1332,12 +1330,9 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
             continue;
         };
         held[i] = true;
-        let mut floor = 0.0f64;
-        for (k, s) in shown.iter_mut().enumerate() {
-            // `s.max(..).max(floor)`: neither the running count nor the floor is ever NaN (both start at 0).
-            *s = max_over(max_over(*s, round(totals.latency_buckets[k])), floor);
-            floor = *s;
-            counts[k * nt + i] = *s;
+        bucket_counts(&mut shown, totals);
+        for (k, &c) in shown.iter().enumerate() {
+            counts[k * nt + i] = c;
         }
     }
     // Usually the ring holds every tick of the window for the service: each bucket's counts are then its
@@ -1384,6 +1379,101 @@ fn histogram(b: &mut Builder<'_>, id: ServiceId) {
     }
     b.counts = counts;
     b.held = held;
+}
+
+/// One tick of the latency histogram's bucket counts, from the counts `shown` of the tick before (zeros for the
+/// first): each bucket's whole requests, never below the bucket before it at the same tick nor below its own
+/// earlier count.
+#[inline]
+fn bucket_counts(shown: &mut [f64; LATENCY_BUCKETS_S.len() + 1], totals: &ServiceTotals) {
+    let mut floor = 0.0f64;
+    for (k, s) in shown.iter_mut().enumerate() {
+        // `s.max(..).max(floor)`: neither the running count nor the floor is ever NaN (both start at 0).
+        *s = max_over(max_over(*s, round(totals.latency_buckets[k])), floor);
+        floor = *s;
+    }
+}
+
+/// `kube_pod_container_status_restarts_total`, before the counter's clamps.
+fn restarts(f: &ServiceFrame) -> f64 {
+    f.restarts_total as f64
+}
+
+/// Whether every series of `name` is a counter with, at every tick the world holds, exactly one sample whose
+/// value depends on that tick alone and is never below its value at an earlier tick: then a window of it holds a
+/// sample at each of its held ticks, no staleness marker and no decrease, and is told by its first and last
+/// samples ([`visit_ends`]).
+///
+/// So for the counters that count up from totals that only grow: the restarts (an integer the world only
+/// increments) and the latency buckets (sums of non-negative shares of answered requests, each rounded, then
+/// raised to the bucket below: rounding and maxima of non-decreasing values do not decrease). Not
+/// `http_requests_total`, whose `code="200"` series is a difference of totals, nor gauges, which fall, nor the
+/// series of pods, versions or volumes, which come and go.
+pub fn told_by_ends(name: SeriesName) -> bool {
+    matches!(
+        name,
+        SeriesName::ContainerRestarts | SeriesName::HttpRequestDurationBucket
+    )
+}
+
+/// For a name [told by its ends](told_by_ends): the samples at ticks `first` and `last` (`first <= last`, both
+/// held by the world's ring) of each of its series, exactly those of a render of any window holding both ticks
+/// and every tick between, handed to `visit` as (key, value at `first`, value at `last`). Series of the services
+/// `left_out` marks are skipped. Returns false, visiting nothing, for any other name or ticks not held.
+pub fn visit_ends(
+    world: &World,
+    name: SeriesName,
+    left_out: Option<&[bool]>,
+    first: u64,
+    last: u64,
+    mut visit: impl FnMut(SeriesKey, f64, f64),
+) -> bool {
+    let ring = world.history();
+    let held = |t: u64| t >= ring.first_tick() && t < ring.end_tick();
+    if !told_by_ends(name) || first > last || !held(first) || !held(last) {
+        return false;
+    }
+    let (Some(a), Some(b)) = (ring.tick(first), ring.tick(last)) else {
+        return false;
+    };
+    let (Some(ta), Some(tb)) = (ring.tick_totals(first), ring.tick_totals(last)) else {
+        return false;
+    };
+    let topo = world.topology();
+    for i in 0..topo.len().min(a.len()).min(b.len()) {
+        if left_out.is_some_and(|l| l.get(i).copied().unwrap_or(false)) {
+            continue;
+        }
+        let id = ServiceId(i as u16);
+        let kind = topo.service(id).spec.kind;
+        let (fa, fb) = (&a[i], &b[i]);
+        let key = SeriesKey::new(name, id, 0);
+        match name {
+            SeriesName::ContainerRestarts if in_cluster(kind) => {
+                // As `Builder::monotonic` renders it: never below 0, floored, never below the window's first
+                // sample (which a counter that never falls is not).
+                let va = max_over(0.0, floor(at_least_zero(restarts(fa))));
+                let vb = max_over(va, floor(at_least_zero(restarts(fb))));
+                visit(key, va, vb)
+            }
+            SeriesName::HttpRequestDurationBucket if kind.serves_http() => {
+                let (Some(xa), Some(xb)) = (ta.get(i), tb.get(i)) else {
+                    continue;
+                };
+                // As `histogram` renders a window: the first tick's counts from zero, the last tick's from the
+                // first's (the ticks between, which cannot raise a count above the last tick's, are skipped).
+                let mut shown = [0.0f64; LATENCY_BUCKETS_S.len() + 1];
+                bucket_counts(&mut shown, xa);
+                let at_first = shown;
+                bucket_counts(&mut shown, xb);
+                for (k, (&va, &vb)) in at_first.iter().zip(&shown).enumerate() {
+                    visit(key.nth_after(k as u32), va, vb);
+                }
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// `a.max(b)` for an `a` that is not NaN, as one comparison instead of the NaN-aware maximum: `b` when it is

@@ -44,8 +44,6 @@ pub(crate) fn extrapolated_rate_scanning(
         return None;
     }
     let n1 = s.len() - 1;
-    let first_t = s[0].t;
-    let last_t = s[n1].t;
     let mut result = s[n1].v - s[0].v;
     if is_counter && scan_resets {
         let mut prev = s[0].v;
@@ -56,6 +54,45 @@ pub(crate) fn extrapolated_rate_scanning(
             prev = p.v;
         }
     }
+    Some(extrapolate(result, s[0], s[n1], n1, w, is_counter, is_rate))
+}
+
+/// [`extrapolated_rate_scanning`] of a window of `len` samples without a decrease, told by its first and last
+/// samples: the same arithmetic, so the same result to the bit.
+pub(crate) fn extrapolated_rate_ends(
+    first: Sample,
+    last: Sample,
+    len: usize,
+    w: &Win,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if len < 2 {
+        return None;
+    }
+    Some(extrapolate(
+        last.v - first.v,
+        first,
+        last,
+        len - 1,
+        w,
+        is_counter,
+        is_rate,
+    ))
+}
+
+/// Prometheus's extrapolation of `result`, the change over a window of `n1 + 1` samples from `first` to
+/// `last`, to the window's bounds (and to zero for a counter), per second for a rate.
+fn extrapolate(
+    result: f64,
+    first: Sample,
+    last: Sample,
+    n1: usize,
+    w: &Win,
+    is_counter: bool,
+    is_rate: bool,
+) -> f64 {
+    let (first_t, last_t) = (first.t, last.t);
     let mut to_start = (first_t - w.lo) as f64 / 1000.0;
     let mut to_end = (w.hi - last_t) as f64 / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
@@ -66,8 +103,8 @@ pub(crate) fn extrapolated_rate_scanning(
     }
     if is_counter {
         let mut to_zero = to_start;
-        if result > 0.0 && s[0].v >= 0.0 {
-            to_zero = sampled * (s[0].v / result);
+        if result > 0.0 && first.v >= 0.0 {
+            to_zero = sampled * (first.v / result);
         }
         if to_zero < to_start {
             to_start = to_zero;
@@ -80,7 +117,7 @@ pub(crate) fn extrapolated_rate_scanning(
     if is_rate {
         factor /= w.range as f64 / 1000.0;
     }
-    Some(result * factor)
+    result * factor
 }
 
 fn instant_value(s: &[Sample], is_rate: bool) -> Option<f64> {

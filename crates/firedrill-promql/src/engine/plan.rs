@@ -23,7 +23,9 @@ use promql_parser::parser::{
 
 use super::aggregate::{Acc, Simple, group_spec};
 use super::binary::{Op, elem, matching_spec, result_labels};
-use super::functions::{MATRIX_FUNCS, Win, extrapolated_rate_scanning, parse_le, window_fn};
+use super::functions::{
+    MATRIX_FUNCS, Win, extrapolated_rate_ends, extrapolated_rate_scanning, parse_le, window_fn,
+};
 use super::util::{Bucket, bucket_quantile};
 use super::{EngineOptions, dur_ms, lookup, selector_matchers};
 use crate::hash::{FxMap, fx_map};
@@ -62,8 +64,58 @@ pub trait KeyedStorage {
         })
     }
 
+    /// [`KeyedStorage::select_windows`] for a reader that needs of a window without staleness markers and
+    /// without a decrease only its first and last samples and how many samples it holds (`rate`, `increase`
+    /// and `delta` then read nothing else, and an instant selector only the newest sample). A store that knows
+    /// this of a series without reading its samples may lend [`Window::Ends`] for it, exactly the ends and the
+    /// length of the window it would lend; for any other series it lends the samples. The default always
+    /// lends the samples.
+    fn select_ends(
+        &self,
+        name: &str,
+        start_ms: i64,
+        end_ms: i64,
+        visit: &mut dyn FnMut(u64, Window<'_>),
+    ) -> Result<(), StorageError> {
+        self.select_windows(name, start_ms, end_ms, &mut |key, samples, facts| {
+            visit(key, Window::Samples(samples, facts))
+        })
+    }
+
     /// The label set of a key [`KeyedStorage::select_keyed`] gave.
     fn labels_of(&self, key: u64) -> Option<Labels>;
+}
+
+/// A series' window as a store lends it to [`KeyedStorage::select_ends`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Window<'a> {
+    /// The samples (ascending time, staleness markers included), with what the store knows about them.
+    Samples(&'a [Sample], WindowFacts),
+    /// A window of `len` samples (at least one) of which none is a staleness marker and none is below the one
+    /// before it, told by its first and last samples (the same sample when `len` is 1).
+    Ends {
+        /// The oldest sample.
+        first: Sample,
+        /// The newest sample.
+        last: Sample,
+        /// How many samples the window holds.
+        len: usize,
+    },
+}
+
+impl Window<'_> {
+    /// How many samples the window holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Window::Samples(s, _) => s.len(),
+            Window::Ends { len, .. } => *len,
+        }
+    }
+
+    /// Whether the window holds no sample.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// What a store knows about a window's samples without reading them (a store that keeps samples can keep
@@ -248,16 +300,19 @@ impl Selector {
     }
 
     /// Appends to `out` the matching series of the window, in label order: their label ids and what `value`
-    /// makes of their samples and the store's facts about them (series it gives `None` for are left out).
-    /// Counts the samples read.
+    /// makes of their windows (series it gives `None` for are left out). With `ends`, the store may lend a
+    /// window by its ends ([`KeyedStorage::select_ends`]); otherwise every window is its samples. Counts the
+    /// samples read.
+    #[allow(clippy::too_many_arguments)]
     fn select(
         &mut self,
         storage: &dyn KeyedStorage,
         (mint, maxt): (i64, i64),
         run: &mut Run,
         drop: bool,
+        ends: bool,
         out: &mut Vec<Entry>,
-        mut value: impl FnMut(&[Sample], WindowFacts) -> Option<f64>,
+        mut value: impl FnMut(Window<'_>) -> Option<f64>,
     ) -> Eval<()> {
         // Set again only when this evaluation succeeds: a declined one leaves no order to trust.
         let same_as_before = std::mem::replace(&mut self.order_valid, false);
@@ -272,46 +327,52 @@ impl Selector {
         self.picked.clear();
         let (seen, table, matchers) = (&mut self.seen, &mut self.table, &self.matchers);
         let (keys, ids, picked) = (&mut self.visit_keys, &mut self.visit_ids, &mut self.picked);
-        storage
-            .select_windows(&self.name, mint, maxt, &mut |key, samples, facts| {
-                if samples.is_empty() || unknown_key {
-                    return;
+        let mut each = |key: u64, window: Window<'_>| {
+            if window.is_empty() || unknown_key {
+                return;
+            }
+            let id = if same && keys.get(pos) == Some(&key) {
+                ids[pos]
+            } else {
+                if same {
+                    // The sequence changed here: what follows is recorded anew.
+                    same = false;
+                    keys.truncate(pos);
+                    ids.truncate(pos);
                 }
-                let id = if same && keys.get(pos) == Some(&key) {
-                    ids[pos]
-                } else {
-                    if same {
-                        // The sequence changed here: what follows is recorded anew.
-                        same = false;
-                        keys.truncate(pos);
-                        ids.truncate(pos);
+                let id = match seen.get(&key) {
+                    Some(&id) => id,
+                    None => {
+                        let Some(labels) = storage.labels_of(key) else {
+                            unknown_key = true;
+                            return;
+                        };
+                        let id = matchers
+                            .iter()
+                            .all(|m| m.matches_labels(&labels))
+                            .then(|| table.push(labels));
+                        seen.insert(key, id);
+                        id
                     }
-                    let id = match seen.get(&key) {
-                        Some(&id) => id,
-                        None => {
-                            let Some(labels) = storage.labels_of(key) else {
-                                unknown_key = true;
-                                return;
-                            };
-                            let id = matchers
-                                .iter()
-                                .all(|m| m.matches_labels(&labels))
-                                .then(|| table.push(labels));
-                            seen.insert(key, id);
-                            id
-                        }
-                    };
-                    keys.push(key);
-                    ids.push(id);
-                    id
                 };
-                pos += 1;
-                if let Some(id) = id {
-                    read += samples.len();
-                    picked.push((id, value(samples, facts)));
-                }
+                keys.push(key);
+                ids.push(id);
+                id
+            };
+            pos += 1;
+            if let Some(id) = id {
+                read += window.len();
+                picked.push((id, value(window)));
+            }
+        };
+        let selected = if ends {
+            storage.select_ends(&self.name, mint, maxt, &mut each)
+        } else {
+            storage.select_windows(&self.name, mint, maxt, &mut |key, samples, facts| {
+                each(key, Window::Samples(samples, facts))
             })
-            .map_err(|_| Declined)?;
+        };
+        selected.map_err(|_| Declined)?;
         if unknown_key {
             return Err(Declined);
         }
@@ -764,13 +825,18 @@ impl Node {
             Node::Instant(s) => {
                 let (mint, maxt) = (cx.t - cx.lookback + 1, cx.t);
                 let mut out = run.vec();
+                // The newest sample of the window decides, so a window told by its ends is enough.
                 s.select(
                     cx.storage,
                     (mint, maxt),
                     run,
                     false,
+                    true,
                     &mut out,
-                    |samples, _| lookup(samples, cx.t, cx.lookback),
+                    |window| match window {
+                        Window::Samples(samples, _) => lookup(samples, cx.t, cx.lookback),
+                        Window::Ends { last, .. } => lookup(&[last], cx.t, cx.lookback),
+                    },
                 )?;
                 Val::Vector(out)
             }
@@ -792,13 +858,32 @@ impl Node {
                 let func = *func;
                 let mut read = 0usize;
                 let mut out = run.vec();
+                // The extrapolating functions read only a window's ends when it has no marker and no decrease.
+                let ends = matches!(func, RangeFn::Extrapolated { .. });
                 selector.select(
                     cx.storage,
                     (mint, maxt),
                     run,
                     !*keep_name,
+                    ends,
                     &mut out,
-                    |samples, facts| {
+                    |window| {
+                        let (samples, facts) = match window {
+                            Window::Samples(samples, facts) => (samples, facts),
+                            Window::Ends { first, last, len } => {
+                                read += len;
+                                let RangeFn::Extrapolated {
+                                    is_counter,
+                                    is_rate,
+                                } = func
+                                else {
+                                    return None;
+                                };
+                                return extrapolated_rate_ends(
+                                    first, last, len, &w, is_counter, is_rate,
+                                );
+                            }
+                        };
                         // The engine drops staleness markers from range-vector samples.
                         let clean = facts.no_stale || !samples.iter().any(|p| is_stale_nan(p.v));
                         let samples: &[Sample] = if clean {
