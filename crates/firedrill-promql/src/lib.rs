@@ -29,7 +29,7 @@ pub mod promqltest;
 mod storage;
 mod value;
 
-pub use engine::plan::{InstantPlan, KeyedStorage, Window, WindowFacts};
+pub use engine::plan::{EndsRead, InstantPlan, KeyedStorage, Window, WindowFacts};
 pub use engine::util::almost_equal;
 pub use engine::{Engine, EngineOptions, PreparedQuery, parse_query};
 pub use error::QueryError;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use firedrill_promql::{
-    KeyedStorage, Label, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage, StorageError,
-    Window, WindowFacts, is_stale_nan, stale_nan,
+    EndsRead, KeyedStorage, Label, LabelMatcher, Labels, METRIC_NAME, Sample, Series, Storage,
+    StorageError, Window, WindowFacts, is_stale_nan, stale_nan,
 };
 use firedrill_telemetry::metrics::{
     self, KeyedSeries, LabelScope, LabelText, MetricSeries, SeriesKey, SeriesName, TickSample,
@@ -838,15 +838,17 @@ impl KeyedStorage for CachedWorldStorage<'_> {
         Ok(())
     }
 
-    /// The windows of a name [told by its ends](metrics::told_by_ends) straight from the world's ring, without
-    /// rendering or caching their samples: each series' samples at the window's first and last held ticks,
-    /// exactly the ends of the window [`CachedWorldStorage::select_windows`] lends (which has a sample at
-    /// every held tick, no marker and no decrease). Other names go through the cache.
+    /// The windows of a name [told by its ends](metrics::told_by_ends) (or, for an instant selector, whose
+    /// [newest sample is](metrics::newest_told_by_ends)) straight from the world's ring, without rendering or
+    /// caching their samples: each series' samples at the window's first and last held ticks, exactly the ends
+    /// of the window [`CachedWorldStorage::select_windows`] lends (which has a sample at every held tick, no
+    /// marker, and no decrease for a name told by its ends). Other names go through the cache.
     fn select_ends(
         &self,
         name: &str,
         start_ms: i64,
         end_ms: i64,
+        reads: EndsRead,
         visit: &mut dyn FnMut(u64, Window<'_>),
     ) -> Result<(), StorageError> {
         let (series_name, left_out) = {
@@ -859,7 +861,11 @@ impl KeyedStorage for CachedWorldStorage<'_> {
                 ),
             }
         };
-        let Some(series_name) = series_name.filter(|&n| metrics::told_by_ends(n)) else {
+        let told = |n: SeriesName| match reads {
+            EndsRead::Change => metrics::told_by_ends(n),
+            EndsRead::Newest => metrics::newest_told_by_ends(n),
+        };
+        let Some(series_name) = series_name.filter(|&n| told(n)) else {
             return self.select_windows(name, start_ms, end_ms, &mut |key, samples, facts| {
                 visit(key, Window::Samples(samples, facts))
             });

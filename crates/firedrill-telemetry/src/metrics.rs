@@ -1416,10 +1416,26 @@ pub fn told_by_ends(name: SeriesName) -> bool {
     )
 }
 
-/// For a name [told by its ends](told_by_ends): the samples at ticks `first` and `last` (`first <= last`, both
-/// held by the world's ring) of each of its series, exactly those of a render of any window holding both ticks
-/// and every tick between, handed to `visit` as (key, value at `first`, value at `last`). Series of the services
-/// `left_out` marks are skipped. Returns false, visiting nothing, for any other name or ticks not held.
+/// Whether every series of `name` has, at every tick the world holds, exactly one sample whose value depends on
+/// that tick alone: then a window of it has no staleness marker, and its newest sample is its value at the
+/// window's last held tick ([`visit_ends`]). So for the names [told by their ends](told_by_ends), and for the
+/// gauges `up` and `kube_deployment_{spec_replicas,status_replicas_available}`, which every service of their
+/// kind exports at every tick (unlike the volumes' gauges, which a volume of no size leaves out).
+pub fn newest_told_by_ends(name: SeriesName) -> bool {
+    told_by_ends(name)
+        || matches!(
+            name,
+            SeriesName::Up
+                | SeriesName::DeploymentSpecReplicas
+                | SeriesName::DeploymentReplicasAvailable
+        )
+}
+
+/// For a name whose newest sample is [told by its ends](newest_told_by_ends): the samples at ticks `first` and
+/// `last` (`first <= last`, both held by the world's ring) of each of its series, exactly those of a render of
+/// any window holding both ticks and every tick between, handed to `visit` as (key, value at `first`, value at
+/// `last`). Series of the services `left_out` marks are skipped. Returns false, visiting nothing, for any other
+/// name or ticks not held.
 pub fn visit_ends(
     world: &World,
     name: SeriesName,
@@ -1430,7 +1446,7 @@ pub fn visit_ends(
 ) -> bool {
     let ring = world.history();
     let held = |t: u64| t >= ring.first_tick() && t < ring.end_tick();
-    if !told_by_ends(name) || first > last || !held(first) || !held(last) {
+    if !newest_told_by_ends(name) || first > last || !held(first) || !held(last) {
         return false;
     }
     let (Some(a), Some(b)) = (ring.tick(first), ring.tick(last)) else {
@@ -1449,6 +1465,18 @@ pub fn visit_ends(
         let (fa, fb) = (&a[i], &b[i]);
         let key = SeriesKey::new(name, id, 0);
         match name {
+            // As `render_scoped` renders them.
+            SeriesName::Up => visit(
+                key,
+                (fa.ready > 0) as u8 as f64,
+                (fb.ready > 0) as u8 as f64,
+            ),
+            SeriesName::DeploymentSpecReplicas if in_cluster(kind) => {
+                visit(key, fa.desired as f64, fb.desired as f64)
+            }
+            SeriesName::DeploymentReplicasAvailable if in_cluster(kind) => {
+                visit(key, fa.ready as f64, fb.ready as f64)
+            }
             SeriesName::ContainerRestarts if in_cluster(kind) => {
                 // As `Builder::monotonic` renders it: never below 0, floored, never below the window's first
                 // sample (which a counter that never falls is not).

@@ -64,19 +64,21 @@ pub trait KeyedStorage {
         })
     }
 
-    /// [`KeyedStorage::select_windows`] for a reader that needs of a window without staleness markers and
-    /// without a decrease only its first and last samples and how many samples it holds (`rate`, `increase`
-    /// and `delta` then read nothing else, and an instant selector only the newest sample). A store that knows
-    /// this of a series without reading its samples may lend [`Window::Ends`] for it, exactly the ends and the
-    /// length of the window it would lend; for any other series it lends the samples. The default always
-    /// lends the samples.
+    /// [`KeyedStorage::select_windows`] for a reader that needs of a window without staleness markers only
+    /// what `reads` says: its newest sample, or (without a decrease either) its first and last samples and how
+    /// many it holds (`rate`, `increase` and `delta` then read nothing else). A store that knows this of a
+    /// series without reading its samples may lend [`Window::Ends`] for it, exactly the ends and the length of
+    /// the window it would lend; for any other series it lends the samples. The default always lends the
+    /// samples.
     fn select_ends(
         &self,
         name: &str,
         start_ms: i64,
         end_ms: i64,
+        reads: EndsRead,
         visit: &mut dyn FnMut(u64, Window<'_>),
     ) -> Result<(), StorageError> {
+        let _ = reads;
         self.select_windows(name, start_ms, end_ms, &mut |key, samples, facts| {
             visit(key, Window::Samples(samples, facts))
         })
@@ -86,13 +88,25 @@ pub trait KeyedStorage {
     fn labels_of(&self, key: u64) -> Option<Labels>;
 }
 
+/// What a reader of [`KeyedStorage::select_ends`] reads of a window lent by its ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndsRead {
+    /// Only the newest sample (an instant selector): a window without a staleness marker may be lent by its
+    /// ends even if its samples fall.
+    Newest,
+    /// The change from the first sample to the last over the window's length (`rate`, `increase`, `delta`):
+    /// only a window without a staleness marker and without a decrease may be lent by its ends.
+    Change,
+}
+
 /// A series' window as a store lends it to [`KeyedStorage::select_ends`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Window<'a> {
     /// The samples (ascending time, staleness markers included), with what the store knows about them.
     Samples(&'a [Sample], WindowFacts),
-    /// A window of `len` samples (at least one) of which none is a staleness marker and none is below the one
-    /// before it, told by its first and last samples (the same sample when `len` is 1).
+    /// A window of `len` samples (at least one) of which none is a staleness marker (and, when read for its
+    /// [change](EndsRead::Change), none is below the one before it), told by its first and last samples (the
+    /// same sample when `len` is 1).
     Ends {
         /// The oldest sample.
         first: Sample,
@@ -301,8 +315,8 @@ impl Selector {
 
     /// Appends to `out` the matching series of the window, in label order: their label ids and what `value`
     /// makes of their windows (series it gives `None` for are left out). With `ends`, the store may lend a
-    /// window by its ends ([`KeyedStorage::select_ends`]); otherwise every window is its samples. Counts the
-    /// samples read.
+    /// window by its ends for that use ([`KeyedStorage::select_ends`]); otherwise every window is its samples.
+    /// Counts the samples read.
     #[allow(clippy::too_many_arguments)]
     fn select(
         &mut self,
@@ -310,7 +324,7 @@ impl Selector {
         (mint, maxt): (i64, i64),
         run: &mut Run,
         drop: bool,
-        ends: bool,
+        ends: Option<EndsRead>,
         out: &mut Vec<Entry>,
         mut value: impl FnMut(Window<'_>) -> Option<f64>,
     ) -> Eval<()> {
@@ -365,8 +379,8 @@ impl Selector {
                 picked.push((id, value(window)));
             }
         };
-        let selected = if ends {
-            storage.select_ends(&self.name, mint, maxt, &mut each)
+        let selected = if let Some(reads) = ends {
+            storage.select_ends(&self.name, mint, maxt, reads, &mut each)
         } else {
             storage.select_windows(&self.name, mint, maxt, &mut |key, samples, facts| {
                 each(key, Window::Samples(samples, facts))
@@ -831,7 +845,7 @@ impl Node {
                     (mint, maxt),
                     run,
                     false,
-                    true,
+                    Some(EndsRead::Newest),
                     &mut out,
                     |window| match window {
                         Window::Samples(samples, _) => lookup(samples, cx.t, cx.lookback),
@@ -859,7 +873,7 @@ impl Node {
                 let mut read = 0usize;
                 let mut out = run.vec();
                 // The extrapolating functions read only a window's ends when it has no marker and no decrease.
-                let ends = matches!(func, RangeFn::Extrapolated { .. });
+                let ends = matches!(func, RangeFn::Extrapolated { .. }).then_some(EndsRead::Change);
                 selector.select(
                     cx.storage,
                     (mint, maxt),
