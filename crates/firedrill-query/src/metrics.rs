@@ -562,6 +562,7 @@ impl SeriesCache {
             f.next = 0;
             f.span = 0;
         }
+        self.families.ok_falls = metrics::OkFalls::default();
         true
     }
 
@@ -660,6 +661,8 @@ impl LabelBook {
 #[derive(Debug, Clone, Default)]
 struct FamilyCache {
     families: Vec<CachedFamily>,
+    /// Where the world's `code="200"` counts fall, for the windows of `http_requests_total` told by their ends.
+    ok_falls: metrics::OkFalls,
 }
 
 impl FamilyCache {
@@ -883,12 +886,13 @@ impl KeyedStorage for CachedWorldStorage<'_> {
             metrics::tick_ms(self.world, last),
         );
         let len = (ticks.end - ticks.start) as usize;
-        metrics::visit_ends(
+        // The cache is borrowed for `ok_falls` during the visit only (the visitor asks for labels, kept apart).
+        let told = metrics::visit_ends(
             self.world,
             series_name,
             left_out.as_deref(),
-            first,
-            last,
+            (first, last),
+            &mut self.cache.borrow_mut().ok_falls,
             |key, a, b| {
                 visit(
                     key.bits(),
@@ -900,7 +904,13 @@ impl KeyedStorage for CachedWorldStorage<'_> {
                 )
             },
         );
-        Ok(())
+        if told {
+            return Ok(());
+        }
+        // Declined, having visited nothing (a `code="200"` series that falls in this window): the samples.
+        self.select_windows(name, start_ms, end_ms, &mut |key, samples, facts| {
+            visit(key, Window::Samples(samples, facts))
+        })
     }
 
     fn labels_of(&self, key: u64) -> Option<Labels> {

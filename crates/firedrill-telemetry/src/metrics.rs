@@ -1121,9 +1121,7 @@ fn render_scoped(
         if spec.kind.serves_http() {
             // 200: everything offered that was neither a server error nor rejected. The frame holds the
             // cumulative totals, so this counter survives the ring's eviction exactly.
-            b.cumulative(N::HttpRequestsTotal, id, CODE_OK, true, |f| {
-                f.requests_total - f.errors_total - f.rejected_total
-            });
+            b.cumulative(N::HttpRequestsTotal, id, CODE_OK, true, answered_ok);
             // Server errors, split by the cause of each tick (the world keeps the split totals).
             for (k, &code) in SERVER_ERROR_CODES.iter().enumerate() {
                 b.total(N::HttpRequestsTotal, id, code as u32, true, move |t| {
@@ -1394,6 +1392,17 @@ fn bucket_counts(shown: &mut [f64; LATENCY_BUCKETS_S.len() + 1], totals: &Servic
     }
 }
 
+/// `http_requests_total{code="200"}`, before the counter's clamps: everything offered that was neither a server
+/// error nor rejected.
+fn answered_ok(f: &ServiceFrame) -> f64 {
+    f.requests_total - f.errors_total - f.rejected_total
+}
+
+/// A counter's sample as `Builder::monotonic` renders it where it does not fall: never below 0, floored.
+fn whole_count(v: f64) -> f64 {
+    max_over(0.0, floor(at_least_zero(v)))
+}
+
 /// `kube_pod_container_status_restarts_total`, before the counter's clamps.
 fn restarts(f: &ServiceFrame) -> f64 {
     f.restarts_total as f64
@@ -1405,14 +1414,18 @@ fn restarts(f: &ServiceFrame) -> f64 {
 /// samples ([`visit_ends`]).
 ///
 /// So for the counters that count up from totals that only grow: the restarts (an integer the world only
-/// increments) and the latency buckets (sums of non-negative shares of answered requests, each rounded, then
-/// raised to the bucket below: rounding and maxima of non-decreasing values do not decrease). Not
-/// `http_requests_total`, whose `code="200"` series is a difference of totals, nor gauges, which fall, nor the
-/// series of pods, versions or volumes, which come and go.
+/// increments), the latency buckets (sums of non-negative shares of answered requests, each rounded, then
+/// raised to the bucket below: rounding and maxima of non-decreasing values do not decrease), and
+/// `http_requests_total` (server errors and rejections are such totals) with one exception: its `code="200"`
+/// series is a difference of totals, which float rounding could make fall by a request where the others grow
+/// by nothing, so [`visit_ends`] checks it over each window ([`OkFalls`]) and declines a window where it falls.
+/// Not gauges, which fall, nor the series of pods, versions or volumes, which come and go.
 pub fn told_by_ends(name: SeriesName) -> bool {
     matches!(
         name,
-        SeriesName::ContainerRestarts | SeriesName::HttpRequestDurationBucket
+        SeriesName::ContainerRestarts
+            | SeriesName::HttpRequestDurationBucket
+            | SeriesName::HttpRequestsTotal
     )
 }
 
@@ -1431,17 +1444,87 @@ pub fn newest_told_by_ends(name: SeriesName) -> bool {
         )
 }
 
+/// The ticks at which some service's `http_requests_total{code="200"}` count (as rendered where it does not
+/// fall) is below its count at the tick before, found as windows ask about them: each tick of the world is
+/// looked at once. Keep one per world (a fork clones it); [`OkFalls::default`] knows nothing yet.
+#[derive(Debug, Clone, Default)]
+pub struct OkFalls {
+    /// The ticks looked at: `scanned.0..scanned.1` (empty at first).
+    scanned: (u64, u64),
+    /// The ticks among them where a count falls, ascending.
+    falls: Vec<u64>,
+}
+
+impl OkFalls {
+    /// Whether a count falls at a tick of `first..=last` (from the tick before), the world holding those ticks;
+    /// a tick whose tick before the world no longer holds has nothing to fall from.
+    pub fn any_in(&mut self, world: &World, first: u64, last: u64) -> bool {
+        let ring = world.history();
+        let topo = world.topology();
+        let count = |f: &ServiceFrame| whole_count(answered_ok(f));
+        let falls_at = |t: u64| {
+            let (Some(before), Some(now)) = (ring.tick(t - 1), ring.tick(t)) else {
+                return false;
+            };
+            before
+                .iter()
+                .zip(now)
+                .zip(&topo.services)
+                .any(|((b, n), svc)| svc.spec.kind.serves_http() && count(n) < count(b))
+        };
+        self.any_in_by(ring.first_tick() + 1, first, last, falls_at)
+    }
+
+    /// [`OkFalls::any_in`] where `falls_at(t)` tells whether a count falls at tick `t`, for ticks from `held`
+    /// on (the ticks before have nothing to fall from).
+    fn any_in_by(
+        &mut self,
+        held: u64,
+        first: u64,
+        last: u64,
+        falls_at: impl Fn(u64) -> bool,
+    ) -> bool {
+        let (lo, hi) = (first.max(held), last.saturating_add(1));
+        if lo >= hi {
+            return false;
+        }
+        let (s0, s1) = self.scanned;
+        let scan = |from: u64, to: u64, falls: &mut Vec<u64>| {
+            falls.extend((from..to).filter(|&t| falls_at(t)));
+        };
+        if s0 >= s1 || hi < s0 || lo > s1 {
+            // Nothing looked at yet, or not next to what was: start over at this window.
+            self.falls.clear();
+            scan(lo, hi, &mut self.falls);
+            self.scanned = (lo, hi);
+        } else {
+            if lo < s0 {
+                scan(lo, s0, &mut self.falls);
+            }
+            if hi > s1 {
+                scan(s1, hi, &mut self.falls);
+            }
+            self.scanned = (lo.min(s0), hi.max(s1));
+            self.falls.sort_unstable();
+        }
+        let at = self.falls.partition_point(|&t| t < lo);
+        self.falls.get(at).is_some_and(|&t| t < hi)
+    }
+}
+
 /// For a name whose newest sample is [told by its ends](newest_told_by_ends): the samples at ticks `first` and
 /// `last` (`first <= last`, both held by the world's ring) of each of its series, exactly those of a render of
 /// any window holding both ticks and every tick between, handed to `visit` as (key, value at `first`, value at
 /// `last`). Series of the services `left_out` marks are skipped. Returns false, visiting nothing, for any other
-/// name or ticks not held.
+/// name, for ticks not held, and for `http_requests_total` when a `code="200"` series falls between `first` and
+/// `last` or from the tick before `first` (a render of the window starts there), as `falls` finds (kept with
+/// the world between calls, so each tick is looked at once): then only the samples tell it.
 pub fn visit_ends(
     world: &World,
     name: SeriesName,
     left_out: Option<&[bool]>,
-    first: u64,
-    last: u64,
+    (first, last): (u64, u64),
+    falls: &mut OkFalls,
     mut visit: impl FnMut(SeriesKey, f64, f64),
 ) -> bool {
     let ring = world.history();
@@ -1456,8 +1539,12 @@ pub fn visit_ends(
         return false;
     };
     let topo = world.topology();
+    let skipped = |i: usize| left_out.is_some_and(|l| l.get(i).copied().unwrap_or(false));
+    if name == SeriesName::HttpRequestsTotal && falls.any_in(world, first, last) {
+        return false;
+    }
     for i in 0..topo.len().min(a.len()).min(b.len()) {
-        if left_out.is_some_and(|l| l.get(i).copied().unwrap_or(false)) {
+        if skipped(i) {
             continue;
         }
         let id = ServiceId(i as u16);
@@ -1480,9 +1567,28 @@ pub fn visit_ends(
             SeriesName::ContainerRestarts if in_cluster(kind) => {
                 // As `Builder::monotonic` renders it: never below 0, floored, never below the window's first
                 // sample (which a counter that never falls is not).
-                let va = max_over(0.0, floor(at_least_zero(restarts(fa))));
-                let vb = max_over(va, floor(at_least_zero(restarts(fb))));
+                let va = whole_count(restarts(fa));
+                let vb = max_over(va, whole_count(restarts(fb)));
                 visit(key, va, vb)
+            }
+            SeriesName::HttpRequestsTotal if kind.serves_http() => {
+                // As `render_scoped` renders them, in its order; the 200s were checked above not to fall.
+                let ok = SeriesKey::new(name, id, CODE_OK);
+                let va = whole_count(answered_ok(fa));
+                visit(ok, va, max_over(va, whole_count(answered_ok(fb))));
+                let (Some(xa), Some(xb)) = (ta.get(i), tb.get(i)) else {
+                    continue;
+                };
+                for (k, &code) in SERVER_ERROR_CODES.iter().enumerate() {
+                    let va = whole_count(xa.server_errors[k]);
+                    let vb = max_over(va, whole_count(xb.server_errors[k]));
+                    visit(SeriesKey::new(name, id, code as u32), va, vb);
+                }
+                if topo.service(id).spec.rate_limit.is_some() {
+                    let va = whole_count(fa.rejected_total);
+                    let vb = max_over(va, whole_count(fb.rejected_total));
+                    visit(SeriesKey::new(name, id, CODE_RATE_LIMITED), va, vb);
+                }
             }
             SeriesName::HttpRequestDurationBucket if kind.serves_http() => {
                 let (Some(xa), Some(xb)) = (ta.get(i), tb.get(i)) else {
@@ -1767,6 +1873,36 @@ mod tests {
             }
         }
         assert!(compared > 500_000, "{compared}");
+    }
+
+    #[test]
+    fn ok_falls_finds_every_fall_in_any_window_as_a_fresh_look_would() {
+        // Falls at a scattered set of ticks; windows forwards, backwards, overlapping, apart and past the held
+        // ticks, asked of one tracker in a row, against a look at every tick of each window.
+        let falls_at = |t: u64| t % 37 == 5 || t.is_multiple_of(101) || (200..203).contains(&t);
+        let mut tracker = OkFalls::default();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut found = 0;
+        for _ in 0..5_000 {
+            let held = 1 + next(40);
+            let first = next(400);
+            let last = first + next(60);
+            let want = (first.max(held)..=last).any(falls_at);
+            assert_eq!(
+                tracker.any_in_by(held, first, last, falls_at),
+                want,
+                "[{first}, {last}] from {held}, after {:?}",
+                tracker.scanned
+            );
+            found += want as u32;
+        }
+        assert!(found > 1_000 && found < 4_900, "{found}");
     }
 
     #[test]
