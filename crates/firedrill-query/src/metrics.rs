@@ -731,6 +731,8 @@ pub struct CachedWorldStorage<'a> {
     /// The latest `(start_ms, end_ms)` asked and its held ticks: the rules of one evaluation mostly ask the
     /// same window, and finding its ticks is two binary searches.
     last_window: Cell<Option<(i64, i64, u64, u64)>>,
+    /// The same for the windows of [`KeyedStorage::select_ends`] (which start one tick later).
+    last_ends_window: Cell<Option<(i64, i64, u64, u64)>>,
 }
 
 impl<'a> CachedWorldStorage<'a> {
@@ -741,6 +743,7 @@ impl<'a> CachedWorldStorage<'a> {
             cache: RefCell::new(&mut cache.families),
             labels: RefCell::new(&mut cache.labels),
             last_window: Cell::new(None),
+            last_ends_window: Cell::new(None),
         }
     }
 }
@@ -876,7 +879,15 @@ impl KeyedStorage for CachedWorldStorage<'_> {
         if start_ms > end_ms {
             return Ok(());
         }
-        let ticks = metrics::window_ticks(self.world, start_ms, end_ms);
+        let ticks = match self.last_ends_window.get() {
+            Some((s, e, lo, hi)) if (s, e) == (start_ms, end_ms) => lo..hi,
+            _ => {
+                let ticks = metrics::window_ticks(self.world, start_ms, end_ms);
+                self.last_ends_window
+                    .set(Some((start_ms, end_ms, ticks.start, ticks.end)));
+                ticks
+            }
+        };
         if ticks.is_empty() {
             return Ok(());
         }

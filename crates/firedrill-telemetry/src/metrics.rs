@@ -1190,12 +1190,10 @@ fn render_scoped(
         }
         if spec.disk.is_some() {
             b.gauge(N::FilesystemSize, id, 0, |f| {
-                (f.disk_size_gb > 0.0).then(|| round(f.disk_size_gb as f64 * 1_073_741_824.0))
+                (f.disk_size_gb > 0.0).then(|| volume_size(f))
             });
             b.gauge(N::FilesystemAvail, id, 0, |f| {
-                (f.disk_size_gb > 0.0).then(|| {
-                    round((f.disk_size_gb - f.disk_used_gb).max(0.0) as f64 * 1_073_741_824.0)
-                })
+                (f.disk_size_gb > 0.0).then(|| volume_avail(f))
             });
         }
         if spec.tls.is_some() && b.wants(N::CertExpiry) {
@@ -1403,6 +1401,16 @@ fn whole_count(v: f64) -> f64 {
     max_over(0.0, floor(at_least_zero(v)))
 }
 
+/// `node_filesystem_size_bytes` of a volume of some size.
+fn volume_size(f: &ServiceFrame) -> f64 {
+    round(f.disk_size_gb as f64 * 1_073_741_824.0)
+}
+
+/// `node_filesystem_avail_bytes` of a volume of some size.
+fn volume_avail(f: &ServiceFrame) -> f64 {
+    round((f.disk_size_gb - f.disk_used_gb).max(0.0) as f64 * 1_073_741_824.0)
+}
+
 /// `kube_pod_container_status_restarts_total`, before the counter's clamps.
 fn restarts(f: &ServiceFrame) -> f64 {
     f.restarts_total as f64
@@ -1431,9 +1439,11 @@ pub fn told_by_ends(name: SeriesName) -> bool {
 
 /// Whether every series of `name` has, at every tick the world holds, exactly one sample whose value depends on
 /// that tick alone: then a window of it has no staleness marker, and its newest sample is its value at the
-/// window's last held tick ([`visit_ends`]). So for the names [told by their ends](told_by_ends), and for the
-/// gauges `up` and `kube_deployment_{spec_replicas,status_replicas_available}`, which every service of their
-/// kind exports at every tick (unlike the volumes' gauges, which a volume of no size leaves out).
+/// window's last held tick ([`visit_ends`]). So for the names [told by their ends](told_by_ends), for the gauges
+/// `up` and `kube_deployment_{spec_replicas,status_replicas_available}`, which every service of their kind
+/// exports at every tick, and for the volumes' `node_filesystem_{size,avail}_bytes`, exported at every tick
+/// where the volume has some size: [`visit_ends`] checks that every volume has some at the window's first tick
+/// (a volume only ever grows) and declines the window otherwise.
 pub fn newest_told_by_ends(name: SeriesName) -> bool {
     told_by_ends(name)
         || matches!(
@@ -1441,6 +1451,8 @@ pub fn newest_told_by_ends(name: SeriesName) -> bool {
             SeriesName::Up
                 | SeriesName::DeploymentSpecReplicas
                 | SeriesName::DeploymentReplicasAvailable
+                | SeriesName::FilesystemSize
+                | SeriesName::FilesystemAvail
         )
 }
 
@@ -1543,6 +1555,19 @@ pub fn visit_ends(
     if name == SeriesName::HttpRequestsTotal && falls.any_in(world, first, last) {
         return false;
     }
+    let volumes = matches!(
+        name,
+        SeriesName::FilesystemSize | SeriesName::FilesystemAvail
+    );
+    if volumes
+        && !topo
+            .services
+            .iter()
+            .zip(a)
+            .all(|(svc, f)| svc.spec.disk.is_none() || f.disk_size_gb > 0.0)
+    {
+        return false;
+    }
     for i in 0..topo.len().min(a.len()).min(b.len()) {
         if skipped(i) {
             continue;
@@ -1563,6 +1588,17 @@ pub fn visit_ends(
             }
             SeriesName::DeploymentReplicasAvailable if in_cluster(kind) => {
                 visit(key, fa.ready as f64, fb.ready as f64)
+            }
+            // Every volume has some size from the first tick on (checked above): a sample at every tick.
+            SeriesName::FilesystemSize
+                if in_cluster(kind) && topo.services[i].spec.disk.is_some() =>
+            {
+                visit(key, volume_size(fa), volume_size(fb))
+            }
+            SeriesName::FilesystemAvail
+                if in_cluster(kind) && topo.services[i].spec.disk.is_some() =>
+            {
+                visit(key, volume_avail(fa), volume_avail(fb))
             }
             SeriesName::ContainerRestarts if in_cluster(kind) => {
                 // As `Builder::monotonic` renders it: never below 0, floored, never below the window's first
