@@ -3,6 +3,11 @@
 //! (`slots`: VecEnv slots in all, default the benchmark's; for vec1/vec2, `seconds` may be `Nsteps`: exactly N
 //! environment steps, a fixed amount of work for instruction counts), or under
 //! `perf record --call-graph dwarf` / `valgrind --tool=callgrind`.
+//!
+//! `episodes N` plays the first N episodes of the steps phase whole (reset, then the random agent's steps to
+//! the end), untimed: the same work every run, for instruction counts of its resets and steps apart, e.g.
+//! `valgrind --tool=callgrind --toggle-collect='*Env::step*' target/release/examples/steps episodes 100` (or
+//! `'*Env::reset*'`), divided by the steps (or episodes) it prints.
 use std::sync::Arc;
 
 /// The `firedrill` binary's allocator, so that this measures what `firedrill bench` does.
@@ -19,6 +24,11 @@ fn main() {
     let seconds: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2.0);
     let catalog = Arc::new(firedrill_scenario::Catalog::builtin().expect("library"));
     match phase {
+        "episodes" => {
+            let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
+            let (steps, episodes) = play_episodes(&catalog, n);
+            println!("{steps} steps in {episodes} episodes");
+        }
         "resets" => {
             let (n, d) = measure_resets(&catalog, seconds).expect("resets");
             println!("{n} resets, {:.0}/s", n as f64 / d.as_secs_f64());
@@ -58,4 +68,27 @@ fn main() {
             }
         }
     }
+}
+
+/// Plays the first `n` episodes of the steps phase whole with the random agent; returns (steps, episodes).
+fn play_episodes(catalog: &Arc<firedrill_scenario::Catalog>, n: u64) -> (u64, u64) {
+    use firedrill_agents::{Agent, RandomAgent};
+    let mut env = firedrill_env::Env::new(Arc::clone(catalog));
+    let mut steps = 0;
+    for k in 0..n {
+        let spec = firedrill_eval::bench::episode(k);
+        let mut obs = env
+            .reset(&spec.scenario, spec.seed, spec.difficulty)
+            .expect("reset");
+        let mut agent = RandomAgent::new(spec.seed);
+        loop {
+            let step = env.step(&agent.act(&obs)).expect("step");
+            steps += 1;
+            if step.terminated || step.truncated {
+                break;
+            }
+            obs = step.observation;
+        }
+    }
+    (steps, n)
 }
