@@ -1996,7 +1996,11 @@ pub fn fact_matches(fact: &EvidenceFact, ev: &firedrill_scenario::instantiate::E
     match ev.kind {
         EvidenceKind::Metric => {
             fact.kind == FactKind::Metric
-                && (fact.signal == ev.signal || fact.signal.starts_with(&format!("{}_", ev.signal)))
+                && (fact.signal == ev.signal
+                    || fact
+                        .signal
+                        .strip_prefix(ev.signal.as_str())
+                        .is_some_and(|rest| rest.starts_with('_')))
         }
         EvidenceKind::Log => fact.kind == FactKind::Log && fact.signal == ev.signal,
         EvidenceKind::Change => {
