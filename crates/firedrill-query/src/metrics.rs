@@ -871,54 +871,52 @@ impl KeyedStorage for CachedWorldStorage<'_> {
             EndsRead::Change => metrics::told_by_ends(n),
             EndsRead::Newest => metrics::newest_told_by_ends(n),
         };
-        let Some(series_name) = series_name.filter(|&n| told(n)) else {
-            return self.select_windows(name, start_ms, end_ms, &mut |key, samples, facts| {
-                visit(key, Window::Samples(samples, facts))
-            });
-        };
-        if start_ms > end_ms {
-            return Ok(());
-        }
-        let ticks = match self.last_ends_window.get() {
-            Some((s, e, lo, hi)) if (s, e) == (start_ms, end_ms) => lo..hi,
-            _ => {
-                let ticks = metrics::window_ticks(self.world, start_ms, end_ms);
-                self.last_ends_window
-                    .set(Some((start_ms, end_ms, ticks.start, ticks.end)));
-                ticks
+        if let Some(series_name) = series_name.filter(|&n| told(n)) {
+            if start_ms > end_ms {
+                return Ok(());
             }
-        };
-        if ticks.is_empty() {
-            return Ok(());
+            let ticks = match self.last_ends_window.get() {
+                Some((s, e, lo, hi)) if (s, e) == (start_ms, end_ms) => lo..hi,
+                _ => {
+                    let ticks = metrics::window_ticks(self.world, start_ms, end_ms);
+                    self.last_ends_window
+                        .set(Some((start_ms, end_ms, ticks.start, ticks.end)));
+                    ticks
+                }
+            };
+            if ticks.is_empty() {
+                return Ok(());
+            }
+            let (first, last) = (ticks.start, ticks.end - 1);
+            let (first_ms, last_ms) = (
+                metrics::tick_ms(self.world, first),
+                metrics::tick_ms(self.world, last),
+            );
+            let len = (ticks.end - ticks.start) as usize;
+            // The cache is borrowed for `ok_falls` during the visit only (the visitor asks for labels, kept apart).
+            let told = metrics::visit_ends(
+                self.world,
+                series_name,
+                left_out.as_deref(),
+                (first, last),
+                &mut self.cache.borrow_mut().ok_falls,
+                |key, a, b| {
+                    visit(
+                        key.bits(),
+                        Window::Ends {
+                            first: Sample::new(first_ms, a),
+                            last: Sample::new(last_ms, b),
+                            len,
+                        },
+                    )
+                },
+            );
+            if told {
+                return Ok(());
+            }
+            // Declined, having visited nothing (a `code="200"` series that falls in this window, a volume of
+            // no size): the samples, as for any other name.
         }
-        let (first, last) = (ticks.start, ticks.end - 1);
-        let (first_ms, last_ms) = (
-            metrics::tick_ms(self.world, first),
-            metrics::tick_ms(self.world, last),
-        );
-        let len = (ticks.end - ticks.start) as usize;
-        // The cache is borrowed for `ok_falls` during the visit only (the visitor asks for labels, kept apart).
-        let told = metrics::visit_ends(
-            self.world,
-            series_name,
-            left_out.as_deref(),
-            (first, last),
-            &mut self.cache.borrow_mut().ok_falls,
-            |key, a, b| {
-                visit(
-                    key.bits(),
-                    Window::Ends {
-                        first: Sample::new(first_ms, a),
-                        last: Sample::new(last_ms, b),
-                        len,
-                    },
-                )
-            },
-        );
-        if told {
-            return Ok(());
-        }
-        // Declined, having visited nothing (a `code="200"` series that falls in this window): the samples.
         self.select_windows(name, start_ms, end_ms, &mut |key, samples, facts| {
             visit(key, Window::Samples(samples, facts))
         })
