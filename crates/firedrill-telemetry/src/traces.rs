@@ -441,8 +441,9 @@ impl<'a> Walk<'a> {
     }
 
     /// Sets attribute `key` of the span at `index`, when spans are written with their attributes.
+    #[inline(always)]
     fn set_attribute(&mut self, index: usize, key: &str, value: &str) {
-        if !self.attributes {
+        if !self.with_attributes() {
             return;
         }
         if let Some(span) = self.spans.get_mut(index) {
@@ -466,6 +467,10 @@ impl<'a> Walk<'a> {
 
     /// Opens a span written by `service`; returns its index and (when written) its id. The span id is drawn
     /// either way: later draws must not depend on whether text is written.
+    ///
+    /// Inlined, with the writing apart: most walks are outlines, which only count the span, and the call of an
+    /// out-of-line function moving a name, a parent and attributes they never write cost more than the count.
+    #[inline(always)]
     fn open(
         &mut self,
         service: ServiceId,
@@ -483,6 +488,23 @@ impl<'a> Walk<'a> {
         if !self.text() {
             return (index, String::new());
         }
+        let span_id = self.write_span(raw_id, service, name, kind, parent, start_ns, attributes);
+        (index, span_id)
+    }
+
+    /// Writes the span [`Walk::open`] opened, with id `raw_id`; returns the id as text.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn write_span(
+        &mut self,
+        raw_id: u64,
+        service: ServiceId,
+        name: String,
+        kind: SpanKind,
+        parent: Option<String>,
+        start_ns: i64,
+        attributes: Option<BTreeMap<String, String>>,
+    ) -> String {
         let mut span_id = String::with_capacity(16);
         push_hex16(&mut span_id, raw_id);
         self.spans.push(Span {
@@ -497,7 +519,7 @@ impl<'a> Walk<'a> {
             status: SpanStatus::Ok,
             attributes: attributes.unwrap_or_default(),
         });
-        (index, span_id)
+        span_id
     }
 
     /// The span at `index`, when spans are written.
@@ -546,14 +568,23 @@ impl<'a> Walk<'a> {
             Some(r) => r,
             None => route(&mut self.rng, svc.kind(), svc.name(), text),
         };
-        let live = f.replica_memory_mb.iter().filter(|&&m| m > 0.0).count();
-        let slot = (live > 0).then(|| {
-            let k = ((unit(&mut self.rng) * live as f64) as usize).min(live - 1);
-            (0..f.replica_memory_mb.len())
-                .filter(|&s| f.replica_memory_mb[s] > 0.0)
-                .nth(k)
-                .unwrap_or(0)
-        });
+        // The replica that served the span only names its pod among the attributes; the draw that picks it is
+        // made all the same, so that the draws after it do not depend on what is written.
+        let slot = if self.with_attributes() {
+            let live = f.replica_memory_mb.iter().filter(|&&m| m > 0.0).count();
+            (live > 0).then(|| {
+                let k = ((unit(&mut self.rng) * live as f64) as usize).min(live - 1);
+                (0..f.replica_memory_mb.len())
+                    .filter(|&s| f.replica_memory_mb[s] > 0.0)
+                    .nth(k)
+                    .unwrap_or(0)
+            })
+        } else {
+            if f.replica_memory_mb.iter().any(|&m| m > 0.0) {
+                unit(&mut self.rng);
+            }
+            None
+        };
         let name = if text {
             format!("{method} {path}")
         } else {
