@@ -1039,21 +1039,25 @@ pub fn render_service(
 pub fn window_ticks(world: &World, start_ms: i64, end_ms: i64) -> std::ops::Range<u64> {
     let ring = world.history();
     let (first, end) = (ring.first_tick(), ring.end_tick());
-    // Tick timestamps ascend with the tick: both ends are binary searches, not a walk over the whole ring.
-    let partition = |before: &dyn Fn(i64) -> bool| {
-        let (mut lo, mut hi) = (first, end);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if before(tick_ms(world, mid)) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
+    // Tick timestamps ascend with the tick, evenly: each end is found from where the tick length puts it, then
+    // moved tick by tick to the exact boundary (the estimate only decides how far; the tests decide where). Every
+    // rule evaluation and query reads a window, and a binary search over the ring took a dozen timestamps.
+    let epoch_ms = world.epoch_unix_s() as f64 * 1000.0;
+    let tick_ms_len = world.tick_s() * 1000.0;
+    let partition = |before: &dyn Fn(i64) -> bool, ms: i64| {
+        let estimate = ((ms as f64 - epoch_ms) / tick_ms_len).floor();
+        // NaN and out-of-range estimates saturate, then clamp to the ring.
+        let mut t = (estimate as i64).clamp(first as i64, end as i64) as u64;
+        while t > first && !before(tick_ms(world, t - 1)) {
+            t -= 1;
         }
-        lo
+        while t < end && before(tick_ms(world, t)) {
+            t += 1;
+        }
+        t
     };
-    let lo = partition(&|t| t < start_ms);
-    let hi = partition(&|t| t <= end_ms);
+    let lo = partition(&|t| t < start_ms, start_ms);
+    let hi = partition(&|t| t <= end_ms, end_ms);
     lo..hi.max(lo)
 }
 

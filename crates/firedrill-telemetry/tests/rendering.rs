@@ -1394,3 +1394,50 @@ fn same_series_labels_holds_where_every_label_set_is_the_same() {
     let other = World::new(topology, 2, WorldOptions::default());
     assert!(!metrics::same_series_labels(&a, &other, &without_pods));
 }
+
+/// A world of ticks `tick_s` long whose ring has evicted its first ticks.
+fn evicting(tick_s: f64, seed: u64) -> World {
+    let mut spec = spec_json();
+    spec["tick_s"] = serde_json::json!(tick_s);
+    let spec: TopologySpec = serde_json::from_value(spec).expect("spec");
+    let topology = Arc::new(Topology::compile(&spec, &SpecPath::root()).expect("topology"));
+    let options = WorldOptions {
+        retention_ticks: 40,
+        ..WorldOptions::default()
+    };
+    let mut w = World::new(topology, seed, options);
+    w.run(70);
+    w
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `window_ticks` is exactly the held ticks whose timestamps lie in the window, for windows anywhere (before
+    /// the ring, across its edges, on a tick's timestamp or a millisecond off it, past its end), for tick lengths
+    /// that are and are not whole milliseconds.
+    #[test]
+    fn window_ticks_are_the_held_ticks_stamped_in_the_window(
+        tick_s in prop::sample::select(vec![15.0, 2.5, 1.001, 7.3]),
+        a in 0u64..90,
+        a_off in -2i64..=2,
+        b in 0u64..90,
+        b_off in -2i64..=2,
+    ) {
+        let w = evicting(tick_s, 3);
+        let ring = w.history();
+        let (first, end) = (ring.first_tick(), ring.end_tick());
+        prop_assert!(first > 0);
+        let start = metrics::tick_ms(&w, a) + a_off;
+        let stop = metrics::tick_ms(&w, b) + b_off;
+        let want: Vec<u64> = (first..end)
+            .filter(|&t| (start..=stop).contains(&metrics::tick_ms(&w, t)))
+            .collect();
+        let got: Vec<u64> = metrics::window_ticks(&w, start, stop).collect();
+        prop_assert_eq!(got, want);
+        // Far outside the ring on either side, and a window reaching over all of it.
+        prop_assert!(metrics::window_ticks(&w, i64::MIN, start.min(metrics::tick_ms(&w, first) - 1)).next().is_none());
+        prop_assert!(metrics::window_ticks(&w, metrics::tick_ms(&w, end) + 1, i64::MAX).next().is_none());
+        prop_assert_eq!(metrics::window_ticks(&w, i64::MIN, i64::MAX), first..end);
+    }
+}
