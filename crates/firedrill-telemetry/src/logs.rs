@@ -489,17 +489,36 @@ impl<'a> Ctx<'a> {
 }
 
 /// A stable pseudo cluster IP for a service (what a connection error shows).
-fn cluster_ip(name: &str) -> String {
-    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+fn cluster_ip(name: &str) -> ClusterIp {
+    ClusterIp(name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("10.96.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2)
+    }))
 }
 
 /// A pseudo pod IP for a caller.
-fn pod_ip(rng: &mut KeyedRng) -> String {
-    let x = rng.next_u64();
-    format!("10.244.{}.{}", (x >> 8) % 32, x % 250 + 2)
+fn pod_ip(rng: &mut KeyedRng) -> PodIp {
+    PodIp(rng.next_u64())
+}
+
+/// [`cluster_ip`]'s address, written out only where it is shown: the lines that show one are drawn without
+/// text as often as with it (see [`text!`]), and their arguments are built either way.
+struct ClusterIp(u64);
+
+impl std::fmt::Display for ClusterIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = self.0;
+        write!(f, "10.96.{}.{}", (h >> 8) % 250 + 1, h % 250 + 2)
+    }
+}
+
+/// [`pod_ip`]'s address, written out only where it is shown (as [`ClusterIp`]).
+struct PodIp(u64);
+
+impl std::fmt::Display for PodIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let x = self.0;
+        write!(f, "10.244.{}.{}", (x >> 8) % 32, x % 250 + 2)
+    }
 }
 
 fn version_name(spec: &ServiceSpec, i: u32) -> String {
@@ -1959,7 +1978,10 @@ mod tests {
 
     #[test]
     fn cluster_ips_are_stable() {
-        assert_eq!(cluster_ip("order-service"), cluster_ip("order-service"));
-        assert!(cluster_ip("x").starts_with("10.96."));
+        assert_eq!(
+            cluster_ip("order-service").to_string(),
+            cluster_ip("order-service").to_string()
+        );
+        assert!(cluster_ip("x").to_string().starts_with("10.96."));
     }
 }
