@@ -283,15 +283,237 @@ pub struct ChangeEntry {
     pub summary: String,
 }
 
-fn num(v: f64) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else if v.abs() >= 1e6 || v.abs() < 1e-3 {
-        format!("{v:.3e}")
-    } else if v.abs() >= 100.0 {
-        format!("{v:.0}")
+/// A measured value as the text shows it: `0`, else three significant decimals in scientific notation for very
+/// large or small magnitudes, whole numbers from 100 up, three decimals below.
+#[derive(Debug, Clone, Copy)]
+struct Num(f64);
+
+impl std::fmt::Display for Num {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        if v == 0.0 {
+            f.write_str("0")
+        } else if v.abs() >= 1e6 || v.abs() < 1e-3 {
+            Sci3(v).fmt(f)
+        } else if v.abs() >= 100.0 {
+            Fixed::new(v, 0).fmt(f)
+        } else {
+            Fixed::new(v, 3).fmt(f)
+        }
+    }
+}
+
+/// `value` with `decimals` digits after the point, and a `+` before non-negative values when `plus`: exactly what
+/// `format!("{value:.decimals$}")` (or `{value:+.decimals$}`) writes.
+///
+/// Written by hand because observations are mostly numbers, and `std`'s exact formatting (Grisu, then Dragon4
+/// with big-number arithmetic for a third of these values) was two thirds of rendering an observation as text.
+/// Here one rounded product decides the digits wherever it can (see [`round_decided`]): everywhere but on a
+/// tie. On a tie, and for values too large or not finite, `std` decides as before. A test compares both on
+/// millions of values, ties and near-ties included.
+#[derive(Debug, Clone, Copy)]
+struct Fixed {
+    value: f64,
+    decimals: u8,
+    plus: bool,
+}
+
+impl Fixed {
+    fn new(value: f64, decimals: u8) -> Fixed {
+        Fixed {
+            value,
+            decimals,
+            plus: false,
+        }
+    }
+
+    fn signed(value: f64, decimals: u8) -> Fixed {
+        Fixed {
+            value,
+            decimals,
+            plus: true,
+        }
+    }
+}
+
+/// Powers of ten that are exact in `f64` (up to 10^22).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// `r >= 0` rounded to an integer when that decides how the exact value it was rounded from rounds. `r` is a
+/// product or quotient rounded once, and rounding keeps order while every `n + 0.5` below 2^32 is a float, so a
+/// rounded value above (below) a tie comes from an exact value above (below) it. On the tie itself, the exact
+/// value is the tie when `exact` says the operation lost nothing, and then rounds to even as `std` rounds it;
+/// otherwise it may lie either side, and `None` leaves it to `std`. `None` too from 2^32 up (and for NaN).
+fn round_decided(r: f64, exact: bool) -> Option<u64> {
+    if !(0.0..4_294_967_296.0).contains(&r) {
+        return None;
+    }
+    // Both exact: `r` is below 2^32.
+    let whole = r as u64;
+    let frac = r - whole as f64;
+    if frac != 0.5 {
+        Some(whole + (frac > 0.5) as u64)
+    } else if exact {
+        Some(whole + (whole % 2))
     } else {
-        format!("{v:.3}")
+        None
+    }
+}
+
+/// Whether `x * 10^m` (for `m <= 3`, or any `m` when `x` is a power of two times a small odd number) loses no
+/// bit: `x * 2^m` never does for a normal `x` whose product stays normal, and `x * 5^m` does not when `x`'s
+/// significand ends in at least as many zero bits as `5^m` has bits.
+fn scales_exactly(x: f64, m: u32) -> bool {
+    const FIVE_POW_BITS: [u32; 23] = [
+        0, 3, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28, 31, 33, 35, 38, 40, 42, 45, 47, 49, 52,
+    ];
+    if m == 0 {
+        return true;
+    }
+    let Some(&bits) = FIVE_POW_BITS.get(m as usize) else {
+        return false;
+    };
+    if !x.is_normal() {
+        return false;
+    }
+    let significand = (x.to_bits() & ((1u64 << 52) - 1)) | (1u64 << 52);
+    significand.trailing_zeros() >= bits
+}
+
+/// Appends `n` as decimal digits, at least `width` of them (zeros in front).
+fn push_digits(out: &mut [u8; 40], len: &mut usize, mut n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut k = 0;
+    while n > 0 || k < width.max(1) {
+        digits[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        k += 1;
+    }
+    for &d in digits[..k].iter().rev() {
+        out[*len] = d;
+        *len += 1;
+    }
+}
+
+impl std::fmt::Display for Fixed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Fixed {
+            value,
+            decimals,
+            plus,
+        } = *self;
+        let d = decimals as usize;
+        let magnitude = value.abs();
+        let units = if d < POW10.len() && value.is_finite() {
+            round_decided(magnitude * POW10[d], scales_exactly(magnitude, d as u32))
+        } else {
+            None
+        };
+        let Some(units) = units else {
+            return if plus {
+                write!(f, "{value:+.d$}")
+            } else {
+                write!(f, "{value:.d$}")
+            };
+        };
+        // Sign and magnitude, as `std` writes them: a minus for every negative value, negative zero included.
+        let mut buf = [0u8; 40];
+        let mut len = 0;
+        if value.is_sign_negative() {
+            buf[0] = b'-';
+            len = 1;
+        } else if plus {
+            buf[0] = b'+';
+            len = 1;
+        }
+        // `units < 2^32` and `d` is small here, so `POW10[d]` converts exactly.
+        let scale = POW10[d] as u64;
+        push_digits(&mut buf, &mut len, units / scale, 1);
+        if d > 0 {
+            buf[len] = b'.';
+            len += 1;
+            push_digits(&mut buf, &mut len, units % scale, d);
+        }
+        // Only ASCII digits and signs were written.
+        f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+/// `value` in scientific notation with three decimals: exactly what `format!("{value:.3e}")` writes (`1.234e6`,
+/// `-5.000e-4`), decided as [`Fixed`] decides.
+#[derive(Debug, Clone, Copy)]
+struct Sci3(f64);
+
+impl Sci3 {
+    /// (mantissa in units of 10^-3, from 1000 to 9999, exponent) of a finite, non-zero `magnitude`, when one
+    /// rounded quotient or product decides them.
+    fn decide(magnitude: f64) -> Option<(u64, i32)> {
+        if !(magnitude > 0.0 && magnitude.is_finite()) {
+            return None;
+        }
+        let mut exp = magnitude.log10().floor() as i32;
+        // `log10` may be one off near a power of ten: two tries find the exponent that puts the four digits
+        // in [1000, 10000).
+        for _ in 0..2 {
+            let k = exp - 3;
+            let p = *POW10.get(k.unsigned_abs() as usize)?;
+            let r = if k >= 0 { magnitude / p } else { magnitude * p };
+            // Whether `r` is the exact quotient or product, for a tie: a quotient of a whole number when the
+            // tie times `10^k` gives it back exactly (in integers), a product as `scales_exactly` says.
+            let exact = if k >= 0 {
+                magnitude < 9.2e18
+                    && magnitude.fract() == 0.0
+                    && (r.fract() != 0.5
+                        || (2 * r as u128 + 1) * 10u128.pow(k as u32) == 2 * magnitude as u128)
+            } else {
+                scales_exactly(magnitude, k.unsigned_abs())
+            };
+            if r < 1000.0 {
+                exp -= 1;
+            } else if r >= 10_000.0 {
+                exp += 1;
+            } else {
+                let units = round_decided(r, exact)?;
+                // 9.9995e6 and up round to 1.000e7.
+                return Some(if units == 10_000 {
+                    (1000, exp + 1)
+                } else {
+                    (units, exp)
+                });
+            }
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for Sci3 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.0;
+        let Some((units, exp)) = Sci3::decide(value.abs()) else {
+            return write!(f, "{value:.3e}");
+        };
+        let mut buf = [0u8; 40];
+        let mut len = 0;
+        if value.is_sign_negative() {
+            buf[0] = b'-';
+            len = 1;
+        }
+        push_digits(&mut buf, &mut len, units / 1000, 1);
+        buf[len] = b'.';
+        len += 1;
+        push_digits(&mut buf, &mut len, units % 1000, 3);
+        buf[len] = b'e';
+        len += 1;
+        if exp < 0 {
+            buf[len] = b'-';
+            len += 1;
+        }
+        push_digits(&mut buf, &mut len, exp.unsigned_abs() as u64, 1);
+        // Only ASCII digits, signs, a point and an `e` were written.
+        f.write_str(std::str::from_utf8(&buf[..len]).map_err(|_| std::fmt::Error)?)
     }
 }
 
@@ -301,8 +523,10 @@ impl Observation {
         let mut s = String::with_capacity(512);
         let _ = writeln!(
             s,
-            "[t+{:.1} min, {:.1} min of budget left, step {}]",
-            self.minutes_since_page, self.budget_left_minutes, self.step
+            "[t+{} min, {} min of budget left, step {}]",
+            Fixed::new(self.minutes_since_page, 1),
+            Fixed::new(self.budget_left_minutes, 1),
+            self.step
         );
         if self.firing_alerts.is_empty() {
             s.push_str("alerts firing: none\n");
@@ -311,8 +535,11 @@ impl Observation {
             for a in &self.firing_alerts {
                 let _ = write!(
                     s,
-                    " {}({}, {}, since t{:+.1})",
-                    a.name, a.service, a.severity, a.active_since_minutes
+                    " {}({}, {}, since t{})",
+                    a.name,
+                    a.service,
+                    a.severity,
+                    Fixed::signed(a.active_since_minutes, 1)
                 );
             }
             s.push('\n');
@@ -338,11 +565,11 @@ impl Observation {
                 write_services(&mut s, &p.services);
                 let _ = writeln!(
                     s,
-                    "budget: {:.0} simulated minutes. Actions: list_services, describe_service, query_metrics, \
+                    "budget: {} simulated minutes. Actions: list_services, describe_service, query_metrics, \
                      query_logs, query_traces, run_diagnostic, query_deploys, restart_service, scale_service, \
                      rollback_deploy, update_config, wait, resolve_incident (JSON: {{\"action\": name, ...}}); \
                      query_metrics, query_logs and query_traces also take `promql`, `logql` or `traceql`.",
-                    p.budget_minutes
+                    Fixed::new(p.budget_minutes, 0)
                 );
             }
             Content::Services { services } => write_services(&mut s, services),
@@ -472,8 +699,13 @@ impl Observation {
                 for c in changes {
                     let _ = writeln!(
                         s,
-                        "  {} t{:+.1} {} {} by {}: {}",
-                        c.id, c.minutes, c.service, c.kind, c.actor, c.summary
+                        "  {} t{} {} {} by {}: {}",
+                        c.id,
+                        Fixed::signed(c.minutes, 1),
+                        c.service,
+                        c.kind,
+                        c.actor,
+                        c.summary
                     );
                 }
             }
@@ -481,7 +713,7 @@ impl Observation {
                 let _ = writeln!(s, "{action}: {message}");
             }
             Content::Waited { minutes } => {
-                let _ = writeln!(s, "waited {minutes:.1} min");
+                let _ = writeln!(s, "waited {} min", Fixed::new(*minutes, 1));
             }
             Content::Ended { message } => {
                 let _ = writeln!(s, "episode ended: {message}");
@@ -496,41 +728,44 @@ impl Observation {
 
 /// One metric summary on a line; `unit` is left out where every series of the result has the same one.
 fn write_series(s: &mut String, m: &MetricSummary, unit: bool) {
-    let labels: Vec<String> = m
-        .labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{v}\""))
-        .collect();
-    let points: Vec<String> = m.points.iter().map(|p| num(p.1)).collect();
-    let unit = if unit {
-        format!(" [{}]", m.unit)
-    } else {
-        String::new()
-    };
-    let _ = writeln!(
+    let _ = write!(s, "  {} {}{{", m.id, m.metric);
+    for (i, (k, v)) in m.labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{k}=\"{v}\"");
+    }
+    s.push('}');
+    if unit {
+        let _ = write!(s, " [{}]", m.unit);
+    }
+    let _ = write!(
         s,
-        "  {} {}{{{}}}{unit} first {} last {} min {} max {} | {}",
-        m.id,
-        m.metric,
-        labels.join(","),
-        num(m.first),
-        num(m.last),
-        num(m.min),
-        num(m.max),
-        points.join(" ")
+        " first {} last {} min {} max {} | ",
+        Num(m.first),
+        Num(m.last),
+        Num(m.min),
+        Num(m.max)
     );
+    for (i, p) in m.points.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        let _ = write!(s, "{}", Num(p.1));
+    }
+    s.push('\n');
 }
 
 /// One trace summary on a line.
 fn write_trace(s: &mut String, t: &TraceSummary) {
     let _ = writeln!(
         s,
-        "  {} trace {} t{:+.1} {} {:.0}ms{}: {}",
+        "  {} trace {} t{} {} {}ms{}: {}",
         t.id,
         t.trace_id,
-        t.minutes,
+        Fixed::signed(t.minutes, 1),
         t.root,
-        t.duration_ms,
+        Fixed::new(t.duration_ms, 0),
         if t.error { " ERROR" } else { "" },
         t.path.join(" -> ")
     );
@@ -553,5 +788,120 @@ fn join_or_none(items: &[String]) -> String {
         "none".into()
     } else {
         items.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The three forms `Num` chooses between, and the signed one, against `std` for one value.
+    fn assert_as_std(v: f64) {
+        for d in [0u8, 1, 3] {
+            let d_ = d as usize;
+            assert_eq!(
+                Fixed::new(v, d).to_string(),
+                format!("{v:.d_$}"),
+                "{v:e} .{d}"
+            );
+            assert_eq!(
+                Fixed::signed(v, d).to_string(),
+                format!("{v:+.d_$}"),
+                "{v:e} +.{d}"
+            );
+        }
+        assert_eq!(Sci3(v).to_string(), format!("{v:.3e}"), "{v:e} .3e");
+    }
+
+    /// A generator of the values this must get right: all sorts of magnitudes, the ties of every form and the
+    /// floats next to them, the powers of ten and their neighbours, and the special values.
+    fn hard_values(seed: u64, n: usize) -> Vec<f64> {
+        let mut x = seed;
+        let mut next = move || {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let mut out = vec![
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::EPSILON,
+            4_294_967_296.0,
+            4_294_967_295.5,
+        ];
+        while out.len() < n {
+            let r = next();
+            let v = match r % 7 {
+                // Any bit pattern.
+                0 => f64::from_bits(next()),
+                // Uniform magnitudes from 1e-9 to 1e12.
+                1 => 10f64.powf((next() % 21_000) as f64 / 1000.0 - 9.0),
+                // Ties at 0, 1 and 3 decimals, and halves at the fourth significant digit.
+                2 => (next() % 20_000_000) as f64 / 2000.0 + 0.0005 * (next() % 2) as f64,
+                3 => {
+                    ((next() % 2_000_000) as f64 + 0.5) / [1.0, 10.0, 1000.0][(next() % 3) as usize]
+                }
+                4 => {
+                    let e = (next() % 40) as i32 - 20;
+                    (((next() % 9000) + 1000) as f64 + 0.5) * 10f64.powi(e - 3)
+                }
+                // Binary fractions: exact ties at one, two and three decimals (0.25, 0.125, 2.0625...).
+                5 => (next() % 100_000) as f64 / (1u64 << (next() % 14)) as f64,
+                // Powers of ten.
+                _ => 10f64.powi((next() % 40) as i32 - 20),
+            };
+            let sign = if next() % 2 == 0 { 1.0 } else { -1.0 };
+            // The value and the floats either side of it.
+            for w in [
+                v,
+                f64::from_bits(v.to_bits().wrapping_add(1)),
+                f64::from_bits(v.to_bits().wrapping_sub(1)),
+            ] {
+                out.push(sign * w);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fixed_and_scientific_write_what_std_writes() {
+        for v in hard_values(7, 300_000) {
+            assert_as_std(v);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fixed_and_scientific_write_what_std_writes_for_any_float(bits in any::<u64>()) {
+            let v = f64::from_bits(bits);
+            for d in [0u8, 1, 3] {
+                let d_ = d as usize;
+                prop_assert_eq!(Fixed::new(v, d).to_string(), format!("{v:.d_$}"));
+                prop_assert_eq!(Fixed::signed(v, d).to_string(), format!("{v:+.d_$}"));
+            }
+            prop_assert_eq!(Sci3(v).to_string(), format!("{v:.3e}"));
+        }
+
+        #[test]
+        fn num_is_the_three_forms_it_chooses_between(v in -1e9f64..1e9) {
+            let want = if v == 0.0 {
+                "0".to_string()
+            } else if v.abs() >= 1e6 || v.abs() < 1e-3 {
+                format!("{v:.3e}")
+            } else if v.abs() >= 100.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.3}")
+            };
+            prop_assert_eq!(Num(v).to_string(), want);
+        }
     }
 }
