@@ -7,7 +7,8 @@
 //! `episodes N` plays the first N episodes of the steps phase whole (reset, then the random agent's steps to
 //! the end), untimed: the same work every run, for instruction counts of its resets and steps apart, e.g.
 //! `valgrind --tool=callgrind --toggle-collect='*Env::step*' target/release/examples/steps episodes 100` (or
-//! `'*Env::reset*'`), divided by the steps (or episodes) it prints.
+//! `'*Env::reset*'`), divided by the steps (or episodes) it prints. `episodes N text` also renders every
+//! observation as text (`'*Observation::to_text*'` counts that alone).
 use std::sync::Arc;
 
 /// The `firedrill` binary's allocator, so that this measures what `firedrill bench` does.
@@ -26,7 +27,8 @@ fn main() {
     match phase {
         "episodes" => {
             let n: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100);
-            let (steps, episodes) = play_episodes(&catalog, n);
+            let text = args.get(3).is_some_and(|a| a == "text");
+            let (steps, episodes) = play_episodes(&catalog, n, text);
             println!("{steps} steps in {episodes} episodes");
         }
         "resets" => {
@@ -70,8 +72,9 @@ fn main() {
     }
 }
 
-/// Plays the first `n` episodes of the steps phase whole with the random agent; returns (steps, episodes).
-fn play_episodes(catalog: &Arc<firedrill_scenario::Catalog>, n: u64) -> (u64, u64) {
+/// Plays the first `n` episodes of the steps phase whole with the random agent, rendering every observation
+/// as text when `text`; returns (steps, episodes).
+fn play_episodes(catalog: &Arc<firedrill_scenario::Catalog>, n: u64, text: bool) -> (u64, u64) {
     use firedrill_agents::{Agent, RandomAgent};
     let mut env = firedrill_env::Env::new(Arc::clone(catalog));
     let mut steps = 0;
@@ -81,14 +84,22 @@ fn play_episodes(catalog: &Arc<firedrill_scenario::Catalog>, n: u64) -> (u64, u6
             .reset(&spec.scenario, spec.seed, spec.difficulty)
             .expect("reset");
         let mut agent = RandomAgent::new(spec.seed);
+        let mut chars = 0usize;
+        if text {
+            chars += obs.to_text().len();
+        }
         loop {
             let step = env.step(&agent.act(&obs)).expect("step");
             steps += 1;
+            if text {
+                chars += step.observation.to_text().len();
+            }
             if step.terminated || step.truncated {
                 break;
             }
             obs = step.observation;
         }
+        std::hint::black_box(chars);
     }
     (steps, n)
 }
