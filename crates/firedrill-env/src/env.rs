@@ -20,7 +20,7 @@ use crate::action::{
 };
 use crate::evidence::{EvidenceFact, FactKind, Ledger};
 use crate::observation::{
-    AlertBrief, ChangeEntry, Content, LogLine, MetricSummary, Observation, Page,
+    AlertBrief, ChangeEntry, Content, Fixed, LogLine, MetricSummary, Observation, Page,
     ServiceDescription, ServiceEntry, TraceSummary,
 };
 use crate::reward::{
@@ -932,10 +932,10 @@ impl Episode {
                 .take(10)
                 .map(|s| {
                     format!(
-                        "{}: {} ({:.0}ms, {})",
+                        "{}: {} ({}ms, {})",
                         s.service,
                         s.name,
-                        s.duration_ns as f64 / 1e6,
+                        Fixed::new(s.duration_ns as f64 / 1e6, 0),
                         s.status.as_str()
                     )
                 })

@@ -312,14 +312,14 @@ impl std::fmt::Display for Num {
 /// tie. On a tie, and for values too large or not finite, `std` decides as before. A test compares both on
 /// millions of values, ties and near-ties included.
 #[derive(Debug, Clone, Copy)]
-struct Fixed {
+pub(crate) struct Fixed {
     value: f64,
     decimals: u8,
     plus: bool,
 }
 
 impl Fixed {
-    fn new(value: f64, decimals: u8) -> Fixed {
+    pub(crate) fn new(value: f64, decimals: u8) -> Fixed {
         Fixed {
             value,
             decimals,
