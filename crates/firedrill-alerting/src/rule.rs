@@ -79,19 +79,17 @@ pub struct AlertingRule {
     range_evaluable: bool,
 }
 
-/// Metric names the world exports (histograms with their `_bucket`, `_sum` and `_count` series).
-fn exported_names() -> Vec<String> {
-    let mut names = Vec::new();
-    for m in CATALOGUE {
+/// Whether the world exports a metric of this name (histograms as their `_bucket`, `_sum` and `_count` series).
+/// Every start of an incident compiles its rules, so this looks the name up rather than listing every name.
+fn is_exported(name: &str) -> bool {
+    CATALOGUE.iter().any(|m| {
         if m.kind == MetricKind::Histogram {
-            for suffix in ["_bucket", "_sum", "_count"] {
-                names.push(format!("{}{suffix}", m.name));
-            }
+            name.strip_prefix(m.name)
+                .is_some_and(|suffix| matches!(suffix, "_bucket" | "_sum" | "_count"))
         } else {
-            names.push(m.name.to_string());
+            name == m.name
         }
-    }
-    names
+    })
 }
 
 /// Every vector selector's metric name and `service="..."` matcher values.
@@ -231,12 +229,11 @@ impl AlertingRule {
                     ),
                 )),
             }
-            let known = exported_names();
             let mut found = Vec::new();
             selectors(e, &mut found);
             for (name, services) in found {
                 if let Some(name) = name
-                    && !known.contains(&name)
+                    && !is_exported(&name)
                 {
                     errors.push(SpecError::new(
                         path.key("expr"),

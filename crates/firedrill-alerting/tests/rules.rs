@@ -273,6 +273,22 @@ fn validation_reports_what_and_where() {
         "{e:?}"
     );
 
+    // Histograms are exported as their `_bucket`, `_sum` and `_count` series, not under their own name.
+    for series in ["_bucket", "_sum", "_count"] {
+        let expr = format!("rate(http_request_duration_seconds{series}[5m]) > 0");
+        assert_eq!(
+            errors(serde_json::json!({ "alert": "X", "expr": expr })),
+            Vec::<String>::new()
+        );
+    }
+    for name in [
+        "http_request_duration_seconds",
+        "http_request_duration_seconds_total",
+    ] {
+        let e = errors(serde_json::json!({ "alert": "X", "expr": format!("{name} > 0") }));
+        assert!(e[0].contains(&format!("{name:?} is not exported")), "{e:?}");
+    }
+
     let e = errors(serde_json::json!({ "alert": "X", "expr": "up{service=\"nope\"} == 0" }));
     assert!(e[0].contains("unknown service \"nope\""), "{e:?}");
 
