@@ -17,7 +17,7 @@
 //! Every line is a pure function of (seed, tick, service) and the world's events and changes: rendering the
 //! same window twice gives the same lines.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 use firedrill_world::changes::ChangeKind;
@@ -421,7 +421,13 @@ struct Ctx<'a> {
     /// Whether the per-tick line being drawn gets its text (message and fields). Without it the line is drawn
     /// all the same, which is enough to know its time and level. Set by [`service_tick`] line by line.
     text: Cell<bool>,
+    /// Per service, once looked up: the world ms of the last change to its `log.level` (`i64::MIN` if none) and
+    /// the level set now. Every tick of every service reads its level, and most ticks began after that change.
+    log_levels: RefCell<Vec<Option<LevelSince<'a>>>>,
 }
+
+/// A service's `log.level` now, and the world ms of its last change (`i64::MIN` if none).
+type LevelSince<'a> = (i64, Option<&'a str>);
 
 impl<'a> Ctx<'a> {
     fn new(world: &'a World) -> Ctx<'a> {
@@ -430,6 +436,40 @@ impl<'a> Ctx<'a> {
             pods: PodNames::new(world),
             tick_ms: (world.tick_s() * 1000.0).round().max(1.0) as i64,
             text: Cell::new(true),
+            log_levels: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `log.level` of a service as [`Ctx::config_at`] reads it for the tick ending at `tick_world_ms`: the level set
+    /// now for a tick that began after its last change, which the cache knows without walking the changes.
+    fn log_level_at(&self, id: ServiceId, tick_world_ms: i64) -> Option<&'a str> {
+        const KEY: &str = "log.level";
+        let world = self.world;
+        let mut levels = self.log_levels.borrow_mut();
+        if levels.len() != world.topology().len() {
+            levels.clear();
+            levels.resize(world.topology().len(), None);
+        }
+        let Some(slot) = levels.get_mut(id.index()) else {
+            return self.config_at(id, KEY, tick_world_ms);
+        };
+        let (last_change_ms, now) = *slot.get_or_insert_with(|| {
+            let last = world
+                .changes()
+                .iter()
+                .rev()
+                .find(|c| {
+                    c.service == id
+                        && matches!(&c.kind, ChangeKind::Config { key, .. } if key == KEY)
+                })
+                .map_or(i64::MIN, |c| det::round_ms(c.t_s));
+            (last, world.service(id).config.get(KEY).map(String::as_str))
+        });
+        // As `det::config_at` decides: a change at or before the tick's start is in effect during the tick.
+        if last_change_ms <= tick_world_ms - det::tick_len_ms(world) {
+            now
+        } else {
+            self.config_at(id, KEY, tick_world_ms)
         }
     }
 
@@ -1118,7 +1158,7 @@ fn service_tick(
     let mut rng = det::rng_for(world, Purpose::TickLogs, t, i as u64);
     let keep = (1.0 - f.log_drop_ratio as f64).clamp(0.0, 1.0);
     let slots = live_slots(f);
-    let level_cfg = log_level(ctx.config_at(id, "log.level", tick_world_ms));
+    let level_cfg = log_level(ctx.log_level_at(id, tick_world_ms));
     let mut lines: Vec<Line> = Vec::new();
 
     // Request failures, a handful per tick at most.
@@ -1918,6 +1958,75 @@ pub fn deploy_history(world: &World) -> Vec<ChangeView> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Ctx::log_level_at` reads, at every held tick of every service, what `det::config_at` reads, in a world
+    /// whose levels change before, between and at the ticks (several changes per tick, other keys and services
+    /// changed in between), asked for ticks in any order.
+    #[test]
+    fn the_log_level_of_a_tick_is_the_one_config_at_reads() {
+        use firedrill_world::{Actor, Operation};
+        let spec: firedrill_world::spec::TopologySpec = serde_json::from_value(serde_json::json!({
+            "tick_s": 15,
+            "cluster": { "cpu_millis": 8000, "memory_mb": 8192 },
+            "entrypoints": [{ "service": "web", "rps": 10 }],
+            "services": [
+                { "name": "web", "kind": "edge", "version": "v1", "versions": [{ "name": "v1" }],
+                  "calls": [{ "to": "api", "per_request": 1, "timeout_ms": 1000 }],
+                  "config": { "log.level": "info" } },
+                { "name": "api", "kind": "service", "version": "v1", "versions": [{ "name": "v1" }] }
+            ]
+        }))
+        .expect("spec");
+        let topology =
+            firedrill_world::Topology::compile(&spec, &firedrill_world::topology::SpecPath::root())
+                .expect("topology");
+        let mut world = World::new(
+            std::sync::Arc::new(topology),
+            3,
+            firedrill_world::WorldOptions::default(),
+        );
+        let set = |w: &mut World, service: u16, key: &str, value: &str| {
+            w.apply(
+                &Operation::SetConfig {
+                    service: ServiceId(service),
+                    key: key.into(),
+                    value: value.into(),
+                },
+                &Actor::oncall(),
+            )
+            .expect("config");
+        };
+        world.run(3);
+        set(&mut world, 0, "log.level", "debug");
+        world.run(2);
+        set(&mut world, 1, "log.level", "warn");
+        set(&mut world, 0, "log.level", "error");
+        set(&mut world, 0, "http.client.retries", "1");
+        world.run(1);
+        set(&mut world, 0, "log.level", "info");
+        world.run(4);
+        set(&mut world, 1, "log.level", "debug");
+        let ring = world.history();
+        let mut ticks: Vec<u64> = (ring.first_tick()..ring.end_tick()).collect();
+        // Newest first, then oldest first, with a fresh cache each time.
+        ticks.reverse();
+        for order in 0..2 {
+            if order == 1 {
+                ticks.reverse();
+            }
+            let ctx = Ctx::new(&world);
+            for &t in &ticks {
+                for s in 0..2u16 {
+                    let at = det::tick_world_ms(&world, t);
+                    assert_eq!(
+                        ctx.log_level_at(ServiceId(s), at),
+                        det::config_at(&world, ServiceId(s), "log.level", at),
+                        "service {s} tick {t}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn rfc3339_matches_known_instants() {
