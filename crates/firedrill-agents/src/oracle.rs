@@ -127,7 +127,7 @@ impl PrivilegedAgent for Oracle {
             .filter(|id| {
                 ep.ledger()
                     .get(id)
-                    .is_some_and(|f| truth.evidence.iter().any(|ev| fact_matches(f, ev)))
+                    .is_some_and(|f| truth.evidence.iter().any(|ev| fact_matches(f.view(), ev)))
             })
             .cloned()
             .collect();

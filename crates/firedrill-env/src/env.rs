@@ -18,7 +18,7 @@ use crate::action::{
     Action, ActionError, DiagnosticCheck, LevelFilter, LogqlParams, PromqlParams, ResolveParams,
     TraceqlParams, parse_action,
 };
-use crate::evidence::{EvidenceFact, FactKind, Ledger};
+use crate::evidence::{FactKind, FactRef, Ledger};
 use crate::observation::{
     AlertBrief, ChangeEntry, Content, Fixed, LogLine, MetricSummary, Observation, Page,
     ServiceDescription, ServiceEntry, TraceSummary,
@@ -651,15 +651,21 @@ impl Episode {
         kind: FactKind,
         service: ServiceId,
         signal: &str,
-        discriminator: String,
+        discriminator: &str,
         new_evidence: &mut Vec<String>,
     ) -> String {
-        let fact = EvidenceFact {
+        let name = self.incident.world().topology().service(service).name();
+        let fact = FactRef {
             kind,
-            service: self.name(service).to_string(),
-            signal: signal.to_string(),
+            service: name,
+            signal,
         };
-        self.note(&fact);
+        note(
+            &self.incident.instance().truth.evidence,
+            &mut self.discovered,
+            &mut self.newly_discovered,
+            fact,
+        );
         let (id, new) = self.ledger.issue(fact, discriminator);
         if new {
             new_evidence.push(id.clone());
@@ -668,14 +674,13 @@ impl Episode {
     }
 
     /// Marks the ground-truth evidence entries this fact shows as discovered.
-    fn note(&mut self, fact: &EvidenceFact) {
-        let truth = &self.incident.instance().truth.evidence;
-        for (i, ev) in truth.iter().enumerate() {
-            if !self.discovered[i] && fact_matches(fact, ev) {
-                self.discovered[i] = true;
-                self.newly_discovered += 1;
-            }
-        }
+    fn note(&mut self, fact: FactRef<'_>) {
+        note(
+            &self.incident.instance().truth.evidence,
+            &mut self.discovered,
+            &mut self.newly_discovered,
+            fact,
+        );
     }
 
     fn describe(&mut self, id: ServiceId, new_evidence: &mut Vec<String>) -> Content {
@@ -705,13 +710,7 @@ impl Episode {
         let (desired, memory, cpu) = (state.desired, state.memory_mb, state.cpu_millis);
         let name = svc.name().to_string();
         let kind = svc.kind().as_str().to_string();
-        let eid = self.evidence(
-            FactKind::Description,
-            id,
-            "describe",
-            String::new(),
-            new_evidence,
-        );
+        let eid = self.evidence(FactKind::Description, id, "describe", "", new_evidence);
         Content::Service(Box::new(ServiceDescription {
             id: eid,
             name,
@@ -820,12 +819,17 @@ impl Episode {
         }
         let mut summaries = Vec::with_capacity(out.len());
         for (metric, labels, unit, points) in out {
-            let disc = labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            let eid = self.evidence(FactKind::Metric, id, &metric, disc, new_evidence);
+            // `k=v` pairs joined by commas.
+            let mut disc = String::new();
+            for (k, v) in &labels {
+                if !disc.is_empty() {
+                    disc.push(',');
+                }
+                disc.push_str(k);
+                disc.push('=');
+                disc.push_str(v);
+            }
+            let eid = self.evidence(FactKind::Metric, id, &metric, &disc, new_evidence);
             summaries.push(summarise(eid, metric, labels, unit, &points, page_ms));
         }
         Content::Metrics {
@@ -876,7 +880,7 @@ impl Episode {
                 r.pod.as_deref().unwrap_or(""),
                 r.message
             );
-            let eid = self.evidence(FactKind::Log, id, r.event, disc, new_evidence);
+            let eid = self.evidence(FactKind::Log, id, r.event, &disc, new_evidence);
             lines.push(LogLine {
                 id: eid,
                 minutes: minutes_of((r.t_ms - page_ms) as f64 / 1000.0),
@@ -908,13 +912,7 @@ impl Episode {
         } else {
             "trace"
         };
-        let id = self.evidence(
-            FactKind::Trace,
-            service,
-            signal,
-            t.trace_id.clone(),
-            new_evidence,
-        );
+        let id = self.evidence(FactKind::Trace, service, signal, &t.trace_id, new_evidence);
         let mut spans: Vec<_> = t.spans.iter().collect();
         // Stable, as a sort by a cloned key would be, without cloning an id per comparison.
         spans.sort_by(|a, b| (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id)));
@@ -1018,14 +1016,14 @@ impl Episode {
                 .find(|(k, _)| k == "service")
                 .map(|(_, v)| v.clone())
                 .unwrap_or_default();
-            let fact = EvidenceFact {
+            let fact = FactRef {
                 kind: FactKind::Metric,
-                service,
-                signal: name.clone(),
+                service: &service,
+                signal: &name,
             };
-            self.note(&fact);
+            self.note(fact);
             let disc = format!("{query}|{labels:?}");
-            let (eid, new) = self.ledger.issue(fact, disc);
+            let (eid, new) = self.ledger.issue(fact, &disc);
             if new {
                 new_evidence.push(eid.clone());
             }
@@ -1145,15 +1143,16 @@ impl Episode {
                 .find_map(|t| t.strip_prefix("event="))
                 .unwrap_or("")
                 .to_string();
-            let fact = EvidenceFact {
+            let service = label("service");
+            let fact = FactRef {
                 kind: FactKind::Log,
-                service: label("service"),
-                signal: event.clone(),
+                service: &service,
+                signal: &event,
             };
-            self.note(&fact);
+            self.note(fact);
             let (eid, new) = self
                 .ledger
-                .issue(fact, format!("{ns}|{}|{line}", label("pod")));
+                .issue(fact, &format!("{ns}|{}|{line}", label("pod")));
             if new {
                 new_evidence.push(eid.clone());
             }
@@ -1436,7 +1435,7 @@ impl Episode {
         }
         let signal = format!("{check_name}:{status}");
         let disc = findings.join("|");
-        let eid = self.evidence(FactKind::Diagnostic, id, &signal, disc, new_evidence);
+        let eid = self.evidence(FactKind::Diagnostic, id, &signal, &disc, new_evidence);
         Content::Diagnostic {
             service: self.name(id).to_string(),
             check: check_name.to_string(),
@@ -1461,7 +1460,7 @@ impl Episode {
                 FactKind::Change,
                 sid,
                 c.kind,
-                c.id.to_string(),
+                &c.id.to_string(),
                 new_evidence,
             );
             changes.push(ChangeEntry {
@@ -1767,7 +1766,7 @@ impl Episode {
                     None => hallucinated += 1,
                     Some(fact) => {
                         for (i, ev) in truth.evidence.iter().enumerate() {
-                            if fact_matches(fact, ev) {
+                            if fact_matches(fact.view(), ev) {
                                 matched[i] = true;
                             }
                         }
@@ -1989,7 +1988,7 @@ impl Episode {
 }
 
 /// Whether an observed fact shows a ground-truth evidence entry.
-pub fn fact_matches(fact: &EvidenceFact, ev: &firedrill_scenario::instantiate::Evidence) -> bool {
+pub fn fact_matches(fact: FactRef<'_>, ev: &firedrill_scenario::instantiate::Evidence) -> bool {
     if fact.service != ev.service {
         return false;
     }
@@ -2009,6 +2008,21 @@ pub fn fact_matches(fact: &EvidenceFact, ev: &firedrill_scenario::instantiate::E
                     || (ev.signal == "deploy" && fact.signal == "rollback"))
         }
         EvidenceKind::Trace => fact.kind == FactKind::Trace && fact.signal == "error_trace",
+    }
+}
+
+/// Marks the entries of `truth` that `fact` shows and were not discovered yet, counting them in `newly`.
+fn note(
+    truth: &[firedrill_scenario::instantiate::Evidence],
+    discovered: &mut [bool],
+    newly: &mut u32,
+    fact: FactRef<'_>,
+) {
+    for (seen, ev) in discovered.iter_mut().zip(truth) {
+        if !*seen && fact_matches(fact, ev) {
+            *seen = true;
+            *newly += 1;
+        }
     }
 }
 
