@@ -218,19 +218,36 @@ fn route(
         )),
         _ if !text => Cow::Borrowed(""),
         _ => {
-            let base = name
-                .trim_end_matches("-service")
-                .trim_end_matches("-svc")
-                .trim_end_matches("-worker");
+            let base = trim_suffix(
+                trim_suffix(trim_suffix(name, "-service"), "-svc"),
+                "-worker",
+            );
             let plural = if base.ends_with('s') { "" } else { "s" };
-            Cow::Owned(if method == "GET" {
-                format!("/v1/{base}{plural}/{{id}}")
-            } else {
-                format!("/v1/{base}{plural}")
-            })
+            let id = if method == "GET" { "/{id}" } else { "" };
+            Cow::Owned(concat(&["/v1/", base, plural, id]))
         }
     };
     (method, path)
+}
+
+/// `s.trim_end_matches(suffix)` for a non-empty `suffix`: every trailing repetition removed. Comparing the end
+/// with `strip_suffix` avoids the substring searcher `trim_end_matches` builds on every call (a built span's route
+/// names its service this way).
+fn trim_suffix<'s>(mut s: &'s str, suffix: &str) -> &'s str {
+    while let Some(rest) = s.strip_suffix(suffix) {
+        s = rest;
+    }
+    s
+}
+
+/// The parts joined into one string of the right size: what `format!` with only `{}` placeholders writes, without
+/// its formatting machinery (every span of a built trace names itself this way).
+fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
 }
 
 fn error_type(cause: ErrorCause) -> &'static str {
@@ -375,6 +392,9 @@ struct Walk<'a> {
     /// Whether written spans get their attributes.
     attributes: bool,
     frames: &'a [ServiceFrame],
+    /// The frame read for a service the tick does not hold ([`NO_FRAME`], forced once per walk: read through the
+    /// lazy static, every span paid an atomic check for it).
+    no_frame: &'a ServiceFrame,
     tick_world_ms: i64,
     /// Client settings of the walk's tick, shared by the walks of a tick.
     settings: ClientSettings,
@@ -452,8 +472,7 @@ impl<'a> Walk<'a> {
     }
 
     fn frame(&self, id: ServiceId) -> &'a ServiceFrame {
-        // `unwrap_or(&NO_FRAME)` would force the lazy static (an atomic check) on every call.
-        self.frames.get(id.index()).unwrap_or_else(|| &NO_FRAME)
+        self.frames.get(id.index()).unwrap_or(self.no_frame)
     }
 
     fn name(&self, id: ServiceId) -> &'a str {
@@ -586,7 +605,7 @@ impl<'a> Walk<'a> {
             None
         };
         let name = if text {
-            format!("{method} {path}")
+            concat(&[method, " ", &path])
         } else {
             String::new()
         };
@@ -913,7 +932,7 @@ impl<'a> Walk<'a> {
                     attrs.insert("db.collection.name".into(), table.into());
                 }
                 if text {
-                    format!("{op} shop.{table}")
+                    concat(&[op, " shop.", table])
                 } else {
                     String::new()
                 }
@@ -940,7 +959,7 @@ impl<'a> Walk<'a> {
                 if let Some(attrs) = attrs.as_mut() {
                     attrs.insert("http.request.method".into(), m.into());
                 }
-                format!("{m} {p}")
+                concat(&[m, " ", p])
             }
         };
         // Waiting for a pooled connection happens inside the client span.
@@ -1080,6 +1099,7 @@ fn start_walk<'a>(
         pods,
         attributes: true,
         frames,
+        no_frame: &NO_FRAME,
         tick_world_ms: det::tick_world_ms(world, tick),
         settings: settings.for_tick(world, tick),
         trace_id: if pods.is_some() {
@@ -1406,6 +1426,29 @@ fn build_traces_in<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_suffix_is_trim_end_matches() {
+        for s in [
+            "",
+            "-svc",
+            "cart-service",
+            "a-service-service",
+            "x-svc-service",
+            "-worker-worker",
+            "svc",
+            "a-sv",
+        ] {
+            for suffix in ["-service", "-svc", "-worker", "aa", "a"] {
+                assert_eq!(
+                    trim_suffix(s, suffix),
+                    s.trim_end_matches(suffix),
+                    "{s:?} {suffix:?}"
+                );
+            }
+        }
+        assert_eq!(trim_suffix("aaa", "aa"), "aaa".trim_end_matches("aa"));
+    }
 
     #[test]
     fn hex16_is_what_format_writes() {
