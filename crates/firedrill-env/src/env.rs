@@ -1,6 +1,7 @@
 //! The environment loop: reset to a page, step with actions, observe, earn reward, end with a grade.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use firedrill_alerting::{AlertInstance, AlertState};
@@ -929,13 +930,20 @@ impl Episode {
                 .iter()
                 .take(10)
                 .map(|s| {
-                    format!(
-                        "{}: {} ({}ms, {})",
-                        s.service,
-                        s.name,
-                        Fixed::new(s.duration_ns as f64 / 1e6, 0),
-                        s.status.as_str()
-                    )
+                    // `{service}: {name} ({ms}ms, {status})`, the parts pushed rather than formatted.
+                    let status = s.status.as_str();
+                    let mut line =
+                        String::with_capacity(s.service.len() + s.name.len() + status.len() + 16);
+                    line.push_str(&s.service);
+                    line.push_str(": ");
+                    line.push_str(&s.name);
+                    line.push_str(" (");
+                    // Writing to a `String` cannot fail.
+                    let _ = write!(line, "{}", Fixed::new(s.duration_ns as f64 / 1e6, 0));
+                    line.push_str("ms, ");
+                    line.push_str(status);
+                    line.push(')');
+                    line
                 })
                 .collect(),
         }
