@@ -484,8 +484,8 @@ impl<'a> Walk<'a> {
         median_ms.max(0.05) * (sigma.max(0.05) * normal(&mut self.rng)).exp()
     }
 
-    /// Opens a span written by `service`; returns its index and (when written) its id. The span id is drawn
-    /// either way: later draws must not depend on whether text is written.
+    /// Opens a span written by `service`, a child of the span opened at index `parent`; returns its index. The
+    /// span id is drawn either way: later draws must not depend on whether text is written.
     ///
     /// Inlined, with the writing apart: most walks are outlines, which only count the span, and the call of an
     /// out-of-line function moving a name, a parent and attributes they never write cost more than the count.
@@ -495,23 +495,24 @@ impl<'a> Walk<'a> {
         service: ServiceId,
         name: String,
         kind: SpanKind,
-        parent: Option<String>,
+        parent: Option<usize>,
         start_ns: i64,
         attributes: Option<BTreeMap<String, String>>,
-    ) -> (usize, String) {
+    ) -> usize {
         let raw_id = self.rng.next_u64() | 1;
         let index = self.opened;
         self.opened += 1;
         self.hit |= self.target == Some(service);
         self.settle();
-        if !self.text() {
-            return (index, String::new());
+        if self.text() {
+            self.write_span(raw_id, service, name, kind, parent, start_ns, attributes);
         }
-        let span_id = self.write_span(raw_id, service, name, kind, parent, start_ns, attributes);
-        (index, span_id)
+        index
     }
 
-    /// Writes the span [`Walk::open`] opened, with id `raw_id`; returns the id as text.
+    /// Writes the span [`Walk::open`] opened, with id `raw_id`. Spans are written in the order they are opened
+    /// (every one, when text is written), so a span's index is its place in `spans`, and its parent's id is
+    /// read from there: one copy of the id per child, where passing it down took two.
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
     fn write_span(
@@ -520,16 +521,19 @@ impl<'a> Walk<'a> {
         service: ServiceId,
         name: String,
         kind: SpanKind,
-        parent: Option<String>,
+        parent: Option<usize>,
         start_ns: i64,
         attributes: Option<BTreeMap<String, String>>,
-    ) -> String {
+    ) {
         let mut span_id = String::with_capacity(16);
         push_hex16(&mut span_id, raw_id);
+        let parent_span_id = parent
+            .and_then(|p| self.spans.get(p))
+            .map(|p| p.span_id.clone());
         self.spans.push(Span {
             trace_id: self.trace_id.clone(),
-            span_id: span_id.clone(),
-            parent_span_id: parent,
+            span_id,
+            parent_span_id,
             service: self.name(service).to_string(),
             name,
             kind,
@@ -538,7 +542,6 @@ impl<'a> Walk<'a> {
             status: SpanStatus::Ok,
             attributes: attributes.unwrap_or_default(),
         });
-        span_id
     }
 
     /// The span at `index`, when spans are written.
@@ -573,7 +576,7 @@ impl<'a> Walk<'a> {
     fn server(
         &mut self,
         service: ServiceId,
-        parent: Option<String>,
+        parent: Option<usize>,
         start_ns: i64,
         depth: usize,
         mode: Mode,
@@ -633,7 +636,7 @@ impl<'a> Walk<'a> {
             }),
             None => None,
         };
-        let (index, span_id) = self.open(service, name, SpanKind::Server, parent, start_ns, attrs);
+        let index = self.open(service, name, SpanKind::Server, parent, start_ns, attrs);
         if self.done {
             // Decided (only ever in an outline that may stop): what is returned no longer matters.
             return (0, false, "200");
@@ -710,7 +713,7 @@ impl<'a> Walk<'a> {
                         break 'edges;
                     }
                     if let Some(cache) = edge.via_cache {
-                        let (d, hit) = self.cache_lookup(service, cache, &span_id, cursor);
+                        let (d, hit) = self.cache_lookup(service, cache, index, cursor);
                         cursor += d;
                         if hit && !forced {
                             continue;
@@ -725,7 +728,7 @@ impl<'a> Walk<'a> {
                             || self.may_reach(&svc.out_edges[j + 1..]);
                     }
                     let (d, err, upstream_code) =
-                        self.client(service, edge, &span_id, cursor, depth, call_mode);
+                        self.client(service, edge, index, cursor, depth, call_mode);
                     self.above = above;
                     cursor += d;
                     if err && forced {
@@ -781,7 +784,7 @@ impl<'a> Walk<'a> {
         &mut self,
         from: ServiceId,
         cache: ServiceId,
-        parent: &str,
+        parent: usize,
         start_ns: i64,
     ) -> (i64, bool) {
         let cf = self.frame(cache);
@@ -797,13 +800,13 @@ impl<'a> Walk<'a> {
                 ("server.address".to_string(), peer.to_string()),
                 ("cache.hit".to_string(), hit.to_string()),
             ]);
-            ("GET".to_string(), Some(parent.to_string()), Some(attrs))
+            ("GET".to_string(), Some(parent), Some(attrs))
         } else if self.text() {
-            ("GET".to_string(), Some(parent.to_string()), None)
+            ("GET".to_string(), Some(parent), None)
         } else {
             (String::new(), None, None)
         };
-        let (index, _) = self.open(from, name, SpanKind::Client, parent, start_ns, attrs);
+        let index = self.open(from, name, SpanKind::Client, parent, start_ns, attrs);
         let ms = self.draw_ms(cf.latency_median_ms as f64, cf.latency_sigma as f64);
         let d = ((ms + 0.1) * 1e6) as i64;
         if let Some(span) = self.span_mut(index) {
@@ -818,7 +821,7 @@ impl<'a> Walk<'a> {
         &mut self,
         from: ServiceId,
         edge: &Edge,
-        parent: &str,
+        parent: usize,
         start_ns: i64,
         depth: usize,
         forced: Option<ErrorCause>,
@@ -885,7 +888,7 @@ impl<'a> Walk<'a> {
         &mut self,
         from: ServiceId,
         edge: &Edge,
-        parent: &str,
+        parent: usize,
         start_ns: i64,
         depth: usize,
         attempt: u8,
@@ -974,8 +977,7 @@ impl<'a> Walk<'a> {
                 format!("{pool_wait_ms:.0}"),
             );
         }
-        let parent = text.then(|| parent.to_string());
-        let (index, span_id) = self.open(from, name, SpanKind::Client, parent, start_ns, attrs);
+        let index = self.open(from, name, SpanKind::Client, Some(parent), start_ns, attrs);
         let small = |rng: &mut KeyedRng, ms: f64| ((ms * (0.8 + 0.4 * unit(rng))) * 1e6) as i64;
         // Failures that never reach the callee.
         let early = if fail {
@@ -1005,7 +1007,7 @@ impl<'a> Walk<'a> {
             };
             self.server(
                 edge.to,
-                text.then_some(span_id),
+                Some(index),
                 body_start,
                 depth + 1,
                 mode,
