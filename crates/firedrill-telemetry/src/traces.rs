@@ -417,6 +417,10 @@ struct Walk<'a> {
     /// For a walk that may stop: per service, whether serving it can lead to a span by the target (it is the
     /// target, or calls to instrumented services can reach it). Empty otherwise.
     reach: &'a [bool],
+    /// With `reach`: per edge, whether a call along it or along a later edge of its caller (in the caller's
+    /// `out_edges` order) may lead to a span by the target, so that asking about the edges a service has left
+    /// is one lookup. Empty otherwise.
+    reach_after: &'a [bool],
     /// Whether what is left of the callers' requests once the current call returns (later calls, retries) may
     /// yet lead to a span by the target. Kept only when `reach` is given.
     above: bool,
@@ -433,19 +437,26 @@ impl<'a> Walk<'a> {
         };
     }
 
-    /// Whether a call along one of `edges` may lead to a span by the target (always, without `reach`).
-    fn may_reach(&self, edges: &[usize]) -> bool {
-        let topo = self.world.topology();
+    /// Whether a call along edge `e` may lead to a span by the target (always, without `reach`).
+    fn edge_may_reach(&self, e: usize) -> bool {
         self.reach.is_empty()
-            || edges
-                .iter()
-                .any(|&e| self.reach.get(topo.edges[e].to.index()) == Some(&true))
+            || self.reach.get(self.world.topology().edges[e].to.index()) == Some(&true)
+    }
+
+    /// Whether a call along one of `out_edges[j..]` (a service's edges, in order) may lead to a span by the
+    /// target (always, without `reach`).
+    fn may_reach_from(&self, out_edges: &[usize], j: usize) -> bool {
+        self.reach.is_empty()
+            || out_edges
+                .get(j)
+                .is_some_and(|&e| self.reach_after.get(e) == Some(&true))
     }
 
     /// Stops a walk that may stop, when the target has written no span and nothing left of it can: neither the
-    /// calls along `rest` (the current service's edges not yet done) nor what the callers do next.
-    fn give_up_unless_reachable(&mut self, rest: &[usize]) {
-        if !self.reach.is_empty() && !self.hit && !self.above && !self.may_reach(rest) {
+    /// calls along `out_edges[j..]` (the current service's edges not yet done) nor what the callers do next.
+    fn give_up_unless_reachable(&mut self, out_edges: &[usize], j: usize) {
+        if !self.reach.is_empty() && !self.hit && !self.above && !self.may_reach_from(out_edges, j)
+        {
             self.done = true;
         }
     }
@@ -697,7 +708,7 @@ impl<'a> Walk<'a> {
         let skip_calls = own_failure && cause == ErrorCause::Overload;
         if depth < MAX_DEPTH && !skip_calls {
             'edges: for (j, &e) in svc.out_edges.iter().enumerate() {
-                self.give_up_unless_reachable(&svc.out_edges[j..]);
+                self.give_up_unless_reachable(&svc.out_edges, j);
                 if self.done {
                     break 'edges;
                 }
@@ -724,8 +735,8 @@ impl<'a> Walk<'a> {
                     if !self.reach.is_empty() {
                         // After this call: this edge's other calls, then the later edges.
                         self.above = above
-                            || (c + 1 < calls && self.may_reach(&svc.out_edges[j..=j]))
-                            || self.may_reach(&svc.out_edges[j + 1..]);
+                            || (c + 1 < calls && self.edge_may_reach(e))
+                            || self.may_reach_from(&svc.out_edges, j + 1);
                     }
                     let (d, err, upstream_code) =
                         self.client(service, edge, index, cursor, depth, call_mode);
@@ -1118,6 +1129,7 @@ fn start_walk<'a>(
         until: Until::End,
         done: false,
         reach: &[],
+        reach_after: &[],
         above: false,
     };
     let tick_ns = (world.tick_s() * 1e9) as i64;
@@ -1336,6 +1348,25 @@ fn scan_outlines(
             .collect(),
         _ => Vec::new(),
     };
+    let mut reach_after = vec![
+        false;
+        if reach.is_empty() {
+            0
+        } else {
+            topo.edges.len()
+        }
+    ];
+    if !reach.is_empty() {
+        for svc in &topo.services {
+            let mut any = false;
+            for &e in svc.out_edges.iter().rev() {
+                any |= reach.get(topo.edges[e].to.index()) == Some(&true);
+                if let Some(slot) = reach_after.get_mut(e) {
+                    *slot = any;
+                }
+            }
+        }
+    }
     // Traces from entry points that cannot reach `through` only count towards `max`; when the window cannot
     // hold `max` traces, they need not even be started.
     let counts = max
@@ -1359,6 +1390,7 @@ fn scan_outlines(
                 if reaches[i % reaches.len()] {
                     walk.until = until;
                     walk.reach = &reach;
+                    walk.reach_after = &reach_after;
                     walk.server(entry, None, start, 0, Mode::Free, None);
                     if through.is_none() || walk.hit {
                         each(TraceOutline {
