@@ -661,6 +661,7 @@ impl Episode {
             service: name,
             signal,
         };
+        // The free function, not `self.note`: the fact borrows the service's name from the incident.
         note(
             &self.incident.instance().truth.evidence,
             &mut self.discovered,
