@@ -66,3 +66,11 @@ fn world_ticks_after_page(bencher: divan::Bencher, family: &str) {
             }
         });
 }
+
+/// Forking an incident at the page (`Incident::clone`): what a snapshot of an episode, or a reset to the start
+/// the environment kept, costs. The hour before the page is shared by the fork, not copied.
+#[divan::bench(args = FAMILIES)]
+fn fork_at_page(bencher: divan::Bencher, family: &str) {
+    let incident = Incident::start(instance(family)).expect("start");
+    bencher.bench_local(|| incident.clone());
+}

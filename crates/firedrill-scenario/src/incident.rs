@@ -113,6 +113,9 @@ impl Incident {
                     || (incident.alerts.any_firing() && incident.injected.iter().any(|x| *x))
                 {
                     incident.page_s = Some(now);
+                    // The hour before the page is shared with every fork of the incident from here on, not
+                    // copied: an episode's snapshot, or a repeated start, copies only the ticks after it.
+                    incident.world.freeze_history();
                     return Ok(self);
                 }
             }

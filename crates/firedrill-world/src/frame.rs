@@ -4,6 +4,8 @@
 //! is allocated once. Rendering series from frames on demand (rather than writing every series every tick) keeps
 //! the tick free of allocation and hashing.
 
+use std::sync::Arc;
+
 use crate::topology::MAX_REPLICAS;
 
 /// Health of a service, derived from its frame (never set directly).
@@ -254,11 +256,20 @@ pub struct ServiceTotals {
 }
 
 /// A ring of frames: `capacity_ticks` ticks of `n` services, allocated once.
+///
+/// The ticks up to some point may be [frozen](FrameRing::freeze): moved, without copying, into storage shared
+/// with every clone, so that forking a world copies only the ticks pushed since (an incident freezes its history
+/// at the page; an episode's snapshot then costs its own ticks, not the hour before). The ring reads the same
+/// either way: which ticks are held, and what, depends only on what was pushed.
 #[derive(Debug)]
 pub struct FrameRing {
     n: usize,
     capacity_ticks: usize,
-    /// Frames, tick-major; slot `(tick % capacity) * n + service`.
+    /// Ticks `frozen.first..frozen_end`, shared and never written again (empty when nothing was frozen).
+    frozen: Arc<Frozen>,
+    /// One past the last frozen tick; the private ring's ticks count from here (its `origin`).
+    frozen_end: u64,
+    /// Frames of the ticks pushed since the freeze, tick-major; slot `((tick - origin) % capacity) * n + service`.
     frames: Vec<ServiceFrame>,
     /// Totals, laid out as `frames` (kept apart so that reading gauges does not drag them through the cache).
     totals: Vec<ServiceTotals>,
@@ -266,12 +277,21 @@ pub struct FrameRing {
     first_tick: u64,
     /// One past the last tick held.
     end_tick: u64,
-    /// The first tick ever pushed: slots count from it, so tick `origin` sits in slot 0.
+    /// The first tick the private ring holds: slots count from it, so tick `origin` sits in slot 0.
     origin: u64,
 }
 
+/// The frozen ticks of a [`FrameRing`], in tick order from `first`.
+#[derive(Debug, Default)]
+struct Frozen {
+    first: u64,
+    frames: Vec<ServiceFrame>,
+    totals: Vec<ServiceTotals>,
+}
+
 impl Clone for FrameRing {
-    // Cloning keeps the full capacity, so a forked world's ticks do not allocate either.
+    // Cloning keeps the full capacity, so a forked world's ticks do not allocate either; the frozen ticks are
+    // shared, not copied.
     fn clone(&self) -> Self {
         let mut frames = Vec::with_capacity(self.frames.capacity());
         frames.extend_from_slice(&self.frames);
@@ -280,6 +300,8 @@ impl Clone for FrameRing {
         FrameRing {
             n: self.n,
             capacity_ticks: self.capacity_ticks,
+            frozen: Arc::clone(&self.frozen),
+            frozen_end: self.frozen_end,
             frames,
             totals,
             first_tick: self.first_tick,
@@ -296,6 +318,8 @@ impl FrameRing {
         FrameRing {
             n,
             capacity_ticks,
+            frozen: Arc::default(),
+            frozen_end: 0,
             frames: Vec::with_capacity(n * capacity_ticks),
             totals: Vec::with_capacity(n * capacity_ticks),
             first_tick: 0,
@@ -313,16 +337,41 @@ impl FrameRing {
             self.first_tick = tick;
             self.origin = tick;
         }
-        let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
         if self.frames.len() < self.n * self.capacity_ticks {
             self.frames.extend_from_slice(frames);
             self.totals.extend_from_slice(totals);
         } else {
+            let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
             self.frames[slot..slot + self.n].copy_from_slice(frames);
             self.totals[slot..slot + self.n].copy_from_slice(totals);
-            self.first_tick += 1;
         }
         self.end_tick = tick + 1;
+        // Frozen ticks count against the capacity too: the ring holds the newest `capacity_ticks` ticks pushed,
+        // frozen or not, so that freezing changes nothing a reader sees.
+        if self.end_tick - self.first_tick > self.capacity_ticks as u64 {
+            self.first_tick = self.end_tick - self.capacity_ticks as u64;
+        }
+    }
+
+    /// Moves every tick held into storage shared with clones, leaving the ring's own storage empty (allocated
+    /// afresh at full capacity, so later pushes still do not allocate). Nothing a reader sees changes. Does
+    /// nothing when ticks are frozen already or the ring has wrapped (its slots are then not in tick order), and
+    /// for an empty ring.
+    pub fn freeze(&mut self) {
+        if self.frozen_end > 0 || self.frames.is_empty() || self.is_full() {
+            return;
+        }
+        let capacity = self.n * self.capacity_ticks;
+        let frames = std::mem::replace(&mut self.frames, Vec::with_capacity(capacity));
+        let totals = std::mem::replace(&mut self.totals, Vec::with_capacity(capacity));
+        // Not wrapped: the private ring's slots run in tick order from its origin, which is the first tick held.
+        self.frozen = Arc::new(Frozen {
+            first: self.origin,
+            frames,
+            totals,
+        });
+        self.frozen_end = self.end_tick;
+        self.origin = self.end_tick;
     }
 
     /// How many ticks the ring holds before it evicts the oldest.
@@ -337,7 +386,7 @@ impl FrameRing {
 
     /// Whether the next push evicts a tick.
     pub fn is_full(&self) -> bool {
-        self.frames.len() >= self.n * self.capacity_ticks
+        self.end_tick - self.first_tick >= self.capacity_ticks as u64
     }
 
     /// The frames of the oldest tick held.
@@ -355,36 +404,60 @@ impl FrameRing {
         self.end_tick
     }
 
-    /// All services' frames at a tick, if held.
-    pub fn tick(&self, tick: u64) -> Option<&[ServiceFrame]> {
+    /// Where tick `tick` sits: in the frozen storage (`true`) or the ring's own, and at which slot; `None` when
+    /// the tick is not held.
+    #[inline]
+    fn slot(&self, tick: u64) -> Option<(bool, usize)> {
         if tick < self.first_tick || tick >= self.end_tick {
             return None;
         }
-        let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
-        self.frames.get(slot..slot + self.n)
+        Some(if tick < self.frozen_end {
+            (true, (tick - self.frozen.first) as usize * self.n)
+        } else {
+            (
+                false,
+                ((tick - self.origin) as usize % self.capacity_ticks) * self.n,
+            )
+        })
+    }
+
+    /// All services' frames at a tick, if held.
+    #[inline]
+    pub fn tick(&self, tick: u64) -> Option<&[ServiceFrame]> {
+        let (frozen, slot) = self.slot(tick)?;
+        let frames = if frozen {
+            &self.frozen.frames
+        } else {
+            &self.frames
+        };
+        frames.get(slot..slot + self.n)
     }
 
     /// One service's frame at a tick, if held.
+    #[inline]
     pub fn get(&self, tick: u64, service: usize) -> Option<&ServiceFrame> {
         self.tick(tick).and_then(|f| f.get(service))
     }
 
     /// All services' totals at a tick, if held (indexed by service, as [`FrameRing::tick`]).
+    #[inline]
     pub fn tick_totals(&self, tick: u64) -> Option<&[ServiceTotals]> {
-        if tick < self.first_tick || tick >= self.end_tick {
-            return None;
-        }
-        let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
-        self.totals.get(slot..slot + self.n)
+        let (frozen, slot) = self.slot(tick)?;
+        let totals = if frozen {
+            &self.frozen.totals
+        } else {
+            &self.totals
+        };
+        totals.get(slot..slot + self.n)
     }
 
     /// One service's totals at a tick, if held.
+    #[inline]
     pub fn totals(&self, tick: u64, service: usize) -> Option<&ServiceTotals> {
-        if tick < self.first_tick || tick >= self.end_tick || service >= self.n {
+        if service >= self.n {
             return None;
         }
-        let slot = ((tick - self.origin) as usize % self.capacity_ticks) * self.n;
-        self.totals.get(slot + service)
+        self.tick_totals(tick).and_then(|t| t.get(service))
     }
 }
 
@@ -434,5 +507,78 @@ mod tests {
         assert!(ring.get(6, 0).is_none() && ring.get(11, 0).is_none());
         assert!(ring.totals(6, 0).is_none() && ring.totals(11, 0).is_none());
         assert!(ring.totals(8, 1).is_none());
+    }
+
+    /// A tick's frame, totals and totals of all services, as a ring reads them (service 0 only).
+    type TickRead = (Option<f32>, Option<f64>, Option<f64>);
+
+    /// Every read a ring answers: which ticks it holds and, for each tick from before the first to past the
+    /// last, its frames and totals (one service).
+    fn reads(ring: &FrameRing) -> (u64, u64, bool, Vec<TickRead>) {
+        let reads = (0..ring.end_tick() + 2)
+            .map(|k| {
+                (
+                    ring.get(k, 0).map(|f| f.offered_rps),
+                    ring.totals(k, 0).map(|t| t.published),
+                    ring.tick_totals(k).map(|t| t[0].published),
+                )
+            })
+            .collect();
+        (ring.first_tick(), ring.end_tick(), ring.is_full(), reads)
+    }
+
+    proptest::proptest! {
+        /// Freezing, at any point, and cloning a frozen ring change nothing it reads, however far it then wraps;
+        /// a clone pushed further does not change the ring it was cloned from.
+        #[test]
+        fn a_frozen_ring_and_its_clones_read_as_a_ring_never_frozen(
+            capacity in 1usize..7,
+            start in 0u64..3,
+            before in 0u64..12,
+            after in 0u64..20,
+            refreeze in proptest::bool::ANY,
+        ) {
+            let (mut plain, mut frozen) = (FrameRing::new(1, capacity), FrameRing::new(1, capacity));
+            let mut t = start;
+            for _ in 0..before {
+                plain.push(t, &frame(t as f32), &totals(t as f64));
+                frozen.push(t, &frame(t as f32), &totals(t as f64));
+                t += 1;
+            }
+            frozen.freeze();
+            proptest::prop_assert_eq!(reads(&frozen), reads(&plain));
+            let untouched = frozen.clone();
+            let seen = reads(&untouched);
+            let mut fork = frozen.clone();
+            for _ in 0..after {
+                plain.push(t, &frame(t as f32), &totals(t as f64));
+                fork.push(t, &frame(t as f32), &totals(t as f64));
+                if refreeze {
+                    fork.freeze();
+                }
+                t += 1;
+                proptest::prop_assert_eq!(reads(&fork), reads(&plain));
+            }
+            proptest::prop_assert_eq!(reads(&untouched), seen);
+        }
+    }
+
+    #[test]
+    fn freezing_moves_the_ticks_into_storage_clones_share() {
+        let mut ring = FrameRing::new(1, 8);
+        for t in 1..=5u64 {
+            ring.push(t, &frame(t as f32), &totals(t as f64));
+        }
+        ring.freeze();
+        assert!(ring.frames.is_empty() && ring.frozen.frames.len() == 5);
+        let fork = ring.clone();
+        assert!(Arc::ptr_eq(&ring.frozen, &fork.frozen));
+        // A ring that has wrapped is left as it is.
+        let mut wrapped = FrameRing::new(1, 2);
+        for t in 1..=3u64 {
+            wrapped.push(t, &frame(t as f32), &totals(t as f64));
+        }
+        wrapped.freeze();
+        assert!(wrapped.frozen.frames.is_empty() && wrapped.frames.len() == 2);
     }
 }

@@ -673,6 +673,12 @@ impl World {
         &self.ring
     }
 
+    /// Shares the frames stored so far with every later clone instead of copying them ([`FrameRing::freeze`]):
+    /// a fork then copies only the frames of the ticks run since. Changes nothing the world or a reader sees.
+    pub fn freeze_history(&mut self) {
+        self.ring.freeze();
+    }
+
     /// One service's cumulative totals at the end of the last tick (those of held ticks are in
     /// [`World::history`]).
     pub fn totals(&self, id: ServiceId) -> &ServiceTotals {

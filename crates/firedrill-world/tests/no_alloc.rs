@@ -69,11 +69,30 @@ fn ticking_allocates_nothing() {
         .expect("deploy");
     world.run(300);
     let mut fork = world.clone();
+    // A world whose history is frozen (as an incident's is at the page), and a fork sharing it: their ticks
+    // write to storage of their own, past the shared ticks and round the ring again.
+    let mut frozen = world.clone();
+    let mut young = World::new(
+        Arc::clone(frozen.topology_arc()),
+        8,
+        WorldOptions {
+            retention_ticks: 256,
+            event_capacity: 1024,
+            ..WorldOptions::default()
+        },
+    );
+    young.run(100);
+    young.freeze_history();
+    frozen.freeze_history();
+    let mut young_fork = young.clone();
 
     ALLOCATIONS.store(0, Ordering::SeqCst);
     COUNTING.store(true, Ordering::SeqCst);
     world.run(500);
     fork.run(50);
+    frozen.run(50);
+    young.run(300);
+    young_fork.run(300);
     COUNTING.store(false, Ordering::SeqCst);
 
     assert!(
