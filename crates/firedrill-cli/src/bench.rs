@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use firedrill_eval::bench::{BenchOptions, run_bench};
+use firedrill_eval::bench::{BenchOptions, GROUP, run_bench};
 use firedrill_scenario::Catalog;
 
 #[derive(Debug, Args)]
@@ -19,7 +19,7 @@ pub struct BenchArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Print `{resets_per_sec, steps_per_sec_structured, steps_per_sec_text, vec_steps_per_sec, threads}`
-    /// (plus `vec_steps_per_sec_one_thread`) as JSON.
+    /// (plus `repeated_resets_per_sec` and `vec_steps_per_sec_one_thread`) as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -48,7 +48,7 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
     let catalog = Arc::new(catalog);
     if !args.json {
         eprintln!(
-            "measuring four phases of {:.1} s each (resets, steps, text steps, VecEnv {threads} threads), then the same VecEnv steps on 1 thread...",
+            "measuring five phases of {:.1} s each (resets, repeated resets, steps, text steps, VecEnv {threads} threads), then the same VecEnv steps on 1 thread...",
             args.seconds
         );
     }
@@ -76,6 +76,14 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
         "resets".to_string(),
         thousands(f.resets_per_sec),
         format!("{} resets", r.resets),
+    ]);
+    t.add_row([
+        "resets to the start before".to_string(),
+        thousands(f.repeated_resets_per_sec),
+        format!(
+            "{} resets, each a fork of the start kept ({} resets per start)",
+            r.repeated_resets, GROUP
+        ),
     ]);
     t.add_row([
         "steps, structured".to_string(),

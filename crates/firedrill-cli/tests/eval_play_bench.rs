@@ -247,6 +247,7 @@ fn bench_json_prints_the_five_figures() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     for f in [
         "resets_per_sec",
+        "repeated_resets_per_sec",
         "steps_per_sec_structured",
         "steps_per_sec_text",
         "vec_steps_per_sec",

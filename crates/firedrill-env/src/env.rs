@@ -107,6 +107,31 @@ pub struct Episode {
 pub struct Env {
     catalog: Arc<Catalog>,
     episode: Option<Episode>,
+    /// The start of the last reset, and its incident at the page once it was asked for twice in a row.
+    last_start: Option<LastStart>,
+    /// Resets that forked the kept incident instead of starting one.
+    reused_starts: u64,
+}
+
+/// A start (scenario, seed, difficulty) and, kept once a reset asked for it again right after it, its incident
+/// at the page. Group rollouts (several episodes from one start, as GRPO-style training samples them) then pay
+/// for the hour before the page once: a reset to it forks the incident, which shares that hour's frames
+/// ([`firedrill_world::World::freeze_history`]) rather than copying them. A workload that never repeats a start
+/// keeps nothing and clones nothing.
+#[derive(Debug, Clone)]
+struct LastStart {
+    scenario: String,
+    seed: u64,
+    difficulty_bits: u64,
+    page: Option<Arc<Incident>>,
+}
+
+impl LastStart {
+    fn is(&self, scenario: &str, seed: u64, difficulty: f64) -> bool {
+        self.scenario == scenario
+            && self.seed == seed
+            && self.difficulty_bits == difficulty.to_bits()
+    }
 }
 
 /// Most lines a log query returns when the agent gives no limit.
@@ -155,7 +180,15 @@ impl Env {
         Env {
             catalog,
             episode: None,
+            last_start: None,
+            reused_starts: 0,
         }
+    }
+
+    /// How many resets forked a kept start instead of simulating it: a reset to the start of the reset just
+    /// before, from the second repeat on (see [`Env::reset`]).
+    pub fn reused_starts(&self) -> u64 {
+        self.reused_starts
     }
 
     /// The catalog.
@@ -166,6 +199,10 @@ impl Env {
     /// Starts an episode: the world runs its history until the page, which is the first observation. An
     /// unknown scenario leaves the current episode as it was; a scenario that cannot start (its instance cannot
     /// be built at this seed, or it never pages) ends it.
+    ///
+    /// Resetting to the same start (scenario, seed and difficulty) as the reset before keeps that start's
+    /// incident at the page, and every further reset to it forks that incident instead of simulating the hour
+    /// before the page again: the episode is byte for byte the same, the reset costs a fork.
     pub fn reset(
         &mut self,
         scenario: &str,
@@ -176,9 +213,39 @@ impl Env {
         // the same topology): the page and every step are the same, the first rule evaluation is cheaper.
         self.catalog.require(scenario)?;
         let previous = self.episode.take().map(|ep| ep.incident);
-        let incident = self
-            .catalog
-            .start_recycling(scenario, seed, difficulty, previous)?;
+        let repeat = self
+            .last_start
+            .as_mut()
+            .filter(|last| last.is(scenario, seed, difficulty));
+        let incident = match repeat {
+            Some(LastStart {
+                page: Some(page), ..
+            }) => {
+                self.reused_starts += 1;
+                Incident::clone(page)
+            }
+            Some(last) => {
+                // Asked for twice in a row: likely again, so it is kept from now on.
+                let incident = self
+                    .catalog
+                    .start_recycling(scenario, seed, difficulty, previous)?;
+                last.page = Some(Arc::new(incident.clone()));
+                incident
+            }
+            None => {
+                self.last_start = None;
+                let incident = self
+                    .catalog
+                    .start_recycling(scenario, seed, difficulty, previous)?;
+                self.last_start = Some(LastStart {
+                    scenario: scenario.to_string(),
+                    seed,
+                    difficulty_bits: difficulty.to_bits(),
+                    page: None,
+                });
+                incident
+            }
+        };
         let instance = incident.instance();
         let root_services = instance
             .truth

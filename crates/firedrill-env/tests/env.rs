@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use firedrill_env::action::{Action, WaitParams};
 use firedrill_env::vec_env::{AutoReset, EpisodeSpec, VecEnv};
-use firedrill_env::{Content, Env, EnvError};
+use firedrill_env::{Content, Env, EnvError, Observation};
 use firedrill_scenario::Catalog;
 use firedrill_scenario::library::BASIC_FAMILIES;
 use firedrill_world::FaultClass;
@@ -400,4 +400,44 @@ fn a_reset_after_other_episodes_equals_a_fresh_one() {
             assert_eq!(fresh, after_others, "{family} seed {seed}");
         }
     }
+}
+
+/// A reset to the start of the reset just before keeps that start's incident at the page; every further reset
+/// to it is a fork of that incident. The episodes are byte for byte a fresh environment's, for every basic
+/// family, and another seed or difficulty is another start.
+#[test]
+fn a_repeated_start_is_a_fork_that_plays_as_a_fresh_one() {
+    let cat = catalog();
+    let mut env = Env::new(cat.clone());
+    for (k, family) in BASIC_FAMILIES.iter().enumerate() {
+        let seed = k as u64 % 3;
+        let fresh = short_episode(&mut Env::new(cat.clone()), family, seed);
+        let before = env.reused_starts();
+        for repeat in 0..4 {
+            let episode = short_episode(&mut env, family, seed);
+            assert_eq!(episode, fresh, "{family} seed {seed}, start {repeat}");
+        }
+        assert_eq!(
+            env.reused_starts() - before,
+            2,
+            "{family}: the third and fourth starts fork the kept one"
+        );
+    }
+    let json = |p: Observation| serde_json::to_string(&p).expect("json");
+    let other = |seed: u64, difficulty: f64| {
+        json(
+            Env::new(cat.clone())
+                .reset("oom_crash", seed, difficulty)
+                .expect("reset"),
+        )
+    };
+    for _ in 0..3 {
+        env.reset("oom_crash", 5, 0.5).expect("reset");
+    }
+    let reused = env.reused_starts();
+    let page = env.reset("oom_crash", 5, 0.75).expect("reset");
+    assert_eq!(json(page), other(5, 0.75));
+    let page = env.reset("oom_crash", 6, 0.75).expect("reset");
+    assert_eq!(json(page), other(6, 0.75));
+    assert_eq!(env.reused_starts(), reused, "other starts are not forks");
 }

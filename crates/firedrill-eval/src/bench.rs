@@ -6,6 +6,9 @@
 //!
 //! - **episodes**: episode `k` is basic family `k mod 9` (library order) at seed `k div 9`, difficulty 0.5;
 //! - **resets**: `Env::reset` for episodes 0, 1, 2..., each timed on its own;
+//! - **repeated resets**: [`GROUP`] resets in a row to each of episodes 0, 1, 2... (a group of rollouts from
+//!   one start, as GRPO-style training samples them); only the resets that fork the start the environment kept
+//!   are timed, from the third of each group on (see `Env::reset`);
 //! - **steps**: the `random` baseline agent (seeded with the episode's seed) plays episodes 0, 1, 2... to
 //!   their end: uniform over the thirteen action kinds with plausible parameters, so about one step in thirteen
 //!   resolves the episode, and the mix holds queries, diagnostics, operations and waits. Only `Env::step` is
@@ -37,6 +40,9 @@ pub const VEC_ROUNDS: usize = 3;
 /// worker threads and waiting for the last one are small beside it.
 pub const SLOTS_PER_THREAD: usize = 32;
 
+/// Resets per start in the repeated-reset phase.
+pub const GROUP: u64 = 8;
+
 /// How long and how wide to measure.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchOptions {
@@ -52,6 +58,9 @@ pub struct BenchOptions {
 pub struct BenchFigures {
     /// `Env::reset` calls per second, one thread.
     pub resets_per_sec: f64,
+    /// `Env::reset` calls per second to the start of the reset before, which fork the incident the environment
+    /// kept at its page (the third and later resets of a group), one thread.
+    pub repeated_resets_per_sec: f64,
     /// `Env::step` calls per second with structured observations, one thread.
     pub steps_per_sec_structured: f64,
     /// `Env::step` plus `Observation::to_text()` per second, one thread.
@@ -84,6 +93,8 @@ pub struct BenchReport {
     pub figures: BenchFigures,
     /// Resets timed.
     pub resets: u64,
+    /// Repeated resets timed (forks of a kept start).
+    pub repeated_resets: u64,
     /// Steps timed in the structured phase.
     pub steps: u64,
     /// Episodes those steps belong to (the last may be unfinished).
@@ -132,6 +143,33 @@ pub fn measure_resets(catalog: &Arc<Catalog>, seconds: f64) -> Result<(u64, Dura
         spent += t.elapsed();
         std::hint::black_box(page);
         n += 1;
+    }
+    Ok((n, spent))
+}
+
+/// Resets [`GROUP`] times in a row to each episode of the workload for about `seconds`, timing only the resets
+/// that fork the start the environment kept (`Env::reused_starts` counts them): how many, and the time they took.
+pub fn measure_repeated_resets(
+    catalog: &Arc<Catalog>,
+    seconds: f64,
+) -> Result<(u64, Duration), EvalError> {
+    let mut env = Env::new(Arc::clone(catalog));
+    let wall = Instant::now();
+    let (mut k, mut n, mut spent) = (0u64, 0u64, Duration::ZERO);
+    while n == 0 || wall.elapsed().as_secs_f64() < seconds {
+        let spec = episode(k);
+        k += 1;
+        for _ in 0..GROUP {
+            let reused = env.reused_starts();
+            let t = Instant::now();
+            let page = env.reset(&spec.scenario, spec.seed, spec.difficulty)?;
+            let took = t.elapsed();
+            std::hint::black_box(page);
+            if env.reused_starts() > reused {
+                spent += took;
+                n += 1;
+            }
+        }
     }
     Ok((n, spent))
 }
@@ -269,6 +307,7 @@ pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchR
     let seconds = options.seconds.max(0.0);
     let threads = options.threads.max(1);
     let (resets, reset_time) = measure_resets(catalog, seconds)?;
+    let (repeated_resets, repeated_reset_time) = measure_repeated_resets(catalog, seconds)?;
     let structured = measure_steps(catalog, seconds, false)?;
     let text = measure_steps(catalog, seconds, true)?;
     let slots = SLOTS_PER_THREAD * threads;
@@ -308,6 +347,7 @@ pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchR
     Ok(BenchReport {
         figures: BenchFigures {
             resets_per_sec: rate(resets, reset_time),
+            repeated_resets_per_sec: rate(repeated_resets, repeated_reset_time),
             steps_per_sec_structured: rate(structured.steps, structured.spent),
             steps_per_sec_text: rate(text.steps, text.spent),
             vec_steps_per_sec: rate(vecn, vecn_time),
@@ -315,6 +355,7 @@ pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchR
             threads,
         },
         resets,
+        repeated_resets,
         steps: structured.steps,
         episodes: structured.episodes,
         text_steps: text.steps,
