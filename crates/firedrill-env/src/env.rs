@@ -246,6 +246,21 @@ impl Env {
                 incident
             }
         };
+        Ok(self.begin(incident))
+    }
+
+    /// Starts an episode from a fork of `page`, an incident at its page that [`Env::reset`] started (as kept
+    /// by [`crate::VecEnv`] for starts its slots share): the episode that reset would give, byte for byte.
+    /// Counted in [`Env::reused_starts`].
+    pub(crate) fn reset_from(&mut self, page: &Incident) -> Observation {
+        self.episode = None;
+        self.last_start = None;
+        self.reused_starts += 1;
+        self.begin(page.clone())
+    }
+
+    /// The episode of an incident at its page; its first observation.
+    fn begin(&mut self, incident: Incident) -> Observation {
         let instance = incident.instance();
         let root_services = instance
             .truth
@@ -274,7 +289,7 @@ impl Env {
         ep.potential = ep.potential_now();
         let obs = ep.page();
         self.episode = Some(ep);
-        Ok(obs)
+        obs
     }
 
     /// The current episode, if any.

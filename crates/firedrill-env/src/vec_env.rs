@@ -8,15 +8,22 @@
 //! Results do not depend on the thread count: every slot owns its episode and its generator, and whichever thread
 //! steps a slot, its result is written back in slot order.
 //!
+//! A start (scenario, seed and difficulty) that the schedule holds more than once is started once and kept at its
+//! page while it may come again; the other slots that reset to it fork it ([`VecEnv::reused_starts`]). A group of
+//! rollouts from one start (GRPO-style sampling: the schedule repeats each start once per slot of the group) then
+//! pays for the hour before the page once per group, not once per slot. The forks are the episodes a fresh
+//! start gives, byte for byte.
+//!
 //! With more than one thread, the slots are stepped on a pool of worker threads that lives as long as the vector
 //! environment (and its clones, which share it). Threads spawned for each step would each start with an empty
 //! allocator heap, and the episodes their auto-resets build would be left on heaps abandoned at the end of the
 //! step: measured, that cost a tenth of the second thread's gain (docs/benchmarks.md, "VecEnv on persistent
 //! threads").
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use firedrill_scenario::Catalog;
+use firedrill_scenario::{Catalog, Incident};
 use serde::Serialize;
 
 use crate::action::{Action, ActionKind};
@@ -63,6 +70,83 @@ pub struct VecEnv {
     threads: usize,
     /// The worker threads when `threads > 1`; `None` steps on the calling thread.
     pool: Option<Arc<rayon_core::ThreadPool>>,
+    /// Starts the slots share (shared with clones: a kept start is the same incident whoever kept it).
+    starts: Arc<SharedStarts>,
+}
+
+/// The starts a schedule holds more than once, and the latest of them started, at their page.
+#[derive(Debug)]
+struct SharedStarts {
+    /// Sorted by [`start_key`].
+    repeated: Vec<(String, u64, u64)>,
+    /// At most one per slot, oldest first: a group's slots reset to its start within a few steps of each other.
+    kept: Mutex<VecDeque<(EpisodeSpec, Arc<Incident>)>>,
+    capacity: usize,
+}
+
+/// Whether two specs name the same start (the difficulty compared bit for bit, as the environment does).
+fn same_start(a: &EpisodeSpec, b: &EpisodeSpec) -> bool {
+    a.scenario == b.scenario && a.seed == b.seed && a.difficulty.to_bits() == b.difficulty.to_bits()
+}
+
+/// A start as a sortable key: scenario, seed, difficulty's bits.
+fn start_key(spec: &EpisodeSpec) -> (&str, u64, u64) {
+    (&spec.scenario, spec.seed, spec.difficulty.to_bits())
+}
+
+impl SharedStarts {
+    fn new(schedule: &[EpisodeSpec], slots: usize) -> SharedStarts {
+        let mut keys: Vec<(&str, u64, u64)> = schedule.iter().map(start_key).collect();
+        keys.sort_unstable();
+        let mut repeated: Vec<(String, u64, u64)> = keys
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| (w[0].0.to_string(), w[0].1, w[0].2))
+            .collect();
+        repeated.dedup();
+        SharedStarts {
+            repeated,
+            kept: Mutex::new(VecDeque::new()),
+            capacity: slots.max(1),
+        }
+    }
+
+    /// Resets `env` to `spec`: a fork of the kept start when there is one, a new start otherwise (kept when the
+    /// schedule holds it again). Two slots that reset to a start at once on two threads may both start it: the
+    /// same incident twice, kept once.
+    fn reset(&self, env: &mut Env, spec: &EpisodeSpec) -> Result<Observation, EnvError> {
+        let key = start_key(spec);
+        let repeated = self
+            .repeated
+            .binary_search_by(|(scenario, seed, bits)| (scenario.as_str(), *seed, *bits).cmp(&key))
+            .is_ok();
+        if !repeated {
+            return env.reset(&spec.scenario, spec.seed, spec.difficulty);
+        }
+        // The lock is held only to look the start up or to keep one; a poisoned lock (a panicking slot) only
+        // means the start is not shared.
+        let kept = self.kept.lock().ok().and_then(|kept| {
+            kept.iter()
+                .find(|(s, _)| same_start(s, spec))
+                .map(|(_, page)| Arc::clone(page))
+        });
+        if let Some(page) = kept {
+            return Ok(env.reset_from(&page));
+        }
+        let page = env.reset(&spec.scenario, spec.seed, spec.difficulty)?;
+        if let Some(episode) = env.episode() {
+            let incident = Arc::new(episode.incident().clone());
+            if let Ok(mut kept) = self.kept.lock()
+                && !kept.iter().any(|(s, _)| same_start(s, spec))
+            {
+                if kept.len() >= self.capacity {
+                    kept.pop_front();
+                }
+                kept.push_back((spec.clone(), incident));
+            }
+        }
+        Ok(page)
+    }
 }
 
 impl VecEnv {
@@ -90,6 +174,7 @@ impl VecEnv {
             .map(Arc::new);
         VecEnv {
             envs: (0..n).map(|_| Env::new(catalog.clone())).collect(),
+            starts: Arc::new(SharedStarts::new(&schedule, n)),
             schedule,
             cursor: (0..n).collect(),
             mode,
@@ -118,6 +203,11 @@ impl VecEnv {
         self.envs.get(slot)
     }
 
+    /// Resets, over every slot, that forked a kept start instead of starting it ([`Env::reused_starts`]).
+    pub fn reused_starts(&self) -> u64 {
+        self.envs.iter().map(Env::reused_starts).sum()
+    }
+
     fn next_spec(&mut self, slot: usize) -> Option<EpisodeSpec> {
         let n = self.envs.len();
         next_spec(&self.schedule, &mut self.cursor[slot], n)
@@ -131,7 +221,7 @@ impl VecEnv {
     /// Resets one slot to its next episode.
     pub fn reset_slot(&mut self, slot: usize) -> Result<Observation, EnvError> {
         let spec = self.next_spec(slot).ok_or(EnvError::NotReset)?;
-        self.envs[slot].reset(&spec.scenario, spec.seed, spec.difficulty)
+        self.starts.reset(&mut self.envs[slot], &spec)
     }
 
     /// Steps every slot with its action (`actions[i]` for slot `i`), on the configured threads. Threads take
@@ -140,14 +230,14 @@ impl VecEnv {
     pub fn step(&mut self, actions: &[Action]) -> Vec<Result<VecStep, EnvError>> {
         let n = self.envs.len().min(actions.len());
         let slots = self.envs.len();
-        let (schedule, mode) = (&self.schedule[..], self.mode);
+        let (schedule, mode, starts) = (&self.schedule[..], self.mode, &*self.starts);
         let pairs = self.envs[..n].iter_mut().zip(self.cursor[..n].iter_mut());
         let pool = match &self.pool {
             Some(pool) if n >= 2 => pool,
             _ => {
                 return pairs
                     .zip(actions)
-                    .map(|((e, c), a)| step_slot(e, a, c, schedule, slots, mode))
+                    .map(|((e, c), a)| step_slot(e, a, c, schedule, slots, mode, starts))
                     .collect();
             }
         };
@@ -173,7 +263,7 @@ impl VecEnv {
                         };
                         mine.push((
                             i,
-                            step_slot(env, &actions[i], cursor, schedule, slots, mode),
+                            step_slot(env, &actions[i], cursor, schedule, slots, mode, starts),
                         ));
                     }
                     if let Ok(mut done) = done.lock() {
@@ -230,12 +320,12 @@ fn step_slot(
     schedule: &[EpisodeSpec],
     slots: usize,
     mode: AutoReset,
+    starts: &SharedStarts,
 ) -> Result<VecStep, EnvError> {
     let step = env.step(action)?;
     let ended = step.terminated || step.truncated;
     let reset_observation = if ended && mode == AutoReset::SameStep {
-        next_spec(schedule, cursor, slots)
-            .and_then(|spec| env.reset(&spec.scenario, spec.seed, spec.difficulty).ok())
+        next_spec(schedule, cursor, slots).and_then(|spec| starts.reset(env, &spec).ok())
     } else {
         None
     };
