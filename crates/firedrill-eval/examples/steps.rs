@@ -9,6 +9,10 @@
 //! `valgrind --tool=callgrind --toggle-collect='*Env::step*' target/release/examples/steps episodes 100` (or
 //! `'*Env::reset*'`), divided by the steps (or episodes) it prints. `episodes N text` also renders every
 //! observation as text (`'*Observation::to_text*'` counts that alone).
+//!
+//! `groups G N` times `VecEnv::reset` of G slots on one thread over N starts (the benchmark's first N episodes):
+//! once with a schedule that repeats each start G times in a row (a group of rollouts per start: one slot
+//! starts it, the others fork it) and once with N × G distinct starts; it prints the mean per slot of each.
 use std::sync::Arc;
 
 /// The `firedrill` binary's allocator, so that this measures what `firedrill bench` does.
@@ -51,6 +55,36 @@ fn main() {
                 "{n} steps on {threads} threads, {:.0}/s",
                 n as f64 / d.as_secs_f64()
             );
+        }
+        "groups" => {
+            let g: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(8);
+            let n: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(50);
+            let grouped: Vec<_> = (0..n)
+                .flat_map(|k| std::iter::repeat_n(firedrill_eval::bench::episode(k), g))
+                .collect();
+            let distinct: Vec<_> = (0..n * g as u64)
+                .map(firedrill_eval::bench::episode)
+                .collect();
+            for (name, schedule) in [("grouped", grouped), ("distinct", distinct)] {
+                let mut v = firedrill_env::VecEnv::new(
+                    Arc::clone(&catalog),
+                    g,
+                    schedule,
+                    firedrill_env::AutoReset::Disabled,
+                    1,
+                );
+                let t = std::time::Instant::now();
+                for _ in 0..n {
+                    for r in v.reset() {
+                        r.expect("reset");
+                    }
+                }
+                println!(
+                    "{name}: {:.1} µs per slot reset ({} forks)",
+                    t.elapsed().as_secs_f64() * 1e6 / (n as f64 * g as f64),
+                    v.reused_starts()
+                );
+            }
         }
         p => {
             let r = measure_steps(&catalog, seconds, p == "text").expect("steps");
