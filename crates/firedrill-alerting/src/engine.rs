@@ -43,8 +43,9 @@ impl AlertState {
 pub struct AlertInstance {
     /// Index of the rule.
     pub rule: usize,
-    /// Labels: the result's (without `__name__`), the rule's, and `alertname`.
-    pub labels: BTreeMap<String, String>,
+    /// Labels: the result's (without `__name__`), the rule's, and `alertname`. Shared, as they never change
+    /// once the alert exists: forking the engine does not copy them.
+    pub labels: Arc<BTreeMap<String, String>>,
     /// The result's labels (without `__name__`) at the latest evaluation that returned the alert: with
     /// [`AlertInstance::value`], what its annotations are expanded from ([`RuleEngine::annotations`]). Kept
     /// instead of the expanded text because formatting every annotation at every evaluation cost more than
@@ -119,13 +120,14 @@ pub struct RuleEngine {
     /// The samples the plans read, kept between evaluations so each renders only the ticks since the last.
     series: SeriesCache,
     instances: Vec<AlertInstance>,
-    /// (rule, labels) to instance index; ordered, so nothing depends on hash order.
-    index: BTreeMap<(usize, Labels), usize>,
+    /// (rule, labels) to instance index; ordered, so nothing depends on hash order. This and `seen` change
+    /// only when an alert appears, so forks of the engine share them until one does (copy on write).
+    index: Arc<BTreeMap<(usize, Labels), usize>>,
     /// Per rule whose label templates do not read `$value` (`None` for the others): each result label set
     /// seen, to the alert it makes. An alert's labels then depend on the result's labels alone, so a rule
     /// returning the same series at every evaluation skips the label work (template expansion, building the
     /// label set and looking it up) after the first.
-    seen: Vec<Option<BTreeMap<Labels, usize>>>,
+    seen: Vec<Option<Arc<BTreeMap<Labels, usize>>>>,
     history: Vec<AlertTransition>,
     /// The latest evaluation error of each rule (Prometheus's rule health), if the latest evaluation failed.
     errors: Vec<Option<String>>,
@@ -165,7 +167,7 @@ impl RuleEngine {
                 r.labels
                     .iter()
                     .all(|(_, t)| !t.reads_value())
-                    .then(BTreeMap::new)
+                    .then(Arc::default)
             })
             .collect();
         RuleEngine {
@@ -175,7 +177,7 @@ impl RuleEngine {
             plans,
             series: SeriesCache::default(),
             instances: Vec::new(),
-            index: BTreeMap::new(),
+            index: Arc::default(),
             seen,
             history: Vec::new(),
             errors: vec![None; n],
@@ -219,9 +221,9 @@ impl RuleEngine {
     /// world, and the cache's samples depend on their tick alone.
     fn forget_alerts(&mut self) {
         self.instances.clear();
-        self.index.clear();
+        self.index = Arc::default();
         for seen in self.seen.iter_mut().flatten() {
-            seen.clear();
+            *seen = Arc::default();
         }
         self.history.clear();
         self.errors = vec![None; self.rules.len()];
@@ -410,11 +412,11 @@ impl RuleEngine {
         // appeared. After the quiet evaluation every alert was inactive, so the later state of an alert seen on
         // both sides is this engine's.
         let mut key_of: Vec<Option<(usize, Labels)>> = vec![None; self.instances.len()];
-        for (key, &i) in &self.index {
+        for (key, &i) in self.index.iter() {
             key_of[i] = Some(key.clone());
         }
         let mut instances = before.instances;
-        let mut index = before.index;
+        let mut index = Arc::unwrap_or_clone(before.index);
         let mut remap = Vec::with_capacity(self.instances.len());
         for (inst, key) in std::mem::take(&mut self.instances).into_iter().zip(key_of) {
             let key = key.expect("every alert is indexed");
@@ -439,12 +441,12 @@ impl RuleEngine {
         // The alerts this engine resolved keep theirs under their new indices; those seen only before the
         // late start are resolved again when they come back.
         for seen in self.seen.iter_mut().flatten() {
-            for i in seen.values_mut() {
+            for i in Arc::make_mut(seen).values_mut() {
                 *i = remap[*i];
             }
         }
         self.instances = instances;
-        self.index = index;
+        self.index = Arc::new(index);
         self.history = history;
         self.began_at = None;
         Ok(())
@@ -567,7 +569,7 @@ impl RuleEngine {
             match self.index.get(&key) {
                 Some(&i) => {
                     if let Some(seen) = &mut self.seen[ri] {
-                        seen.insert(result.clone(), i);
+                        Arc::make_mut(seen).insert(result.clone(), i);
                     }
                     returned.push((i, result, value));
                 }
@@ -588,7 +590,7 @@ impl RuleEngine {
             let i = self.instances.len();
             self.instances.push(AlertInstance {
                 rule: ri,
-                labels: all,
+                labels: Arc::new(all),
                 result: Labels::empty(),
                 state: AlertState::Inactive,
                 active_at_ms: ts,
@@ -597,9 +599,9 @@ impl RuleEngine {
                 keep_firing_since_ms: None,
                 value,
             });
-            self.index.insert((ri, key), i);
+            Arc::make_mut(&mut self.index).insert((ri, key), i);
             if let Some(seen) = &mut self.seen[ri] {
-                seen.insert(result.clone(), i);
+                Arc::make_mut(seen).insert(result.clone(), i);
             }
             returned.push((i, result, value));
         }
@@ -669,7 +671,7 @@ impl RuleEngine {
         active
             .into_iter()
             .map(|i| ActiveAlert {
-                labels: i.labels.clone(),
+                labels: BTreeMap::clone(&i.labels),
                 annotations: annotations(&self.rules[i.rule], &i.result, i.value),
                 state: i.state,
                 active_since_s: i.active_at_s,

@@ -487,7 +487,9 @@ const TRIM_BATCH_TICKS: u64 = 32;
 #[derive(Debug, Clone, Default)]
 pub struct SeriesCache {
     families: FamilyCache,
-    labels: LabelBook,
+    /// Shared between forks until one of them meets a series the book does not know (copy on write): label
+    /// sets are learnt in the first evaluations and depend on the series key alone.
+    labels: Arc<LabelBook>,
     /// Whether [`SeriesCache::serve_only`] was applied.
     serving_only: bool,
 }
@@ -727,7 +729,7 @@ impl FamilyCache {
 pub struct CachedWorldStorage<'a> {
     world: &'a World,
     cache: RefCell<&'a mut FamilyCache>,
-    labels: RefCell<&'a mut LabelBook>,
+    labels: RefCell<&'a mut Arc<LabelBook>>,
     /// The latest `(start_ms, end_ms)` asked and its held ticks: the rules of one evaluation mostly ask the
     /// same window, and finding its ticks is two binary searches.
     last_window: Cell<Option<(i64, i64, u64, u64)>>,
@@ -923,7 +925,11 @@ impl KeyedStorage for CachedWorldStorage<'_> {
     }
 
     fn labels_of(&self, key: u64) -> Option<Labels> {
-        self.labels.borrow_mut().labels(self.world, key)
+        let mut book = self.labels.borrow_mut();
+        if let Some(l) = book.series.get(&key) {
+            return Some(l.clone());
+        }
+        Arc::make_mut(&mut book).labels(self.world, key)
     }
 }
 

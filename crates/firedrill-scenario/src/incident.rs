@@ -525,7 +525,7 @@ impl Incident {
         for a in alerts.history() {
             h.write(&a.t_s.to_bits().to_le_bytes());
             h.write(&(a.rule as u32).to_le_bytes());
-            for (k, v) in &alerts.instance(a.instance).labels {
+            for (k, v) in alerts.instance(a.instance).labels.iter() {
                 h.write(k.as_bytes());
                 h.write(&[0]);
                 h.write(v.as_bytes());

@@ -16,6 +16,8 @@
 //! `group_left`, subqueries, `offset`/`@`, functions other than the range functions without parameters and
 //! `histogram_quantile`) do not compile at all.
 
+use std::sync::Arc;
+
 use promql_parser::parser::{
     AggregateExpr, BinaryExpr, Call, Expr, LabelModifier, MatrixSelector, VectorMatchCardinality,
     VectorSelector,
@@ -156,8 +158,15 @@ impl WindowFacts {
 }
 
 /// Label sets interned by a node, with their rank in label-set order when asked.
+///
+/// Shared between clones until one of them adds a set (copy on write): what a plan learnt about the label sets
+/// of a world holds for every fork of it, and after the first evaluations sets are added only when a series
+/// appears, so forking an incident (a snapshot, a repeated start) shares the tables instead of copying every set.
 #[derive(Debug, Clone, Default)]
-struct LabelTable {
+struct LabelTable(Arc<LabelTableData>);
+
+#[derive(Debug, Clone, Default)]
+struct LabelTableData {
     labels: Vec<Labels>,
     index: FxMap<Labels, u32>,
     /// Rank of each id in label order; rebuilt when an id was added since.
@@ -166,12 +175,13 @@ struct LabelTable {
 
 impl LabelTable {
     fn intern(&mut self, l: Labels) -> u32 {
-        if let Some(&id) = self.index.get(&l) {
+        if let Some(&id) = self.0.index.get(&l) {
             return id;
         }
-        let id = self.labels.len() as u32;
-        self.labels.push(l.clone());
-        self.index.insert(l, id);
+        let t = Arc::make_mut(&mut self.0);
+        let id = t.labels.len() as u32;
+        t.labels.push(l.clone());
+        t.index.insert(l, id);
         id
     }
 
@@ -181,31 +191,33 @@ impl LabelTable {
     /// the same rank (see [`LabelTable::rank`]), which is how a selector notices. Never mixed with `intern` on
     /// one table.
     fn push(&mut self, l: Labels) -> u32 {
-        let id = self.labels.len() as u32;
-        self.labels.push(l);
+        let t = Arc::make_mut(&mut self.0);
+        let id = t.labels.len() as u32;
+        t.labels.push(l);
         id
     }
 
     fn get(&self, id: u32) -> &Labels {
-        &self.labels[id as usize]
+        &self.0.labels[id as usize]
     }
 
     /// The rank of `id` in label-set order; equal sets (only ever in a table filled by [`LabelTable::push`])
     /// share a rank.
     fn rank(&mut self, id: u32) -> u32 {
-        if self.rank.len() != self.labels.len() {
-            let mut order: Vec<u32> = (0..self.labels.len() as u32).collect();
-            order.sort_by(|&a, &b| self.labels[a as usize].cmp(&self.labels[b as usize]));
-            self.rank = vec![0; order.len()];
+        if self.0.rank.len() != self.0.labels.len() {
+            let t = Arc::make_mut(&mut self.0);
+            let mut order: Vec<u32> = (0..t.labels.len() as u32).collect();
+            order.sort_by(|&a, &b| t.labels[a as usize].cmp(&t.labels[b as usize]));
+            t.rank = vec![0; order.len()];
             let mut r = 0u32;
             for (i, &id) in order.iter().enumerate() {
-                if i > 0 && self.labels[id as usize] != self.labels[order[i - 1] as usize] {
+                if i > 0 && t.labels[id as usize] != t.labels[order[i - 1] as usize] {
                     r = i as u32;
                 }
-                self.rank[id as usize] = r;
+                t.rank[id as usize] = r;
             }
         }
-        self.rank[id as usize]
+        self.0.rank[id as usize]
     }
 }
 
