@@ -421,16 +421,19 @@ impl FrameRing {
         })
     }
 
+    /// A tick's row of one of the ring's two tables (frames or totals), from the frozen storage or the ring's
+    /// own, if held.
+    #[inline]
+    fn row<'a, T>(&self, tick: u64, frozen: &'a [T], own: &'a [T]) -> Option<&'a [T]> {
+        let (in_frozen, slot) = self.slot(tick)?;
+        let table = if in_frozen { frozen } else { own };
+        table.get(slot..slot + self.n)
+    }
+
     /// All services' frames at a tick, if held.
     #[inline]
     pub fn tick(&self, tick: u64) -> Option<&[ServiceFrame]> {
-        let (frozen, slot) = self.slot(tick)?;
-        let frames = if frozen {
-            &self.frozen.frames
-        } else {
-            &self.frames
-        };
-        frames.get(slot..slot + self.n)
+        self.row(tick, &self.frozen.frames, &self.frames)
     }
 
     /// One service's frame at a tick, if held.
@@ -442,13 +445,7 @@ impl FrameRing {
     /// All services' totals at a tick, if held (indexed by service, as [`FrameRing::tick`]).
     #[inline]
     pub fn tick_totals(&self, tick: u64) -> Option<&[ServiceTotals]> {
-        let (frozen, slot) = self.slot(tick)?;
-        let totals = if frozen {
-            &self.frozen.totals
-        } else {
-            &self.totals
-        };
-        totals.get(slot..slot + self.n)
+        self.row(tick, &self.frozen.totals, &self.totals)
     }
 
     /// One service's totals at a tick, if held.
