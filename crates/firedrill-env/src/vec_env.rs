@@ -84,12 +84,7 @@ struct SharedStarts {
     capacity: usize,
 }
 
-/// Whether two specs name the same start (the difficulty compared bit for bit, as the environment does).
-fn same_start(a: &EpisodeSpec, b: &EpisodeSpec) -> bool {
-    a.scenario == b.scenario && a.seed == b.seed && a.difficulty.to_bits() == b.difficulty.to_bits()
-}
-
-/// A start as a sortable key: scenario, seed, difficulty's bits.
+/// A start as a key: scenario, seed, difficulty's bits (compared bit for bit, as the environment does).
 fn start_key(spec: &EpisodeSpec) -> (&str, u64, u64) {
     (&spec.scenario, spec.seed, spec.difficulty.to_bits())
 }
@@ -127,7 +122,7 @@ impl SharedStarts {
         // means the start is not shared.
         let kept = self.kept.lock().ok().and_then(|kept| {
             kept.iter()
-                .find(|(s, _)| same_start(s, spec))
+                .find(|(s, _)| start_key(s) == key)
                 .map(|(_, page)| Arc::clone(page))
         });
         if let Some(page) = kept {
@@ -137,7 +132,7 @@ impl SharedStarts {
         if let Some(episode) = env.episode() {
             let incident = Arc::new(episode.incident().clone());
             if let Ok(mut kept) = self.kept.lock()
-                && !kept.iter().any(|(s, _)| same_start(s, spec))
+                && !kept.iter().any(|(s, _)| start_key(s) == key)
             {
                 if kept.len() >= self.capacity {
                     kept.pop_front();
