@@ -19,7 +19,8 @@ pub struct BenchArgs {
     #[arg(long)]
     threads: Option<usize>,
     /// Print `{resets_per_sec, steps_per_sec_structured, steps_per_sec_text, vec_steps_per_sec, threads}`
-    /// (plus `repeated_resets_per_sec` and `vec_steps_per_sec_one_thread`) as JSON.
+    /// (plus `repeated_resets_per_sec`, `steps_per_sec_with_resets`, `episodes_per_sec` and
+    /// `vec_steps_per_sec_one_thread`) as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -91,6 +92,14 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
         format!(
             "{} steps in {} episodes; {:.2} simulated min per step",
             r.steps, r.episodes, r.sim_minutes_per_step
+        ),
+    ]);
+    t.add_row([
+        "steps of whole episodes".to_string(),
+        thousands(f.steps_per_sec_with_resets),
+        format!(
+            "the same steps with the resets that started their episodes; {} episodes/s",
+            thousands(f.episodes_per_sec)
         ),
     ]);
     t.add_row([

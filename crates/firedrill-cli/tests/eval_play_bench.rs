@@ -250,6 +250,8 @@ fn bench_json_prints_the_five_figures() {
         "repeated_resets_per_sec",
         "steps_per_sec_structured",
         "steps_per_sec_text",
+        "steps_per_sec_with_resets",
+        "episodes_per_sec",
         "vec_steps_per_sec",
     ] {
         assert!(v[f].as_f64().is_some_and(|x| x > 0.0), "{f}: {v}");

@@ -14,6 +14,10 @@
 //!   resolves the episode, and the mix holds queries, diagnostics, operations and waits. Only `Env::step` is
 //!   timed (each call on its own): the agent's choice and the reset that starts each episode are not, as in
 //!   Praetor's benchmark (random policy, reset time excluded);
+//! - **whole episodes**: the steps phase again, its steps over the time of its steps and of the resets that
+//!   started their episodes (timed apart, so the agent's choices are still left out), and the episodes it
+//!   played to their end over the time of their resets and steps: the figures Praetor's benchmark gives for
+//!   whole episodes;
 //! - **text steps**: the same steps, each followed by `Observation::to_text()`, timed together;
 //! - **vector steps**: a [`VecEnv`] of [`SLOTS_PER_THREAD`] × `threads` slots with [`AutoReset::SameStep`] over
 //!   the same episode list, one `random` agent per slot, stepped with every slot's action at once;
@@ -65,6 +69,11 @@ pub struct BenchFigures {
     pub steps_per_sec_structured: f64,
     /// `Env::step` plus `Observation::to_text()` per second, one thread.
     pub steps_per_sec_text: f64,
+    /// Steps per second of whole episodes in the structured phase: the same steps over the time of the steps
+    /// *and* of the `Env::reset` that started each episode (Praetor's "steps/s including resets"), one thread.
+    pub steps_per_sec_with_resets: f64,
+    /// Episodes played to their end per second in the structured phase, resets included, one thread.
+    pub episodes_per_sec: f64,
     /// Environment steps per second through `VecEnv::step` on `threads` threads.
     pub vec_steps_per_sec: f64,
     /// The same on one thread, the base of the scaling ratio.
@@ -189,6 +198,12 @@ pub struct StepPhase {
     pub per_kind: BTreeMap<ActionKind, (u64, Duration)>,
     /// Simulated minutes the timed steps advanced the world by.
     pub sim_minutes: f64,
+    /// Time in the `Env::reset` that starts each episode (timed apart from the steps).
+    pub reset_spent: Duration,
+    /// Episodes played to their end.
+    pub finished: u64,
+    /// Time in the resets and steps of the episodes played to their end.
+    pub finished_spent: Duration,
 }
 
 /// Plays the workload with the random agent for about `seconds`, timing each `Env::step` (and `to_text()` on
@@ -204,7 +219,9 @@ pub fn measure_steps(
     while out.steps == 0 || wall.elapsed().as_secs_f64() < seconds {
         let spec = episode(out.episodes);
         out.episodes += 1;
+        let t = Instant::now();
         let mut obs = env.reset(&spec.scenario, spec.seed, spec.difficulty)?;
+        out.reset_spent += t.elapsed();
         let mut agent = RandomAgent::new(spec.seed);
         loop {
             let action = agent.act(&obs);
@@ -226,6 +243,8 @@ pub fn measure_steps(
             slot.0 += 1;
             slot.1 += stepped;
             if step.terminated || step.truncated {
+                out.finished += 1;
+                out.finished_spent = out.spent + out.reset_spent;
                 break;
             }
             obs = step.observation;
@@ -350,6 +369,11 @@ pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchR
             repeated_resets_per_sec: rate(repeated_resets, repeated_reset_time),
             steps_per_sec_structured: rate(structured.steps, structured.spent),
             steps_per_sec_text: rate(text.steps, text.spent),
+            steps_per_sec_with_resets: rate(
+                structured.steps,
+                structured.spent + structured.reset_spent,
+            ),
+            episodes_per_sec: rate(structured.finished, structured.finished_spent),
             vec_steps_per_sec: rate(vecn, vecn_time),
             vec_steps_per_sec_one_thread: rate(vec1, vec1_time),
             threads,
