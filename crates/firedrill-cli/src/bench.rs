@@ -23,6 +23,10 @@ pub struct BenchArgs {
     /// `vec_steps_per_sec_one_thread`) as JSON.
     #[arg(long)]
     json: bool,
+    /// Milliseconds the policy of the training-loop phase takes per batch of actions (slept between
+    /// `VecEnv` steps, as a caller waiting for a policy on a GPU leaves the CPU idle)
+    #[arg(long, default_value_t = 2.0)]
+    policy_ms: f64,
 }
 
 fn thousands(x: f64) -> String {
@@ -42,6 +46,12 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
             args.seconds
         ));
     }
+    if !(args.policy_ms.is_finite() && (0.0..=1000.0).contains(&args.policy_ms)) {
+        return Err(format!(
+            "--policy-ms must be in [0, 1000], got {}",
+            args.policy_ms
+        ));
+    }
     let threads = args.threads.unwrap_or_else(crate::eval::available_cores);
     if threads == 0 {
         return Err("--threads must be at least 1".into());
@@ -49,8 +59,16 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
     let catalog = Arc::new(catalog);
     if !args.json {
         eprintln!(
-            "measuring five phases of {:.1} s each (resets, repeated resets, steps, text steps, VecEnv {threads} threads), then the same VecEnv steps on 1 thread...",
-            args.seconds
+            "measuring five phases of {:.1} s each (resets, repeated resets, steps, text steps, VecEnv {threads} threads), then the same VecEnv steps on 1 thread{}...",
+            args.seconds,
+            if threads > 1 {
+                format!(
+                    " and in a training loop whose policy takes {} ms, with and without prefetching",
+                    args.policy_ms
+                )
+            } else {
+                String::new()
+            }
         );
     }
     let r = run_bench(
@@ -58,6 +76,7 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
         BenchOptions {
             seconds: args.seconds,
             threads,
+            policy_ms: args.policy_ms,
         },
     )
     .map_err(|e| e.to_string())?;
@@ -128,6 +147,27 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
             }
         ),
     ]);
+    if let (Some(plain), Some(prefetched)) = (
+        f.vec_policy_steps_per_sec,
+        f.vec_policy_steps_per_sec_prefetch,
+    ) {
+        t.add_row([
+            format!(
+                "training loop, {} threads, policy {} ms",
+                f.threads, f.policy_ms
+            ),
+            thousands(plain),
+            "VecEnv steps with the policy's pause before each, the pauses counted".to_string(),
+        ]);
+        t.add_row([
+            "the same, next starts prepared".to_string(),
+            thousands(prefetched),
+            format!(
+                "VecEnv::set_prefetch(true): {:.2}× without",
+                if plain > 0.0 { prefetched / plain } else { 0.0 }
+            ),
+        ]);
+    }
     if let Some(c) = t.column_mut(1) {
         c.set_cell_alignment(CellAlignment::Right);
     }

@@ -253,10 +253,35 @@ fn bench_json_prints_the_five_figures() {
         "steps_per_sec_with_resets",
         "episodes_per_sec",
         "vec_steps_per_sec",
+        "vec_policy_steps_per_sec",
+        "vec_policy_steps_per_sec_prefetch",
     ] {
         assert!(v[f].as_f64().is_some_and(|x| x > 0.0), "{f}: {v}");
     }
     assert_eq!(v["threads"], 2);
+    assert_eq!(v["policy_ms"], 2.0);
+    // One thread has nothing to prepare starts on: no training-loop figures.
+    let o = firedrill(&[
+        "bench",
+        "--json",
+        "--seconds",
+        "0.05",
+        "--threads",
+        "1",
+        "--policy-ms",
+        "0.5",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(v["vec_policy_steps_per_sec"].is_null(), "{v}");
+    assert_eq!(v["policy_ms"], 0.5);
+    let o = firedrill(&["bench", "--policy-ms=-1"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("--policy-ms"),
+        "{}",
+        text(&o.stderr)
+    );
     let o = firedrill(&["bench", "--seconds", "0"]);
     assert!(!o.status.success());
 }

@@ -259,6 +259,34 @@ impl Env {
         self.begin(page.clone())
     }
 
+    /// Starts the episode of `incident`, which [`Catalog::start`] (or [`Catalog::start_recycling`]) started for
+    /// (`scenario`, `seed`, `difficulty`) ahead of time, as [`crate::VecEnv`] prepares them: the episode
+    /// [`Env::reset`] to that start gives, byte for byte, and the start counts as the last reset's, as if `reset`
+    /// had run. Returns the incident of the episode it replaces, for the next start to recycle.
+    pub(crate) fn reset_prepared(
+        &mut self,
+        scenario: &str,
+        seed: u64,
+        difficulty: f64,
+        incident: Incident,
+    ) -> (Observation, Option<Incident>) {
+        let previous = self.episode.take().map(|ep| ep.incident);
+        self.last_start = Some(LastStart {
+            scenario: scenario.to_string(),
+            seed,
+            difficulty_bits: difficulty.to_bits(),
+            page: None,
+        });
+        (self.begin(incident), previous)
+    }
+
+    /// Whether the last reset was to this start (the next reset to it then forks a kept incident, or keeps one).
+    pub(crate) fn last_start_is(&self, scenario: &str, seed: u64, difficulty: f64) -> bool {
+        self.last_start
+            .as_ref()
+            .is_some_and(|last| last.is(scenario, seed, difficulty))
+    }
+
     /// The episode of an incident at its page; its first observation.
     fn begin(&mut self, incident: Incident) -> Observation {
         let instance = incident.instance();

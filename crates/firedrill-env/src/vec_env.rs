@@ -21,7 +21,8 @@
 //! threads").
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use firedrill_scenario::{Catalog, Incident};
 use serde::Serialize;
@@ -63,6 +64,7 @@ pub struct VecStep {
 /// Many environments.
 #[derive(Debug, Clone)]
 pub struct VecEnv {
+    catalog: Arc<Catalog>,
     envs: Vec<Env>,
     schedule: Vec<EpisodeSpec>,
     cursor: Vec<usize>,
@@ -72,6 +74,108 @@ pub struct VecEnv {
     pool: Option<Arc<rayon_core::ThreadPool>>,
     /// Starts the slots share (shared with clones: a kept start is the same incident whoever kept it).
     starts: Arc<SharedStarts>,
+    /// Starts prepared ahead on the worker threads, when asked for ([`VecEnv::set_prefetch`]).
+    prefetch: Option<Prefetch>,
+}
+
+/// Each slot's next start, prepared ahead on the worker threads between steps ([`VecEnv::set_prefetch`]).
+///
+/// A clone of a vector environment starts with nothing prepared: a prepared incident is used once, by one slot
+/// of one environment.
+#[derive(Debug)]
+struct Prefetch {
+    catalog: Arc<Catalog>,
+    slots: Vec<Arc<PreparedStart>>,
+    /// Resets that began a prepared start.
+    used: AtomicU64,
+}
+
+impl Prefetch {
+    fn new(catalog: Arc<Catalog>, slots: usize) -> Prefetch {
+        Prefetch {
+            catalog,
+            slots: (0..slots).map(|_| Arc::default()).collect(),
+            used: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Clone for Prefetch {
+    fn clone(&self) -> Prefetch {
+        Prefetch::new(Arc::clone(&self.catalog), self.slots.len())
+    }
+}
+
+/// One slot's prepared start and its state.
+#[derive(Debug, Default)]
+struct PreparedStart {
+    state: Mutex<Preparing>,
+    /// The incident of the slot's last finished episode, for the next start to recycle (its memory is reused,
+    /// as [`Env::reset`] reuses it: fresh memory for every start cost a third more per step, in page faults).
+    spare: Mutex<Option<Incident>>,
+    /// Signalled when a start that was running is ready (or failed).
+    done: Condvar,
+}
+
+/// Where a slot's next start is.
+#[derive(Debug, Default)]
+enum Preparing {
+    /// Nothing prepared or asked for.
+    #[default]
+    Nothing,
+    /// A job on the worker threads will start this; until it begins, the slot may take the start back.
+    Queued(EpisodeSpec),
+    /// A worker thread is starting this.
+    Running(EpisodeSpec),
+    /// Started, at its page.
+    Ready(EpisodeSpec, Box<Incident>),
+}
+
+impl PreparedStart {
+    /// The job a worker thread runs: starts `spec` unless the slot took it back meanwhile. A start that fails
+    /// leaves nothing prepared, so that the slot starts it itself and meets the error.
+    fn run(&self, catalog: &Catalog, spec: EpisodeSpec) {
+        {
+            let Ok(mut state) = self.state.lock() else {
+                return;
+            };
+            if !matches!(&*state, Preparing::Queued(s) if *s == spec) {
+                return;
+            }
+            *state = Preparing::Running(spec.clone());
+        }
+        let spare = self.spare.lock().ok().and_then(|mut s| s.take());
+        let started = catalog
+            .start_recycling(&spec.scenario, spec.seed, spec.difficulty, spare)
+            .ok();
+        if let Ok(mut state) = self.state.lock() {
+            if matches!(&*state, Preparing::Running(s) if *s == spec) {
+                *state = match started {
+                    Some(incident) => Preparing::Ready(spec, Box::new(incident)),
+                    None => Preparing::Nothing,
+                };
+            }
+            self.done.notify_all();
+        }
+    }
+
+    /// The prepared incident of `spec`, if it is ready or being started (then waits for it: it runs on another
+    /// thread, since a job that starts an incident never waits for anything); `None` otherwise, having taken
+    /// back a queued start, which the slot then starts itself.
+    fn take(&self, spec: &EpisodeSpec) -> Option<Incident> {
+        let mut state = self.state.lock().ok()?;
+        loop {
+            match std::mem::take(&mut *state) {
+                Preparing::Ready(s, incident) if s == *spec => return Some(*incident),
+                Preparing::Running(s) if s == *spec => {
+                    *state = Preparing::Running(s);
+                    state = self.done.wait(state).ok()?;
+                }
+                // Queued (taken back), another start (no longer wanted), or nothing.
+                _ => return None,
+            }
+        }
+    }
 }
 
 /// The starts a schedule holds more than once, and the latest of them started, at their page.
@@ -90,6 +194,14 @@ fn start_key(spec: &EpisodeSpec) -> (&str, u64, u64) {
 }
 
 impl SharedStarts {
+    /// Whether the schedule holds `spec` more than once (its slots then share it).
+    fn is_repeated(&self, spec: &EpisodeSpec) -> bool {
+        let key = start_key(spec);
+        self.repeated
+            .binary_search_by(|(scenario, seed, bits)| (scenario.as_str(), *seed, *bits).cmp(&key))
+            .is_ok()
+    }
+
     fn new(schedule: &[EpisodeSpec], slots: usize) -> SharedStarts {
         let mut keys: Vec<(&str, u64, u64)> = schedule.iter().map(start_key).collect();
         keys.sort_unstable();
@@ -111,11 +223,7 @@ impl SharedStarts {
     /// same incident twice, kept once.
     fn reset(&self, env: &mut Env, spec: &EpisodeSpec) -> Result<Observation, EnvError> {
         let key = start_key(spec);
-        let repeated = self
-            .repeated
-            .binary_search_by(|(scenario, seed, bits)| (scenario.as_str(), *seed, *bits).cmp(&key))
-            .is_ok();
-        if !repeated {
+        if !self.is_repeated(spec) {
             return env.reset(&spec.scenario, spec.seed, spec.difficulty);
         }
         // The lock is held only to look the start up or to keep one; a poisoned lock (a panicking slot) only
@@ -169,12 +277,93 @@ impl VecEnv {
             .map(Arc::new);
         VecEnv {
             envs: (0..n).map(|_| Env::new(catalog.clone())).collect(),
+            catalog,
             starts: Arc::new(SharedStarts::new(&schedule, n)),
             schedule,
             cursor: (0..n).collect(),
             mode,
             threads: if pool.is_some() { threads } else { 1 },
             pool,
+            prefetch: None,
+        }
+    }
+
+    /// Whether to prepare each slot's next start ahead, on the worker threads, while the caller is busy between
+    /// steps (off by default). A training loop whose policy runs elsewhere (a GPU) leaves the worker threads
+    /// idle between steps; with prefetching they simulate the hour before the page of the episodes that come
+    /// next meanwhile, and an auto-reset or [`VecEnv::reset_slot`] that finds its start prepared only begins it.
+    /// Results are the same either way (a start is the same incident whenever it is started). The cost is
+    /// memory, one prepared incident per slot, and, when the caller leaves the threads no idle time, nothing
+    /// gained. Without worker threads ([`VecEnv::threads`] is 1) it does nothing. Starts the schedule holds more
+    /// than once are not prepared: slots share them already.
+    pub fn set_prefetch(&mut self, on: bool) {
+        self.prefetch = match (&self.pool, on) {
+            (Some(_), true) => Some(
+                self.prefetch
+                    .take()
+                    .unwrap_or_else(|| Prefetch::new(Arc::clone(&self.catalog), self.envs.len())),
+            ),
+            _ => None,
+        };
+        self.queue_prefetches();
+    }
+
+    /// Resets that began a start prepared ahead ([`VecEnv::set_prefetch`]).
+    pub fn prefetched_starts(&self) -> u64 {
+        self.prefetch
+            .as_ref()
+            .map_or(0, |p| p.used.load(Ordering::Relaxed))
+    }
+
+    /// Waits until no start asked for is still queued or being started (for tests: which resets find their
+    /// start prepared otherwise depends on the threads' timing, though their results do not).
+    #[cfg(test)]
+    fn settle(&self) {
+        let Some(prefetch) = &self.prefetch else {
+            return;
+        };
+        for cell in &prefetch.slots {
+            let mut state = cell.state.lock().expect("state");
+            while matches!(&*state, Preparing::Queued(_) | Preparing::Running(_)) {
+                state = cell.done.wait(state).expect("state");
+            }
+        }
+    }
+
+    /// Asks the worker threads to prepare each slot's next start that is not prepared or asked for yet.
+    fn queue_prefetches(&self) {
+        let (Some(pool), Some(prefetch)) = (&self.pool, &self.prefetch) else {
+            return;
+        };
+        if self.schedule.is_empty() {
+            return;
+        }
+        for (i, (env, cell)) in self.envs.iter().zip(&prefetch.slots).enumerate() {
+            let spec = &self.schedule[self.cursor[i] % self.schedule.len()];
+            // Shared starts and a repeat of the slot's last start are forks already.
+            if self.starts.is_repeated(spec)
+                || env.last_start_is(&spec.scenario, spec.seed, spec.difficulty)
+            {
+                continue;
+            }
+            let Ok(mut state) = cell.state.lock() else {
+                continue;
+            };
+            let asked = match &*state {
+                Preparing::Queued(s) | Preparing::Running(s) | Preparing::Ready(s, _) => s == spec,
+                Preparing::Nothing => false,
+            };
+            if asked {
+                continue;
+            }
+            *state = Preparing::Queued(spec.clone());
+            drop(state);
+            let (cell, catalog, spec) = (
+                Arc::clone(cell),
+                Arc::clone(&prefetch.catalog),
+                spec.clone(),
+            );
+            pool.spawn(move || cell.run(&catalog, spec));
         }
     }
 
@@ -210,13 +399,25 @@ impl VecEnv {
 
     /// Resets every slot to its next episode.
     pub fn reset(&mut self) -> Vec<Result<Observation, EnvError>> {
-        (0..self.envs.len()).map(|i| self.reset_slot(i)).collect()
+        let out = (0..self.envs.len()).map(|i| self.begin_next(i)).collect();
+        self.queue_prefetches();
+        out
     }
 
     /// Resets one slot to its next episode.
     pub fn reset_slot(&mut self, slot: usize) -> Result<Observation, EnvError> {
+        let out = self.begin_next(slot);
+        self.queue_prefetches();
+        out
+    }
+
+    fn begin_next(&mut self, slot: usize) -> Result<Observation, EnvError> {
+        if slot >= self.envs.len() {
+            return Err(EnvError::NotReset);
+        }
         let spec = self.next_spec(slot).ok_or(EnvError::NotReset)?;
-        self.starts.reset(&mut self.envs[slot], &spec)
+        let prepared = self.prefetch.as_ref().map(|p| (&*p.slots[slot], &p.used));
+        begin(&mut self.envs[slot], &spec, &self.starts, prepared)
     }
 
     /// Steps every slot with its action (`actions[i]` for slot `i`), on the configured threads. Threads take
@@ -226,13 +427,18 @@ impl VecEnv {
         let n = self.envs.len().min(actions.len());
         let slots = self.envs.len();
         let (schedule, mode, starts) = (&self.schedule[..], self.mode, &*self.starts);
+        let prefetch = self.prefetch.as_ref();
+        let prepared = |i: usize| prefetch.map(|p| (&*p.slots[i], &p.used));
         let pairs = self.envs[..n].iter_mut().zip(self.cursor[..n].iter_mut());
         let pool = match &self.pool {
             Some(pool) if n >= 2 => pool,
             _ => {
                 return pairs
                     .zip(actions)
-                    .map(|((e, c), a)| step_slot(e, a, c, schedule, slots, mode, starts))
+                    .enumerate()
+                    .map(|(i, ((e, c), a))| {
+                        step_slot(e, a, c, schedule, slots, mode, starts, prepared(i))
+                    })
                     .collect();
             }
         };
@@ -258,7 +464,16 @@ impl VecEnv {
                         };
                         mine.push((
                             i,
-                            step_slot(env, &actions[i], cursor, schedule, slots, mode, starts),
+                            step_slot(
+                                env,
+                                &actions[i],
+                                cursor,
+                                schedule,
+                                slots,
+                                mode,
+                                starts,
+                                prepared(i),
+                            ),
                         ));
                     }
                     if let Ok(mut done) = done.lock() {
@@ -272,6 +487,8 @@ impl VecEnv {
         for (i, r) in done.into_inner().unwrap_or_default() {
             out[i] = Some(r);
         }
+        // The threads prepare the next starts while the caller works on these results.
+        self.queue_prefetches();
         out.into_iter().flatten().collect()
     }
 }
@@ -307,7 +524,32 @@ fn next_spec(schedule: &[EpisodeSpec], cursor: &mut usize, slots: usize) -> Opti
     Some(spec)
 }
 
+/// A slot's prepared start and the count of prepared starts begun, when prefetching.
+type Prepared<'a> = Option<(&'a PreparedStart, &'a AtomicU64)>;
+
+/// Resets `env` to `spec`: the start prepared for it when there is one, else as [`SharedStarts::reset`] does.
+fn begin(
+    env: &mut Env,
+    spec: &EpisodeSpec,
+    starts: &SharedStarts,
+    prepared: Prepared<'_>,
+) -> Result<Observation, EnvError> {
+    if let Some((cell, used)) = prepared
+        && let Some(incident) = cell.take(spec)
+    {
+        used.fetch_add(1, Ordering::Relaxed);
+        let (page, previous) =
+            env.reset_prepared(&spec.scenario, spec.seed, spec.difficulty, incident);
+        if let Ok(mut spare) = cell.spare.lock() {
+            *spare = previous;
+        }
+        return Ok(page);
+    }
+    starts.reset(env, spec)
+}
+
 /// Steps one slot and, when its episode ends under [`AutoReset::SameStep`], resets it to its next episode.
+#[allow(clippy::too_many_arguments)]
 fn step_slot(
     env: &mut Env,
     action: &Action,
@@ -316,11 +558,12 @@ fn step_slot(
     slots: usize,
     mode: AutoReset,
     starts: &SharedStarts,
+    prepared: Prepared<'_>,
 ) -> Result<VecStep, EnvError> {
     let step = env.step(action)?;
     let ended = step.terminated || step.truncated;
     let reset_observation = if ended && mode == AutoReset::SameStep {
-        next_spec(schedule, cursor, slots).and_then(|spec| starts.reset(env, &spec).ok())
+        next_spec(schedule, cursor, slots).and_then(|spec| begin(env, &spec, starts, prepared).ok())
     } else {
         None
     };
@@ -405,6 +648,91 @@ mod tests {
             }
         }
         log
+    }
+
+    /// Starts prepared ahead give the episodes a plain reset gives, through auto-reset and `reset_slot`, and
+    /// are used: the results with prefetching on two threads are those of one thread without it.
+    #[test]
+    fn prefetched_starts_play_as_fresh_ones() {
+        let families = ["oom_crash", "disk_full", "dns_failure", "cert_expiry"];
+        // Twelve distinct starts for three slots: each slot plays four episodes in eleven rounds.
+        let schedule: Vec<EpisodeSpec> = (0..12)
+            .map(|k| spec(families[k % families.len()], k as u64))
+            .collect();
+        let plain = play(
+            VecEnv::new(catalog(), 3, schedule.clone(), AutoReset::SameStep, 1),
+            11,
+        );
+        let mut v = VecEnv::new(catalog(), 3, schedule.clone(), AutoReset::SameStep, 2);
+        v.set_prefetch(true);
+        let mut log = Vec::new();
+        for page in v.reset() {
+            log.push(serde_json::to_string(&page.expect("reset")).expect("json"));
+        }
+        for round in 0..11 {
+            // Every start prepared before the even rounds, as a caller's policy would leave the workers time to;
+            // in the odd rounds, a slot may take its start back from the queue or wait for one being started.
+            if round % 2 == 0 {
+                v.settle();
+            }
+            for r in v.step(&actions(round, v.len())) {
+                log.push(serde_json::to_string(&r.expect("step")).expect("json"));
+            }
+        }
+        assert_eq!(log, plain);
+        assert!(v.prefetched_starts() > 0, "no prepared start was used");
+        // A slot reset by hand begins its prepared start too.
+        v.settle();
+        let before = v.prefetched_starts();
+        let page = v.reset_slot(1).expect("reset");
+        assert_eq!(v.prefetched_starts(), before + 1);
+        let mut fresh = Env::new(catalog());
+        let k = v.cursor[1] - 3;
+        let again = fresh
+            .reset(&schedule[k % 12].scenario, schedule[k % 12].seed, 0.5)
+            .expect("reset");
+        assert_eq!(
+            serde_json::to_string(&page).expect("json"),
+            serde_json::to_string(&again).expect("json")
+        );
+        // Off again: nothing is prepared any more, and clones start with nothing prepared.
+        let clone = v.clone();
+        assert_eq!(clone.prefetched_starts(), 0);
+        v.set_prefetch(false);
+        assert_eq!(v.prefetched_starts(), 0);
+    }
+
+    /// Prefetching leaves the starts the schedule repeats to the slots that share them, and the episodes are
+    /// still those of one thread without either.
+    #[test]
+    fn prefetching_and_shared_starts_play_together() {
+        // Pairs of slots share a start, and one start in three is a single.
+        let schedule: Vec<EpisodeSpec> = (0..18)
+            .map(|k| match k % 3 {
+                2 => spec("cert_expiry", 100 + k as u64),
+                _ => spec("disk_full", k as u64 / 3),
+            })
+            .collect();
+        let plain = play(
+            VecEnv::new(catalog(), 4, schedule.clone(), AutoReset::SameStep, 1),
+            9,
+        );
+        let mut v = VecEnv::new(catalog(), 4, schedule, AutoReset::SameStep, 2);
+        v.set_prefetch(true);
+        v.settle();
+        let mut log = Vec::new();
+        for page in v.reset() {
+            log.push(serde_json::to_string(&page.expect("reset")).expect("json"));
+        }
+        for round in 0..9 {
+            v.settle();
+            for r in v.step(&actions(round, v.len())) {
+                log.push(serde_json::to_string(&r.expect("step")).expect("json"));
+            }
+        }
+        assert_eq!(log, plain);
+        assert!(v.prefetched_starts() > 0, "no prepared start was used");
+        assert!(v.reused_starts() > 0, "no shared start was forked");
     }
 
     /// Auto-reset on worker threads gives the same results as on one thread, and each slot moves through its

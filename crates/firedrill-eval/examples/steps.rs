@@ -56,6 +56,33 @@ fn main() {
                 n as f64 / d.as_secs_f64()
             );
         }
+        // `vecpause THREADS PAUSE_MS STEPS`: VecEnv loop rates with a policy pause, prefetching off then on.
+        "vecpause" => {
+            let threads: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(2);
+            let ms: f64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(2.0);
+            let steps: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(20_000);
+            for prefetch in [false, true] {
+                let policy = firedrill_eval::bench::PolicyPause {
+                    pause: std::time::Duration::from_secs_f64(ms / 1000.0),
+                    prefetch,
+                };
+                let r = firedrill_eval::bench::measure_vec_with(
+                    &catalog,
+                    VecBudget::Steps(steps),
+                    SLOTS_PER_THREAD * threads,
+                    threads,
+                    &policy,
+                )
+                .expect("vec");
+                println!(
+                    "prefetch {prefetch}: {} steps, stepping {:.3} s, paused {:.3} s, {:.0} steps/s of the loop",
+                    r.steps,
+                    r.stepping.as_secs_f64(),
+                    r.paused.as_secs_f64(),
+                    r.loop_rate()
+                );
+            }
+        }
         "groups" => {
             let g: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(8);
             let n: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(50);

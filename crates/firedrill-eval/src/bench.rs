@@ -22,7 +22,11 @@
 //! - **vector steps**: a [`VecEnv`] of [`SLOTS_PER_THREAD`] × `threads` slots with [`AutoReset::SameStep`] over
 //!   the same episode list, one `random` agent per slot, stepped with every slot's action at once;
 //!   `VecEnv::step` is timed, which includes the auto-resets of slots whose episode ended. Run in
-//!   [`VEC_ROUNDS`] alternating rounds of the same work, on `threads` threads and on one, with the same slots.
+//!   [`VEC_ROUNDS`] alternating rounds of the same work, on `threads` threads and on one, with the same slots;
+//! - **training loop**: the same vector steps on `threads` threads with a pause of `policy_ms` before each
+//!   (sleeping, as the caller of a policy on a GPU does), once as they are and once with the next starts prepared
+//!   during the pauses ([`VecEnv::set_prefetch`]); the rate counts the pauses. [`VEC_ROUNDS`] alternating rounds
+//!   of each, the same work as a threaded round.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -55,6 +59,8 @@ pub struct BenchOptions {
     pub seconds: f64,
     /// Threads of the multi-threaded vector phase.
     pub threads: usize,
+    /// Milliseconds the policy of the training-loop phase takes per batch (see [`PolicyPause`]).
+    pub policy_ms: f64,
 }
 
 /// The headline figures (`firedrill bench --json`).
@@ -80,6 +86,13 @@ pub struct BenchFigures {
     pub vec_steps_per_sec_one_thread: f64,
     /// Threads of the vector phase.
     pub threads: usize,
+    /// The policy pause of the training-loop phase, in milliseconds.
+    pub policy_ms: f64,
+    /// Environment steps per second of a training loop on `threads` threads whose policy takes `policy_ms` per
+    /// batch, the pauses counted (`None` with one thread, where there is nothing to prepare starts on).
+    pub vec_policy_steps_per_sec: Option<f64>,
+    /// The same with the next starts prepared during the pauses ([`VecEnv::set_prefetch`]).
+    pub vec_policy_steps_per_sec_prefetch: Option<f64>,
 }
 
 /// Mean cost of one action kind in the structured phase.
@@ -274,6 +287,45 @@ pub fn measure_vec(
     slots: usize,
     threads: usize,
 ) -> Result<(u64, Duration), EvalError> {
+    let run = measure_vec_with(catalog, budget, slots, threads, &PolicyPause::default())?;
+    Ok((run.steps, run.stepping))
+}
+
+/// What a training loop does between two `VecEnv::step` calls, for [`measure_vec_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PolicyPause {
+    /// How long the caller's policy takes per batch, slept (a policy on a GPU leaves the CPU idle meanwhile).
+    pub pause: Duration,
+    /// Whether the vector environment prepares its next starts meanwhile ([`VecEnv::set_prefetch`]).
+    pub prefetch: bool,
+}
+
+/// A [`measure_vec_with`] run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VecRun {
+    /// Environment steps (every slot of every `VecEnv::step`).
+    pub steps: u64,
+    /// Time in `VecEnv::step`.
+    pub stepping: Duration,
+    /// Time in the policy pauses, as slept.
+    pub paused: Duration,
+}
+
+impl VecRun {
+    /// Environment steps per second of the loop: the steps over the time of the steps and the pauses.
+    pub fn loop_rate(&self) -> f64 {
+        rate(self.steps, self.stepping + self.paused)
+    }
+}
+
+/// [`measure_vec`] with a policy pause before each step (the random agents' own choices are still not timed).
+pub fn measure_vec_with(
+    catalog: &Arc<Catalog>,
+    budget: VecBudget,
+    slots: usize,
+    threads: usize,
+    policy: &PolicyPause,
+) -> Result<VecRun, EvalError> {
     let slots = slots.max(1);
     // Long enough that no slot wraps around the schedule in any realistic run.
     let schedule: Vec<EpisodeSpec> = (0..slots as u64 * 4_096).map(episode).collect();
@@ -284,6 +336,7 @@ pub fn measure_vec(
         AutoReset::SameStep,
         threads,
     );
+    venv.set_prefetch(policy.prefetch);
     let mut observations: Vec<Observation> = venv.reset().into_iter().collect::<Result<_, _>>()?;
     // Slot `i` plays schedule entries `i`, `i + slots`, ...: its agent is seeded like the episode it plays.
     let mut cursor: Vec<usize> = (0..slots).collect();
@@ -291,7 +344,7 @@ pub fn measure_vec(
         .map(|i| RandomAgent::new(schedule[i].seed))
         .collect();
     let wall = Instant::now();
-    let (mut n, mut spent) = (0u64, Duration::ZERO);
+    let (mut n, mut spent, mut paused) = (0u64, Duration::ZERO, Duration::ZERO);
     let more = |n: u64| match budget {
         VecBudget::Seconds(seconds) => wall.elapsed().as_secs_f64() < seconds,
         VecBudget::Steps(steps) => n < steps,
@@ -302,6 +355,11 @@ pub fn measure_vec(
             .zip(&observations)
             .map(|(a, o)| a.act(o))
             .collect();
+        if !policy.pause.is_zero() {
+            let t = Instant::now();
+            std::thread::sleep(policy.pause);
+            paused += t.elapsed();
+        }
         let t = Instant::now();
         let results = venv.step(&actions);
         spent += t.elapsed();
@@ -318,7 +376,11 @@ pub fn measure_vec(
             }
         }
     }
-    Ok((n, spent))
+    Ok(VecRun {
+        steps: n,
+        stepping: spent,
+        paused,
+    })
 }
 
 /// Runs every phase.
@@ -347,6 +409,34 @@ pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchR
         let (n, t) = measure_vec(catalog, VecBudget::Steps(work), slots, 1)?;
         vec1 += n;
         vec1_time += t;
+    }
+    // A training loop whose policy pauses between steps, with and without starts prepared meanwhile: the same
+    // work as a threaded round, alternating.
+    let policy = |prefetch| PolicyPause {
+        pause: Duration::from_secs_f64(options.policy_ms.max(0.0) / 1000.0),
+        prefetch,
+    };
+    let (mut plain, mut prefetched) = (None::<VecRun>, None::<VecRun>);
+    if threads > 1 {
+        for _ in 0..VEC_ROUNDS {
+            for (prefetch, sum) in [(false, &mut plain), (true, &mut prefetched)] {
+                let r = measure_vec_with(
+                    catalog,
+                    VecBudget::Steps(work),
+                    slots,
+                    threads,
+                    &policy(prefetch),
+                )?;
+                *sum = Some(match sum.take() {
+                    None => r,
+                    Some(s) => VecRun {
+                        steps: s.steps + r.steps,
+                        stepping: s.stepping + r.stepping,
+                        paused: s.paused + r.paused,
+                    },
+                });
+            }
+        }
     }
     let total = structured.spent.as_secs_f64();
     let per_action = structured
@@ -377,6 +467,9 @@ pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchR
             vec_steps_per_sec: rate(vecn, vecn_time),
             vec_steps_per_sec_one_thread: rate(vec1, vec1_time),
             threads,
+            policy_ms: options.policy_ms,
+            vec_policy_steps_per_sec: plain.map(|r| r.loop_rate()),
+            vec_policy_steps_per_sec_prefetch: prefetched.map(|r| r.loop_rate()),
         },
         resets,
         repeated_resets,
