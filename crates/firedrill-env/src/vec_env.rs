@@ -111,7 +111,8 @@ impl Clone for Prefetch {
 struct PreparedStart {
     state: Mutex<Preparing>,
     /// The incident of the slot's last finished episode, for the next start to recycle (its memory is reused,
-    /// as [`Env::reset`] reuses it: fresh memory for every start cost a third more per step, in page faults).
+    /// as [`Env::reset`] reuses it: starts in fresh memory made a loop without pauses a third slower,
+    /// docs/benchmarks.md).
     spare: Mutex<Option<Incident>>,
     /// Signalled when a start that was running is ready (or failed).
     done: Condvar,
