@@ -100,6 +100,20 @@ impl Prefetch {
     }
 }
 
+impl Drop for Prefetch {
+    /// Takes back the starts still queued, so that the worker threads do not start episodes nobody will play
+    /// (those being started finish, and are dropped).
+    fn drop(&mut self) {
+        for cell in &self.slots {
+            if let Ok(mut state) = cell.state.lock()
+                && matches!(&*state, Preparing::Queued(_))
+            {
+                *state = Preparing::Nothing;
+            }
+        }
+    }
+}
+
 impl Clone for Prefetch {
     fn clone(&self) -> Prefetch {
         Prefetch::new(Arc::clone(&self.catalog), self.slots.len())
