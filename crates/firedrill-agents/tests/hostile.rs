@@ -4,7 +4,8 @@
 //! unusual (zero and year-long ranges, subqueries, `offset`, `@`, extreme quantiles) or token soup, and resolves
 //! that cite ids never issued. Each step must give an observation (an error observation at worst) that renders
 //! as text and as JSON, an episode must end once and then refuse steps, and replaying an episode's action texts
-//! in a fresh environment must give the same observations byte for byte.
+//! in a fresh environment must give the same observations byte for byte. Batches of such actions through a
+//! `VecEnv` must give the same results on one thread, on two, and with starts prepared ahead.
 //!
 //! `FIREDRILL_HOSTILE_EPISODES=N` plays N episodes instead of the default five per family. When this test was
 //! written, a run of 3,000 found no failure, nor did an earlier harness of the same actions (queries as token
@@ -12,7 +13,9 @@
 
 use std::sync::Arc;
 
-use firedrill_env::{Env, EnvError, Observation};
+use firedrill_env::{
+    Action, AutoReset, Env, EnvError, EpisodeSpec, Observation, VecEnv, parse_action,
+};
 use firedrill_scenario::Catalog;
 use firedrill_scenario::library::BASIC_FAMILIES;
 use rand_chacha::ChaCha8Rng;
@@ -488,4 +491,60 @@ fn hostile_episodes_never_break_the_environment() {
         steps as u64 > episodes * 3,
         "{steps} steps in {episodes} episodes"
     );
+}
+
+/// Plays `rounds` batches of hostile actions through a vector environment of `slots` slots with auto-reset;
+/// every page and step result as JSON. Each slot's actions are drawn from its own generator, for the services of
+/// the episode it plays; an action that does not parse (a parameter out of its type's range) is a `wait`.
+fn play_batches(mut v: VecEnv, rounds: usize) -> Vec<String> {
+    let slots = v.len();
+    let mut log = Vec::new();
+    let mut names = Vec::new();
+    for page in v.reset() {
+        let page = page.expect("reset");
+        names.push(services(&page));
+        log.push(serde_json::to_string(&page).expect("json"));
+    }
+    let mut rngs: Vec<ChaCha8Rng> = (0..slots as u64).map(ChaCha8Rng::seed_from_u64).collect();
+    for _ in 0..rounds {
+        let actions: Vec<Action> = (0..slots)
+            .map(|i| {
+                parse_action(&action(&mut rngs[i], &names[i]).to_string()).unwrap_or_else(|_| {
+                    parse_action(r#"{"action": "wait", "minutes": 1}"#).expect("wait")
+                })
+            })
+            .collect();
+        for (i, r) in v.step(&actions).into_iter().enumerate() {
+            let r = r.expect("step");
+            if let Some(page) = &r.reset_observation {
+                names[i] = services(page);
+            }
+            log.push(serde_json::to_string(&r).expect("json"));
+        }
+    }
+    log
+}
+
+/// Hostile batches give the same results on one thread, on two, and on two with the next starts prepared ahead
+/// ([`VecEnv::set_prefetch`]): episodes of every length, error observations and auto-resets included.
+#[test]
+fn hostile_batches_do_not_depend_on_threads_or_prefetching() {
+    let schedule: Vec<EpisodeSpec> = (0..27u64)
+        .map(|k| EpisodeSpec {
+            scenario: BASIC_FAMILIES[(k % BASIC_FAMILIES.len() as u64) as usize].to_string(),
+            seed: 50 + k,
+            difficulty: 0.5,
+        })
+        .collect();
+    // Which resets find their start prepared depends on the threads' timing; the results must not.
+    let run = |threads: usize, prefetch: bool| {
+        let mut v = VecEnv::new(catalog(), 6, schedule.clone(), AutoReset::SameStep, threads);
+        v.set_prefetch(prefetch);
+        play_batches(v, 30)
+    };
+    let one = run(1, false);
+    let two = run(2, false);
+    let prefetched = run(2, true);
+    assert_eq!(one, two);
+    assert_eq!(one, prefetched);
 }
