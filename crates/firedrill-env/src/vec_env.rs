@@ -160,9 +160,14 @@ impl PreparedStart {
             *state = Preparing::Running(spec.clone());
         }
         let spare = self.spare.lock().ok().and_then(|mut s| s.take());
-        let started = catalog
-            .start_recycling(&spec.scenario, spec.seed, spec.difficulty, spare)
-            .ok();
+        // A panic here would abort the process (a spawned job has nowhere to unwind to) and leave a waiting
+        // slot waiting: it leaves nothing prepared instead, and the slot starts the episode itself, where a
+        // panic reaches the caller as it would without prefetching.
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            catalog.start_recycling(&spec.scenario, spec.seed, spec.difficulty, spare)
+        }))
+        .ok()
+        .and_then(Result::ok);
         if let Ok(mut state) = self.state.lock() {
             if matches!(&*state, Preparing::Running(s) if *s == spec) {
                 *state = match started {
