@@ -231,6 +231,16 @@ fn action(r: &mut ChaCha8Rng, services: &[String]) -> Value {
             o.insert("page".into(), v);
         }
     };
+    // A query in one of the languages (`key`), with a window and a page.
+    let language = |r: &mut ChaCha8Rng,
+                    o: &mut serde_json::Map<String, Value>,
+                    key: &str,
+                    valid: &[&str],
+                    tokens: &[&str]| {
+        o.insert(key.into(), json!(query(r, valid, tokens)));
+        win(r, o);
+        page(r, o);
+    };
     let mut o = serde_json::Map::new();
     let name = match r.below(16) {
         0 => "list_services",
@@ -244,16 +254,11 @@ fn action(r: &mut ChaCha8Rng, services: &[String]) -> Value {
             "query_metrics"
         }
         3 => {
-            o.insert(
-                "promql".into(),
-                json!(query(r, PROMQL_VALID, PROMQL_TOKENS)),
-            );
-            win(r, &mut o);
             if r.coin(0.5) {
                 let v = n(r, 600);
                 o.insert("step_seconds".into(), v);
             }
-            page(r, &mut o);
+            language(r, &mut o, "promql", PROMQL_VALID, PROMQL_TOKENS);
             "query_metrics"
         }
         4 => {
@@ -272,9 +277,7 @@ fn action(r: &mut ChaCha8Rng, services: &[String]) -> Value {
             "query_logs"
         }
         5 => {
-            o.insert("logql".into(), json!(query(r, LOGQL_VALID, LOGQL_TOKENS)));
-            win(r, &mut o);
-            page(r, &mut o);
+            language(r, &mut o, "logql", LOGQL_VALID, LOGQL_TOKENS);
             "query_logs"
         }
         6 => {
@@ -284,12 +287,7 @@ fn action(r: &mut ChaCha8Rng, services: &[String]) -> Value {
             "query_traces"
         }
         7 => {
-            o.insert(
-                "traceql".into(),
-                json!(query(r, TRACEQL_VALID, TRACEQL_TOKENS)),
-            );
-            win(r, &mut o);
-            page(r, &mut o);
+            language(r, &mut o, "traceql", TRACEQL_VALID, TRACEQL_TOKENS);
             "query_traces"
         }
         8 => {
