@@ -1,13 +1,15 @@
 //! `firedrill bench`: environment throughput on the basic suite (the workload is described in
 //! `firedrill_eval::bench`). The wall clock is read here to time the environment, never inside it.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use firedrill_eval::bench::{BenchOptions, GROUP, run_bench};
+use firedrill_eval::bench::{BenchOptions, GROUP, bench_phases, run_bench};
 use firedrill_scenario::Catalog;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -71,6 +73,21 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
             }
         );
     }
+    // One tick per phase, named as it begins; drawn on a terminal only, and never with `--json`.
+    let phases = bench_phases(threads);
+    let bar = if args.json || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(phases.len() as u64), ProgressDrawTarget::stderr())
+    };
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:24.cyan/blue} {pos}/{len} phases done; now {msg}  {elapsed}",
+    ) {
+        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
+    }
+    // Phases last seconds: the elapsed time moves meanwhile.
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    let mut begun = 0u64;
     let r = run_bench(
         &catalog,
         BenchOptions {
@@ -78,8 +95,14 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
             threads,
             policy_ms: args.policy_ms,
         },
-    )
-    .map_err(|e| e.to_string())?;
+        &mut |phase| {
+            bar.set_position(begun);
+            bar.set_message(phase.to_string());
+            begun += 1;
+        },
+    );
+    bar.finish_and_clear();
+    let r = r.map_err(|e| e.to_string())?;
     if args.json {
         say!(
             "{}",

@@ -383,14 +383,45 @@ pub fn measure_vec_with(
     })
 }
 
-/// Runs every phase.
-pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchReport, EvalError> {
+/// The phases [`run_bench`] runs with `threads` threads, in order, as it names them to its `progress`.
+pub fn bench_phases(threads: usize) -> Vec<String> {
+    let mut phases = vec![
+        "resets".to_string(),
+        "resets to the start before".to_string(),
+        "steps, structured".to_string(),
+        "steps, text".to_string(),
+        format!("VecEnv on {threads} threads and on 1, alternating"),
+    ];
+    if threads > 1 {
+        phases.push("training loop, with and without prefetching".to_string());
+    }
+    phases
+}
+
+/// Runs every phase, calling `progress` with each phase's name (from [`bench_phases`]) as it begins.
+pub fn run_bench(
+    catalog: &Arc<Catalog>,
+    options: BenchOptions,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BenchReport, EvalError> {
     let seconds = options.seconds.max(0.0);
     let threads = options.threads.max(1);
+    let phases = bench_phases(threads);
+    let mut phase = phases.iter();
+    let mut begin = || {
+        if let Some(name) = phase.next() {
+            progress(name);
+        }
+    };
+    begin();
     let (resets, reset_time) = measure_resets(catalog, seconds)?;
+    begin();
     let (repeated_resets, repeated_reset_time) = measure_repeated_resets(catalog, seconds)?;
+    begin();
     let structured = measure_steps(catalog, seconds, false)?;
+    begin();
     let text = measure_steps(catalog, seconds, true)?;
+    begin();
     let slots = SLOTS_PER_THREAD * threads;
     // The first threaded round sets the work; every later round, threaded or not, repeats exactly that work, so
     // the ratio of the two rates compares the same episodes and steps (a time budget each would cover more of
@@ -418,6 +449,7 @@ pub fn run_bench(catalog: &Arc<Catalog>, options: BenchOptions) -> Result<BenchR
     };
     let (mut plain, mut prefetched) = (None::<VecRun>, None::<VecRun>);
     if threads > 1 {
+        begin();
         for _ in 0..VEC_ROUNDS {
             for (prefetch, sum) in [(false, &mut plain), (true, &mut prefetched)] {
                 let r = measure_vec_with(
