@@ -1,7 +1,6 @@
 //! `firedrill bench`: environment throughput on the basic suite (the workload is described in
 //! `firedrill_eval::bench`). The wall clock is read here to time the environment, never inside it.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -9,7 +8,6 @@ use clap::Args;
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use firedrill_eval::bench::{BenchOptions, GROUP, bench_phases, run_bench};
 use firedrill_scenario::Catalog;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -75,16 +73,11 @@ pub fn run(args: BenchArgs, catalog: Catalog) -> Result<ExitCode, String> {
     }
     // One tick per phase, named as it begins; drawn on a terminal only, and never with `--json`.
     let phases = bench_phases(threads);
-    let bar = if args.json || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(Some(phases.len() as u64), ProgressDrawTarget::stderr())
-    };
-    if let Ok(style) = ProgressStyle::with_template(
+    let bar = crate::eval::progress_bar(
+        phases.len() as u64,
+        args.json,
         "{bar:24.cyan/blue} {pos}/{len} phases done; now {msg}  {elapsed}",
-    ) {
-        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
-    }
+    );
     // Phases last seconds: the elapsed time moves meanwhile.
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     let mut begun = 0u64;

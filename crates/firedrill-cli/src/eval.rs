@@ -14,6 +14,20 @@ use firedrill_eval::{Figures, Matrix, Report, SeedRange, create_run_dir, run_int
 use firedrill_scenario::Catalog;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// A progress bar of `len` steps drawn on standard error with `template`, or hidden: when `quiet` (the output
+/// is JSON) or when standard error is not a terminal.
+pub(crate) fn progress_bar(len: u64, quiet: bool, template: &str) -> ProgressBar {
+    let bar = if quiet || !std::io::stderr().is_terminal() {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr())
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
+    }
+    bar
+}
+
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Agent to evaluate; repeat for several [default: heuristic, oracle, random]. Built in: oracle, heuristic,
@@ -75,16 +89,11 @@ pub fn run(args: EvalArgs, catalog: Catalog) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?;
     let dir = create_run_dir(&args.out, &matrix).map_err(|e| e.to_string())?;
 
-    let bar = if args.json || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(Some(matrix.len() as u64), ProgressDrawTarget::stderr())
-    };
-    if let Ok(style) = ProgressStyle::with_template(
+    let bar = progress_bar(
+        matrix.len() as u64,
+        args.json,
         "{bar:32.cyan/blue} {pos}/{len} episodes  {elapsed} elapsed, eta {eta}  {msg}",
-    ) {
-        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
-    }
+    );
     let catalog = Arc::new(catalog);
     let result = run_into_dir(catalog, &matrix, jobs, &dir, &mut |p| {
         bar.set_position(p.done as u64);
