@@ -301,7 +301,7 @@ pub struct PolicyPause {
 }
 
 /// A [`measure_vec_with`] run.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct VecRun {
     /// Environment steps (every slot of every `VecEnv::step`).
     pub steps: u64,
@@ -312,6 +312,13 @@ pub struct VecRun {
 }
 
 impl VecRun {
+    /// Adds another run's work and times to this one's.
+    pub fn add(&mut self, other: &VecRun) {
+        self.steps += other.steps;
+        self.stepping += other.stepping;
+        self.paused += other.paused;
+    }
+
     /// Environment steps per second of the loop: the steps over the time of the steps and the pauses.
     pub fn loop_rate(&self) -> f64 {
         rate(self.steps, self.stepping + self.paused)
@@ -447,26 +454,18 @@ pub fn run_bench(
         pause: Duration::from_secs_f64(options.policy_ms.max(0.0) / 1000.0),
         prefetch,
     };
-    let (mut plain, mut prefetched) = (None::<VecRun>, None::<VecRun>);
+    let (mut plain, mut prefetched) = (VecRun::default(), VecRun::default());
     if threads > 1 {
         begin();
         for _ in 0..VEC_ROUNDS {
             for (prefetch, sum) in [(false, &mut plain), (true, &mut prefetched)] {
-                let r = measure_vec_with(
+                sum.add(&measure_vec_with(
                     catalog,
                     VecBudget::Steps(work),
                     slots,
                     threads,
                     &policy(prefetch),
-                )?;
-                *sum = Some(match sum.take() {
-                    None => r,
-                    Some(s) => VecRun {
-                        steps: s.steps + r.steps,
-                        stepping: s.stepping + r.stepping,
-                        paused: s.paused + r.paused,
-                    },
-                });
+                )?);
             }
         }
     }
@@ -500,8 +499,8 @@ pub fn run_bench(
             vec_steps_per_sec_one_thread: rate(vec1, vec1_time),
             threads,
             policy_ms: options.policy_ms,
-            vec_policy_steps_per_sec: plain.map(|r| r.loop_rate()),
-            vec_policy_steps_per_sec_prefetch: prefetched.map(|r| r.loop_rate()),
+            vec_policy_steps_per_sec: (threads > 1).then(|| plain.loop_rate()),
+            vec_policy_steps_per_sec_prefetch: (threads > 1).then(|| prefetched.loop_rate()),
         },
         resets,
         repeated_resets,
