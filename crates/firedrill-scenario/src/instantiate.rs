@@ -263,6 +263,68 @@ fn lerp(pair: [f64; 2], d: f64) -> f64 {
     pair[0] + (pair[1] - pair[0]) * d
 }
 
+/// The most distractor deploys, distractor configuration changes or benign events a difficulty may ask for: far
+/// more than an hour before a page holds realistically, and few enough that an instance stays small (each deploy
+/// adds a version to a service).
+pub const MAX_DIFFICULTY_EVENTS: f64 = 50.0;
+
+/// The largest log noise multiple a difficulty may ask for.
+pub const MAX_LOG_NOISE: f64 = 100.0;
+
+/// Checks what difficulty changes: every pair finite and in range.
+fn check_difficulty(d: &crate::model::DifficultySpec, p: &SpecPath) -> Result<(), Vec<SpecError>> {
+    let errors: Vec<SpecError> = [
+        (
+            "distractor_deploys",
+            d.distractor_deploys,
+            MAX_DIFFICULTY_EVENTS,
+        ),
+        (
+            "distractor_configs",
+            d.distractor_configs,
+            MAX_DIFFICULTY_EVENTS,
+        ),
+        ("benign_events", d.benign_events, MAX_DIFFICULTY_EVENTS),
+        ("log_noise", d.log_noise, MAX_LOG_NOISE),
+    ]
+    .into_iter()
+    .filter(|(_, pair, max)| !pair.iter().all(|v| (0.0..=*max).contains(v)))
+    .map(|(key, _, max)| SpecError::new(p.key(key), format!("both values must be in [0, {max}]")))
+    .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The latest a fault may begin, and the longest the page may take to come, in simulated minutes (a day): the
+/// hour before a page is simulated at every start, so a start of a scenario that pages days in would take
+/// minutes of real time.
+pub const MAX_TIMELINE_MINUTES: f64 = 24.0 * 60.0;
+
+/// Checks when the page may arrive: both bounds finite and within a day.
+fn check_page(page: &crate::model::PageSpec, p: &SpecPath) -> Result<(), Vec<SpecError>> {
+    let errors: Vec<SpecError> = [
+        ("min_history_minutes", page.min_history_minutes),
+        ("max_wait_minutes", page.max_wait_minutes),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !(0.0..=MAX_TIMELINE_MINUTES).contains(v))
+    .map(|(key, _)| {
+        SpecError::new(
+            p.key(key),
+            format!("must be in [0, {MAX_TIMELINE_MINUTES}] minutes"),
+        )
+    })
+    .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// Resolves the scenario's topology reference.
 pub fn topology_spec(scenario: &Scenario) -> Result<(TopologySpec, Vec<AlertRuleSpec>), SpecError> {
     topology_parts(scenario).map(|(spec, alerts, _)| (spec.clone(), alerts.to_vec()))
@@ -563,6 +625,8 @@ pub fn instantiate_with(
         0.0
     };
     let root = SpecPath::root();
+    check_difficulty(&scenario.difficulty, &root.key("difficulty"))?;
+    check_page(&scenario.page, &root.key("page"))?;
     let (spec, builtin_alerts, topology_interval) =
         topology_parts(scenario).map_err(|e| vec![e])?;
     let mut spec = spec.clone();
@@ -630,9 +694,12 @@ pub fn instantiate_with(
         targets.push(target);
         let onset_s = match &f.onset_minutes {
             Some(v) => match ctx.num(v, &p.key("onset_minutes")) {
-                Ok(m) if m >= 0.0 => Some(m * 60.0),
+                Ok(m) if (0.0..=MAX_TIMELINE_MINUTES).contains(&m) => Some(m * 60.0),
                 Ok(_) => {
-                    errors.push(SpecError::new(p.key("onset_minutes"), "onset must be >= 0"));
+                    errors.push(SpecError::new(
+                        p.key("onset_minutes"),
+                        format!("onset must be in [0, {MAX_TIMELINE_MINUTES}] minutes"),
+                    ));
                     None
                 }
                 Err(e) => {

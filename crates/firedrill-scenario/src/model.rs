@@ -87,13 +87,43 @@ pub struct Scenario {
 }
 
 /// A topology by built-in name or inline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum TopologyRef {
     /// Name of a built-in topology (`shop`).
     Builtin(String),
     /// A topology written out.
     Inline(Box<TopologySpec>),
+}
+
+// By hand rather than `#[serde(untagged)]`: an untagged enum buffers the value and, when no variant fits, reports
+// only "data did not match any variant" at the start of the block, so a typo deep in an inline topology lost its
+// message and its line. Telling the variants apart by the value's shape (text or mapping) lets the topology's
+// own error, with its position, come through.
+impl<'de> Deserialize<'de> for TopologyRef {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Shape;
+        impl<'de> serde::de::Visitor<'de> for Shape {
+            type Value = TopologyRef;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("the name of a built-in topology or a topology written out")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<TopologyRef, E> {
+                Ok(TopologyRef::Builtin(name.to_string()))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TopologyRef, A::Error> {
+                TopologySpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|spec| TopologyRef::Inline(Box::new(spec)))
+            }
+        }
+        deserializer.deserialize_any(Shape)
+    }
 }
 
 /// A seeded parameter: exactly one of `choice`, `range` or `service`.

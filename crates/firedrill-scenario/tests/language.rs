@@ -122,3 +122,53 @@ proptest::proptest! {
         let _ = parse_scenario("fuzz.yaml", &text);
     }
 }
+
+/// Numbers that would make an instance huge or a start endless are refused where they are written: a fuzzer
+/// found that `distractor_configs: [0, 1e9]` allocated until the process died.
+#[test]
+fn sizes_and_times_are_bounded() {
+    let cases = [
+        (
+            "budget_minutes: 30",
+            "budget_minutes: 30\ndifficulty: { distractor_configs: [0, 1e9] }",
+            "distractor_configs: both values must be in [0, 50]",
+        ),
+        (
+            "budget_minutes: 30",
+            "budget_minutes: 30\ndifficulty: { log_noise: [1, -2] }",
+            "log_noise: both values must be in [0, 100]",
+        ),
+        (
+            "budget_minutes: 30",
+            "budget_minutes: 30\npage: { max_wait_minutes: 100000 }",
+            "max_wait_minutes: must be in [0, 1440] minutes",
+        ),
+        (
+            "onset: { range: [58, 70] }",
+            "onset: { range: [58, 1e12] }",
+            "onset must be in [0, 1440] minutes",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(DNS.contains(from), "fixture lacks {from}");
+        let text = DNS.replacen(from, to, 1);
+        let errs = parse_scenario("x.yaml", &text).expect_err(to);
+        assert!(
+            errs.iter().any(|e| e.message.contains(expected)),
+            "{to}: {errs:?}"
+        );
+    }
+}
+
+/// An error inside an inline topology is reported where it is, with the topology's own message (not only "no
+/// variant matched" at the start of the block).
+#[test]
+fn errors_inside_an_inline_topology_keep_their_position() {
+    let text = "id: x\ntitle: t\ntier: basic\ntopology:\n  tick_s: 15\n  services:\n    - name: a\n      kind: service\n      replicas: -1\n";
+    let (line, col, msg) = first_error(text);
+    assert_eq!((line, col), (9, 17), "{msg}");
+    assert!(msg.contains("u32"), "{msg}");
+    let (line, _, msg) = first_error("id: x\ntitle: t\ntier: basic\ntopology: 5\n");
+    assert_eq!(line, 4, "{msg}");
+    assert!(msg.contains("built-in topology"), "{msg}");
+}

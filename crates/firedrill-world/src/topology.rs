@@ -191,6 +191,12 @@ pub struct Entry {
 /// never allocates.
 pub const MAX_REPLICAS: usize = 16;
 
+/// The most versions one service can have: a replica names its version by a `u8` index.
+pub const MAX_VERSIONS: usize = 256;
+
+/// The most feature flags one service can have: the enabled ones are the bits of a `u64`.
+pub const MAX_FLAGS: usize = 64;
+
 /// A checked system, ready to simulate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Topology {
@@ -590,6 +596,14 @@ fn check_service(s: &ServiceSpec, p: &SpecPath, errors: &mut Vec<SpecError>) {
     }
     if s.versions.is_empty() {
         bad("versions", "a service needs at least one version");
+    } else if s.versions.len() > MAX_VERSIONS {
+        bad(
+            "versions",
+            &format!(
+                "a service has at most {MAX_VERSIONS} versions (this one has {})",
+                s.versions.len()
+            ),
+        );
     } else if !s.versions.iter().any(|v| v.name == s.version) {
         let names: Vec<&str> = s.versions.iter().map(|v| v.name.as_str()).collect();
         bad(
@@ -614,6 +628,15 @@ fn check_service(s: &ServiceSpec, p: &SpecPath, errors: &mut Vec<SpecError>) {
             &p.key("versions").index(i).key("behaviour"),
             errors,
         );
+    }
+    if s.flags.len() > MAX_FLAGS {
+        errors.push(SpecError::new(
+            p.key("flags"),
+            format!(
+                "a service has at most {MAX_FLAGS} flags (this one has {})",
+                s.flags.len()
+            ),
+        ));
     }
     let mut seen = std::collections::BTreeSet::new();
     for (i, f) in s.flags.iter().enumerate() {

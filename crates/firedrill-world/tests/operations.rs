@@ -368,3 +368,60 @@ proptest! {
         }
     }
 }
+
+/// A replica names its version by a `u8` and the enabled flags are the bits of a `u64`: a service with more
+/// versions or flags than those hold is refused when the topology is compiled, not aliased when it runs.
+#[test]
+fn versions_and_flags_are_bounded_by_what_a_replica_can_name() {
+    let base: TopologySpec =
+        serde_json::from_str(include_str!("fixtures/small.json")).expect("spec");
+    let errors_of = |spec: &TopologySpec| {
+        Topology::compile(spec, &SpecPath::root())
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    };
+    let mut spec = base.clone();
+    let template = spec.services[0].versions[0].clone();
+    let fill = |n: usize| {
+        (0..n)
+            .map(|i| {
+                let mut v = template.clone();
+                v.name = if i == 0 {
+                    template.name.clone()
+                } else {
+                    format!("fuzz-{i}")
+                };
+                v
+            })
+            .collect::<Vec<_>>()
+    };
+    spec.services[0].versions = fill(256);
+    assert!(errors_of(&spec).is_empty(), "{:?}", errors_of(&spec));
+    spec.services[0].versions = fill(257);
+    let errors = errors_of(&spec);
+    assert!(
+        errors.iter().any(|e| e.contains("at most 256 versions")),
+        "{errors:?}"
+    );
+
+    let mut spec = base;
+    let flag: firedrill_world::spec::FlagSpec = serde_json::from_value(serde_json::json!({
+        "name": "f", "enabled": false
+    }))
+    .expect("flag");
+    spec.services[0].flags = (0..65)
+        .map(|i| {
+            let mut f = flag.clone();
+            f.name = format!("f{i}");
+            f
+        })
+        .collect();
+    let errors = errors_of(&spec);
+    assert!(
+        errors.iter().any(|e| e.contains("at most 64 flags")),
+        "{errors:?}"
+    );
+}
