@@ -12,14 +12,17 @@ fn main() {
         && flag == "--text"
     {
         let data = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
-        println!("{}", firedrill_fuzz::scenario_text(&data).unwrap_or_default());
+        println!(
+            "{}",
+            firedrill_fuzz::scenario_text(&data).unwrap_or_default()
+        );
         return;
     }
     let Some(dir) = args.first() else {
         eprintln!("usage: reach CORPUS_DIR | reach --text INPUT");
         std::process::exit(2);
     };
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{dir}: {e}"))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();

@@ -284,10 +284,22 @@ pub fn scenario_text(data: &[u8]) -> Option<String> {
     Some(serde_json::to_string_pretty(&value).expect("values serialise"))
 }
 
-/// An agent's action as JSON, stepped in an environment at the page of [`SCENARIO`]; the observation it gives
-/// (an error observation for an invalid action) is rendered as text and as JSON.
+/// Agent actions as JSON, one per line (up to eight), stepped in turn in an environment at the page of
+/// [`SCENARIO`]; each observation (an error observation for an invalid action) is rendered as text and as JSON. A
+/// single action is stepped twice, so that what it changed (time, an operation under way, an ended episode) is
+/// stepped on too.
 pub fn action(data: &[u8]) {
-    let Some(json) = text(data) else { return };
+    let Some(text) = text(data) else { return };
+    let mut lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(8)
+        .collect();
+    match lines.len() {
+        0 => return,
+        1 => lines.push(lines[0]),
+        _ => {}
+    }
     thread_local! {
         static ENV: std::cell::RefCell<Option<(Env, Episode)>> = const { std::cell::RefCell::new(None) };
     }
@@ -301,14 +313,20 @@ pub fn action(data: &[u8]) {
             (env, page)
         });
         env.restore(page.clone());
-        // A second action after the first, so that what the first changed (time, an operation under way, an
-        // ended episode) is stepped on too.
-        for _ in 0..2 {
+        for json in lines {
             match env.step_json(json) {
                 Ok(step) => {
                     let _ = step.observation.to_text();
                     let _ =
                         serde_json::to_string(&step.observation).expect("observations serialise");
+                    if step.terminated || step.truncated {
+                        // An ended episode refuses further steps with an error, never a panic.
+                        assert!(
+                            env.step_json(json).is_err(),
+                            "a step after the end was taken"
+                        );
+                        break;
+                    }
                 }
                 Err(e) => {
                     let _ = e.to_string();
