@@ -648,4 +648,19 @@ mod tests {
         assert!(help_action("resolve").contains("disk_full"));
         assert!(help_overview().contains("alias logs"));
     }
+
+    proptest::proptest! {
+        /// Whatever a person types, the translation is an error message or wire JSON naming a known action, which
+        /// the environment's parser then accepts or refuses with a typed error: nothing panics on the way.
+        #[test]
+        fn any_typed_line_translates_or_is_refused(
+            line in r#"(services|describe|metrics|logs|traces|diag|deploys|restart|scale|rollback|config|resolve|wait|query_logs|help)?[ a-z0-9=,._"'\\-]{0,40}"#
+        ) {
+            if let Ok(json) = translate(&line) {
+                let name = json["action"].as_str().unwrap_or_default().to_string();
+                proptest::prop_assert!(ActionKind::ALL.iter().any(|k| k.name() == name), "{json}");
+                let _ = firedrill_env::parse_action(&json.to_string());
+            }
+        }
+    }
 }
