@@ -58,3 +58,31 @@ fn every_unedited_document_starts() {
             .unwrap_or_else(|e| panic!("document {pick} does not start: {e}"));
     }
 }
+
+/// The cargo-fuzz crate builds only on nightly, outside CI: each target it declares must still name a body of
+/// this crate, and each body must have its target, seeds included.
+#[test]
+fn every_target_has_its_cargo_fuzz_binary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("fuzz/Cargo.toml");
+    let declared = manifest.matches("[[bin]]").count();
+    assert_eq!(
+        declared,
+        firedrill_fuzz::TARGETS.len(),
+        "fuzz/Cargo.toml declares {declared} targets"
+    );
+    for (name, _) in firedrill_fuzz::TARGETS {
+        assert!(
+            manifest.contains(&format!(
+                "name = \"{name}\"\npath = \"fuzz_targets/{name}.rs\""
+            )),
+            "fuzz/Cargo.toml lacks the {name} target"
+        );
+        let source = std::fs::read_to_string(root.join("fuzz_targets").join(format!("{name}.rs")))
+            .unwrap_or_else(|e| panic!("fuzz/fuzz_targets/{name}.rs: {e}"));
+        assert!(
+            source.contains(&format!("firedrill_fuzz::{name}(data)")),
+            "fuzz/fuzz_targets/{name}.rs does not call firedrill_fuzz::{name}"
+        );
+    }
+}
