@@ -29,6 +29,7 @@ pub type Target = fn(&[u8]);
 /// The targets, by name, as `fuzz/fuzz_targets/` and `fuzz/corpus/` name them.
 pub const TARGETS: &[(&str, Target)] = &[
     ("promql", promql),
+    ("promqltest", promqltest),
     ("logql", logql),
     ("traceql", traceql),
     ("scenario", scenario),
@@ -75,6 +76,14 @@ pub fn promql(data: &[u8]) {
             "{query:?} failed the check but evaluated as a range"
         );
     }
+}
+
+/// A script in Prometheus's promqltest format (`load`, `clear`, `eval ...` with expected results), run by the
+/// conformance runner of `firedrill conformance promql` against an in-memory store.
+pub fn promqltest(data: &[u8]) {
+    let Some(script) = text(data) else { return };
+    let report = firedrill_promql::promqltest::run_source("fuzz.test", script);
+    let _ = report.passed + report.failed;
 }
 
 /// A LogQL query, checked, then run as an agent's "as of now" query and as a ten-minute range query, rendered
