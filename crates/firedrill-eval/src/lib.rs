@@ -52,6 +52,16 @@ pub enum EvalError {
     /// No agent, or no scenario.
     #[error("the matrix has no {0}")]
     Empty(&'static str),
+    /// More episodes than one run holds ([`matrix::MAX_EPISODES`]).
+    #[error(
+        "the matrix has {episodes} episodes (agents × scenarios × seeds); one run holds at most {max}: narrow --seeds or split the run"
+    )]
+    TooLarge {
+        /// Episodes asked for (saturated at `u64::MAX`).
+        episodes: u64,
+        /// The most a run holds.
+        max: u64,
+    },
     /// An episode failed to play.
     #[error("episode {agent} on {scenario} seed {seed} failed: {message}")]
     Episode {

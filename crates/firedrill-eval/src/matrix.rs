@@ -14,6 +14,9 @@ pub const DEFAULT_AGENTS: [&str; 3] = ["heuristic", "oracle", "random"];
 pub const DEFAULT_SEEDS: SeedRange = SeedRange { start: 0, end: 20 };
 /// The difficulty `firedrill eval` runs at when none is given.
 pub const DEFAULT_DIFFICULTY: f64 = 0.5;
+/// The most episodes one run holds: every episode's task and summary are kept for the report (a few hundred
+/// bytes each), and a million episodes already take hours on two cores.
+pub const MAX_EPISODES: u64 = 1_000_000;
 /// The suites a matrix can name.
 pub const SUITES: [&str; 2] = ["basic", "all"];
 
@@ -180,6 +183,13 @@ impl Matrix {
                 reason: "it holds no seed".into(),
             });
         }
+        let episodes = self.episodes();
+        if episodes > MAX_EPISODES {
+            return Err(EvalError::TooLarge {
+                episodes,
+                max: MAX_EPISODES,
+            });
+        }
         if !(self.difficulty.is_finite() && (0.0..=1.0).contains(&self.difficulty)) {
             return Err(EvalError::Difficulty(self.difficulty));
         }
@@ -193,9 +203,16 @@ impl Matrix {
         Ok(())
     }
 
-    /// Number of episodes.
+    /// Number of episodes (at most [`MAX_EPISODES`] for a validated matrix).
     pub fn len(&self) -> usize {
-        self.agents.len() * self.scenarios.len() * self.seeds.len() as usize
+        usize::try_from(self.episodes()).unwrap_or(usize::MAX)
+    }
+
+    /// Number of episodes, saturated at `u64::MAX` (a matrix built by hand may ask for more than any run holds).
+    fn episodes(&self) -> u64 {
+        (self.agents.len() as u64)
+            .saturating_mul(self.scenarios.len() as u64)
+            .saturating_mul(self.seeds.len())
     }
 
     /// Whether the matrix holds no episode.
@@ -267,6 +284,34 @@ mod tests {
                 .is_some_and(|m| m.contains("5..2") && m.contains("exclusive")),
             "{msg:?}"
         );
+    }
+
+    #[test]
+    fn a_matrix_larger_than_a_run_holds_is_refused() {
+        let catalog = Catalog::builtin().unwrap_or_default();
+        let build = |end: u64| {
+            Matrix::new(
+                vec!["noop".into(), "oracle".into()],
+                vec!["disk_full".into()],
+                SeedRange::new(0, end).unwrap_or(DEFAULT_SEEDS),
+                0.5,
+                &catalog,
+            )
+        };
+        assert!(build(MAX_EPISODES / 2).is_ok());
+        let refused = build(MAX_EPISODES / 2 + 1);
+        assert!(
+            matches!(refused, Err(EvalError::TooLarge { episodes, .. }) if episodes == MAX_EPISODES + 2),
+            "{refused:?}"
+        );
+        // The whole seed space: the count saturates instead of wrapping to something small.
+        assert!(matches!(
+            build(u64::MAX),
+            Err(EvalError::TooLarge {
+                episodes: u64::MAX,
+                ..
+            })
+        ));
     }
 
     #[test]
