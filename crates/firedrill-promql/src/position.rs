@@ -212,7 +212,11 @@ fn syntactically_valid(candidate: &str) -> bool {
     if parser::lex::lexer(candidate).is_err() {
         return false;
     }
-    // The parser has panicked on odd input before; a panic means "does not parse".
+    // A number the parser would panic on (see `unrepresentable_duration`) does not parse; any other panic is
+    // caught the same way.
+    if crate::engine::unrepresentable_duration(candidate).is_some() {
+        return false;
+    }
     match std::panic::catch_unwind(|| parser::parse(candidate)) {
         Ok(Ok(_)) => true,
         Ok(Err(message)) => message != SYNTAX_ERROR,

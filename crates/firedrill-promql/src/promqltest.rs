@@ -625,7 +625,14 @@ fn parse_series_desc(line: &str) -> Result<(Labels, &str), String> {
     if compact == "{}" {
         return Ok((Labels::empty(), rest));
     }
-    let expr = pparser::parse(desc).map_err(|e| format!("bad series {desc:?}: {e}"))?;
+    if let Some((_, number)) = crate::engine::unrepresentable_duration(desc) {
+        return Err(format!(
+            "bad series {desc:?}: duration out of range: {number}"
+        ));
+    }
+    let expr = std::panic::catch_unwind(|| pparser::parse(desc))
+        .map_err(|_| format!("bad series {desc:?}: the parser failed on it"))?
+        .map_err(|e| format!("bad series {desc:?}: {e}"))?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("not a series descriptor: {desc:?}"));
     };

@@ -233,3 +233,56 @@ proptest! {
         position_in_bounds(&q)?;
     }
 }
+
+thread_local! {
+    /// Panics raised on this thread since the hook below was installed, caught or not.
+    static PANICS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Numbers too large for a duration where PromQL reads one are refused as parse errors at their position, and no
+/// panic is raised on the way: promql-parser panics on them, and even a caught panic prints its message.
+#[test]
+fn durations_too_large_are_refused_without_a_panic() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.with(|n| n.set(n.get() + 1));
+        previous(info);
+    }));
+    for (query, at) in [
+        ("x offset 1e300", 9),
+        ("rate(x[88888888888888888888888])", 7),
+        ("x[5m:1e300]", 5),
+        ("x offset -Inf", 10),
+        ("x offset +1e999", 10),
+        ("sum(x[1e30] offset 5m)", 6),
+    ] {
+        match parse_query(query) {
+            Err(QueryError::Parse { message, position }) => {
+                assert!(
+                    message.contains("duration out of range"),
+                    "{query}: {message}"
+                );
+                assert_eq!(position, Some(at), "{query}");
+            }
+            other => panic!("{query}: {other:?}"),
+        }
+        // Evaluation parses the same way.
+        let result = Engine::new(EngineOptions::default()).instant(&store(), query, 60_000);
+        assert!(result.is_err(), "{query}");
+    }
+    // Large numbers elsewhere, and durations that fit, still parse.
+    for query in [
+        "x > 1e300",
+        "x @ 100",
+        "rate(x[300])",
+        "x offset 5",
+        "x[5m:30]",
+    ] {
+        assert!(parse_query(query).is_ok(), "{query}");
+    }
+    assert_eq!(
+        PANICS.with(|n| n.get()),
+        0,
+        "a panic was raised (and caught) on the way"
+    );
+}

@@ -67,6 +67,41 @@ pub struct Engine {
     opts: EngineOptions,
 }
 
+/// The byte position and text of the first number written where PromQL reads a duration in seconds (`x[N]`,
+/// `x[N:M]`, `x offset N`, `x offset -N`) whose value no `Duration` holds (too large, infinite or NaN).
+///
+/// promql-parser converts such a number with `Duration::from_secs_f64`, which panics on these values. The
+/// callers catch that panic, but the panic hook prints its message first, so a user's query would put a panic
+/// on their terminal; reading the tokens beforehand refuses the query without one. `None` also for a text that
+/// does not lex (the parser then fails before converting anything).
+pub(crate) fn unrepresentable_duration(text: &str) -> Option<(usize, String)> {
+    use lrpar::{Lexeme, Lexer, NonStreamingLexer};
+    use parser::token::{T_ADD, T_COLON, T_LEFT_BRACKET, T_NUMBER, T_OFFSET, T_SUB};
+    let lexer = parser::lex::lexer(text).ok()?;
+    // The two tokens before the current one.
+    let (mut before, mut before_that) = (None, None);
+    for lexeme in lexer.iter().flatten() {
+        let id = lexeme.tok_id();
+        let duration_position = match before {
+            Some(T_LEFT_BRACKET | T_COLON | T_OFFSET) => true,
+            Some(T_ADD | T_SUB) => before_that == Some(T_OFFSET),
+            _ => false,
+        };
+        if id == T_NUMBER && duration_position {
+            let number = lexer.span_str(lexeme.span());
+            let fits = promql_parser::util::parse_str_radix(number)
+                .map(|secs| secs.is_finite() && (0.0..u64::MAX as f64).contains(&secs))
+                // A number it cannot read is an error the parser reports itself.
+                .unwrap_or(true);
+            if !fits {
+                return Some((lexeme.span().start(), number.to_string()));
+            }
+        }
+        (before, before_that) = (Some(id), before);
+    }
+    None
+}
+
 /// Parses a query, mapping parser failures to [`QueryError::Parse`] with the byte offset of the
 /// offending part of the query whenever it can be found (see `position.rs`).
 pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
@@ -77,6 +112,12 @@ pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
         return Err(QueryError::Parse {
             message: format!("query nesting too deep ({depth} levels)"),
             position: deepest,
+        });
+    }
+    if let Some((position, number)) = unrepresentable_duration(query) {
+        return Err(QueryError::Parse {
+            message: format!("duration out of range: {number}"),
+            position: Some(position),
         });
     }
     let parsed = std::panic::catch_unwind(|| parser::parse(query));

@@ -44,7 +44,11 @@ enum Outcome {
 }
 
 fn parse_alone(text: &str) -> Outcome {
-    // The parser panics on some input (durations too long for `Duration`); a probe must not.
+    // The parser panics on durations too long for `Duration`: such a probe is taken as one that panicked,
+    // without running it (the panic hook would print the panic even though it is caught).
+    if crate::engine::unrepresentable_duration(text).is_some() {
+        return Outcome::Panicked;
+    }
     match std::panic::catch_unwind(|| parser::parse(text)) {
         Ok(Ok(e)) => Outcome::Parsed(e),
         Ok(Err(m)) => Outcome::Failed(m),
