@@ -625,8 +625,14 @@ pub fn instantiate_with(
         0.0
     };
     let root = SpecPath::root();
-    check_difficulty(&scenario.difficulty, &root.key("difficulty"))?;
-    check_page(&scenario.page, &root.key("page"))?;
+    // Both checked before anything is built on them (a count here sizes what instantiation allocates).
+    match (
+        check_difficulty(&scenario.difficulty, &root.key("difficulty")),
+        check_page(&scenario.page, &root.key("page")),
+    ) {
+        (Ok(()), Ok(())) => {}
+        (a, b) => return Err(a.err().into_iter().chain(b.err()).flatten().collect()),
+    }
     let (spec, builtin_alerts, topology_interval) =
         topology_parts(scenario).map_err(|e| vec![e])?;
     let mut spec = spec.clone();

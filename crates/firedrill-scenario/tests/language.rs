@@ -158,6 +158,22 @@ fn sizes_and_times_are_bounded() {
             "{to}: {errs:?}"
         );
     }
+    // Both kinds at once are both reported.
+    let text = DNS.replacen(
+        "budget_minutes: 30",
+        "budget_minutes: 30\ndifficulty: { benign_events: [0, 51] }\npage: { min_history_minutes: -1 }",
+        1,
+    );
+    let errs = parse_scenario("x.yaml", &text).expect_err("two bad sections");
+    assert!(
+        errs.iter().any(|e| e.message.contains("benign_events")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("min_history_minutes")),
+        "{errs:?}"
+    );
 }
 
 /// An error inside an inline topology is reported where it is, with the topology's own message (not only "no
