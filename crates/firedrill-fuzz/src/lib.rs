@@ -8,6 +8,8 @@
 //! every committed input under `fuzz/corpus/` and `fuzz/regressions/` on the stable toolchain in CI. How to run
 //! them: `docs/fuzzing.md`.
 
+#![forbid(unsafe_code)]
+
 use std::sync::{Arc, OnceLock};
 
 use firedrill_env::{Env, Episode};
