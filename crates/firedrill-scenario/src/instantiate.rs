@@ -271,9 +271,9 @@ pub const MAX_DIFFICULTY_EVENTS: f64 = 50.0;
 /// The largest log noise multiple a difficulty may ask for.
 pub const MAX_LOG_NOISE: f64 = 100.0;
 
-/// Checks what difficulty changes: every pair finite and in range.
-fn check_difficulty(d: &crate::model::DifficultySpec, p: &SpecPath) -> Result<(), Vec<SpecError>> {
-    let errors: Vec<SpecError> = [
+/// What is wrong with what difficulty changes: every pair must be finite and in range.
+fn difficulty_errors(d: &crate::model::DifficultySpec, p: &SpecPath) -> Vec<SpecError> {
+    [
         (
             "distractor_deploys",
             d.distractor_deploys,
@@ -290,12 +290,7 @@ fn check_difficulty(d: &crate::model::DifficultySpec, p: &SpecPath) -> Result<()
     .into_iter()
     .filter(|(_, pair, max)| !pair.iter().all(|v| (0.0..=*max).contains(v)))
     .map(|(key, _, max)| SpecError::new(p.key(key), format!("both values must be in [0, {max}]")))
-    .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    .collect()
 }
 
 /// The latest a fault may begin, and the longest the page may take to come, in simulated minutes (a day): the
@@ -303,9 +298,9 @@ fn check_difficulty(d: &crate::model::DifficultySpec, p: &SpecPath) -> Result<()
 /// minutes of real time.
 pub const MAX_TIMELINE_MINUTES: f64 = 24.0 * 60.0;
 
-/// Checks when the page may arrive: both bounds finite and within a day.
-fn check_page(page: &crate::model::PageSpec, p: &SpecPath) -> Result<(), Vec<SpecError>> {
-    let errors: Vec<SpecError> = [
+/// What is wrong with when the page may arrive: both bounds must be finite and within a day.
+fn page_errors(page: &crate::model::PageSpec, p: &SpecPath) -> Vec<SpecError> {
+    [
         ("min_history_minutes", page.min_history_minutes),
         ("max_wait_minutes", page.max_wait_minutes),
     ]
@@ -317,12 +312,7 @@ fn check_page(page: &crate::model::PageSpec, p: &SpecPath) -> Result<(), Vec<Spe
             format!("must be in [0, {MAX_TIMELINE_MINUTES}] minutes"),
         )
     })
-    .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    .collect()
 }
 
 /// Resolves the scenario's topology reference.
@@ -626,12 +616,10 @@ pub fn instantiate_with(
     };
     let root = SpecPath::root();
     // Both checked before anything is built on them (a count here sizes what instantiation allocates).
-    match (
-        check_difficulty(&scenario.difficulty, &root.key("difficulty")),
-        check_page(&scenario.page, &root.key("page")),
-    ) {
-        (Ok(()), Ok(())) => {}
-        (a, b) => return Err(a.err().into_iter().chain(b.err()).flatten().collect()),
+    let mut errors = difficulty_errors(&scenario.difficulty, &root.key("difficulty"));
+    errors.extend(page_errors(&scenario.page, &root.key("page")));
+    if !errors.is_empty() {
+        return Err(errors);
     }
     let (spec, builtin_alerts, topology_interval) =
         topology_parts(scenario).map_err(|e| vec![e])?;
