@@ -1,5 +1,5 @@
-//! Validity of the built-in library, for every family over seeds 0..50: the page comes from an alert that
-//! actually fired; the intended operations reach the mitigated state; doing nothing for the whole budget does
+//! Validity of the built-in library, for every family over seeds 0..50 at difficulties 0, 0.5 and 1: the page
+//! comes from an alert that actually fired; the intended operations reach the mitigated state; doing nothing for the whole budget does
 //! not (except in the no-fault control, where doing nothing is the right answer).
 
 use std::sync::Arc;
@@ -9,6 +9,8 @@ use firedrill_scenario::{Catalog, Incident};
 use firedrill_world::Actor;
 
 const SEEDS: std::ops::Range<u64> = 0..50;
+/// Both ends of the difficulty range and its middle: every seed at each.
+const DIFFICULTIES: [f64; 3] = [0.0, 0.5, 1.0];
 
 fn catalog() -> Catalog {
     match Catalog::builtin() {
@@ -37,15 +39,17 @@ fn every_family_pages_is_solvable_and_is_not_solved_by_waiting() {
     let mut failures = Vec::new();
     for scenario in catalog.scenarios() {
         let control = scenario.faults.is_empty();
-        for seed in SEEDS {
-            let difficulty = (seed % 3) as f64 / 2.0;
+        for (seed, difficulty) in SEEDS.flat_map(|s| DIFFICULTIES.map(|d| (s, d))) {
             let instance = catalog
                 .instance(&scenario.id, seed, difficulty)
                 .expect("instance");
             let incident = match Incident::start(Arc::clone(&instance)) {
                 Ok(i) => i,
                 Err(e) => {
-                    failures.push(format!("{} seed {seed}: {e}", scenario.id));
+                    failures.push(format!(
+                        "{} seed {seed} difficulty {difficulty}: {e}",
+                        scenario.id
+                    ));
                     continue;
                 }
             };
@@ -57,7 +61,7 @@ fn every_family_pages_is_solvable_and_is_not_solved_by_waiting() {
                 .any(|t| t.to == AlertState::Firing && t.t_s <= incident.page_s());
             if !fired || incident.page_s() < instance.min_history_s {
                 failures.push(format!(
-                    "{} seed {seed}: page without a firing alert",
+                    "{} seed {seed} difficulty {difficulty}: page without a firing alert",
                     scenario.id
                 ));
             }
@@ -66,7 +70,7 @@ fn every_family_pages_is_solvable_and_is_not_solved_by_waiting() {
             run_to_budget(&mut idle);
             if !control && idle.mitigated() {
                 failures.push(format!(
-                    "{} seed {seed}: doing nothing reached the mitigated state",
+                    "{} seed {seed} difficulty {difficulty}: doing nothing reached the mitigated state",
                     scenario.id
                 ));
             }
@@ -75,7 +79,7 @@ fn every_family_pages_is_solvable_and_is_not_solved_by_waiting() {
             for op in &instance.truth.remediation {
                 if let Err(e) = fixed.apply(op, &Actor::oncall()) {
                     failures.push(format!(
-                        "{} seed {seed}: remediation {op:?} refused: {e}",
+                        "{} seed {seed} difficulty {difficulty}: remediation {op:?} refused: {e}",
                         scenario.id
                     ));
                 }
@@ -83,7 +87,7 @@ fn every_family_pages_is_solvable_and_is_not_solved_by_waiting() {
             run_to_budget(&mut fixed);
             if !fixed.mitigated() {
                 failures.push(format!(
-                    "{} seed {seed}: intended remediation did not mitigate",
+                    "{} seed {seed} difficulty {difficulty}: intended remediation did not mitigate",
                     scenario.id
                 ));
             }

@@ -464,7 +464,8 @@ pub enum Perturbation {
         factor: f64,
     },
     /// Add outside traffic to a rate-limited service so that its load becomes a multiple of its current total
-    /// limit (a client hammering one API).
+    /// limit (a client hammering one API). The multiple is of the service's usual load: a traffic swing under way
+    /// ([`Perturbation::Traffic`]) comes on top of it.
     LoadOverLimit {
         /// Service.
         service: ServiceId,
@@ -558,7 +559,12 @@ impl World {
                     .map(|r| r.rps_per_replica);
                 let limit =
                     st.fx.rate_limit_rps.or(per_replica).unwrap_or(0.0) * frame.ready as f64;
-                let arriving = frame.offered_rps as f64 - st.extra_rps;
+                // The surge is sized against the service's usual load: without the factor of passing traffic
+                // swings, which end. Sized against a swing, it would fall back under the limit when the swing
+                // ends, and the fault would leave no symptom at all.
+                let swing = self.traffic_factor();
+                let arriving = (frame.offered_rps as f64 - st.extra_rps)
+                    / if swing > 0.0 { swing } else { 1.0 };
                 let extra = (multiple * limit - arriving).max(0.0);
                 self.service_mut(*service).extra_rps = extra;
                 self.log(*service, u8::MAX, EventKind::TrafficShift, extra, 0.0, 0);

@@ -425,3 +425,43 @@ fn versions_and_flags_are_bounded_by_what_a_replica_can_name() {
         "{errors:?}"
     );
 }
+
+/// A client surge sized while a traffic swing is under way is sized against the usual load, so it still exceeds
+/// the limit once the swing ends (sized against the swollen load, it fell back under the limit and the fault left
+/// no symptom: `rate_limit_exhaustion` seed 16 at difficulty 1 never paged).
+#[test]
+fn a_surge_over_the_limit_outlasts_a_traffic_swing() {
+    let mut w = world();
+    let edge = id(&w, "edge");
+    // A limit close to the usual 100 requests per second, so that how the surge is sized matters.
+    w.apply(
+        &Operation::SetConfig {
+            service: edge,
+            key: "rate_limit.rps_per_replica".into(),
+            value: "60".into(),
+        },
+        &oncall(),
+    )
+    .expect("limit");
+    w.run(4);
+    let limit = 60.0 * w.frame(edge).ready as f64;
+    let swing = 1.3;
+    w.perturb(&Perturbation::Traffic { factor: swing });
+    w.run(4);
+    w.perturb(&Perturbation::LoadOverLimit {
+        service: edge,
+        multiple: 1.2,
+    });
+    w.perturb(&Perturbation::Traffic {
+        factor: 1.0 / swing,
+    });
+    w.run(8);
+    let f = *w.frame(edge);
+    let offered = f.offered_rps as f64;
+    // The usual load moves with noise and the daily curve: a few percent either way.
+    assert!(
+        offered > 1.12 * limit && offered < 1.28 * limit,
+        "offered {offered:.1} against a limit of {limit:.1}"
+    );
+    assert!(f.rejected_rps > 0.0, "nothing rejected: {f:?}");
+}
