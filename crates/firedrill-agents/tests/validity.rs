@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use firedrill_agents::{EpisodeRecord, run_episode};
 use firedrill_env::action::{Action, ResolveParams, RestartParams, RollbackParams, WaitParams};
-use firedrill_env::{Env, EnvError};
+use firedrill_env::{Env, EnvError, Grade};
 use firedrill_scenario::Catalog;
 use firedrill_scenario::library::BASIC_FAMILIES;
 use firedrill_world::FaultClass;
@@ -65,12 +65,11 @@ fn the_heuristic_solves_at_least_80_percent() {
     assert!(rate >= 0.8, "heuristic success rate {rate:.3}");
 }
 
-/// noop, restart-all and farmer score at most 0.25 on every family and earn less return than the oracle;
-/// early-resolve at most 0.25 on average.
+/// noop, restart-all, farmer and early-resolve score at most 0.25 on average on every family and earn less return
+/// than the oracle there.
 #[test]
 fn gaming_baselines_score_low_and_earn_less_than_the_oracle() {
     let cat = catalog();
-    let mut early = Vec::new();
     for fam in BASIC_FAMILIES {
         let oracle = family(&cat, "oracle", fam);
         let oracle_return = mean(oracle.iter().map(|e| e.episode_return));
@@ -78,34 +77,23 @@ fn gaming_baselines_score_low_and_earn_less_than_the_oracle() {
             let eps = family(&cat, agent, fam);
             let score = mean(eps.iter().map(|e| e.grade.score));
             let ret = mean(eps.iter().map(|e| e.episode_return));
-            if agent == "early-resolve" {
-                early.push(score);
-            } else {
-                assert!(score <= 0.25, "{agent} scores {score:.3} on {fam}");
-            }
+            assert!(score <= 0.25, "{agent} scores {score:.3} on {fam}");
             assert!(
                 ret < oracle_return,
                 "{agent} earns {ret:.3} on {fam}, oracle {oracle_return:.3}"
             );
         }
     }
-    let m = mean(early.into_iter());
-    assert!(m <= 0.25, "early-resolve mean score {m:.3}");
 }
 
+/// random scores at most 0.2 on average on every family.
 #[test]
 fn random_scores_at_most_0_2() {
     let cat = catalog();
-    let mut scores = Vec::new();
     for fam in BASIC_FAMILIES {
-        scores.extend(
-            family(&cat, "random", fam)
-                .into_iter()
-                .map(|e| e.grade.score),
-        );
+        let m = mean(family(&cat, "random", fam).iter().map(|e| e.grade.score));
+        assert!(m <= 0.2, "random mean score {m:.3} on {fam}");
     }
-    let m = mean(scores.into_iter());
-    assert!(m <= 0.2, "random mean score {m:.3}");
 }
 
 fn wait(minutes: f64) -> Action {
@@ -123,8 +111,8 @@ fn resolve(root_causes: Vec<String>, class: FaultClass, evidence: Vec<String>) -
 }
 
 /// Investigates the alerted service, waits for the burst to pass and resolves `no_fault`, optionally after an
-/// operation; returns the score.
-fn no_fault_episode(seed: u64, operation: Option<Action>) -> f64 {
+/// operation; returns the grade.
+fn no_fault_episode(seed: u64, operation: Option<Action>) -> Grade {
     let mut env = Env::new(catalog());
     let page = env
         .reset("no_fault_control", seed, DIFFICULTY)
@@ -147,11 +135,8 @@ fn no_fault_episode(seed: u64, operation: Option<Action>) -> f64 {
             break;
         }
     }
-    if last.as_ref().is_some_and(|s| s.truncated) {
-        return last
-            .and_then(|s| s.info.grade)
-            .map(|g| g.score)
-            .unwrap_or(0.0);
+    if let Some(s) = last.filter(|s| s.truncated) {
+        return s.info.grade.expect("grade at truncation");
     }
     let end = env
         .step(&resolve(
@@ -160,13 +145,13 @@ fn no_fault_episode(seed: u64, operation: Option<Action>) -> f64 {
             cite[..1].to_vec(),
         ))
         .expect("resolve");
-    end.info.grade.expect("grade").score
+    end.info.grade.expect("grade")
 }
 
 #[test]
 fn no_fault_control_rewards_restraint() {
     for seed in SEEDS {
-        let clean = no_fault_episode(seed, None);
+        let clean = no_fault_episode(seed, None).score;
         assert!(
             clean >= 0.9,
             "seed {seed}: investigate and resolve scores {clean:.3}"
@@ -191,8 +176,20 @@ fn no_fault_control_rewards_restraint() {
         ] {
             let with_op = no_fault_episode(seed, Some(op.clone()));
             assert!(
-                with_op < clean,
-                "seed {seed}: {op:?} did not cost points ({with_op:.3} vs {clean:.3})"
+                with_op.score < clean,
+                "seed {seed}: {op:?} did not cost points ({:.3} vs {clean:.3})",
+                with_op.score
+            );
+            // With nothing broken, the outcome is leaving the system alone: the system's recovery from the
+            // page is not credited to an agent that changed it.
+            assert!(
+                !with_op.mitigated && !with_op.success,
+                "seed {seed}: {op:?} {with_op:?}"
+            );
+            assert!(
+                with_op.lost.iter().any(|l| l.reason == "disturbed_control"),
+                "seed {seed}: {:?}",
+                with_op.lost
             );
         }
     }
@@ -335,6 +332,70 @@ fn declaring_before_the_fix_holds_scores_less() {
             "seed {seed}: mitigation credited before it was sustained"
         );
         assert!(g.score < verified.grade.score, "seed {seed}");
+    }
+}
+
+/// Diagnosing from the page alone: in bad_deployment_cascade the page's alert is at the root service, so a
+/// blind resolve can name the right service and class. Without a citation that proves the cause it earns half the
+/// diagnosis; the same answer citing what `query_deploys` returned earns all of it.
+#[test]
+fn an_unsupported_diagnosis_earns_half() {
+    let cat = catalog();
+    for seed in 0..5 {
+        let mut env = Env::new(cat.clone());
+        env.reset("bad_deployment_cascade", seed, DIFFICULTY)
+            .expect("reset");
+        let cause = env
+            .episode()
+            .expect("episode")
+            .incident()
+            .instance()
+            .root_causes()[0]
+            .clone();
+        let blind = env
+            .step(&resolve(
+                vec![cause.service.clone()],
+                cause.fault_class,
+                Vec::new(),
+            ))
+            .expect("resolve")
+            .info
+            .grade
+            .expect("grade");
+        assert_eq!(blind.components.diagnosis.fraction, 0.5, "seed {seed}");
+        assert!(blind.diagnosis_correct, "seed {seed}");
+        assert!(
+            blind
+                .lost
+                .iter()
+                .any(|l| l.reason == "unsupported_diagnosis"),
+            "seed {seed}: {:?}",
+            blind.lost
+        );
+        assert!(blind.score <= 0.25, "seed {seed}: {}", blind.score);
+
+        let mut env = Env::new(cat.clone());
+        env.reset("bad_deployment_cascade", seed, DIFFICULTY)
+            .expect("reset");
+        let deploys = env
+            .step_json(r#"{"action":"query_deploys"}"#)
+            .expect("query_deploys");
+        let cited = firedrill_agents::heuristic::evidence_ids(&deploys.observation);
+        let supported = env
+            .step(&resolve(vec![cause.service], cause.fault_class, cited))
+            .expect("resolve")
+            .info
+            .grade
+            .expect("grade");
+        assert_eq!(supported.components.diagnosis.fraction, 1.0, "seed {seed}");
+        assert!(
+            supported
+                .lost
+                .iter()
+                .all(|l| l.reason != "unsupported_diagnosis"),
+            "seed {seed}: {:?}",
+            supported.lost
+        );
     }
 }
 

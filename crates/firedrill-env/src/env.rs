@@ -1744,7 +1744,11 @@ impl Episode {
         let truth = &inst.truth;
         let mut lost = Vec::new();
         let resolved = self.resolution.is_some();
-        let mitigated = self.incident.mitigated();
+        // With nothing broken (`no_fault_control`) the world recovers from the page by itself, so its state says
+        // nothing of the agent. The outcome there is leaving the system alone: an operation on it (every such
+        // operation is harmful there) forfeits what the state would credit as mitigated.
+        let disturbed_control = truth.root_causes.is_empty() && !self.harmful.is_empty();
+        let mitigated = self.incident.mitigated() && !disturbed_control;
         let page = self.incident.page_s();
         let minutes_to_mitigate = if mitigated {
             self.incident
@@ -1772,6 +1776,18 @@ impl Episode {
         // Mitigation.
         let mut mitigation = if mitigated {
             1.0
+        } else if disturbed_control {
+            lose(
+                "mitigation",
+                weights::MITIGATION,
+                1.0,
+                "disturbed_control",
+                format!(
+                    "nothing was broken, and the agent changed the system: {}",
+                    self.harmful.join("; ")
+                ),
+            );
+            0.0
         } else if self.incident.mitigated_now() {
             lose(
                 "mitigation",
@@ -1829,6 +1845,36 @@ impl Episode {
             0.0
         };
         if let Some(r) = &self.resolution {
+            // Which proofs the citations hold, and how many cite nothing the episode returned.
+            let mut matched = vec![false; truth.evidence.len()];
+            let mut real_cited = 0usize;
+            let mut seen = BTreeSet::new();
+            for cited in &r.evidence {
+                if !seen.insert(cited.as_str()) {
+                    continue;
+                }
+                match self.ledger.get(cited) {
+                    None => hallucinated += 1,
+                    Some(fact) => {
+                        real_cited += 1;
+                        for (i, ev) in truth.evidence.iter().enumerate() {
+                            if fact_matches(fact.view(), ev) {
+                                matched[i] = true;
+                            }
+                        }
+                    }
+                }
+            }
+            let proofs_cited = matched.iter().filter(|m| **m).count();
+            // A diagnosis is supported when a citation proves it (with no proofs to find, when any real
+            // observation is cited). Without support it is a guess, however right: the page alone names the root
+            // service in some families, and a blind resolve must not collect the whole diagnosis there.
+            let supported = if truth.evidence.is_empty() {
+                real_cited > 0
+            } else {
+                proofs_cited > 0
+            };
+
             // Services: precision at full recall.
             let claimed: BTreeSet<&str> = r.root_causes.iter().map(String::as_str).collect();
             let service_part = if claimed == true_services {
@@ -1873,25 +1919,23 @@ impl Episode {
             }
             diagnosis = 0.5 * service_part + if class_ok { 0.5 } else { 0.0 };
             diagnosis_correct = service_part == 1.0 && class_ok;
+            if !supported && diagnosis > 0.0 {
+                lose(
+                    "diagnosis",
+                    weights::DIAGNOSIS,
+                    0.5 * diagnosis,
+                    "unsupported_diagnosis",
+                    if truth.evidence.is_empty() {
+                        "no observation cited: an unsupported diagnosis earns half".into()
+                    } else {
+                        "no cited observation proves the cause: an unsupported diagnosis earns half"
+                            .into()
+                    },
+                );
+                diagnosis *= 0.5;
+            }
 
             // Evidence: citations must be real; the ground truth's proofs must be among them.
-            let mut matched = vec![false; truth.evidence.len()];
-            let mut seen = BTreeSet::new();
-            for cited in &r.evidence {
-                if !seen.insert(cited.as_str()) {
-                    continue;
-                }
-                match self.ledger.get(cited) {
-                    None => hallucinated += 1,
-                    Some(fact) => {
-                        for (i, ev) in truth.evidence.iter().enumerate() {
-                            if fact_matches(fact.view(), ev) {
-                                matched[i] = true;
-                            }
-                        }
-                    }
-                }
-            }
             let base = if truth.evidence.is_empty() {
                 if r.evidence.is_empty() {
                     lose(
@@ -1907,7 +1951,7 @@ impl Episode {
                 }
             } else {
                 let need = truth.evidence.len().min(2) as f64;
-                let got = matched.iter().filter(|m| **m).count() as f64;
+                let got = proofs_cited as f64;
                 let f = (got / need).min(1.0);
                 if f < 1.0 {
                     lose(
