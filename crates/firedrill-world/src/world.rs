@@ -1309,7 +1309,8 @@ impl World {
             let handshake_failed = w.entry * w.tls_bad;
             let mut admitted = offered - handshake_failed;
             let mut rejected = 0.0;
-            if let Some(rl) = topo.services[i].spec.rate_limit {
+            // The limiter runs in the replicas: with none ready, requests fail as unavailable, not as limited.
+            if let Some(rl) = topo.services[i].spec.rate_limit.filter(|_| ready > 0) {
                 let per_replica = st.fx.rate_limit_rps.unwrap_or(rl.rps_per_replica);
                 let limit = per_replica * ready as f64;
                 let burst_cap = rl.burst * ready as f64;

@@ -465,3 +465,26 @@ fn a_surge_over_the_limit_outlasts_a_traffic_swing() {
     );
     assert!(f.rejected_rps > 0.0, "nothing rejected: {f:?}");
 }
+
+/// A rate limiter runs in the replicas: while none is ready, requests fail as unavailable and none counts as
+/// rate limited (they were counted as 429s, which sent a reader of the status codes after the wrong cause).
+#[test]
+fn a_service_with_no_ready_replica_limits_nothing() {
+    let mut w = world();
+    let edge = id(&w, "edge");
+    w.apply(
+        &Operation::Restart {
+            service: edge,
+            memory_mb: None,
+            cpu_millis: None,
+        },
+        &oncall(),
+    )
+    .expect("restart");
+    w.run(2);
+    let f = *w.frame(edge);
+    assert_eq!(f.ready, 0, "the restart should have taken every pod down");
+    assert!(f.offered_rps > 0.0);
+    assert_eq!(f.rejected_rps, 0.0, "{f:?}");
+    assert!(f.error_rps >= 0.99 * f.offered_rps, "{f:?}");
+}
