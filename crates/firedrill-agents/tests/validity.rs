@@ -9,6 +9,7 @@ use firedrill_agents::{EpisodeRecord, run_episode};
 use firedrill_env::action::{Action, ResolveParams, RestartParams, RollbackParams, WaitParams};
 use firedrill_env::{Env, EnvError, Grade};
 use firedrill_scenario::Catalog;
+use firedrill_scenario::instantiate::RootCause;
 use firedrill_scenario::library::BASIC_FAMILIES;
 use firedrill_world::FaultClass;
 
@@ -105,6 +106,16 @@ fn random_scores_at_most_0_2() {
         let m = mean(family(&cat, "random", fam).iter().map(|e| e.grade.score));
         assert!(m <= 0.2, "random mean score {m:.3} on {fam}");
     }
+}
+
+/// The first root cause of the episode `env` plays (ground truth, for tests that play a known answer).
+fn first_root_cause(env: &Env) -> RootCause {
+    env.episode()
+        .expect("episode")
+        .incident()
+        .instance()
+        .root_causes()[0]
+        .clone()
 }
 
 fn wait(minutes: f64) -> Action {
@@ -356,13 +367,7 @@ fn an_unsupported_diagnosis_earns_half() {
         let mut env = Env::new(cat.clone());
         env.reset("bad_deployment_cascade", seed, DIFFICULTY)
             .expect("reset");
-        let cause = env
-            .episode()
-            .expect("episode")
-            .incident()
-            .instance()
-            .root_causes()[0]
-            .clone();
+        let cause = first_root_cause(&env);
         let blind = env
             .step(&resolve(
                 vec![cause.service.clone()],
@@ -416,13 +421,7 @@ fn blind_restarts_are_harmful() {
     let cat = catalog();
     let mut env = Env::new(cat);
     let page = env.reset("oom_crash", 4, DIFFICULTY).expect("reset");
-    let cause = env
-        .episode()
-        .expect("episode")
-        .incident()
-        .instance()
-        .root_causes()[0]
-        .clone();
+    let cause = first_root_cause(&env);
     for s in firedrill_agents::page_services(&page) {
         env.step(&Action::RestartService(RestartParams {
             service: s,
@@ -458,13 +457,7 @@ fn hallucinated_citations_are_counted() {
     let honest = run_episode(cat.clone(), "oracle", "dns_failure", 5, DIFFICULTY).expect("episode");
     let mut env = Env::new(cat);
     env.reset("dns_failure", 5, DIFFICULTY).expect("reset");
-    let cause = env
-        .episode()
-        .expect("episode")
-        .incident()
-        .instance()
-        .root_causes()[0]
-        .clone();
+    let cause = first_root_cause(&env);
     let end = env
         .step(&resolve(
             vec![cause.service],
