@@ -9,6 +9,7 @@
 //! - [`vec_env`]: [`VecEnv`], many episodes stepped together, with an explicit auto-reset mode.
 
 pub mod action;
+pub mod command;
 pub mod env;
 pub mod evidence;
 pub mod observation;

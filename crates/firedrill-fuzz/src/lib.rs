@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("scenario", scenario),
     ("scenario_values", scenario_values),
     ("action", action),
+    ("command", command),
 ];
 
 fn text(data: &[u8]) -> Option<&str> {
@@ -306,11 +307,43 @@ pub fn scenario_text(data: &[u8]) -> Option<String> {
 /// stepped on too.
 pub fn action(data: &[u8]) {
     let Some(text) = text(data) else { return };
-    let mut lines: Vec<&str> = text
+    let lines: Vec<&str> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
         .take(8)
         .collect();
+    step_actions(lines);
+}
+
+/// Lines typed in the short command syntax of `firedrill play` (up to eight), each translated to the wire JSON
+/// and its help looked up; what translates is stepped as [`action`] steps JSON. A translation names a known
+/// action, whatever the line.
+pub fn command(data: &[u8]) {
+    let Some(text) = text(data) else { return };
+    let mut translated = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()).take(8) {
+        let first = line.split_whitespace().next().unwrap_or_default();
+        let _ = firedrill_env::command::help_action(first);
+        match firedrill_env::command::translate(line) {
+            Ok(json) => {
+                let name = json["action"].as_str().unwrap_or_default();
+                assert!(
+                    firedrill_env::ActionKind::ALL
+                        .iter()
+                        .any(|k| k.name() == name),
+                    "{line:?} translated to an unknown action: {json}"
+                );
+                translated.push(json.to_string());
+            }
+            Err(e) => assert!(!e.is_empty(), "an empty refusal for {line:?}"),
+        }
+    }
+    step_actions(translated.iter().map(String::as_str).collect());
+}
+
+/// Steps wire-JSON actions in turn in an environment at the page of [`SCENARIO`] (a single one twice), rendering
+/// every observation; an ended episode must refuse a further step.
+fn step_actions(mut lines: Vec<&str>) {
     match lines.len() {
         0 => return,
         1 => lines.push(lines[0]),
