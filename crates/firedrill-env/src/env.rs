@@ -819,6 +819,18 @@ impl Episode {
             .collect();
         let calls = dedup(topo.callees(id).map(|c| topo.service(c).name().to_string()));
         let called_by = dedup(topo.callers(id).map(|c| topo.service(c).name().to_string()));
+        let mut per_version = vec![0u32; versions.len()];
+        for r in state.slots().iter().filter(|r| r.is_live()) {
+            if let Some(n) = per_version.get_mut(r.version as usize) {
+                *n += 1;
+            }
+        }
+        let pods = versions
+            .iter()
+            .zip(per_version)
+            .filter(|(_, n)| *n > 0)
+            .map(|(v, n)| (v.clone(), n))
+            .collect();
         let (desired, memory, cpu) = (state.desired, state.memory_mb, state.cpu_millis);
         let name = svc.name().to_string();
         let kind = svc.kind().as_str().to_string();
@@ -830,6 +842,7 @@ impl Episode {
             version,
             versions,
             replicas_desired: desired,
+            pods,
             memory_limit_mb: memory,
             cpu_limit_millis: cpu,
             config,

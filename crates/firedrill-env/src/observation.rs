@@ -191,6 +191,9 @@ pub struct ServiceDescription {
     pub versions: Vec<String>,
     /// Desired replicas.
     pub replicas_desired: u32,
+    /// Pods that exist and are not terminating, per version they run (oldest version first, versions with none
+    /// left out): more than one entry while a rollout replaces pods, as `kubectl get pods` would show.
+    pub pods: Vec<(String, u32)>,
     /// Memory limit per pod, MiB.
     pub memory_limit_mb: u32,
     /// CPU limit per pod, millicores.
@@ -586,6 +589,22 @@ impl Observation {
                     d.replicas_desired,
                     d.memory_limit_mb,
                     d.cpu_limit_millis
+                );
+                let pods: Vec<String> = d
+                    .pods
+                    .iter()
+                    .map(|(version, n)| format!("{n} on {version}"))
+                    .collect();
+                let rolling = d.pods.iter().any(|(version, _)| *version != d.version);
+                let _ = writeln!(
+                    s,
+                    "  pods: {}{}",
+                    join_or_none(&pods),
+                    if rolling {
+                        format!(" (rolling out {})", d.version)
+                    } else {
+                        String::new()
+                    }
                 );
                 let config: Vec<String> =
                     d.config.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -508,3 +508,47 @@ fn vec_env_slots_share_the_starts_the_schedule_repeats() {
 fn json<T: serde::Serialize>(x: &T) -> String {
     serde_json::to_string(x).expect("json")
 }
+
+/// `describe_service` counts pods per version, as `kubectl get pods` would: during a rollback's rollout the old
+/// and the new version both show, and once it finishes only the version the deployment targets is left.
+#[test]
+fn a_rollout_shows_in_the_description() {
+    use firedrill_env::action::{RollbackParams, ServiceParams};
+    let mut env = Env::new(catalog());
+    env.reset("bad_deployment_cascade", 8, 0.5).expect("reset");
+    let service = env
+        .episode()
+        .expect("episode")
+        .incident()
+        .instance()
+        .root_causes()[0]
+        .service
+        .clone();
+    let describe = Action::DescribeService(ServiceParams {
+        service: service.clone(),
+    });
+    let pods = |env: &mut Env| match env.step(&describe).expect("step").observation.content {
+        Content::Service(d) => (d.version.clone(), d.pods.clone()),
+        other => panic!("expected a description, got {other:?}"),
+    };
+    let (bad, before) = pods(&mut env);
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].0, bad);
+    env.step(&Action::RollbackDeploy(RollbackParams {
+        service,
+        version: None,
+    }))
+    .expect("rollback");
+    let (good, during) = pods(&mut env);
+    assert_ne!(good, bad);
+    assert!(
+        during.iter().any(|(v, _)| *v == bad) && during.iter().any(|(v, _)| *v == good),
+        "both versions run while the rollout replaces pods: {during:?}"
+    );
+    let text = env.step(&describe).expect("step").observation.to_text();
+    assert!(text.contains(&format!("(rolling out {good})")), "{text}");
+    env.step(&wait(10.0)).expect("wait");
+    let (_, after) = pods(&mut env);
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].0, good);
+}
