@@ -11,7 +11,8 @@
 //!    database, correlated with recent changes (a deploy, a resources change, a config push).
 //! 4. Applies the fitting remediation (roll back a bad deploy, restart with more memory, revert a config key,
 //!    restart to load a renewed certificate, scale out under a rate limit), reads the metrics that show the cause,
-//!    waits until the alerts clear and stay clear, and resolves citing what it saw.
+//!    watches a rollback's rollout until every pod runs the good version, waits until the alerts clear and stay
+//!    clear, and resolves citing what it saw.
 //!
 //! If nothing is wrong any more and no signature shows, it resolves `no_fault` without touching anything.
 
@@ -85,6 +86,18 @@ pub struct Heuristic {
     volume_full: BTreeMap<String, f64>,
     /// Whether a rate-limit signature was checked again after a few minutes.
     rechecked: bool,
+    /// Alerts seen so far, as (alert name, service).
+    seen_alerts: BTreeSet<(String, String)>,
+    /// Services already examined that raised an alert they had not raised before: look at them again before
+    /// calling the incident over.
+    reexamine: VecDeque<String>,
+    /// How often the database's lock-wait lines named each application as the one holding the lock.
+    lock_holders: BTreeMap<String, usize>,
+    /// Per service, whether its last description showed every pod on the version its deployment targets.
+    rolled_out: BTreeMap<String, bool>,
+    /// A service rolled back whose rollout must finish before the alerts' quiet time counts: alerts that cleared
+    /// while the bad pods still served say nothing about the fix.
+    awaiting_rollout: Option<String>,
 }
 
 impl Default for Heuristic {
@@ -106,6 +119,11 @@ impl Default for Heuristic {
             starts: VecDeque::new(),
             volume_full: BTreeMap::new(),
             rechecked: false,
+            seen_alerts: BTreeSet::new(),
+            reexamine: VecDeque::new(),
+            lock_holders: BTreeMap::new(),
+            rolled_out: BTreeMap::new(),
+            awaiting_rollout: None,
         }
     }
 }
@@ -155,6 +173,12 @@ impl Heuristic {
             }
             Content::Logs { service, lines, .. } => {
                 for l in lines {
+                    if l.event == "lock_waits"
+                        && let Some((_, rest)) = l.message.split_once("application_name=")
+                    {
+                        let holder = rest.split(')').next().unwrap_or(rest);
+                        *self.lock_holders.entry(holder.to_string()).or_default() += 1;
+                    }
                     self.events
                         .entry((service.clone(), l.event.clone()))
                         .or_default()
@@ -203,6 +227,10 @@ impl Heuristic {
             Content::Service(d) => {
                 self.described
                     .insert(d.name.clone(), (d.memory_limit_mb, d.replicas_desired));
+                self.rolled_out.insert(
+                    d.name.clone(),
+                    d.pods.iter().all(|(version, _)| *version == d.version),
+                );
             }
             _ => {}
         }
@@ -339,11 +367,25 @@ impl Heuristic {
             String,
         );
         let recent_deploy = self.recent(s, &["deploy"]).first().map(|c| c.id.clone());
-        if let Some(db) = database
-            .as_deref()
-            .filter(|db| self.has_event(db, "lock_waits"))
-        {
-            // A database with lock waits: the newest deploy among its callers is the likely culprit.
+        if let Some(db) = database.as_deref().filter(|db| {
+            // Lock waits show in the database's log, or in its clients' logs when the database's newest lines are
+            // all cancelled statements.
+            self.has_event(db, "lock_waits")
+                || self.has_event(db, "lock_timeout")
+                || !self.lock_holders.is_empty()
+        }) {
+            // A database with lock waits: the client its lock-wait lines name most often as holding the lock,
+            // and that client's newest deploy; without a name, the newest deploy among its callers.
+            let holder = self
+                .lock_holders
+                .iter()
+                .filter(|(h, _)| {
+                    self.calls
+                        .get(*h)
+                        .is_some_and(|cs| cs.iter().any(|x| x == db))
+                })
+                .max_by_key(|(_, n)| **n)
+                .map(|(h, _)| h.clone());
             let culprit = self
                 .changes
                 .iter()
@@ -352,16 +394,20 @@ impl Heuristic {
                         && c.actor != "oncall"
                         && c.minutes <= 0.0
                         && c.minutes > -120.0
-                        && self
-                            .calls
-                            .get(&c.service)
-                            .is_some_and(|cs| cs.iter().any(|x| x == db))
+                        && match &holder {
+                            Some(h) => c.service == *h,
+                            None => self
+                                .calls
+                                .get(&c.service)
+                                .is_some_and(|cs| cs.iter().any(|x| x == db)),
+                        }
                 })
                 .max_by(|a, b| a.minutes.total_cmp(&b.minutes))
                 .cloned();
             let root = culprit
                 .as_ref()
                 .map(|c| c.service.clone())
+                .or(holder)
                 .unwrap_or_else(|| s.to_string());
             if let Some(c) = &culprit {
                 self.cite.push(c.id.clone());
@@ -369,7 +415,12 @@ impl Heuristic {
             plan.push(rollback(&root));
             proof_metric = Some((db.to_string(), "pg_lock_wait_seconds"));
             class = FaultClass::LockContention;
-            signature_ids = self.event_ids(db, "lock_waits", 3);
+            signature_ids = [
+                self.event_ids(db, "lock_waits", 3),
+                self.event_ids(s, "lock_waits", 3),
+                self.event_ids(db, "lock_timeout", 2),
+            ]
+            .concat();
             remediation = format!("rolled back {root}");
             roots = vec![root];
         } else if tls_peer || self.has_event(s, "tls_handshake") {
@@ -493,6 +544,12 @@ impl Heuristic {
             signature_ids = self.event_ids(s, "oom_killed", 2);
             remediation = format!("rolled back {s}");
             roots = vec![s.to_string()];
+        } else if self.health.get(s).is_some_and(|h| h.0 == "ok")
+            && let Some(next) = self.reexamine.pop_front()
+        {
+            // Nothing here, but a service examined before has raised a new alert since: look at it again.
+            self.suspect(next, None);
+            return;
         } else if self.health.get(s).is_some_and(|h| h.0 == "ok") && !self.starts.is_empty() {
             // Nothing here: walk again from the next alerted service.
             let next = self.starts.pop_front().unwrap_or_default();
@@ -534,6 +591,13 @@ impl Heuristic {
             roots = vec![s.to_string()];
         }
         self.cite.extend(signature_ids);
+        if let Some(Action::RollbackDeploy(p)) =
+            plan.iter().find(|a| matches!(a, Action::RollbackDeploy(_)))
+        {
+            // Descriptions read before the rollback show the old rollout finished: forget them.
+            self.rolled_out.remove(&p.service);
+            self.awaiting_rollout = Some(p.service.clone());
+        }
         if let Some((service, metric)) = proof_metric {
             plan.push(metrics(&service));
             self.cite.push(format!("metric:{service}:{metric}"));
@@ -541,6 +605,43 @@ impl Heuristic {
         self.pending.extend(plan);
         self.diagnosis = Some((roots, class, remediation));
         self.stage = Stage::Verify;
+    }
+
+    /// A service that starts alerting during the investigation joins the services to walk from, in depth order:
+    /// a fault deep in the graph often pages at the edge first and reaches its own alerts minutes later.
+    ///
+    /// A service already examined that raises an alert it had not raised before (a pod that starts crash-looping
+    /// after its health looked fine) is queued to be examined again.
+    fn note_new_alerts(&mut self, obs: &Observation) {
+        let start = self.stage == Stage::Start;
+        let depth = depths(&self.calls);
+        for a in &obs.firing_alerts {
+            let s = &a.service;
+            if !self.seen_alerts.insert((a.name.clone(), s.clone())) || start {
+                // At the start the walk's starting points are chosen from every alerted service.
+                continue;
+            }
+            if !self.calls.contains_key(s) {
+                continue;
+            }
+            if self.alerted.contains(s) {
+                if self.visited.contains(s) && !self.reexamine.contains(s) {
+                    self.reexamine.push_back(s.clone());
+                }
+                continue;
+            }
+            self.alerted.push(s.clone());
+            if self.visited.contains(s) {
+                continue;
+            }
+            let d = depth.get(s).copied().unwrap_or(0);
+            let at = self
+                .starts
+                .iter()
+                .position(|x| depth.get(x).copied().unwrap_or(0) < d)
+                .unwrap_or(self.starts.len());
+            self.starts.insert(at, s.clone());
+        }
     }
 
     fn health_mentions(&self, service: &str, text: &str) -> bool {
@@ -655,6 +756,7 @@ fn config_change(c: &ChangeEntry) -> Option<(String, String)> {
 impl Agent for Heuristic {
     fn act(&mut self, obs: &Observation) -> Action {
         self.absorb(obs);
+        self.note_new_alerts(obs);
         if matches!(self.stage, Stage::Walk(_)) && matches!(obs.content, Content::Diagnostic { .. })
         {
             self.walk(obs);
@@ -694,6 +796,33 @@ impl Agent for Heuristic {
             }
             Stage::Verify => {
                 let now = obs.minutes_since_page;
+                if obs.budget_left_minutes <= 2.0 {
+                    return self.resolve();
+                }
+                if let Some(s) = self.awaiting_rollout.clone() {
+                    // Like `kubectl rollout status`: describe the service until every pod runs the good version.
+                    if self.rolled_out.get(&s) != Some(&true) {
+                        return Action::DescribeService(ServiceParams { service: s });
+                    }
+                    self.awaiting_rollout = None;
+                    self.clear_since = None;
+                }
+                if self
+                    .diagnosis
+                    .as_ref()
+                    .is_some_and(|d| d.1 == FaultClass::NoFault)
+                    && let Some(next) = self.reexamine.pop_front()
+                {
+                    // "Recovered on its own" does not survive a new alert: examine its service again.
+                    self.diagnosis = None;
+                    self.cite.clear();
+                    self.clear_since = None;
+                    self.suspect(next, None);
+                    return self
+                        .pending
+                        .pop_front()
+                        .unwrap_or(Action::Wait(WaitParams { minutes: 1.0 }));
+                }
                 if obs.firing_alerts.is_empty() {
                     let since = *self.clear_since.get_or_insert(now);
                     if now - since >= QUIET_MINUTES {
@@ -701,9 +830,6 @@ impl Agent for Heuristic {
                     }
                 } else {
                     self.clear_since = None;
-                }
-                if obs.budget_left_minutes <= 2.0 {
-                    return self.resolve();
                 }
                 Action::Wait(WaitParams { minutes: 1.0 })
             }

@@ -526,3 +526,28 @@ fn bogus_operations_on_the_way_cost_points() {
     );
     assert!(g.score < clean.grade.score);
 }
+
+/// Episodes the heuristic once lost, each to a habit a senior engineer would not have: resolving while a rollback
+/// was still rolling out (`bad_deployment_cascade`), blaming the newest deploy among the database's clients rather
+/// than the client its lock-wait lines name (`slow_query`), and calling the incident over while a service it had
+/// already looked at was crash-looping (`oom_crash`).
+#[test]
+fn the_heuristic_verifies_like_a_senior_engineer() {
+    let cat = catalog();
+    let cases = [
+        ("bad_deployment_cascade", 8, 0.5),
+        ("bad_deployment_cascade", 16, 0.0),
+        ("slow_query", 4, 0.5),
+        ("slow_query", 83, 0.0),
+        ("oom_crash", 13, 0.0),
+        ("oom_crash", 6, 1.0),
+    ];
+    for (fam, seed, difficulty) in cases {
+        let e = run_episode(cat.clone(), "heuristic", fam, seed, difficulty).expect("episode");
+        assert!(
+            e.grade.success,
+            "heuristic failed {fam} seed {seed} difficulty {difficulty}: {:?}",
+            e.grade.lost
+        );
+    }
+}
