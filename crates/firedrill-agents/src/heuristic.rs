@@ -13,6 +13,8 @@
 //!    restart to load a renewed certificate, scale out under a rate limit), reads the metrics that show the cause,
 //!    watches a rollback's rollout until every pod runs the good version, waits until the alerts clear and stay
 //!    clear, and resolves citing what it saw.
+//! 5. Doubts itself: a service that raises a new alert after it was examined is examined again, and when another
+//!    service keeps alerting minutes after the remediation, the investigation starts over from it (at most twice).
 //!
 //! If nothing is wrong any more and no signature shows, it resolves `no_fault` without touching anything.
 
@@ -62,6 +64,13 @@ enum Stage {
 /// Minutes the alerts must stay clear before resolving.
 const QUIET_MINUTES: f64 = 6.0;
 
+/// Minutes after a remediation (and its rollout) that alerts elsewhere may take to clear before the diagnosis is
+/// doubted: error-rate alerts average over five minutes, so a cascade takes a few minutes to drain.
+const PATIENCE_MINUTES: f64 = 8.0;
+
+/// Times the heuristic starts over from a service that keeps alerting after its remediation.
+const SECOND_LOOKS: u32 = 2;
+
 /// See the module documentation.
 pub struct Heuristic {
     stage: Stage,
@@ -98,6 +107,10 @@ pub struct Heuristic {
     /// A service rolled back whose rollout must finish before the alerts' quiet time counts: alerts that cleared
     /// while the bad pods still served say nothing about the fix.
     awaiting_rollout: Option<String>,
+    /// When verification began (after the remediation and its rollout).
+    verify_from: Option<f64>,
+    /// Times the investigation started over because alerts outlived a remediation.
+    second_looks: u32,
 }
 
 impl Default for Heuristic {
@@ -124,6 +137,8 @@ impl Default for Heuristic {
             lock_holders: BTreeMap::new(),
             rolled_out: BTreeMap::new(),
             awaiting_rollout: None,
+            verify_from: None,
+            second_looks: 0,
         }
     }
 }
@@ -644,6 +659,24 @@ impl Heuristic {
         }
     }
 
+    /// The deepest service alerting now that the current diagnosis does not blame.
+    fn still_alerting(&self, obs: &Observation) -> Option<String> {
+        let blamed: &[String] = self.diagnosis.as_ref().map_or(&[], |d| &d.0);
+        let depth = depths(&self.calls);
+        let mut best: Option<(&String, usize)> = None;
+        for a in &obs.firing_alerts {
+            let s = &a.service;
+            if blamed.contains(s) || !self.calls.contains_key(s) {
+                continue;
+            }
+            let d = depth.get(s).copied().unwrap_or(0);
+            if best.is_none_or(|(_, bd)| d > bd) {
+                best = Some((s, d));
+            }
+        }
+        best.map(|(s, _)| s.clone())
+    }
+
     fn health_mentions(&self, service: &str, text: &str) -> bool {
         self.health
             .get(service)
@@ -806,6 +839,7 @@ impl Agent for Heuristic {
                     }
                     self.awaiting_rollout = None;
                     self.clear_since = None;
+                    self.verify_from = None;
                 }
                 if self
                     .diagnosis
@@ -818,6 +852,31 @@ impl Agent for Heuristic {
                     self.cite.clear();
                     self.clear_since = None;
                     self.suspect(next, None);
+                    return self
+                        .pending
+                        .pop_front()
+                        .unwrap_or(Action::Wait(WaitParams { minutes: 1.0 }));
+                }
+                let from = *self.verify_from.get_or_insert(now);
+                if !obs.firing_alerts.is_empty()
+                    && now - from >= PATIENCE_MINUTES
+                    && self.second_looks < SECOND_LOOKS
+                    && let Some(next) = self.still_alerting(obs)
+                {
+                    // The fix did not end the incident: a service other than the one blamed keeps alerting. Start
+                    // over from it, as an engineer whose first theory failed would.
+                    self.second_looks += 1;
+                    self.diagnosis = None;
+                    self.cite.clear();
+                    self.clear_since = None;
+                    self.verify_from = None;
+                    if self.visited.contains(&next) {
+                        self.suspect(next, None);
+                    } else {
+                        self.visited.insert(next.clone());
+                        self.stage = Stage::Walk(next.clone());
+                        self.pending.push_back(connectivity(&next));
+                    }
                     return self
                         .pending
                         .pop_front()

@@ -529,8 +529,9 @@ fn bogus_operations_on_the_way_cost_points() {
 
 /// Episodes the heuristic once lost, each to a habit a senior engineer would not have: resolving while a rollback
 /// was still rolling out (`bad_deployment_cascade`), blaming the newest deploy among the database's clients rather
-/// than the client its lock-wait lines name (`slow_query`), and calling the incident over while a service it had
-/// already looked at was crash-looping (`oom_crash`).
+/// than the client its lock-wait lines name (`slow_query`), calling the incident over while a service it had
+/// already looked at was crash-looping (`oom_crash`), and waiting out the budget after rolling back a red-herring
+/// deploy while another service kept alerting (`oom_crash` 135 and 178).
 #[test]
 fn the_heuristic_verifies_like_a_senior_engineer() {
     let cat = catalog();
@@ -541,6 +542,8 @@ fn the_heuristic_verifies_like_a_senior_engineer() {
         ("slow_query", 83, 0.0),
         ("oom_crash", 13, 0.0),
         ("oom_crash", 6, 1.0),
+        ("oom_crash", 135, 0.25),
+        ("oom_crash", 178, 0.75),
     ];
     for (fam, seed, difficulty) in cases {
         let e = run_episode(cat.clone(), "heuristic", fam, seed, difficulty).expect("episode");
