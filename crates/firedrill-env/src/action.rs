@@ -333,7 +333,7 @@ impl ActionKind {
         match self {
             ActionKind::ListServices => "List the services of the system with their kinds.",
             ActionKind::DescribeService => {
-                "Show a service's configuration, limits, versions, dependencies and dependents."
+                "Show a service's configuration, limits, versions, pods per version, dependencies and dependents."
             }
             ActionKind::QueryMetrics => {
                 "Key metrics of a service (traffic, errors, latency, saturation) over a window."
