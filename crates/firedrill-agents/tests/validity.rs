@@ -249,14 +249,7 @@ fn information_reward_is_paid_once_per_proof() {
     let mut env = Env::new(catalog());
     env.reset("db_pool_exhaustion", 1, DIFFICULTY)
         .expect("reset");
-    let target = env
-        .episode()
-        .expect("episode")
-        .incident()
-        .instance()
-        .root_causes()[0]
-        .service
-        .clone();
+    let target = first_root_cause(&env).service;
     let q = format!(r#"{{"action":"query_logs","service":"{target}","level":"warn","limit":200}}"#);
     let first = env.step_json(&q).expect("step");
     assert!(first.breakdown.information > 0.0, "the proof paid nothing");

@@ -262,14 +262,7 @@ proptest! {
 fn query_language_parameters() {
     let mut env = Env::new(catalog());
     env.reset("db_pool_exhaustion", 4, 0.5).expect("reset");
-    let target = env
-        .episode()
-        .expect("episode")
-        .incident()
-        .instance()
-        .root_causes()[0]
-        .service
-        .clone();
+    let target = root_cause_service(&env);
     let promql = format!(
         r#"{{"action":"query_metrics","promql":"max by (service) (db_client_connections_in_use{{service=\"{target}\"}})","window_minutes":30}}"#
     );
@@ -504,6 +497,17 @@ fn vec_env_slots_share_the_starts_the_schedule_repeats() {
     }
 }
 
+/// The service of the episode's first root cause (tests that need to act on it read the ground truth).
+fn root_cause_service(env: &Env) -> String {
+    env.episode()
+        .expect("episode")
+        .incident()
+        .instance()
+        .root_causes()[0]
+        .service
+        .clone()
+}
+
 /// JSON text of anything serializable, for comparisons that print the difference.
 fn json<T: serde::Serialize>(x: &T) -> String {
     serde_json::to_string(x).expect("json")
@@ -516,14 +520,7 @@ fn a_rollout_shows_in_the_description() {
     use firedrill_env::action::{RollbackParams, ServiceParams};
     let mut env = Env::new(catalog());
     env.reset("bad_deployment_cascade", 8, 0.5).expect("reset");
-    let service = env
-        .episode()
-        .expect("episode")
-        .incident()
-        .instance()
-        .root_causes()[0]
-        .service
-        .clone();
+    let service = root_cause_service(&env);
     let describe = Action::DescribeService(ServiceParams {
         service: service.clone(),
     });
