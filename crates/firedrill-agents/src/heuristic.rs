@@ -76,6 +76,8 @@ pub struct Heuristic {
     stage: Stage,
     pending: VecDeque<Action>,
     calls: BTreeMap<String, Vec<String>>,
+    /// Depth of each service in the call graph (see [`depths`]), from the page.
+    depth: BTreeMap<String, usize>,
     alerted: Vec<String>,
     changes: Vec<ChangeEntry>,
     visited: BTreeSet<String>,
@@ -119,6 +121,7 @@ impl Default for Heuristic {
             stage: Stage::Start,
             pending: VecDeque::new(),
             calls: BTreeMap::new(),
+            depth: BTreeMap::new(),
             alerted: Vec::new(),
             changes: Vec::new(),
             visited: BTreeSet::new(),
@@ -173,6 +176,7 @@ impl Heuristic {
                 for s in &p.services {
                     self.calls.insert(s.name.clone(), s.calls.clone());
                 }
+                self.depth = depths(&self.calls);
                 if let Some(alerts) = p.alertmanager["alerts"].as_array() {
                     for a in alerts {
                         if let Some(s) = a["labels"]["service"].as_str()
@@ -629,7 +633,6 @@ impl Heuristic {
     /// after its health looked fine) is queued to be examined again.
     fn note_new_alerts(&mut self, obs: &Observation) {
         let start = self.stage == Stage::Start;
-        let depth = depths(&self.calls);
         for a in &obs.firing_alerts {
             let s = &a.service;
             if !self.seen_alerts.insert((a.name.clone(), s.clone())) || start {
@@ -649,27 +652,30 @@ impl Heuristic {
             if self.visited.contains(s) {
                 continue;
             }
-            let d = depth.get(s).copied().unwrap_or(0);
+            let d = self.depth_of(s);
             let at = self
                 .starts
                 .iter()
-                .position(|x| depth.get(x).copied().unwrap_or(0) < d)
+                .position(|x| self.depth_of(x) < d)
                 .unwrap_or(self.starts.len());
             self.starts.insert(at, s.clone());
         }
     }
 
+    fn depth_of(&self, service: &str) -> usize {
+        self.depth.get(service).copied().unwrap_or(0)
+    }
+
     /// The deepest service alerting now that the current diagnosis does not blame.
     fn still_alerting(&self, obs: &Observation) -> Option<String> {
         let blamed: &[String] = self.diagnosis.as_ref().map_or(&[], |d| &d.0);
-        let depth = depths(&self.calls);
         let mut best: Option<(&String, usize)> = None;
         for a in &obs.firing_alerts {
             let s = &a.service;
             if blamed.contains(s) || !self.calls.contains_key(s) {
                 continue;
             }
-            let d = depth.get(s).copied().unwrap_or(0);
+            let d = self.depth_of(s);
             if best.is_none_or(|(_, bd)| d > bd) {
                 best = Some((s, d));
             }
@@ -799,10 +805,9 @@ impl Agent for Heuristic {
         }
         match self.stage.clone() {
             Stage::Start => {
-                let depth = depths(&self.calls);
                 let mut alerted = self.alerted.clone();
                 // Stable sort: deepest first, page order among equals.
-                alerted.sort_by_key(|a| std::cmp::Reverse(depth.get(a).copied().unwrap_or(0)));
+                alerted.sort_by_key(|a| std::cmp::Reverse(self.depth_of(a)));
                 self.starts = alerted.into_iter().collect();
                 let first = self
                     .starts
